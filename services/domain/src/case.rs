@@ -1,0 +1,174 @@
+//! The state of one case: the fold of its events.
+
+use crate::event::*;
+use crate::ids::CaseId;
+use crate::notice::Notice;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a case stands; derived from its events, shown to partners and regulators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// No events yet: the stream does not exist.
+    New,
+    Received,
+    AwaitingReview,
+    Classified,
+    NoticeIssued,
+    NoticeDelivered,
+    /// Dispatch gave up after its last permitted attempt.
+    DispatchFailed,
+    Closed,
+}
+
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Received => "received",
+            Self::AwaitingReview => "awaiting_review",
+            Self::Classified => "classified",
+            Self::NoticeIssued => "notice_issued",
+            Self::NoticeDelivered => "notice_delivered",
+            Self::DispatchFailed => "dispatch_failed",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub channel: Channel,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchState {
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// The attempt recorded as started whose outcome is not yet recorded.
+    pub in_flight: Option<InFlight>,
+    pub retry_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub gave_up: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemovalState {
+    pub checks: u32,
+    pub next_check_at: Option<DateTime<Utc>>,
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub id: CaseId,
+    /// Number of events folded in; the version an append must expect.
+    pub version: u32,
+    pub status: CaseStatus,
+    pub received_at: Option<DateTime<Utc>>,
+    pub report: Option<ReportReceived>,
+    pub host: Option<HostResolved>,
+    pub classification: Option<Classified>,
+    pub review: Option<ReviewRequested>,
+    pub notice: Option<Notice>,
+    pub dispatch: DispatchState,
+    pub removal: RemovalState,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl Case {
+    pub fn new(id: CaseId) -> Self {
+        Self {
+            id,
+            version: 0,
+            status: CaseStatus::New,
+            received_at: None,
+            report: None,
+            host: None,
+            classification: None,
+            review: None,
+            notice: None,
+            dispatch: DispatchState::default(),
+            removal: RemovalState::default(),
+            closed_at: None,
+        }
+    }
+
+    /// Folds events recorded at the given times.
+    pub fn from_events<'a>(id: CaseId, events: impl IntoIterator<Item = (&'a CaseEvent, DateTime<Utc>)>) -> Self {
+        let mut case = Self::new(id);
+        for (event, at) in events {
+            case.apply(event, at);
+        }
+        case
+    }
+
+    /// Evolves the state by one event. Total: every event applies to every state, because
+    /// events are facts that already happened.
+    pub fn apply(&mut self, event: &CaseEvent, at: DateTime<Utc>) {
+        self.version += 1;
+        match event {
+            CaseEvent::ReportReceived(report) => {
+                self.report = Some(report.clone());
+                self.received_at = Some(at);
+                self.status = CaseStatus::Received;
+            }
+            CaseEvent::HostResolved(host) => self.host = Some(host.clone()),
+            CaseEvent::Classified(classified) => {
+                self.classification = Some(classified.clone());
+                self.status = CaseStatus::Classified;
+            }
+            CaseEvent::ReviewRequested(review) => {
+                self.review = Some(review.clone());
+                self.status = CaseStatus::AwaitingReview;
+            }
+            CaseEvent::NoticeIssued(issued) => {
+                self.notice = Some(issued.notice.clone());
+                self.status = CaseStatus::NoticeIssued;
+            }
+            CaseEvent::DispatchStarted(started) => {
+                self.dispatch.attempts = started.attempt;
+                self.dispatch.retry_at = None;
+                self.dispatch.in_flight = Some(InFlight {
+                    attempt: started.attempt,
+                    started_at: at,
+                    channel: started.channel.clone(),
+                });
+            }
+            CaseEvent::NoticeDelivered(_) => {
+                self.dispatch.in_flight = None;
+                self.dispatch.delivered_at = Some(at);
+                self.status = CaseStatus::NoticeDelivered;
+            }
+            CaseEvent::DispatchFailed(failed) => {
+                self.dispatch.in_flight = None;
+                self.dispatch.retry_at = failed.retry_at;
+                if failed.retry_at.is_none() {
+                    self.dispatch.gave_up = true;
+                    self.status = CaseStatus::DispatchFailed;
+                }
+            }
+            CaseEvent::StillOnline(still) => {
+                self.removal.checks += 1;
+                self.removal.next_check_at = Some(still.next_check_at);
+            }
+            CaseEvent::RemovalVerified(_) => {
+                self.removal.checks += 1;
+                self.removal.next_check_at = None;
+                self.removal.verified_at = Some(at);
+            }
+            CaseEvent::CaseClosed(_) => {
+                self.closed_at = Some(at);
+                self.status = CaseStatus::Closed;
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.status == CaseStatus::Closed
+    }
+}

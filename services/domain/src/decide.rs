@@ -1,0 +1,226 @@
+//! The decider: what a command means for a case in its current state.
+//!
+//! A command that was already carried out yields no events, so a redelivered message or a
+//! second worker racing the first changes nothing. A command that cannot apply to the case
+//! at all is a [`Refusal`]: a bug or a poison message, never a retry.
+
+use crate::case::{Case, CaseStatus};
+use crate::event::*;
+use crate::ids::NoticeId;
+use crate::notice::{Notice, NoticePolicy};
+use crate::taxonomy::ContentClass;
+use chrono::{DateTime, Duration, Utc};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    ReceiveReport(ReportReceived),
+    /// The classify stage's lookups: who holds the location and what the evidence says.
+    Classify {
+        host: Option<HostResolved>,
+        classification: Option<Classified>,
+    },
+    IssueNotice {
+        notice_id: NoticeId,
+        policy: NoticePolicy,
+    },
+    StartDispatch,
+    RecordDispatchOutcome {
+        attempt: u32,
+        outcome: DispatchOutcome,
+        policy: DispatchPolicy,
+    },
+    RecordRemovalCheck {
+        observation: Observation,
+        recheck_after: Duration,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchOutcome {
+    Delivered { platform_reference: Option<String> },
+    Failed { reason: String, retryable: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchPolicy {
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles with every further attempt.
+    pub first_backoff: Duration,
+}
+
+impl DispatchPolicy {
+    fn retry_at(&self, attempt: u32, retryable: bool, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !retryable || attempt >= self.max_attempts {
+            return None;
+        }
+        let doublings = attempt.saturating_sub(1).min(16);
+        Some(now + self.first_backoff * 2_i32.pow(doublings))
+    }
+}
+
+/// What a removal check saw: the status of the location, never its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    Gone { http_status: u16 },
+    Online { http_status: u16 },
+    Unreachable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the case already exists")]
+    CaseAlreadyExists,
+    #[error("no report was received for this case")]
+    NoSuchCase,
+    #[error("the case is not classified")]
+    NotClassified,
+    #[error("the case's host is unknown")]
+    HostUnknown,
+    #[error("{0} needs a legal ground and none was recorded")]
+    NoLegalGround(ContentClass),
+    #[error("no notice was issued for this case")]
+    NoNotice,
+    #[error("the notice was not delivered")]
+    NotDelivered,
+}
+
+impl Case {
+    pub fn decide(&self, command: Command, now: DateTime<Utc>) -> Result<Vec<CaseEvent>, Refusal> {
+        if self.status == CaseStatus::New && !matches!(command, Command::ReceiveReport(_)) {
+            return Err(Refusal::NoSuchCase);
+        }
+        match command {
+            Command::ReceiveReport(report) => {
+                if self.status != CaseStatus::New {
+                    return Err(Refusal::CaseAlreadyExists);
+                }
+                Ok(vec![CaseEvent::ReportReceived(report)])
+            }
+            Command::Classify { host, classification } => Ok(self.classify(host, classification)),
+            Command::IssueNotice { notice_id, policy } => self.issue_notice(notice_id, &policy, now),
+            Command::StartDispatch => self.start_dispatch(now),
+            Command::RecordDispatchOutcome { attempt, outcome, policy } => {
+                Ok(self.record_dispatch_outcome(attempt, outcome, policy, now))
+            }
+            Command::RecordRemovalCheck {
+                observation,
+                recheck_after,
+            } => self.record_removal_check(observation, recheck_after, now),
+        }
+    }
+
+    fn classify(&self, host: Option<HostResolved>, classification: Option<Classified>) -> Vec<CaseEvent> {
+        if self.status != CaseStatus::Received {
+            return vec![];
+        }
+        let Some(host) = host else {
+            return vec![CaseEvent::ReviewRequested(ReviewRequested {
+                reason: ReviewReason::UnknownHost,
+            })];
+        };
+        let verdict = match classification {
+            Some(classified) => CaseEvent::Classified(classified),
+            None => CaseEvent::ReviewRequested(ReviewRequested {
+                reason: ReviewReason::NoAutomatedMatch,
+            }),
+        };
+        vec![CaseEvent::HostResolved(host), verdict]
+    }
+
+    fn issue_notice(
+        &self,
+        notice_id: NoticeId,
+        policy: &NoticePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CaseEvent>, Refusal> {
+        if self.notice.is_some() || self.is_closed() {
+            return Ok(vec![]);
+        }
+        if self.status != CaseStatus::Classified {
+            return Err(Refusal::NotClassified);
+        }
+        let notice = Notice::compose(self, policy, notice_id, now)?;
+        Ok(vec![CaseEvent::NoticeIssued(NoticeIssued { notice })])
+    }
+
+    fn start_dispatch(&self, now: DateTime<Utc>) -> Result<Vec<CaseEvent>, Refusal> {
+        let notice = self.notice.as_ref().ok_or(Refusal::NoNotice)?;
+        let dispatch = &self.dispatch;
+        let waiting_for_retry = dispatch.retry_at.is_some_and(|at| at > now);
+        if dispatch.delivered_at.is_some()
+            || dispatch.in_flight.is_some()
+            || dispatch.gave_up
+            || waiting_for_retry
+            || self.is_closed()
+        {
+            return Ok(vec![]);
+        }
+        let host = self.host.as_ref().ok_or(Refusal::HostUnknown)?;
+        Ok(vec![CaseEvent::DispatchStarted(DispatchStarted {
+            notice_id: notice.notice_id,
+            attempt: dispatch.attempts + 1,
+            channel: Channel::Http {
+                endpoint: host.notice_endpoint.clone(),
+            },
+        })])
+    }
+
+    fn record_dispatch_outcome(
+        &self,
+        attempt: u32,
+        outcome: DispatchOutcome,
+        policy: DispatchPolicy,
+        now: DateTime<Utc>,
+    ) -> Vec<CaseEvent> {
+        let (Some(in_flight), Some(notice)) = (&self.dispatch.in_flight, &self.notice) else {
+            return vec![];
+        };
+        if in_flight.attempt != attempt {
+            return vec![];
+        }
+        let notice_id = notice.notice_id;
+        vec![match outcome {
+            DispatchOutcome::Delivered { platform_reference } => CaseEvent::NoticeDelivered(NoticeDelivered {
+                notice_id,
+                attempt,
+                platform_reference,
+            }),
+            DispatchOutcome::Failed { reason, retryable } => CaseEvent::DispatchFailed(DispatchFailed {
+                notice_id,
+                attempt,
+                reason,
+                retry_at: policy.retry_at(attempt, retryable, now),
+            }),
+        }]
+    }
+
+    fn record_removal_check(
+        &self,
+        observation: Observation,
+        recheck_after: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CaseEvent>, Refusal> {
+        if self.is_closed() || self.removal.next_check_at.is_some_and(|at| at > now) {
+            return Ok(vec![]);
+        }
+        if self.dispatch.delivered_at.is_none() {
+            return Err(Refusal::NotDelivered);
+        }
+        Ok(match observation {
+            Observation::Gone { http_status } => vec![
+                CaseEvent::RemovalVerified(RemovalVerified { http_status }),
+                CaseEvent::CaseClosed(CaseClosed {
+                    outcome: CaseOutcome::Removed,
+                }),
+            ],
+            Observation::Online { http_status } => vec![CaseEvent::StillOnline(StillOnline {
+                http_status: Some(http_status),
+                next_check_at: now + recheck_after,
+            })],
+            Observation::Unreachable => vec![CaseEvent::StillOnline(StillOnline {
+                http_status: None,
+                next_check_at: now + recheck_after,
+            })],
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! The Case aggregate of dijkwacht.
+//!
+//! One case is one reported location (a URL and the hashes of its media). Everything that
+//! happens to it is a [`CaseEvent`]; [`Case`] is the fold of those events and
+//! [`Case::decide`] turns a [`Command`] into new events or a [`Refusal`]. Nothing here reads
+//! a clock, a database or the network: the caller passes `now` and the results of its
+//! lookups, which keeps every decision replayable and testable as given/when/then.
+
+mod case;
+mod decide;
+mod event;
+pub mod hash;
+mod ids;
+pub mod notice;
+pub mod taxonomy;
+
+pub use case::{Case, CaseStatus, DispatchState, RemovalState};
+pub use decide::{Command, DispatchOutcome, DispatchPolicy, Observation, Refusal};
+pub use event::*;
+pub use hash::{HashAlgorithm, HashError, MediaHash};
+pub use ids::{CaseId, NoticeId, PartnerId, PlatformId, ReportId};
+pub use notice::{Notice, NoticePolicy};
+pub use taxonomy::{ContentClass, LegalGround};

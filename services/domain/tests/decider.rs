@@ -1,0 +1,461 @@
+//! Given these events, when this command, then these events (or this refusal).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use dijkwacht_domain::*;
+
+fn t(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap() + Duration::minutes(minutes)
+}
+
+struct Scenario {
+    case: Case,
+}
+
+fn given(events: &[CaseEvent]) -> Scenario {
+    let case = Case::from_events(CaseId(uuid::Uuid::nil()), events.iter().map(|e| (e, t(0))));
+    Scenario { case }
+}
+
+impl Scenario {
+    fn when(&self, command: Command, now: DateTime<Utc>) -> Result<Vec<CaseEvent>, Refusal> {
+        self.case.decide(command, now)
+    }
+}
+
+fn sha256() -> MediaHash {
+    MediaHash::parse(HashAlgorithm::Sha256, &"ab".repeat(32), None).unwrap()
+}
+
+fn report_received() -> CaseEvent {
+    CaseEvent::ReportReceived(ReportReceived {
+        report_id: ReportId(uuid::Uuid::nil()),
+        reporter: Reporter::Partner {
+            partner_id: "hotline-be".into(),
+            partner_reference: "BE-2026-0001".into(),
+        },
+        location: Location {
+            url: "https://videos.example/v/123".into(),
+            hashes: vec![sha256()],
+        },
+        claimed_class: Some(ContentClass::Csam),
+    })
+}
+
+fn host() -> HostResolved {
+    HostResolved {
+        platform_id: "videos-example".into(),
+        platform_name: "Videos Example".into(),
+        matched_domain: "videos.example".into(),
+        notice_endpoint: "https://videos.example/dsa/notices".into(),
+    }
+}
+
+fn classified(class: ContentClass) -> Classified {
+    Classified {
+        class,
+        legal_ground: class.legal_ground(t(0).date_naive()),
+        evidence: Evidence::HashListMatch {
+            list: "national".into(),
+            list_version: 3,
+            algorithm: HashAlgorithm::Sha256,
+            value: "ab".repeat(32),
+            distance: None,
+        },
+        automated: true,
+    }
+}
+
+fn policy() -> NoticePolicy {
+    NoticePolicy {
+        organisation: "Expertisecentrum Online Misbruik".into(),
+        contact_email: "notices@example.org".into(),
+        designated_by: "ACM".into(),
+        designation_reference: "TF-NL-0001".into(),
+    }
+}
+
+fn notice_id() -> NoticeId {
+    NoticeId(uuid::Uuid::from_u128(7))
+}
+
+fn dispatch_policy() -> DispatchPolicy {
+    DispatchPolicy {
+        max_attempts: 3,
+        first_backoff: Duration::minutes(1),
+    }
+}
+
+fn issued(class: ContentClass) -> Vec<CaseEvent> {
+    let base = given(&[
+        report_received(),
+        CaseEvent::HostResolved(host()),
+        CaseEvent::Classified(classified(class)),
+    ]);
+    let mut events = vec![
+        report_received(),
+        CaseEvent::HostResolved(host()),
+        CaseEvent::Classified(classified(class)),
+    ];
+    events.extend(
+        base.when(
+            Command::IssueNotice {
+                notice_id: notice_id(),
+                policy: policy(),
+            },
+            t(1),
+        )
+        .unwrap(),
+    );
+    events
+}
+
+fn started(attempt: u32) -> CaseEvent {
+    CaseEvent::DispatchStarted(DispatchStarted {
+        notice_id: notice_id(),
+        attempt,
+        channel: Channel::Http {
+            endpoint: host().notice_endpoint,
+        },
+    })
+}
+
+fn delivered() -> Vec<CaseEvent> {
+    let mut events = issued(ContentClass::Csam);
+    events.push(started(1));
+    events.push(CaseEvent::NoticeDelivered(NoticeDelivered {
+        notice_id: notice_id(),
+        attempt: 1,
+        platform_reference: Some("P-1".into()),
+    }));
+    events
+}
+
+#[test]
+fn a_report_opens_a_new_case_once() {
+    let report = match report_received() {
+        CaseEvent::ReportReceived(report) => report,
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        given(&[]).when(Command::ReceiveReport(report.clone()), t(0)),
+        Ok(vec![report_received()])
+    );
+    assert_eq!(
+        given(&[report_received()]).when(Command::ReceiveReport(report), t(0)),
+        Err(Refusal::CaseAlreadyExists)
+    );
+}
+
+#[test]
+fn a_hash_match_on_a_known_host_classifies() {
+    let then = given(&[report_received()]).when(
+        Command::Classify {
+            host: Some(host()),
+            classification: Some(classified(ContentClass::Csam)),
+        },
+        t(0),
+    );
+    assert_eq!(
+        then,
+        Ok(vec![
+            CaseEvent::HostResolved(host()),
+            CaseEvent::Classified(classified(ContentClass::Csam))
+        ])
+    );
+}
+
+#[test]
+fn no_match_asks_for_review() {
+    let then = given(&[report_received()]).when(
+        Command::Classify {
+            host: Some(host()),
+            classification: None,
+        },
+        t(0),
+    );
+    assert_eq!(
+        then,
+        Ok(vec![
+            CaseEvent::HostResolved(host()),
+            CaseEvent::ReviewRequested(ReviewRequested {
+                reason: ReviewReason::NoAutomatedMatch
+            })
+        ])
+    );
+}
+
+#[test]
+fn an_unknown_host_asks_for_review_even_with_a_match() {
+    let then = given(&[report_received()]).when(
+        Command::Classify {
+            host: None,
+            classification: Some(classified(ContentClass::Csam)),
+        },
+        t(0),
+    );
+    assert_eq!(
+        then,
+        Ok(vec![CaseEvent::ReviewRequested(ReviewRequested {
+            reason: ReviewReason::UnknownHost
+        })])
+    );
+}
+
+#[test]
+fn classifying_twice_changes_nothing() {
+    let then = given(&[
+        report_received(),
+        CaseEvent::HostResolved(host()),
+        CaseEvent::Classified(classified(ContentClass::Csam)),
+    ])
+    .when(
+        Command::Classify {
+            host: Some(host()),
+            classification: Some(classified(ContentClass::Csam)),
+        },
+        t(0),
+    );
+    assert_eq!(then, Ok(vec![]));
+}
+
+#[test]
+fn a_csam_notice_carries_every_art_16_element_but_no_notifier() {
+    let events = issued(ContentClass::Csam);
+    let Some(CaseEvent::NoticeIssued(NoticeIssued { notice })) = events.last() else {
+        panic!("no notice issued: {events:?}");
+    };
+    assert_eq!(notice.notice_id, notice_id());
+    assert!(notice.explanation.contains("art. 252 Wetboek van Strafrecht"));
+    assert!(notice.explanation.contains("https://videos.example/v/123"));
+    assert_eq!(notice.locations[0].hashes, vec![sha256()]);
+    assert!(notice.good_faith_statement.contains("good faith"));
+    assert_eq!(notice.notifier, None, "16(2)(c) is waived for CSAM and we use that");
+    assert_eq!(notice.trusted_flagger.tdb_source_type, "SOURCE_TRUSTED_FLAGGER");
+    assert_eq!(notice.tdb_category, "STATEMENT_CATEGORY_PROTECTION_OF_MINORS");
+}
+
+#[test]
+fn a_non_csam_notice_names_the_organisation_as_notifier() {
+    let events = issued(ContentClass::Ncii);
+    let Some(CaseEvent::NoticeIssued(NoticeIssued { notice })) = events.last() else {
+        panic!("no notice issued");
+    };
+    let notifier = notice.notifier.as_ref().expect("notifier");
+    assert_eq!(notifier.email, "notices@example.org");
+}
+
+#[test]
+fn a_harmful_but_lawful_notice_cites_the_terms_not_the_law() {
+    let events = issued(ContentClass::SelfHarm);
+    let Some(CaseEvent::NoticeIssued(NoticeIssued { notice })) = events.last() else {
+        panic!("no notice issued");
+    };
+    assert_eq!(notice.illegality, notice::Illegality::IncompatibleWithTerms);
+    assert_eq!(notice.tdb_decision_ground, "DECISION_GROUND_INCOMPATIBLE_CONTENT");
+    assert!(!notice.explanation.contains("offence"));
+}
+
+#[test]
+fn a_notice_for_an_unclassified_case_is_refused() {
+    let then = given(&[report_received()]).when(
+        Command::IssueNotice {
+            notice_id: notice_id(),
+            policy: policy(),
+        },
+        t(1),
+    );
+    assert_eq!(then, Err(Refusal::NotClassified));
+}
+
+#[test]
+fn a_command_for_a_case_that_does_not_exist_is_refused() {
+    assert_eq!(given(&[]).when(Command::StartDispatch, t(0)), Err(Refusal::NoSuchCase));
+}
+
+#[test]
+fn a_second_notice_is_never_issued() {
+    let then = given(&issued(ContentClass::Csam)).when(
+        Command::IssueNotice {
+            notice_id: NoticeId(uuid::Uuid::from_u128(8)),
+            policy: policy(),
+        },
+        t(2),
+    );
+    assert_eq!(then, Ok(vec![]));
+}
+
+#[test]
+fn dispatch_starts_once_and_is_not_restarted_while_in_flight() {
+    let scenario = given(&issued(ContentClass::Csam));
+    assert_eq!(scenario.when(Command::StartDispatch, t(2)), Ok(vec![started(1)]));
+    let mut events = issued(ContentClass::Csam);
+    events.push(started(1));
+    assert_eq!(given(&events).when(Command::StartDispatch, t(2)), Ok(vec![]));
+}
+
+#[test]
+fn a_delivery_is_recorded_for_the_attempt_in_flight_only() {
+    let mut events = issued(ContentClass::Csam);
+    events.push(started(1));
+    let scenario = given(&events);
+    let delivered = DispatchOutcome::Delivered {
+        platform_reference: Some("P-1".into()),
+    };
+    assert_eq!(
+        scenario.when(
+            Command::RecordDispatchOutcome {
+                attempt: 1,
+                outcome: delivered.clone(),
+                policy: dispatch_policy()
+            },
+            t(3)
+        ),
+        Ok(vec![CaseEvent::NoticeDelivered(NoticeDelivered {
+            notice_id: notice_id(),
+            attempt: 1,
+            platform_reference: Some("P-1".into()),
+        })])
+    );
+    assert_eq!(
+        scenario.when(
+            Command::RecordDispatchOutcome {
+                attempt: 2,
+                outcome: delivered,
+                policy: dispatch_policy()
+            },
+            t(3)
+        ),
+        Ok(vec![])
+    );
+}
+
+#[test]
+fn a_failed_dispatch_backs_off_then_gives_up() {
+    let mut events = issued(ContentClass::Csam);
+    events.push(started(1));
+    let failure = |attempt| Command::RecordDispatchOutcome {
+        attempt,
+        outcome: DispatchOutcome::Failed {
+            reason: "HTTP 503".into(),
+            retryable: true,
+        },
+        policy: dispatch_policy(),
+    };
+    let first = given(&events).when(failure(1), t(3)).unwrap();
+    assert_eq!(
+        first,
+        vec![CaseEvent::DispatchFailed(DispatchFailed {
+            notice_id: notice_id(),
+            attempt: 1,
+            reason: "HTTP 503".into(),
+            retry_at: Some(t(4)),
+        })]
+    );
+    events.extend(first);
+    assert_eq!(given(&events).when(Command::StartDispatch, t(3)), Ok(vec![]), "not before retry_at");
+    assert_eq!(given(&events).when(Command::StartDispatch, t(4)), Ok(vec![started(2)]));
+    events.push(started(2));
+    let second = given(&events).when(failure(2), t(5)).unwrap();
+    assert!(matches!(&second[0], CaseEvent::DispatchFailed(f) if f.retry_at == Some(t(7))));
+    events.extend(second);
+    events.push(started(3));
+    let last = given(&events).when(failure(3), t(8)).unwrap();
+    assert!(matches!(&last[0], CaseEvent::DispatchFailed(f) if f.retry_at.is_none()));
+    events.extend(last);
+    let gave_up = given(&events);
+    assert_eq!(gave_up.case.status, CaseStatus::DispatchFailed);
+    assert_eq!(gave_up.when(Command::StartDispatch, t(60)), Ok(vec![]));
+}
+
+#[test]
+fn content_still_online_is_checked_again_later() {
+    let then = given(&delivered()).when(
+        Command::RecordRemovalCheck {
+            observation: Observation::Online { http_status: 200 },
+            recheck_after: Duration::minutes(30),
+        },
+        t(10),
+    );
+    assert_eq!(
+        then,
+        Ok(vec![CaseEvent::StillOnline(StillOnline {
+            http_status: Some(200),
+            next_check_at: t(40),
+        })])
+    );
+}
+
+#[test]
+fn a_check_before_the_next_one_is_due_changes_nothing() {
+    let mut events = delivered();
+    events.push(CaseEvent::StillOnline(StillOnline {
+        http_status: Some(200),
+        next_check_at: t(40),
+    }));
+    let check = |now| {
+        given(&events).when(
+            Command::RecordRemovalCheck {
+                observation: Observation::Gone { http_status: 410 },
+                recheck_after: Duration::minutes(30),
+            },
+            now,
+        )
+    };
+    assert_eq!(check(t(39)), Ok(vec![]));
+    assert_eq!(check(t(40)).unwrap().len(), 2);
+}
+
+#[test]
+fn removal_is_verified_and_closes_the_case() {
+    let then = given(&delivered()).when(
+        Command::RecordRemovalCheck {
+            observation: Observation::Gone { http_status: 410 },
+            recheck_after: Duration::minutes(30),
+        },
+        t(10),
+    );
+    assert_eq!(
+        then,
+        Ok(vec![
+            CaseEvent::RemovalVerified(RemovalVerified { http_status: 410 }),
+            CaseEvent::CaseClosed(CaseClosed {
+                outcome: CaseOutcome::Removed
+            }),
+        ])
+    );
+    let mut events = delivered();
+    events.extend(then.unwrap());
+    let closed = given(&events);
+    assert_eq!(closed.case.status, CaseStatus::Closed);
+    assert_eq!(
+        closed.when(
+            Command::RecordRemovalCheck {
+                observation: Observation::Online { http_status: 200 },
+                recheck_after: Duration::minutes(30),
+            },
+            t(20)
+        ),
+        Ok(vec![])
+    );
+}
+
+#[test]
+fn a_removal_check_before_delivery_is_refused() {
+    let then = given(&issued(ContentClass::Csam)).when(
+        Command::RecordRemovalCheck {
+            observation: Observation::Gone { http_status: 410 },
+            recheck_after: Duration::minutes(30),
+        },
+        t(10),
+    );
+    assert_eq!(then, Err(Refusal::NotDelivered));
+}
+
+#[test]
+fn events_round_trip_through_json_with_their_type_tag() {
+    for event in delivered() {
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], event.type_name());
+        assert_eq!(serde_json::from_value::<CaseEvent>(json).unwrap(), event);
+    }
+}
