@@ -1,0 +1,23 @@
+//! What every dijkwacht process shares: the event store and its outbox relay, the Kafka
+//! transport, the stage loop with its timers, the clock, configuration and telemetry.
+
+mod canonical;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod kafka;
+pub mod relay;
+pub mod shutdown;
+pub mod stage;
+pub mod store;
+pub mod telemetry;
+pub mod timers;
+pub mod topics;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use health::Health;
+pub use shutdown::Shutdown;
+pub use stage::{LoopSettings, Stage, StageError, StageLoop, StageRuntime};
+pub use store::{EventStore, LoadedCase, Metadata, NewEvents, RecordedEvent, StoreError};
+pub use topics::{Topic, TopicNames};

@@ -1,0 +1,122 @@
+//! Configuration, in this order of priority (last wins):
+//! built-in defaults → the TOML file named by `DIJKWACHT_CONFIG` or `--config` →
+//! `DIJKWACHT_*` environment variables (and `DATABASE_URL`). Unknown keys are an error, so
+//! a typo never silently falls back to a default. Secrets are never printed.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// PostgreSQL connection URL (a secret: it may carry a password).
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    /// Comma-separated Kafka bootstrap servers; empty means the embedded broker.
+    pub kafka_brokers: String,
+    /// Prefix of every topic and consumer group, so deployments can share a cluster.
+    pub kafka_prefix: String,
+    pub kafka_partitions: i32,
+    /// Where the HTTP API listens.
+    pub http_listen: SocketAddr,
+    /// Reference data (partners, keys, platforms, hash lists) loaded at start, if set.
+    pub reference_file: Option<PathBuf>,
+    /// Starts the platform simulator in the same process on this address, if set.
+    pub simulator_listen: Option<SocketAddr>,
+    pub simulator_removal_delay_secs: i64,
+    pub batch_size: usize,
+    pub batch_linger_ms: u64,
+    pub relay_idle_ms: u64,
+    pub timer_poll_ms: u64,
+    pub followup_first_check_secs: i64,
+    pub followup_recheck_secs: i64,
+    pub dispatch_timeout_secs: u64,
+    pub dispatch_max_attempts: u32,
+    pub dispatch_first_backoff_secs: i64,
+    /// The trusted flagger itself, as named in every notice.
+    pub organisation: String,
+    pub contact_email: String,
+    pub designated_by: String,
+    pub designation_reference: String,
+}
+
+/// A value that never appears in logs or debug output.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: Secret::new("postgres://postgres@127.0.0.1:54329/dijkwacht"),
+            database_max_connections: 16,
+            kafka_brokers: String::new(),
+            kafka_prefix: "dijkwacht.".into(),
+            kafka_partitions: crate::kafka::DEFAULT_PARTITIONS,
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            reference_file: None,
+            simulator_listen: None,
+            simulator_removal_delay_secs: 3,
+            batch_size: 500,
+            batch_linger_ms: 20,
+            relay_idle_ms: 50,
+            timer_poll_ms: 500,
+            followup_first_check_secs: 3600,
+            followup_recheck_secs: 6 * 3600,
+            dispatch_timeout_secs: 30,
+            dispatch_max_attempts: 8,
+            dispatch_first_backoff_secs: 60,
+            organisation: "dijkwacht trusted flagger".into(),
+            contact_email: "notices@dijkwacht.invalid".into(),
+            designated_by: "Digital Services Coordinator".into(),
+            designation_reference: "unset".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Settings {
+    /// Defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
+            .merge(Env::prefixed("DIJKWACHT_").ignore(&["CONFIG"]));
+        figment.extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose()
+    }
+
+    /// The external brokers, or `None` for the embedded one.
+    pub fn external_brokers(&self) -> Option<&str> {
+        let brokers = self.kafka_brokers.trim();
+        (!brokers.is_empty()).then_some(brokers)
+    }
+}

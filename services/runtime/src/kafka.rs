@@ -1,0 +1,172 @@
+//! The Kafka transport: an embedded broker when none is configured, topic provisioning,
+//! and the producer and consumer settings every part of dijkwacht shares.
+
+use crate::topics::TopicNames;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+/// Partitions per topic; case ids spread over them, each case stays on one.
+pub const DEFAULT_PARTITIONS: i32 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("the embedded Kafka broker could not start: {0}")]
+    Embedded(String),
+    #[error("creating topic {topic}: {source}")]
+    CreateTopic { topic: String, source: KafkaError },
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
+/// librdkafka's in-process mock cluster, listening on real loopback sockets so any client
+/// (or another process) can use it. It lives on its own thread because the handle is not
+/// `Send`; dropping this value shuts it down.
+pub struct EmbeddedBroker {
+    bootstrap_servers: String,
+    requests: Option<mpsc::Sender<TopicRequest>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct TopicRequest {
+    name: String,
+    partitions: i32,
+    done: mpsc::Sender<Result<(), KafkaError>>,
+}
+
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .finish()
+    }
+}
+
+impl EmbeddedBroker {
+    pub fn start(brokers: i32) -> Result<Self, BrokerError> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (requests_tx, requests_rx) = mpsc::channel::<TopicRequest>();
+        let thread = std::thread::Builder::new()
+            .name("embedded-kafka".into())
+            .spawn(move || {
+                let cluster = match MockCluster::new(brokers) {
+                    Ok(cluster) => cluster,
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(error.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                // Serves topic requests until every sender is gone, then drops the cluster.
+                for request in requests_rx {
+                    let _ = request.done.send(cluster.create_topic(&request.name, request.partitions, 1));
+                }
+            })
+            .map_err(|e| BrokerError::Embedded(e.to_string()))?;
+        let bootstrap_servers = ready_rx
+            .recv()
+            .map_err(|e| BrokerError::Embedded(e.to_string()))?
+            .map_err(BrokerError::Embedded)?;
+        Ok(Self {
+            bootstrap_servers,
+            requests: Some(requests_tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), BrokerError> {
+        let (done, result) = mpsc::channel();
+        let request = TopicRequest {
+            name: name.to_owned(),
+            partitions,
+            done,
+        };
+        let gone = || BrokerError::Embedded("the broker thread has stopped".into());
+        self.requests.as_ref().ok_or_else(gone)?.send(request).map_err(|_| gone())?;
+        result
+            .recv()
+            .map_err(|_| gone())?
+            .map_err(|source| BrokerError::CreateTopic {
+                topic: name.to_owned(),
+                source,
+            })
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Creates every dijkwacht topic on an external cluster; topics that exist are left alone.
+pub async fn ensure_topics(bootstrap_servers: &str, topics: &TopicNames, partitions: i32) -> Result<(), BrokerError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(bootstrap_servers).create()?;
+    let names = topics.all();
+    let new_topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin.create_topics(&new_topics, &AdminOptions::new()).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(BrokerError::CreateTopic {
+                    topic,
+                    source: KafkaError::AdminOp(code),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+fn base_config(bootstrap_servers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap_servers).set("log_level", "4");
+    config
+}
+
+/// An idempotent producer waiting for all in-sync replicas: a publish that succeeded is
+/// durable and never duplicated by librdkafka's own retries, and per-partition order holds.
+pub fn producer(bootstrap_servers: &str) -> Result<FutureProducer, KafkaError> {
+    base_config(bootstrap_servers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+}
+
+/// A consumer that stores offsets only when told to: a stage stores them after its append
+/// transaction committed, never before.
+pub fn consumer<C: ConsumerContext + 'static>(
+    bootstrap_servers: &str,
+    group_id: &str,
+    context: C,
+) -> Result<StreamConsumer<C>, KafkaError> {
+    base_config(bootstrap_servers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .create_with_context(context)
+}

@@ -1,0 +1,47 @@
+//! One signal that every long-running task watches; each finishes its batch and returns.
+
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    receiver: watch::Receiver<bool>,
+}
+
+#[derive(Debug)]
+pub struct ShutdownTrigger {
+    sender: watch::Sender<bool>,
+}
+
+pub fn channel() -> (ShutdownTrigger, Shutdown) {
+    let (sender, receiver) = watch::channel(false);
+    (ShutdownTrigger { sender }, Shutdown { receiver })
+}
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        let _ = self.sender.send(true);
+    }
+}
+
+impl Shutdown {
+    pub fn is_triggered(&self) -> bool {
+        *self.receiver.borrow()
+    }
+
+    /// Resolves when shutdown is triggered (or its trigger is dropped).
+    pub async fn wait(&mut self) {
+        let _ = self.receiver.wait_for(|stop| *stop).await;
+    }
+
+    /// Pauses for `duration` unless shutdown comes first; returns whether it came.
+    pub async fn sleep_or_stop(&mut self, duration: Duration) -> bool {
+        if duration.is_zero() {
+            return self.is_triggered();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => self.is_triggered(),
+            _ = self.wait() => true,
+        }
+    }
+}

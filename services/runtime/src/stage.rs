@@ -1,0 +1,468 @@
+//! The one loop every stage runs (DESIGN.md §3): consume a batch, load its cases in one
+//! query, decide purely, append in one transaction, act on the durable decision, and only
+//! then store the offsets. Redelivery is harmless because deciding looks at the current
+//! state; what cannot be decoded or decided goes to the dead-letter topic.
+
+use crate::clock::SharedClock;
+use crate::health::Health;
+use crate::kafka;
+use crate::shutdown::Shutdown;
+use crate::store::{EventStore, LoadedCase, Metadata, NewEvents, RecordedEvent, StoreError};
+use crate::timers;
+use crate::topics::{Topic, TopicNames};
+use chrono::{DateTime, TimeDelta, Utc};
+use dijkwacht_domain::{Case, CaseId, Command};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientContext;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What went wrong while handling work, and what the loop should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The world is temporarily unavailable (database, broker, a lookup): try the batch again.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// This message can never be handled: dead-letter it and move on.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl From<StoreError> for StageError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Corrupt { .. } => StageError::Permanent(error.to_string()),
+            other => StageError::Retryable(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StageError {
+    fn from(error: sqlx::Error) -> Self {
+        StageError::Retryable(error.to_string())
+    }
+}
+
+/// A stage: which events it consumes and what it makes of them. Implementations hold
+/// their own lookups and policies; the loop does everything else.
+pub trait Stage: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    fn topics(&self) -> &'static [Topic];
+
+    /// The command this stage issues for a consumed event, or `None` when the event is not
+    /// for it. May look things up; must not change anything.
+    fn command_for(
+        &self,
+        event: &RecordedEvent,
+        case: &Case,
+    ) -> impl Future<Output = Result<Option<Command>, StageError>> + Send;
+
+    /// Side effects that may only follow a durable decision (sending a notice, updating a
+    /// read model). Runs for every case the batch touched, so it must look at the state,
+    /// not at what just happened. A returned command is decided and appended next.
+    fn after_commit(&self, _case: &Case) -> impl Future<Output = Result<Option<Command>, StageError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// When this stage wants to see the case again, by the clock.
+    fn wake_at(&self, _case: &Case) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// The command for a case whose timer came due.
+    fn on_wake(&self, _case: &Case) -> impl Future<Output = Result<Option<Command>, StageError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Whether the loop should poll this stage's timers.
+    fn uses_timers(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    pub batch_size: usize,
+    /// How long to wait for a batch to fill once its first message arrived.
+    pub linger: Duration,
+    /// How often due timers are looked for.
+    pub timer_poll: Duration,
+    /// How long a claimed timer is hidden from other processes.
+    pub timer_lease: TimeDelta,
+    pub group_prefix: String,
+}
+
+impl Default for LoopSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            linger: Duration::from_millis(20),
+            timer_poll: Duration::from_millis(500),
+            timer_lease: TimeDelta::seconds(60),
+            group_prefix: "dijkwacht.".into(),
+        }
+    }
+}
+
+const MAX_CONFLICT_RETRIES: usize = 8;
+const MAX_FOLLOW_UPS: usize = 4;
+
+/// Everything a stage loop needs besides the stage.
+#[derive(Clone)]
+pub struct StageRuntime {
+    pub store: EventStore,
+    pub clock: SharedClock,
+    pub topics: TopicNames,
+    pub bootstrap_servers: String,
+    pub producer: FutureProducer,
+    pub health: Health,
+    pub settings: LoopSettings,
+}
+
+pub struct StageLoop<S: Stage> {
+    stage: Arc<S>,
+    runtime: StageRuntime,
+}
+
+struct ReadinessContext {
+    ready: Arc<AtomicBool>,
+    stage: &'static str,
+}
+
+impl ClientContext for ReadinessContext {}
+
+impl ConsumerContext for ReadinessContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(stage = self.stage, partitions = partitions.count(), "joined consumer group");
+                self.ready.store(true, Ordering::Release);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(error) => tracing::warn!(stage = self.stage, %error, "rebalance failed"),
+        }
+    }
+}
+
+/// A message that could not be handled, on its way to the dead-letter topic.
+struct DeadLetter {
+    index: usize,
+    reason: String,
+}
+
+impl<S: Stage> StageLoop<S> {
+    pub fn new(stage: S, runtime: StageRuntime) -> Self {
+        Self {
+            stage: Arc::new(stage),
+            runtime,
+        }
+    }
+
+    /// Consumes until shutdown; runs the timer loop beside it when the stage uses timers.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), StageError> {
+        let name = self.stage.name();
+        let ready = self.runtime.health.register(name);
+        let group = format!("{}{}", self.runtime.settings.group_prefix, name);
+        let consumer = kafka::consumer(
+            &self.runtime.bootstrap_servers,
+            &group,
+            ReadinessContext { ready, stage: name },
+        )
+        .map_err(|e| StageError::Permanent(format!("creating the {name} consumer: {e}")))?;
+        let topics: Vec<String> = self.stage.topics().iter().map(|t| self.runtime.topics.of(*t)).collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topic_refs)
+            .map_err(|e| StageError::Permanent(format!("subscribing {name} to {topics:?}: {e}")))?;
+        tracing::info!(stage = name, ?topics, %group, "stage started");
+
+        let this = Arc::new(self);
+        let timer_task = this
+            .stage
+            .uses_timers()
+            .then(|| tokio::spawn(this.clone().run_timers(shutdown.clone())));
+        this.consume(&consumer, shutdown).await;
+        if let Some(task) = timer_task {
+            let _ = task.await;
+        }
+        tracing::info!(stage = name, "stage stopped");
+        Ok(())
+    }
+
+    async fn consume(&self, consumer: &StreamConsumer<ReadinessContext>, mut shutdown: Shutdown) {
+        while let Some(batch) = self.next_batch(consumer, &mut shutdown).await {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match self.handle_batch(&batch).await {
+                    Ok(()) => break,
+                    Err(error) => {
+                        tracing::warn!(stage = self.stage.name(), %error, ?backoff, "batch failed; retrying");
+                        // Offsets were not stored, but the consumer has moved on: the batch is
+                        // retried here until it succeeds, never skipped.
+                        if shutdown.sleep_or_stop(backoff).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+            if let Err(error) = store_offsets(consumer, &batch) {
+                tracing::warn!(stage = self.stage.name(), %error, "storing offsets failed; the batch may be redelivered");
+            }
+        }
+    }
+
+    async fn next_batch(
+        &self,
+        consumer: &StreamConsumer<ReadinessContext>,
+        shutdown: &mut Shutdown,
+    ) -> Option<Vec<OwnedMessage>> {
+        let settings = &self.runtime.settings;
+        let first = loop {
+            tokio::select! {
+                message = consumer.recv() => match message {
+                    Ok(message) => break message.detach(),
+                    Err(error) => tracing::warn!(stage = self.stage.name(), %error, "consumer error"),
+                },
+                _ = shutdown.wait() => return None,
+            }
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + settings.linger;
+        while batch.len() < settings.batch_size {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(message.detach()),
+                Ok(Err(error)) => {
+                    tracing::warn!(stage = self.stage.name(), %error, "consumer error");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    /// Handles one batch completely; safe to call again with the same batch.
+    async fn handle_batch(&self, batch: &[OwnedMessage]) -> Result<(), StageError> {
+        let mut dead = Vec::new();
+        let mut decoded = Vec::with_capacity(batch.len());
+        for (index, message) in batch.iter().enumerate() {
+            match decode(message) {
+                Ok(event) => decoded.push((index, event)),
+                Err(reason) => dead.push(DeadLetter { index, reason }),
+            }
+        }
+        let touched = self.decide_and_append(&decoded, &mut dead).await?;
+        self.settle(touched).await?;
+        self.dead_letter(batch, &dead).await
+    }
+
+    /// Decides every decoded message against the current state and appends the result in
+    /// one transaction. On a conflict, everything is reloaded and decided again.
+    async fn decide_and_append(
+        &self,
+        decoded: &[(usize, RecordedEvent)],
+        dead: &mut Vec<DeadLetter>,
+    ) -> Result<HashMap<CaseId, LoadedCase>, StageError> {
+        let mut ids: Vec<CaseId> = decoded.iter().map(|(_, event)| event.case_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let refusals_before = dead.len();
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            dead.truncate(refusals_before);
+            let mut cases = self.runtime.store.load(&ids).await?;
+            let now = self.runtime.clock.now();
+            let mut pending: BTreeMap<CaseId, NewEvents> = BTreeMap::new();
+            for (index, event) in decoded {
+                let loaded = cases
+                    .get_mut(&event.case_id)
+                    .expect("every case in the batch was loaded");
+                let command = match self.stage.command_for(event, &loaded.case).await {
+                    Ok(Some(command)) => command,
+                    Ok(None) => continue,
+                    Err(StageError::Permanent(reason)) => {
+                        dead.push(DeadLetter { index: *index, reason });
+                        continue;
+                    }
+                    Err(retryable) => return Err(retryable),
+                };
+                match loaded.case.decide(command, now) {
+                    Ok(events) => {
+                        let new = pending.entry(event.case_id).or_insert_with(|| NewEvents {
+                            case_id: event.case_id,
+                            expected_version: loaded.case.version,
+                            head_hash: loaded.head_hash,
+                            events: Vec::new(),
+                        });
+                        let metadata = self.metadata().caused_by(event.position);
+                        for new_event in events {
+                            loaded.case.apply(&new_event, now);
+                            new.events.push((new_event, metadata.clone()));
+                        }
+                    }
+                    Err(refusal) => dead.push(DeadLetter {
+                        index: *index,
+                        reason: format!("refused: {refusal}"),
+                    }),
+                }
+            }
+            let appends: Vec<NewEvents> = pending.into_values().filter(|new| !new.events.is_empty()).collect();
+            match self.runtime.store.append(&appends, now).await {
+                Ok(_) => return Ok(cases),
+                Err(StoreError::Conflict) => {
+                    tracing::debug!(stage = self.stage.name(), "append conflict; deciding again");
+                    continue;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(StageError::Retryable("conflicts persisted; will retry the batch".into()))
+    }
+
+    /// After a durable decision: side effects, their follow-up commands, then timers.
+    async fn settle(&self, cases: HashMap<CaseId, LoadedCase>) -> Result<(), StageError> {
+        let mut timers = Vec::with_capacity(cases.len());
+        for (id, loaded) in cases {
+            let case = self.follow_up(loaded).await?;
+            timers.push((id, self.stage.wake_at(&case)));
+        }
+        timers::set(self.runtime.store.pool(), self.stage.name(), &timers).await?;
+        Ok(())
+    }
+
+    async fn follow_up(&self, mut loaded: LoadedCase) -> Result<Case, StageError> {
+        for _ in 0..MAX_FOLLOW_UPS {
+            match self.stage.after_commit(&loaded.case).await? {
+                Some(command) => loaded = self.execute(loaded.case.id, command).await?,
+                None => break,
+            }
+        }
+        Ok(loaded.case)
+    }
+
+    /// Decides one command for one case and appends the result, deciding again on conflict.
+    async fn execute(&self, id: CaseId, command: Command) -> Result<LoadedCase, StageError> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let loaded = self.runtime.store.load_one(id).await?;
+            let now = self.runtime.clock.now();
+            let events = loaded
+                .case
+                .decide(command.clone(), now)
+                .map_err(|refusal| StageError::Permanent(format!("refused: {refusal}")))?;
+            if events.is_empty() {
+                return Ok(loaded);
+            }
+            let metadata = self.metadata();
+            let append = NewEvents {
+                case_id: id,
+                expected_version: loaded.case.version,
+                head_hash: loaded.head_hash,
+                events: events.into_iter().map(|event| (event, metadata.clone())).collect(),
+            };
+            match self.runtime.store.append(std::slice::from_ref(&append), now).await {
+                Ok(_) => return Ok(self.runtime.store.load_one(id).await?),
+                Err(StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(StageError::Retryable(format!("case {id} kept changing")))
+    }
+
+    fn metadata(&self) -> Metadata {
+        Metadata::actor(format!("stage:{}", self.stage.name()))
+    }
+
+    async fn dead_letter(&self, batch: &[OwnedMessage], dead: &[DeadLetter]) -> Result<(), StageError> {
+        let topic = self.runtime.topics.of(Topic::DeadLetter);
+        for letter in dead {
+            let message = &batch[letter.index];
+            tracing::warn!(stage = self.stage.name(), topic = message.topic(), offset = message.offset(), reason = %letter.reason, "dead-lettered");
+            let offset = message.offset().to_string();
+            let partition = message.partition().to_string();
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "dijkwacht-stage", value: Some(self.stage.name()) })
+                .insert(Header { key: "dijkwacht-reason", value: Some(letter.reason.as_str()) })
+                .insert(Header { key: "dijkwacht-source-topic", value: Some(message.topic()) })
+                .insert(Header { key: "dijkwacht-source-partition", value: Some(partition.as_str()) })
+                .insert(Header { key: "dijkwacht-source-offset", value: Some(offset.as_str()) });
+            let mut record = FutureRecord::<[u8], [u8]>::to(&topic)
+                .payload(message.payload().unwrap_or_default())
+                .headers(headers);
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            self.runtime
+                .producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map_err(|(error, _)| StageError::Retryable(format!("dead-letter publish: {error}")))?;
+        }
+        Ok(())
+    }
+
+    async fn run_timers(self: Arc<Self>, mut shutdown: Shutdown) {
+        let settings = self.runtime.settings.clone();
+        loop {
+            let pause = match self.fire_due_timers().await {
+                Ok(fired) if fired >= settings.batch_size => Duration::ZERO,
+                Ok(_) => settings.timer_poll,
+                Err(error) => {
+                    tracing::warn!(stage = self.stage.name(), %error, "timers failed; retrying");
+                    settings.timer_poll.max(Duration::from_secs(1))
+                }
+            };
+            if shutdown.sleep_or_stop(pause).await {
+                return;
+            }
+        }
+    }
+
+    /// Handles every due timer once; returns how many fired.
+    pub async fn fire_due_timers(&self) -> Result<usize, StageError> {
+        let now = self.runtime.clock.now();
+        let lease_until = now + self.runtime.settings.timer_lease;
+        let due = timers::claim_due(
+            self.runtime.store.pool(),
+            self.stage.name(),
+            now,
+            lease_until,
+            self.runtime.settings.batch_size as i64,
+        )
+        .await?;
+        for id in &due {
+            let mut loaded = self.runtime.store.load_one(*id).await?;
+            if let Some(command) = self.stage.on_wake(&loaded.case).await? {
+                loaded = self.execute(*id, command).await?;
+            }
+            let case = self.follow_up(loaded).await?;
+            // A wake time already past would fire again at once; wait out the lease instead.
+            let next = self.stage.wake_at(&case).map(|at| at.max(lease_until));
+            timers::set(self.runtime.store.pool(), self.stage.name(), &[(*id, next)]).await?;
+        }
+        Ok(due.len())
+    }
+}
+
+fn decode(message: &OwnedMessage) -> Result<RecordedEvent, String> {
+    let payload = message.payload().ok_or("the message has no payload")?;
+    serde_json::from_slice(payload).map_err(|e| format!("undecodable event: {e}"))
+}
+
+fn store_offsets<C: ConsumerContext>(consumer: &StreamConsumer<C>, batch: &[OwnedMessage]) -> rdkafka::error::KafkaResult<()> {
+    let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
+    for message in batch {
+        let offset = highest.entry((message.topic(), message.partition())).or_insert(message.offset());
+        *offset = (*offset).max(message.offset());
+    }
+    for ((topic, partition), offset) in highest {
+        // librdkafka commits the stored offset + 1: the next message to read.
+        consumer.store_offset(topic, partition, offset)?;
+    }
+    Ok(())
+}

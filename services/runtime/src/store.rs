@@ -1,0 +1,413 @@
+//! The event store: per-case streams in PostgreSQL, hash-chained, with the outbox written
+//! in the same transaction as the events it will publish.
+
+use crate::canonical::to_canonical_bytes;
+use crate::topics::Topic;
+use chrono::{DateTime, SecondsFormat, Utc};
+use dijkwacht_domain::{Case, CaseEvent, CaseId, SCHEMA_VERSION};
+use futures::TryStreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Row};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub type Hash = [u8; 32];
+const GENESIS: Hash = [0; 32];
+
+/// Why an event was written and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Metadata {
+    /// `partner:<id>`, `stage:<name>`, `analyst:<id>`.
+    pub actor: String,
+    /// Position of the event that caused this one, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation: Option<i64>,
+}
+
+impl Metadata {
+    pub fn actor(actor: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            causation: None,
+        }
+    }
+
+    pub fn caused_by(mut self, position: i64) -> Self {
+        self.causation = Some(position);
+        self
+    }
+}
+
+/// An event as stored, and as carried on every Kafka topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub case_id: CaseId,
+    /// 1-based position within the case's stream.
+    pub version: u32,
+    pub recorded_at: DateTime<Utc>,
+    pub metadata: Metadata,
+    pub event: CaseEvent,
+}
+
+/// A case as loaded for deciding: its state and what an append must chain to.
+#[derive(Debug, Clone)]
+pub struct LoadedCase {
+    pub case: Case,
+    pub head_hash: Hash,
+}
+
+impl LoadedCase {
+    pub fn new(id: CaseId) -> Self {
+        Self {
+            case: Case::new(id),
+            head_hash: GENESIS,
+        }
+    }
+}
+
+/// New events for one case, decided against `expected_version`, each with its metadata.
+#[derive(Debug, Clone)]
+pub struct NewEvents {
+    pub case_id: CaseId,
+    pub expected_version: u32,
+    pub head_hash: Hash,
+    pub events: Vec<(CaseEvent, Metadata)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended to one of the streams first: reload and decide again.
+    #[error("a case changed since it was loaded")]
+    Conflict,
+    #[error("stored event {case_id}@{version} cannot be read: {reason}")]
+    Corrupt { case_id: Uuid, version: i32, reason: String },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A break in a stream's hash chain, found by [`EventStore::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    pub case_id: Uuid,
+    pub version: i32,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: PgPool,
+}
+
+const SELECT_EVENTS: &str = "SELECT position, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash FROM events";
+
+impl EventStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Loads the current state of every case named, in one query. Unknown ids load as new.
+    pub async fn load(&self, ids: &[CaseId]) -> Result<HashMap<CaseId, LoadedCase>, StoreError> {
+        let uuids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let mut loaded: HashMap<CaseId, LoadedCase> = ids.iter().map(|id| (*id, LoadedCase::new(*id))).collect();
+        let sql = format!("{SELECT_EVENTS} WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version");
+        let mut rows = sqlx::query(&sql).bind(&uuids).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let stored = StoredRow::from_row(&row)?;
+            let recorded = stored.decode()?;
+            let entry = loaded
+                .entry(recorded.case_id)
+                .or_insert_with(|| LoadedCase::new(recorded.case_id));
+            entry.case.apply(&recorded.event, recorded.recorded_at);
+            entry.head_hash = stored.hash;
+        }
+        Ok(loaded)
+    }
+
+    pub async fn load_one(&self, id: CaseId) -> Result<LoadedCase, StoreError> {
+        let mut loaded = self.load(&[id]).await?;
+        Ok(loaded.remove(&id).unwrap_or_else(|| LoadedCase::new(id)))
+    }
+
+    /// Every event of one case, oldest first.
+    pub async fn read_stream(&self, id: CaseId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!("{SELECT_EVENTS} WHERE stream_id = $1 ORDER BY stream_version");
+        let rows = sqlx::query(&sql).bind(id.0).fetch_all(&self.pool).await?;
+        rows.iter().map(|row| StoredRow::from_row(row)?.decode()).collect()
+    }
+
+    /// Appends events for several cases in one transaction, with their outbox rows. All or
+    /// nothing: a conflict on any case rolls back every case.
+    pub async fn append(
+        &self,
+        batch: &[NewEvents],
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = ChainedRows::build(batch, recorded_at);
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO events (stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) \
+             SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::jsonb[], $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[]) \
+             RETURNING position, stream_id, stream_version",
+        )
+        .bind(&rows.stream_ids)
+        .bind(&rows.versions)
+        .bind(&rows.types)
+        .bind(&rows.schema_versions)
+        .bind(&rows.payloads)
+        .bind(&rows.metadata)
+        .bind(&rows.recorded_at)
+        .bind(&rows.prev_hashes)
+        .bind(&rows.hashes)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(conflict_or_database)?;
+
+        let mut positions: HashMap<(Uuid, i32), i64> = HashMap::with_capacity(inserted.len());
+        for row in &inserted {
+            positions.insert((row.try_get("stream_id")?, row.try_get("stream_version")?), row.try_get("position")?);
+        }
+        let mut recorded = Vec::with_capacity(rows.len());
+        let (mut outbox_positions, mut outbox_topics) = (Vec::new(), Vec::new());
+        for (i, event) in rows.events.into_iter().enumerate() {
+            let position = positions[&(rows.stream_ids[i], rows.versions[i])];
+            outbox_positions.push(position);
+            outbox_topics.push(Topic::for_event(&event).name());
+            recorded.push(RecordedEvent {
+                position,
+                case_id: CaseId(rows.stream_ids[i]),
+                version: rows.versions[i] as u32,
+                recorded_at,
+                metadata: rows.metadata_structs[i].clone(),
+                event,
+            });
+        }
+        sqlx::query("INSERT INTO outbox (position, topic) SELECT * FROM UNNEST($1::int8[], $2::text[]) ORDER BY 1")
+            .bind(&outbox_positions)
+            .bind(&outbox_topics)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await.map_err(conflict_or_database)?;
+        Ok(recorded)
+    }
+
+    /// Recomputes every stream's hash chain. Returns the breaks found; empty means intact.
+    pub async fn verify(&self) -> Result<Vec<ChainBreak>, StoreError> {
+        let sql = format!("{SELECT_EVENTS} ORDER BY stream_id, stream_version");
+        let mut rows = sqlx::query(&sql).fetch(&self.pool);
+        let mut breaks = Vec::new();
+        let mut previous: Option<(Uuid, i32, Hash)> = None;
+        while let Some(row) = rows.try_next().await? {
+            let stored = StoredRow::from_row(&row)?;
+            let (expected_version, expected_prev) = match previous {
+                Some((stream, version, hash)) if stream == stored.stream_id => (version + 1, hash),
+                _ => (1, GENESIS),
+            };
+            let mut fail = |reason| {
+                breaks.push(ChainBreak {
+                    case_id: stored.stream_id,
+                    version: stored.stream_version,
+                    reason,
+                })
+            };
+            if stored.stream_version != expected_version {
+                fail("a version is missing before this event");
+            } else if stored.prev_hash != expected_prev {
+                fail("prev_hash does not match the previous event's hash");
+            } else if chain_hash(&stored.prev_hash, &stored.canonical_value()) != stored.hash {
+                fail("the event's content does not match its hash");
+            }
+            previous = Some((stored.stream_id, stored.stream_version, stored.hash));
+        }
+        Ok(breaks)
+    }
+}
+
+fn conflict_or_database(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_unique") => StoreError::Conflict,
+        _ => StoreError::Database(error),
+    }
+}
+
+fn chain_hash(prev: &Hash, canonical: &Value) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update(prev);
+    hasher.update(to_canonical_bytes(canonical));
+    hasher.finalize().into()
+}
+
+/// What the hash covers: everything stored about the event except its global position,
+/// which the database assigns after the hash is computed.
+fn canonical_event(
+    stream_id: Uuid,
+    version: i32,
+    event_type: &str,
+    schema_version: i16,
+    recorded_at: DateTime<Utc>,
+    payload: &Value,
+    metadata: &Value,
+) -> Value {
+    serde_json::json!({
+        "stream_id": stream_id,
+        "stream_version": version,
+        "type": event_type,
+        "schema_version": schema_version,
+        "recorded_at": recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "payload": payload,
+        "metadata": metadata,
+    })
+}
+
+/// Splits a serialized event into its type tag and payload, as stored in separate columns.
+fn split_event(event: &CaseEvent) -> (String, Value) {
+    let mut value = serde_json::to_value(event).expect("events serialize to JSON");
+    let object = value.as_object_mut().expect("events are internally tagged objects");
+    object.remove("type");
+    (event.type_name().to_owned(), value)
+}
+
+/// Column arrays for one multi-row insert, chained per stream.
+#[derive(Default)]
+struct ChainedRows {
+    stream_ids: Vec<Uuid>,
+    versions: Vec<i32>,
+    types: Vec<String>,
+    schema_versions: Vec<i16>,
+    payloads: Vec<Value>,
+    metadata: Vec<Value>,
+    metadata_structs: Vec<Metadata>,
+    recorded_at: Vec<DateTime<Utc>>,
+    prev_hashes: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+    events: Vec<CaseEvent>,
+}
+
+impl ChainedRows {
+    fn build(batch: &[NewEvents], recorded_at: DateTime<Utc>) -> Self {
+        let mut rows = Self::default();
+        for new in batch {
+            let mut prev = new.head_hash;
+            for (offset, (event, metadata_struct)) in new.events.iter().enumerate() {
+                let metadata = serde_json::to_value(metadata_struct).expect("metadata serializes");
+                let version = (new.expected_version as usize + offset + 1) as i32;
+                let (event_type, payload) = split_event(event);
+                let canonical = canonical_event(
+                    new.case_id.0,
+                    version,
+                    &event_type,
+                    SCHEMA_VERSION,
+                    recorded_at,
+                    &payload,
+                    &metadata,
+                );
+                let hash = chain_hash(&prev, &canonical);
+                rows.stream_ids.push(new.case_id.0);
+                rows.versions.push(version);
+                rows.types.push(event_type);
+                rows.schema_versions.push(SCHEMA_VERSION);
+                rows.payloads.push(payload);
+                rows.metadata.push(metadata.clone());
+                rows.metadata_structs.push(metadata_struct.clone());
+                rows.recorded_at.push(recorded_at);
+                rows.prev_hashes.push(prev.to_vec());
+                rows.hashes.push(hash.to_vec());
+                rows.events.push(event.clone());
+                prev = hash;
+            }
+        }
+        rows
+    }
+
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// One row of `events`, as read back.
+pub(crate) struct StoredRow {
+    pub position: i64,
+    pub stream_id: Uuid,
+    pub stream_version: i32,
+    pub event_type: String,
+    pub schema_version: i16,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+    pub prev_hash: Hash,
+    pub hash: Hash,
+}
+
+impl StoredRow {
+    pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, StoreError> {
+        let stream_id: Uuid = row.try_get("stream_id")?;
+        let stream_version: i32 = row.try_get("stream_version")?;
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            case_id: stream_id,
+            version: stream_version,
+            reason: reason.to_owned(),
+        };
+        let to_hash = |bytes: Vec<u8>| -> Result<Hash, StoreError> {
+            bytes.try_into().map_err(|_| corrupt("a hash is not 32 bytes"))
+        };
+        Ok(Self {
+            position: row.try_get("position")?,
+            stream_id,
+            stream_version,
+            event_type: row.try_get("event_type")?,
+            schema_version: row.try_get("schema_version")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+            recorded_at: row.try_get("recorded_at")?,
+            prev_hash: to_hash(row.try_get("prev_hash")?)?,
+            hash: to_hash(row.try_get("hash")?)?,
+        })
+    }
+
+    fn canonical_value(&self) -> Value {
+        canonical_event(
+            self.stream_id,
+            self.stream_version,
+            &self.event_type,
+            self.schema_version,
+            self.recorded_at,
+            &self.payload,
+            &self.metadata,
+        )
+    }
+
+    pub(crate) fn decode(&self) -> Result<RecordedEvent, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            case_id: self.stream_id,
+            version: self.stream_version,
+            reason,
+        };
+        let mut tagged = self.payload.clone();
+        tagged
+            .as_object_mut()
+            .ok_or_else(|| corrupt("payload is not an object".into()))?
+            .insert("type".into(), Value::String(self.event_type.clone()));
+        Ok(RecordedEvent {
+            position: self.position,
+            case_id: CaseId(self.stream_id),
+            version: self.stream_version as u32,
+            recorded_at: self.recorded_at,
+            metadata: serde_json::from_value(self.metadata.clone()).map_err(|e| corrupt(e.to_string()))?,
+            event: serde_json::from_value(tagged).map_err(|e| corrupt(e.to_string()))?,
+        })
+    }
+}
