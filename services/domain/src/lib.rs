@@ -8,7 +8,7 @@
 
 mod case;
 mod decide;
-mod event;
+pub mod event;
 pub mod hash;
 mod ids;
 pub mod notice;

@@ -1,0 +1,106 @@
+//! The follow-up stage: checks, on the clock, whether delivered notices led to removal.
+//! A check looks at the HTTP status of the location only; the content is never read.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use dijkwacht_domain::{Case, Command, Observation};
+use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
+use reqwest::StatusCode;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct FollowupPolicy {
+    /// From delivery to the first removal check.
+    pub first_check_after: TimeDelta,
+    /// Between checks while the content stays online.
+    pub recheck_after: TimeDelta,
+}
+
+pub struct FollowupStage {
+    http: reqwest::Client,
+    policy: FollowupPolicy,
+}
+
+impl FollowupStage {
+    pub fn new(policy: FollowupPolicy) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .user_agent(concat!("dijkwacht-removal-check/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, policy })
+    }
+
+    /// The status of a location: HEAD first, GET (headers only) where HEAD is not allowed.
+    pub async fn observe(&self, url: &str) -> Observation {
+        let status = match self.http.head(url).send().await {
+            Ok(response) if response.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                // Dropping the response unread closes the connection: the body is never fetched.
+                self.http.get(url).send().await.map(|response| response.status())
+            }
+            Ok(response) => Ok(response.status()),
+            Err(error) => Err(error),
+        };
+        match status {
+            Ok(status) if is_gone(status) => Observation::Gone {
+                http_status: status.as_u16(),
+            },
+            Ok(status) => Observation::Online {
+                http_status: status.as_u16(),
+            },
+            Err(error) => {
+                tracing::info!(%url, %error, "removal check could not reach the location");
+                Observation::Unreachable
+            }
+        }
+    }
+}
+
+/// 404 Not Found, 410 Gone and 451 Unavailable For Legal Reasons count as removed.
+fn is_gone(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 404 | 410 | 451)
+}
+
+impl Stage for FollowupStage {
+    fn name(&self) -> &'static str {
+        "followup"
+    }
+
+    fn topics(&self) -> &'static [Topic] {
+        &[Topic::Dispatches]
+    }
+
+    /// Deliveries only start the clock; checks happen in `on_wake`.
+    async fn command_for(&self, _event: &RecordedEvent, _case: &Case) -> Result<Option<Command>, StageError> {
+        Ok(None)
+    }
+
+    fn wake_at(&self, case: &Case) -> Option<DateTime<Utc>> {
+        if case.is_closed() {
+            return None;
+        }
+        let delivered_at = case.dispatch.delivered_at?;
+        Some(
+            case.removal
+                .next_check_at
+                .unwrap_or(delivered_at + self.policy.first_check_after),
+        )
+    }
+
+    async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
+        let (Some(report), Some(_)) = (&case.report, case.dispatch.delivered_at) else {
+            return Ok(None);
+        };
+        if case.is_closed() {
+            return Ok(None);
+        }
+        let observation = self.observe(&report.location.url).await;
+        Ok(Some(Command::RecordRemovalCheck {
+            observation,
+            recheck_after: self.policy.recheck_after,
+        }))
+    }
+
+    fn uses_timers(&self) -> bool {
+        true
+    }
+}

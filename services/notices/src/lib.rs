@@ -1,0 +1,33 @@
+//! The notice stage: turns a classification into a DSA Art. 16 notice for the platform
+//! that holds the content. The wording is composed by the domain, from the case alone.
+
+use dijkwacht_domain::{Case, CaseEvent, CaseStatus, Command, NoticeId, NoticePolicy};
+use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
+
+pub struct NoticeStage {
+    policy: NoticePolicy,
+}
+
+impl NoticeStage {
+    pub fn new(policy: NoticePolicy) -> Self {
+        Self { policy }
+    }
+}
+
+impl Stage for NoticeStage {
+    fn name(&self) -> &'static str {
+        "notices"
+    }
+
+    fn topics(&self) -> &'static [Topic] {
+        &[Topic::Classifications]
+    }
+
+    async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
+        let ready = matches!(event.event, CaseEvent::Classified(_)) && case.status == CaseStatus::Classified;
+        Ok(ready.then(|| Command::IssueNotice {
+            notice_id: NoticeId::new(),
+            policy: self.policy.clone(),
+        }))
+    }
+}

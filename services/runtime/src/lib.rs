@@ -1,12 +1,14 @@
 //! What every dijkwacht process shares: the event store and its outbox relay, the Kafka
 //! transport, the stage loop with its timers, the clock, configuration and telemetry.
 
+pub mod auth;
 mod canonical;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod health;
 pub mod kafka;
+pub mod reference;
 pub mod relay;
 pub mod shutdown;
 pub mod stage;
