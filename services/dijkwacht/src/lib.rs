@@ -1,0 +1,6 @@
+//! The dijkwacht process: wiring of the libraries, and the generated schemas.
+
+pub mod app;
+pub mod schemas;
+
+pub use app::{start, Broker, RunningApp};

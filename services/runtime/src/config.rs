@@ -24,6 +24,8 @@ pub struct Settings {
     pub http_listen: SocketAddr,
     /// Reference data (partners, keys, platforms, hash lists) loaded at start, if set.
     pub reference_file: Option<PathBuf>,
+    /// Prints the demo credentials at start; set only by the demo configuration.
+    pub demo: bool,
     /// Starts the platform simulator in the same process on this address, if set.
     pub simulator_listen: Option<SocketAddr>,
     pub simulator_removal_delay_secs: i64,
@@ -74,6 +76,7 @@ impl Default for Settings {
             kafka_partitions: crate::kafka::DEFAULT_PARTITIONS,
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             reference_file: None,
+            demo: false,
             simulator_listen: None,
             simulator_removal_delay_secs: 3,
             batch_size: 500,

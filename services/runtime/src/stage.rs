@@ -441,8 +441,11 @@ impl<S: Stage> StageLoop<S> {
                 loaded = self.execute(*id, command).await?;
             }
             let case = self.follow_up(loaded).await?;
-            // A wake time already past would fire again at once; wait out the lease instead.
-            let next = self.stage.wake_at(&case).map(|at| at.max(lease_until));
+            // A wake time not in the future would fire again at once: wait out the lease instead.
+            let next = self
+                .stage
+                .wake_at(&case)
+                .map(|at| if at <= now { lease_until } else { at });
             timers::set(self.runtime.store.pool(), self.stage.name(), &[(*id, next)]).await?;
         }
         Ok(due.len())

@@ -1,0 +1,238 @@
+//! Wiring: one process with the intake, the relay, every stage and, for demos, the platform
+//! simulator. Each part is a task; one shutdown signal stops them all.
+
+use anyhow::Context;
+use chrono::TimeDelta;
+use dijkwacht_classify::ClassifyStage;
+use dijkwacht_dispatch::DispatchStage;
+use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
+use dijkwacht_followup::{FollowupPolicy, FollowupStage};
+use dijkwacht_intake::AppState;
+use dijkwacht_notices::NoticeStage;
+use dijkwacht_projection::ProjectionStage;
+use dijkwacht_runtime::config::Settings;
+use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
+use dijkwacht_runtime::reference::ReferenceData;
+use dijkwacht_runtime::relay::Relay;
+use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
+use dijkwacht_runtime::{db, EventStore, Health, LoopSettings, SharedClock, Stage, StageLoop, StageRuntime, TopicNames};
+use dijkwacht_simulator::Simulator;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// Where the process gets its Kafka from.
+#[derive(Debug, Clone)]
+pub enum Broker {
+    /// librdkafka's in-process mock cluster; topics are created on it directly.
+    Embedded(Arc<EmbeddedBroker>),
+    /// A real cluster's bootstrap servers; topics are created through the admin API.
+    External(String),
+}
+
+impl Broker {
+    /// The embedded broker unless the settings name external brokers.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(match settings.external_brokers() {
+            Some(brokers) => Broker::External(brokers.to_owned()),
+            None => Broker::Embedded(Arc::new(EmbeddedBroker::start(1)?)),
+        })
+    }
+
+    pub fn bootstrap_servers(&self) -> String {
+        match self {
+            Broker::Embedded(broker) => broker.bootstrap_servers().to_owned(),
+            Broker::External(servers) => servers.clone(),
+        }
+    }
+
+    async fn ensure_topics(&self, topics: &TopicNames, partitions: i32) -> anyhow::Result<()> {
+        match self {
+            Broker::Embedded(broker) => {
+                for name in topics.all() {
+                    broker.create_topic(&name, partitions)?;
+                }
+            }
+            Broker::External(servers) => kafka::ensure_topics(servers, topics, partitions).await?,
+        }
+        Ok(())
+    }
+}
+
+/// A started process; [`RunningApp::stop`] drains it.
+pub struct RunningApp {
+    pub http_addr: SocketAddr,
+    pub simulator: Option<(SocketAddr, Simulator)>,
+    pub health: Health,
+    pub store: EventStore,
+    pub broker: Broker,
+    trigger: ShutdownTrigger,
+    tasks: JoinSet<()>,
+}
+
+impl RunningApp {
+    pub async fn stop(mut self) {
+        self.trigger.trigger();
+        let drained = tokio::time::timeout(Duration::from_secs(30), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("some tasks did not finish within 30 s; aborting them");
+            self.tasks.abort_all();
+        }
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then drains.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await;
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub fn notice_policy(settings: &Settings) -> NoticePolicy {
+    NoticePolicy {
+        organisation: settings.organisation.clone(),
+        contact_email: settings.contact_email.clone(),
+        designated_by: settings.designated_by.clone(),
+        designation_reference: settings.designation_reference.clone(),
+    }
+}
+
+/// Starts everything: database (migrated), reference data, simulator, topics, relay,
+/// stages and the HTTP API.
+pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> anyhow::Result<RunningApp> {
+    let pool = db::connect(settings.database_url(), settings.database_max_connections).await?;
+    db::migrate(&pool).await?;
+    if let Some(file) = &settings.reference_file {
+        ReferenceData::from_file(file)?
+            .load_into(&pool, clock.now())
+            .await
+            .with_context(|| format!("loading reference data from {}", file.display()))?;
+    }
+    let (trigger, shutdown) = shutdown::channel();
+    let mut tasks = JoinSet::new();
+
+    let simulator = match settings.simulator_listen {
+        Some(addr) => {
+            let simulator = Simulator::new(clock.clone(), TimeDelta::seconds(settings.simulator_removal_delay_secs));
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the platform simulator to {addr}"))?;
+            let local = listener.local_addr()?;
+            let router = simulator.router();
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(error) = dijkwacht_intake::serve(listener, router, stop).await {
+                    tracing::error!(%error, "platform simulator stopped");
+                }
+            });
+            Some((local, simulator))
+        }
+        None => None,
+    };
+
+    let topics = TopicNames::new(settings.kafka_prefix.clone());
+    broker.ensure_topics(&topics, settings.kafka_partitions).await?;
+    let bootstrap_servers = broker.bootstrap_servers();
+    let producer = kafka::producer(&bootstrap_servers)?;
+    let store = EventStore::new(pool.clone());
+    let health = Health::default();
+
+    let relay = Relay::new(pool.clone(), producer.clone(), topics.clone(), settings.batch_size as i64);
+    tasks.spawn(relay.run(Duration::from_millis(settings.relay_idle_ms), shutdown.clone()));
+
+    let runtime = StageRuntime {
+        store: store.clone(),
+        clock: clock.clone(),
+        topics,
+        bootstrap_servers,
+        producer,
+        health: health.clone(),
+        settings: LoopSettings {
+            batch_size: settings.batch_size,
+            linger: Duration::from_millis(settings.batch_linger_ms),
+            timer_poll: Duration::from_millis(settings.timer_poll_ms),
+            timer_lease: TimeDelta::seconds(60),
+            group_prefix: settings.kafka_prefix.clone(),
+        },
+    };
+    let dispatch_policy = DispatchPolicy {
+        max_attempts: settings.dispatch_max_attempts,
+        first_backoff: TimeDelta::seconds(settings.dispatch_first_backoff_secs),
+    };
+    let followup_policy = FollowupPolicy {
+        first_check_after: TimeDelta::seconds(settings.followup_first_check_secs),
+        recheck_after: TimeDelta::seconds(settings.followup_recheck_secs),
+    };
+    spawn_stage(&mut tasks, ClassifyStage::new(pool.clone()), &runtime, &shutdown);
+    spawn_stage(&mut tasks, NoticeStage::new(notice_policy(settings)), &runtime, &shutdown);
+    spawn_stage(
+        &mut tasks,
+        DispatchStage::new(dispatch_policy, Duration::from_secs(settings.dispatch_timeout_secs))?,
+        &runtime,
+        &shutdown,
+    );
+    spawn_stage(&mut tasks, FollowupStage::new(followup_policy)?, &runtime, &shutdown);
+    spawn_stage(&mut tasks, ProjectionStage::new(pool.clone()), &runtime, &shutdown);
+
+    let listener = TcpListener::bind(settings.http_listen)
+        .await
+        .with_context(|| format!("binding the HTTP API to {}", settings.http_listen))?;
+    let http_addr = listener.local_addr()?;
+    let router = dijkwacht_intake::router(AppState {
+        store: store.clone(),
+        clock,
+        health: health.clone(),
+    });
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(error) = dijkwacht_intake::serve(listener, router, stop).await {
+            tracing::error!(%error, "HTTP API stopped");
+        }
+    });
+
+    Ok(RunningApp {
+        http_addr,
+        simulator,
+        health,
+        store,
+        broker,
+        trigger,
+        tasks,
+    })
+}
+
+fn spawn_stage<S: Stage>(
+    tasks: &mut JoinSet<()>,
+    stage: S,
+    runtime: &StageRuntime,
+    shutdown: &dijkwacht_runtime::Shutdown,
+) {
+    let name = stage.name();
+    let stage_loop = StageLoop::new(stage, runtime.clone());
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(error) = stage_loop.run(shutdown).await {
+            tracing::error!(stage = name, %error, "stage stopped");
+        }
+    });
+}

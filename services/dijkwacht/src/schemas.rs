@@ -1,0 +1,55 @@
+//! The JSON Schemas of everything dijkwacht exchanges, generated from the Rust types.
+//! `dijkwacht schemas` writes them to `schemas/`; a test fails when the files are stale.
+
+use dijkwacht_domain::{CaseEvent, Notice};
+use dijkwacht_intake::api::{CaseView, ErrorBody, ReportAccepted, SubmitReport};
+use dijkwacht_projection::PlatformCompliance;
+use dijkwacht_runtime::RecordedEvent;
+use schemars::{schema_for, Schema};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn catalog() -> Vec<(&'static str, Schema)> {
+    vec![
+        ("events/case-event.schema.json", schema_for!(CaseEvent)),
+        ("events/recorded-event.schema.json", schema_for!(RecordedEvent)),
+        ("notices/notice.schema.json", schema_for!(Notice)),
+        ("api/submit-report.schema.json", schema_for!(SubmitReport)),
+        ("api/report-accepted.schema.json", schema_for!(ReportAccepted)),
+        ("api/case-view.schema.json", schema_for!(CaseView)),
+        ("api/error.schema.json", schema_for!(ErrorBody)),
+        ("api/platform-compliance.schema.json", schema_for!(PlatformCompliance)),
+    ]
+}
+
+/// Relative path → file content, exactly as committed.
+pub fn render() -> BTreeMap<&'static str, String> {
+    catalog()
+        .into_iter()
+        .map(|(path, schema)| {
+            let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialize");
+            text.push('\n');
+            (path, text)
+        })
+        .collect()
+}
+
+pub fn write(dir: &Path) -> std::io::Result<()> {
+    for (path, text) in render() {
+        let target = dir.join(path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(target, text)?;
+    }
+    Ok(())
+}
+
+/// The files under `dir` that differ from the code, or are missing.
+pub fn stale(dir: &Path) -> Vec<String> {
+    render()
+        .into_iter()
+        .filter(|(path, text)| std::fs::read_to_string(dir.join(path)).ok().as_deref() != Some(text.as_str()))
+        .map(|(path, _)| path.to_owned())
+        .collect()
+}

@@ -1,0 +1,39 @@
+//! Bearer-key authentication as an axum extractor.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use dijkwacht_runtime::auth::{authenticate, Principal};
+
+/// The authenticated caller. Extracting it answers 401 when the key is missing or unknown.
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// 403 unless the key carries `scope`.
+    pub fn require(&self, scope: &'static str) -> Result<&Principal, ApiError> {
+        if self.0.has_scope(scope) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::Forbidden(scope))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let principal = authenticate(state.store.pool(), key).await?.ok_or(ApiError::Unauthorized)?;
+        Ok(Caller(principal))
+    }
+}
