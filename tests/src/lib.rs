@@ -1,0 +1,220 @@
+//! The test harness: every test gets a fresh world — its own database, its own embedded
+//! broker and topic prefix, its own clock and its own simulated platform.
+
+use anyhow::Context;
+use chrono::{TimeZone, Utc};
+use dijkwacht::{app, Broker, RunningApp};
+use dijkwacht_runtime::config::{Secret, Settings};
+use dijkwacht_runtime::kafka::EmbeddedBroker;
+use dijkwacht_runtime::reference::{HashEntry, HashListEntry, KeyEntry, PlatformEntry, PrincipalEntry, ReferenceData};
+use dijkwacht_runtime::{db, auth, EventStore, ManualClock, SharedClock, TopicNames};
+use dijkwacht_simulator::Simulator;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The PostgreSQL server tests create their databases on (`make test` starts it).
+pub fn admin_database_url() -> String {
+    std::env::var("DIJKWACHT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/postgres".to_owned())
+}
+
+/// A database of its own, migrated.
+pub struct TestDatabase {
+    pub url: String,
+    pub pool: PgPool,
+}
+
+impl TestDatabase {
+    pub async fn create() -> anyhow::Result<Self> {
+        let admin_url = admin_database_url();
+        let name = format!("dijkwacht_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .with_context(|| format!("connecting to {admin_url}; is PostgreSQL running (make postgres)?"))?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+        admin.close().await?;
+        let mut url = url::Url::parse(&admin_url)?;
+        url.set_path(&name);
+        let url = url.to_string();
+        let pool = db::connect(&url, 8).await?;
+        db::migrate(&pool).await?;
+        Ok(Self { url, pool })
+    }
+
+    pub fn store(&self) -> EventStore {
+        EventStore::new(self.pool.clone())
+    }
+}
+
+/// A topic prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("t{}.", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A clock at a fixed, known instant; tests move it explicitly.
+pub fn test_clock() -> ManualClock {
+    ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap())
+}
+
+/// Polls `check` until it yields a value, failing with `what` after `timeout`. Waits for
+/// asynchronous work to finish; time in the system under test moves only with the clock.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub const DEMO_SHA256: &str = "e395a0630f3d1aebb0f5ded0762eebdc342b0a0e0d9ed2b2f1d0d0afb8c7621e";
+pub const PLATFORM_ID: &str = "sim-platform";
+
+fn digest_hex(key: &str) -> String {
+    auth::key_digest(key).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reference data for one test: a partner, a regulator, the simulated platform on
+/// 127.0.0.1 and one hash list with [`DEMO_SHA256`] as CSAM.
+pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &str) -> ReferenceData {
+    ReferenceData {
+        partners: vec![PrincipalEntry {
+            id: "partner-a".into(),
+            name: "Partner A".into(),
+            keys: vec![KeyEntry {
+                sha256: digest_hex(partner_key),
+                scopes: vec!["reports:write".into(), "reports:read".into()],
+            }],
+        }],
+        regulators: vec![PrincipalEntry {
+            id: "regulator".into(),
+            name: "Regulator".into(),
+            keys: vec![KeyEntry {
+                sha256: digest_hex(regulator_key),
+                scopes: vec!["compliance:read".into()],
+            }],
+        }],
+        platforms: vec![PlatformEntry {
+            id: PLATFORM_ID.into(),
+            name: "Simulated platform".into(),
+            country: "NL".into(),
+            notice_endpoint: notice_endpoint.into(),
+            domains: vec!["127.0.0.1".into()],
+        }],
+        hash_lists: vec![HashListEntry {
+            name: "national".into(),
+            source: "test".into(),
+            entries: vec![HashEntry {
+                algorithm: "sha256".into(),
+                value: DEMO_SHA256.into(),
+                class: "csam".into(),
+            }],
+        }],
+    }
+}
+
+/// The whole pipeline in-process against a real database, the embedded broker and a
+/// simulated platform, all on one manual clock.
+pub struct TestSystem {
+    pub app: RunningApp,
+    pub simulator: Simulator,
+    pub simulator_addr: SocketAddr,
+    pub clock: ManualClock,
+    pub database: TestDatabase,
+    pub partner_key: String,
+    pub regulator_key: String,
+    pub http: reqwest::Client,
+}
+
+pub struct TimingsForTest {
+    pub removal_delay_secs: i64,
+    pub first_check_secs: i64,
+    pub recheck_secs: i64,
+}
+
+impl TestSystem {
+    pub async fn start(timings: TimingsForTest) -> anyhow::Result<Self> {
+        let database = TestDatabase::create().await?;
+        let clock = test_clock();
+        let shared: SharedClock = Arc::new(clock.clone());
+        let simulator = Simulator::new(shared.clone(), chrono::TimeDelta::seconds(timings.removal_delay_secs));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let simulator_addr = listener.local_addr()?;
+        let router = simulator.router();
+        tokio::spawn(async move { axum_serve(listener, router).await });
+
+        let partner_key = format!("partner-{}", uuid::Uuid::new_v4());
+        let regulator_key = format!("regulator-{}", uuid::Uuid::new_v4());
+        reference_data(&partner_key, &regulator_key, &format!("http://{simulator_addr}/notices"))
+            .load_into(&database.pool, clock_now(&shared))
+            .await?;
+
+        let settings = Settings {
+            database_url: Secret::new(database.url.clone()),
+            database_max_connections: 16,
+            kafka_prefix: unique_prefix(),
+            http_listen: "127.0.0.1:0".parse()?,
+            batch_linger_ms: 5,
+            relay_idle_ms: 20,
+            timer_poll_ms: 50,
+            followup_first_check_secs: timings.first_check_secs,
+            followup_recheck_secs: timings.recheck_secs,
+            dispatch_timeout_secs: 5,
+            organisation: "Test Hotline".into(),
+            contact_email: "notices@hotline.test".into(),
+            designated_by: "Test DSC".into(),
+            designation_reference: "TF-TEST-1".into(),
+            ..Settings::default()
+        };
+        let broker = Broker::Embedded(Arc::new(EmbeddedBroker::start(1)?));
+        let app = app::start(&settings, shared, broker).await?;
+        Ok(Self {
+            app,
+            simulator,
+            simulator_addr,
+            clock,
+            database,
+            partner_key,
+            regulator_key,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("http://{}{}", self.app.http_addr, path)
+    }
+
+    pub fn content_url(&self, name: &str) -> String {
+        format!("http://{}/content/{name}", self.simulator_addr)
+    }
+}
+
+fn clock_now(clock: &SharedClock) -> chrono::DateTime<Utc> {
+    clock.now()
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    let (_trigger, shutdown) = dijkwacht_runtime::shutdown::channel();
+    // The trigger is dropped with this task, which lives as long as the test runtime.
+    let _ = dijkwacht_intake::serve(listener, router, shutdown).await;
+}
+
+/// The topic names of a prefix, created on the embedded broker with `partitions` each.
+pub fn create_topics(broker: &EmbeddedBroker, prefix: &str, partitions: i32) -> anyhow::Result<TopicNames> {
+    let topics = TopicNames::new(prefix);
+    for name in topics.all() {
+        broker.create_topic(&name, partitions)?;
+    }
+    Ok(topics)
+}

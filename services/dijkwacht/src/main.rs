@@ -56,18 +56,18 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
     let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref())?;
+    let settings = || Settings::load(cli.config.as_deref());
     let clock: SharedClock = Arc::new(SystemClock);
     match cli.command {
-        Command::Run => run(&settings, clock).await,
+        Command::Run => run(&settings()?, clock).await,
         Command::Migrate => {
-            let pool = db::connect(settings.database_url(), 2).await?;
+            let pool = db::connect(settings()?.database_url(), 2).await?;
             db::migrate(&pool).await?;
             println!("database migrated");
             Ok(())
         }
         Command::Verify => {
-            let pool = db::connect(settings.database_url(), 2).await?;
+            let pool = db::connect(settings()?.database_url(), 2).await?;
             let breaks = EventStore::new(pool).verify().await?;
             if breaks.is_empty() {
                 println!("every hash chain verifies");
@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
             bail!("{} event(s) fail verification", breaks.len())
         }
         Command::LoadReference { file } => {
-            let pool = db::connect(settings.database_url(), 2).await?;
+            let pool = db::connect(settings()?.database_url(), 2).await?;
             db::migrate(&pool).await?;
             ReferenceData::from_file(&file)?.load_into(&pool, clock.now()).await?;
             println!("loaded {}", file.display());

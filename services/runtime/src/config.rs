@@ -96,6 +96,9 @@ impl Default for Settings {
     }
 }
 
+/// `DIJKWACHT_*` variables read by the command line, the Makefile and the tests, not settings.
+const NOT_SETTINGS: &[&str] = &["CONFIG", "PG_PORT", "TEST_DATABASE_URL"];
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(#[from] Box<figment::Error>);
@@ -109,7 +112,7 @@ impl Settings {
         }
         figment = figment
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
-            .merge(Env::prefixed("DIJKWACHT_").ignore(&["CONFIG"]));
+            .merge(Env::prefixed("DIJKWACHT_").ignore(NOT_SETTINGS));
         figment.extract().map_err(|e| ConfigError(Box::new(e)))
     }
 

@@ -1,0 +1,43 @@
+# dijkwacht — `make run` starts the demo, `make test` runs every test.
+SHELL := /bin/bash
+
+# Builds are slow on small machines: share one target directory across clones.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/dijkwacht-target
+export DIJKWACHT_PG_PORT ?= 54329
+export DIJKWACHT_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:$(DIJKWACHT_PG_PORT)/postgres
+
+BIN := $(CARGO_TARGET_DIR)/debug/dijkwacht
+
+.PHONY: run test lint fmt schemas postgres postgres-stop build
+
+build:
+	cargo build -p dijkwacht
+
+## The demo: embedded Kafka, project-local PostgreSQL, simulated platform.
+run: build postgres
+	$(BIN) --config infra/demo/dijkwacht.toml run
+
+## Every test: unit, integration and end-to-end (needs the local PostgreSQL, started here).
+test: postgres
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --no-fail-fast; \
+	else \
+		cargo test --workspace --no-fail-fast; \
+	fi
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## Regenerates the committed JSON Schemas from the code.
+schemas: build
+	$(BIN) schemas --dir schemas
+
+postgres:
+	infra/postgres.sh start
+
+postgres-stop:
+	infra/postgres.sh stop

@@ -1,0 +1,9 @@
+//! Integration and end-to-end tests against real PostgreSQL and the embedded Kafka broker.
+//! One test binary, so the workspace links once.
+
+mod end_to_end;
+mod event_store;
+mod relay;
+mod schemas;
+mod stage_loop;
+mod support;

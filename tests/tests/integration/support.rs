@@ -1,0 +1,91 @@
+//! Event fixtures shared by the store, relay and stage tests.
+
+use dijkwacht_domain::event::{Location, Reporter};
+use dijkwacht_domain::*;
+use dijkwacht_runtime::{EventStore, LoadedCase, Metadata, NewEvents, RecordedEvent};
+use dijkwacht_tests::test_clock;
+
+pub fn report_received(url: &str, sha256: &str) -> CaseEvent {
+    CaseEvent::ReportReceived(ReportReceived {
+        report_id: ReportId::new(),
+        reporter: Reporter::Partner {
+            partner_id: "partner-a".into(),
+            partner_reference: "ref-1".into(),
+        },
+        location: Location {
+            url: url.into(),
+            hashes: vec![MediaHash::parse(HashAlgorithm::Sha256, sha256, None).unwrap()],
+        },
+        claimed_class: None,
+    })
+}
+
+pub fn review_requested() -> CaseEvent {
+    CaseEvent::ReviewRequested(event::ReviewRequested {
+        reason: event::ReviewReason::NoAutomatedMatch,
+    })
+}
+
+/// Appends `events` to `case_id` on top of what it holds.
+pub async fn append(store: &EventStore, case_id: CaseId, events: Vec<CaseEvent>) -> Vec<RecordedEvent> {
+    let loaded = store.load_one(case_id).await.unwrap();
+    append_to(store, &loaded, events).await.unwrap()
+}
+
+pub async fn append_to(
+    store: &EventStore,
+    loaded: &LoadedCase,
+    events: Vec<CaseEvent>,
+) -> Result<Vec<RecordedEvent>, dijkwacht_runtime::StoreError> {
+    let metadata = Metadata::actor("test");
+    let new = NewEvents {
+        case_id: loaded.case.id,
+        expected_version: loaded.case.version,
+        head_hash: loaded.head_hash,
+        events: events.into_iter().map(|e| (e, metadata.clone())).collect(),
+    };
+    store.append(&[new], dijkwacht_runtime::Clock::now(&test_clock())).await
+}
+
+/// Reads `count` messages from `topics` with a fresh consumer group, failing after `timeout`.
+pub async fn consume(
+    bootstrap_servers: &str,
+    topics: &[String],
+    count: usize,
+    timeout: std::time::Duration,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::ClientConfig;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&names).unwrap();
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while messages.len() < count {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => messages.push(message.detach()),
+            Ok(Err(error)) => panic!("consuming {topics:?}: {error}"),
+            Err(_) => panic!("only {} of {count} messages arrived on {topics:?}", messages.len()),
+        }
+    }
+    messages
+}
+
+/// Produces raw bytes to a topic, keyed.
+pub async fn produce(bootstrap_servers: &str, topic: &str, key: &str, payload: &[u8]) {
+    let producer = dijkwacht_runtime::kafka::producer(bootstrap_servers).unwrap();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(topic).key(key).payload(payload),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
