@@ -7,7 +7,7 @@ use dijkwacht::{app, Broker, RunningApp};
 use dijkwacht_runtime::config::{Secret, Settings};
 use dijkwacht_runtime::kafka::EmbeddedBroker;
 use dijkwacht_runtime::reference::{HashEntry, HashListEntry, KeyEntry, PlatformEntry, PrincipalEntry, ReferenceData};
-use dijkwacht_runtime::{db, auth, EventStore, ManualClock, SharedClock, TopicNames};
+use dijkwacht_runtime::{auth, db, EventStore, ManualClock, SharedClock, TopicNames};
 use dijkwacht_simulator::Simulator;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::future::Future;
@@ -34,7 +34,9 @@ impl TestDatabase {
         let mut admin = PgConnection::connect(&admin_url)
             .await
             .with_context(|| format!("connecting to {admin_url}; is PostgreSQL running (make postgres)?"))?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
         admin.close().await?;
         let mut url = url::Url::parse(&admin_url)?;
         url.set_path(&name);
@@ -156,9 +158,13 @@ impl TestSystem {
 
         let partner_key = format!("partner-{}", uuid::Uuid::new_v4());
         let regulator_key = format!("regulator-{}", uuid::Uuid::new_v4());
-        reference_data(&partner_key, &regulator_key, &format!("http://{simulator_addr}/notices"))
-            .load_into(&database.pool, clock_now(&shared))
-            .await?;
+        reference_data(
+            &partner_key,
+            &regulator_key,
+            &format!("http://{simulator_addr}/notices"),
+        )
+        .load_into(&database.pool, clock_now(&shared))
+        .await?;
 
         let settings = Settings {
             database_url: Secret::new(database.url.clone()),

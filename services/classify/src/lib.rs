@@ -2,8 +2,8 @@
 //! Clear evidence classifies automatically; anything else goes to an analyst.
 
 use dijkwacht_domain::{
-    Case, CaseEvent, CaseStatus, Classified, Command, ContentClass, Evidence, HashAlgorithm, HostResolved,
-    MediaHash, PlatformId,
+    Case, CaseEvent, CaseStatus, Classified, Command, ContentClass, Evidence, HashAlgorithm, HostResolved, MediaHash,
+    PlatformId,
 };
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use sqlx::{PgPool, Row};
@@ -19,7 +19,10 @@ impl ClassifyStage {
 
     /// The platform whose registered domain is the URL's host or the closest parent of it.
     pub async fn resolve_host(&self, url: &str) -> Result<Option<HostResolved>, StageError> {
-        let Some(host) = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)) else {
+        let Some(host) = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        else {
             return Ok(None);
         };
         let row = sqlx::query(
@@ -67,7 +70,10 @@ impl ClassifyStage {
         let class_name: String = row.try_get("class")?;
         let class = ContentClass::parse(&class_name)
             .ok_or_else(|| StageError::Permanent(format!("hash list class {class_name:?} is not a known class")))?;
-        let algorithm = match exact.iter().find(|h| h.algorithm.as_str() == row.get::<String, _>("algorithm")) {
+        let algorithm = match exact
+            .iter()
+            .find(|h| h.algorithm.as_str() == row.get::<String, _>("algorithm"))
+        {
             Some(hash) => hash.algorithm,
             None => return Ok(None),
         };

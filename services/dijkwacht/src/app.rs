@@ -15,7 +15,9 @@ use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
 use dijkwacht_runtime::reference::ReferenceData;
 use dijkwacht_runtime::relay::Relay;
 use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
-use dijkwacht_runtime::{db, EventStore, Health, LoopSettings, SharedClock, Stage, StageLoop, StageRuntime, TopicNames};
+use dijkwacht_runtime::{
+    db, EventStore, Health, LoopSettings, SharedClock, Stage, StageLoop, StageRuntime, TopicNames,
+};
 use dijkwacht_simulator::Simulator;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -157,7 +159,12 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     let store = EventStore::new(pool.clone());
     let health = Health::default();
 
-    let relay = Relay::new(pool.clone(), producer.clone(), topics.clone(), settings.batch_size as i64);
+    let relay = Relay::new(
+        pool.clone(),
+        producer.clone(),
+        topics.clone(),
+        settings.batch_size as i64,
+    );
     tasks.spawn(relay.run(Duration::from_millis(settings.relay_idle_ms), shutdown.clone()));
 
     let runtime = StageRuntime {
@@ -184,7 +191,12 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         recheck_after: TimeDelta::seconds(settings.followup_recheck_secs),
     };
     spawn_stage(&mut tasks, ClassifyStage::new(pool.clone()), &runtime, &shutdown);
-    spawn_stage(&mut tasks, NoticeStage::new(notice_policy(settings)), &runtime, &shutdown);
+    spawn_stage(
+        &mut tasks,
+        NoticeStage::new(notice_policy(settings)),
+        &runtime,
+        &shutdown,
+    );
     spawn_stage(
         &mut tasks,
         DispatchStage::new(dispatch_policy, Duration::from_secs(settings.dispatch_timeout_secs))?,

@@ -14,7 +14,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(version, about = "dijkwacht: reports of illegal online content in, complete DSA notices out, removal verified")]
+#[command(
+    version,
+    about = "dijkwacht: reports of illegal online content in, complete DSA notices out, removal verified"
+)]
 struct Cli {
     /// TOML configuration file; environment variables DIJKWACHT_* override it.
     #[arg(long, global = true, env = "DIJKWACHT_CONFIG")]
@@ -93,7 +96,11 @@ async fn main() -> anyhow::Result<()> {
             if check {
                 let stale = schemas::stale(&dir);
                 if !stale.is_empty() {
-                    bail!("stale schemas in {}: {} (run `make schemas`)", dir.display(), stale.join(", "));
+                    bail!(
+                        "stale schemas in {}: {} (run `make schemas`)",
+                        dir.display(),
+                        stale.join(", ")
+                    );
                 }
                 println!("schemas are up to date");
             } else {

@@ -127,7 +127,7 @@ impl Case {
                 self.status = CaseStatus::AwaitingReview;
             }
             CaseEvent::NoticeIssued(issued) => {
-                self.notice = Some(issued.notice.clone());
+                self.notice = Some((*issued.notice).clone());
                 self.status = CaseStatus::NoticeIssued;
             }
             CaseEvent::DispatchStarted(started) => {

@@ -99,9 +99,11 @@ impl Case {
             Command::Classify { host, classification } => Ok(self.classify(host, classification)),
             Command::IssueNotice { notice_id, policy } => self.issue_notice(notice_id, &policy, now),
             Command::StartDispatch => self.start_dispatch(now),
-            Command::RecordDispatchOutcome { attempt, outcome, policy } => {
-                Ok(self.record_dispatch_outcome(attempt, outcome, policy, now))
-            }
+            Command::RecordDispatchOutcome {
+                attempt,
+                outcome,
+                policy,
+            } => Ok(self.record_dispatch_outcome(attempt, outcome, policy, now)),
             Command::RecordRemovalCheck {
                 observation,
                 recheck_after,
@@ -140,7 +142,9 @@ impl Case {
             return Err(Refusal::NotClassified);
         }
         let notice = Notice::compose(self, policy, notice_id, now)?;
-        Ok(vec![CaseEvent::NoticeIssued(NoticeIssued { notice })])
+        Ok(vec![CaseEvent::NoticeIssued(NoticeIssued {
+            notice: Box::new(notice),
+        })])
     }
 
     fn start_dispatch(&self, now: DateTime<Utc>) -> Result<Vec<CaseEvent>, Refusal> {

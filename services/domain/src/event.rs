@@ -128,7 +128,8 @@ pub struct ReviewRequested {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NoticeIssued {
-    pub notice: Notice,
+    /// Boxed: a notice is far larger than any other event.
+    pub notice: Box<Notice>,
 }
 
 /// How a notice travels to the platform.

@@ -104,7 +104,10 @@ mod tests {
             MediaHash::parse(HashAlgorithm::Md5, &"a".repeat(40), None),
             Err(HashError::WrongLength { expected: 32, .. })
         ));
-        assert_eq!(MediaHash::parse(HashAlgorithm::Sha1, &"g".repeat(40), None), Err(HashError::NotHex));
+        assert_eq!(
+            MediaHash::parse(HashAlgorithm::Sha1, &"g".repeat(40), None),
+            Err(HashError::NotHex)
+        );
         assert_eq!(
             MediaHash::parse(HashAlgorithm::Pdq, &"0".repeat(64), Some(101)),
             Err(HashError::QualityOutOfRange(101))

@@ -119,7 +119,9 @@ impl Notice {
             tdb_keywords: class.tdb_keywords().iter().map(|k| (*k).to_owned()).collect(),
             tdb_decision_ground: class.tdb_decision_ground().to_owned(),
             good_faith_statement: GOOD_FAITH_STATEMENT.to_owned(),
-            requested_action: "Remove or disable access to the content at the locations listed, with priority (Art. 22(1) DSA).".to_owned(),
+            requested_action:
+                "Remove or disable access to the content at the locations listed, with priority (Art. 22(1) DSA)."
+                    .to_owned(),
         })
     }
 }

@@ -71,7 +71,10 @@ impl ContentClass {
 
     /// Harmful but lawful content has no legal removal duty: notices cite the platform's terms.
     pub fn is_lawful_but_harmful(self) -> bool {
-        matches!(self, Self::Violence | Self::AnimalCruelty | Self::SelfHarm | Self::EatingDisorder)
+        matches!(
+            self,
+            Self::Violence | Self::AnimalCruelty | Self::SelfHarm | Self::EatingDisorder
+        )
     }
 
     /// Child sexual abuse offences: DSA Art. 16(2)(c) lets the notifier stay unnamed.
@@ -130,7 +133,11 @@ impl ContentClass {
     pub fn legal_ground(self, date: NaiveDate) -> Option<LegalGround> {
         LEGAL_GROUNDS
             .iter()
-            .find(|row| row.classes.contains(&self) && row.valid_from <= date && row.valid_until.is_none_or(|until| date <= until))
+            .find(|row| {
+                row.classes.contains(&self)
+                    && row.valid_from <= date
+                    && row.valid_until.is_none_or(|until| date <= until)
+            })
             .map(|row| LegalGround {
                 jurisdiction: "NL".to_owned(),
                 provision: row.provision.to_owned(),

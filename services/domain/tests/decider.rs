@@ -352,7 +352,11 @@ fn a_failed_dispatch_backs_off_then_gives_up() {
         })]
     );
     events.extend(first);
-    assert_eq!(given(&events).when(Command::StartDispatch, t(3)), Ok(vec![]), "not before retry_at");
+    assert_eq!(
+        given(&events).when(Command::StartDispatch, t(3)),
+        Ok(vec![]),
+        "not before retry_at"
+    );
     assert_eq!(given(&events).when(Command::StartDispatch, t(4)), Ok(vec![started(2)]));
     events.push(started(2));
     let second = given(&events).when(failure(2), t(5)).unwrap();

@@ -33,7 +33,9 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|key| !key.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let principal = authenticate(state.store.pool(), key).await?.ok_or(ApiError::Unauthorized)?;
+        let principal = authenticate(state.store.pool(), key)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         Ok(Caller(principal))
     }
 }

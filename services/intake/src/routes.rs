@@ -26,8 +26,8 @@ pub async fn submit_report(
     body: Bytes,
 ) -> Result<(StatusCode, Json<ReportAccepted>), ApiError> {
     let partner = caller.require(SCOPE_REPORTS_WRITE)?;
-    let json: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadJson(format!("the body is not valid JSON: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(format!("the body is not valid JSON: {e}")))?;
     let report = validate_report(&json).map_err(ApiError::Invalid)?;
     let report_id = ReportId::new();
     let metadata = Metadata::actor(format!("partner:{}", partner.id));
@@ -67,7 +67,9 @@ pub async fn get_case(
     Path(case_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
     let partner = caller.require(SCOPE_REPORTS_READ)?;
-    let case_id = uuid::Uuid::parse_str(&case_id).map(CaseId).map_err(|_| ApiError::NotFound)?;
+    let case_id = uuid::Uuid::parse_str(&case_id)
+        .map(CaseId)
+        .map_err(|_| ApiError::NotFound)?;
     let events = state.store.read_stream(case_id).await?;
     let Some(CaseEvent::ReportReceived(report)) = events.first().map(|e| &e.event) else {
         return Err(ApiError::NotFound);

@@ -42,7 +42,10 @@ pub fn validate_report(body: &Value) -> Result<ValidReport, Vec<FieldError>> {
             None
         }
         Some(Value::String(s)) if s.chars().count() > MAX_REFERENCE_CHARS => {
-            errors.add("/partner_reference".into(), format!("at most {MAX_REFERENCE_CHARS} characters"));
+            errors.add(
+                "/partner_reference".into(),
+                format!("at most {MAX_REFERENCE_CHARS} characters"),
+            );
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
@@ -58,16 +61,20 @@ pub fn validate_report(body: &Value) -> Result<ValidReport, Vec<FieldError>> {
     let mut items = Vec::new();
     match object.get("items") {
         Some(Value::Array(list)) if list.is_empty() => errors.add("/items".into(), "must name at least one location"),
-        Some(Value::Array(list)) if list.len() > MAX_ITEMS => {
-            errors.add("/items".into(), format!("at most {MAX_ITEMS} items per report, got {}", list.len()))
-        }
+        Some(Value::Array(list)) if list.len() > MAX_ITEMS => errors.add(
+            "/items".into(),
+            format!("at most {MAX_ITEMS} items per report, got {}", list.len()),
+        ),
         Some(Value::Array(list)) => {
             let mut seen = std::collections::HashMap::new();
             for (index, item) in list.iter().enumerate() {
                 let pointer = format!("/items/{index}");
                 if let Some(valid) = validate_item(item, &pointer, &mut errors) {
                     if let Some(first) = seen.insert(valid.location.url.clone(), index) {
-                        errors.add(format!("{pointer}/url"), format!("the same location as /items/{first}/url"));
+                        errors.add(
+                            format!("{pointer}/url"),
+                            format!("the same location as /items/{first}/url"),
+                        );
                     }
                     items.push(valid);
                 }
@@ -192,7 +199,10 @@ fn validate_hash(hash: &Value, pointer: &str, errors: &mut Errors) -> Option<Med
     match MediaHash::parse(algorithm, value, quality) {
         Ok(hash) => Some(hash),
         Err(error) => {
-            let field = if matches!(error, dijkwacht_domain::HashError::QualityOutOfRange(_) | dijkwacht_domain::HashError::QualityWithoutPdq) {
+            let field = if matches!(
+                error,
+                dijkwacht_domain::HashError::QualityOutOfRange(_) | dijkwacht_domain::HashError::QualityWithoutPdq
+            ) {
                 "quality"
             } else {
                 "value"
@@ -211,7 +221,10 @@ pub fn normalize_url(raw: &str) -> Result<String, String> {
     }
     let mut url = url::Url::parse(raw.trim()).map_err(|e| format!("not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("only http and https URLs can be reported, not {}", url.scheme()));
+        return Err(format!(
+            "only http and https URLs can be reported, not {}",
+            url.scheme()
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain a user name or password".into());
@@ -238,9 +251,14 @@ mod tests {
             normalize_url("HTTPS://Bücher.Example:443/a/B?x=1#frag").unwrap(),
             "https://xn--bcher-kva.example/a/B?x=1"
         );
-        assert_eq!(normalize_url("http://host.example:80/").unwrap(), "http://host.example/");
+        assert_eq!(
+            normalize_url("http://host.example:80/").unwrap(),
+            "http://host.example/"
+        );
         assert!(normalize_url("ftp://host.example/x").unwrap_err().contains("http"));
-        assert!(normalize_url("https://user:pw@host.example/").unwrap_err().contains("user name"));
+        assert!(normalize_url("https://user:pw@host.example/")
+            .unwrap_err()
+            .contains("user name"));
         assert!(normalize_url(&format!("https://h.example/{}", "a".repeat(2100))).is_err());
     }
 
@@ -272,7 +290,10 @@ mod tests {
     fn a_location_twice_in_one_report_is_an_error() {
         let body = json!({"partner_reference": "r", "items": [{"url": "https://a.example/x#1"}, {"url": "https://A.example/x"}]});
         let errors = validate_report(&body).unwrap_err();
-        assert_eq!(errors, vec![FieldError::new("/items/1/url", "the same location as /items/0/url")]);
+        assert_eq!(
+            errors,
+            vec![FieldError::new("/items/1/url", "the same location as /items/0/url")]
+        );
     }
 
     #[test]

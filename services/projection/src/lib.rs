@@ -106,14 +106,16 @@ pub async fn platform_compliance(pool: &PgPool, platform_id: &str) -> Result<Opt
     .bind(platform_id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(name, issued, sent, removed, awaiting, median)| PlatformCompliance {
-        platform_id: PlatformId(platform_id.to_owned()),
-        platform_name: name,
-        notices_issued: issued,
-        notices_sent: sent,
-        removals_verified: removed,
-        awaiting_removal: awaiting,
-        median_seconds_to_removal: median,
-        removal_rate: (sent > 0).then(|| removed as f64 / sent as f64),
-    }))
+    Ok(
+        row.map(|(name, issued, sent, removed, awaiting, median)| PlatformCompliance {
+            platform_id: PlatformId(platform_id.to_owned()),
+            platform_name: name,
+            notices_issued: issued,
+            notices_sent: sent,
+            removals_verified: removed,
+            awaiting_removal: awaiting,
+            median_seconds_to_removal: median,
+            removal_rate: (sent > 0).then(|| removed as f64 / sent as f64),
+        }),
+    )
 }

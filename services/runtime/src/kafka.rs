@@ -66,7 +66,9 @@ impl EmbeddedBroker {
                 let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
                 // Serves topic requests until every sender is gone, then drops the cluster.
                 for request in requests_rx {
-                    let _ = request.done.send(cluster.create_topic(&request.name, request.partitions, 1));
+                    let _ = request
+                        .done
+                        .send(cluster.create_topic(&request.name, request.partitions, 1));
                 }
             })
             .map_err(|e| BrokerError::Embedded(e.to_string()))?;
@@ -93,7 +95,11 @@ impl EmbeddedBroker {
             done,
         };
         let gone = || BrokerError::Embedded("the broker thread has stopped".into());
-        self.requests.as_ref().ok_or_else(gone)?.send(request).map_err(|_| gone())?;
+        self.requests
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(request)
+            .map_err(|_| gone())?;
         result
             .recv()
             .map_err(|_| gone())?

@@ -97,10 +97,9 @@ impl ReferenceData {
         for (kind, principals) in [("partner", &self.partners), ("regulator", &self.regulators)] {
             for principal in principals {
                 for key in &principal.keys {
-                    let digest = hex::decode(&key.sha256)
-                        .ok()
-                        .filter(|d| d.len() == 32)
-                        .ok_or_else(|| ReferenceError::Invalid(format!("{kind} {}: sha256 is not 64 hex digits", principal.id)))?;
+                    let digest = hex::decode(&key.sha256).ok().filter(|d| d.len() == 32).ok_or_else(|| {
+                        ReferenceError::Invalid(format!("{kind} {}: sha256 is not 64 hex digits", principal.id))
+                    })?;
                     sqlx::query(
                         "INSERT INTO api_keys (key_sha256, principal_kind, principal_id, scopes) VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (key_sha256) DO UPDATE SET principal_kind = EXCLUDED.principal_kind, principal_id = EXCLUDED.principal_id, scopes = EXCLUDED.scopes",

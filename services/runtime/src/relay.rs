@@ -66,12 +66,19 @@ impl Relay {
             let topic: String = row.try_get("topic")?;
             let recorded = StoredRow::from_row(row)?.decode()?;
             let payload = serde_json::to_vec(&recorded).expect("recorded events serialize");
-            messages.push((outbox_id, self.topics.qualify(&topic), recorded.case_id.to_string(), payload));
+            messages.push((
+                outbox_id,
+                self.topics.qualify(&topic),
+                recorded.case_id.to_string(),
+                payload,
+            ));
         }
         // All sends are in flight at once; the idempotent producer keeps per-partition order.
         let deliveries = join_all(messages.iter().map(|(_, topic, key, payload)| {
-            self.producer
-                .send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(30))
+            self.producer.send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(30),
+            )
         }))
         .await;
         let mut acknowledged = Vec::with_capacity(messages.len());

@@ -141,7 +141,11 @@ impl ConsumerContext for ReadinessContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
-                tracing::info!(stage = self.stage, partitions = partitions.count(), "joined consumer group");
+                tracing::info!(
+                    stage = self.stage,
+                    partitions = partitions.count(),
+                    "joined consumer group"
+                );
                 self.ready.store(true, Ordering::Release);
             }
             Rebalance::Revoke(_) => {}
@@ -322,7 +326,9 @@ impl<S: Stage> StageLoop<S> {
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(StageError::Retryable("conflicts persisted; will retry the batch".into()))
+        Err(StageError::Retryable(
+            "conflicts persisted; will retry the batch".into(),
+        ))
     }
 
     /// After a durable decision: side effects, their follow-up commands, then timers.
@@ -386,11 +392,26 @@ impl<S: Stage> StageLoop<S> {
             let offset = message.offset().to_string();
             let partition = message.partition().to_string();
             let headers = OwnedHeaders::new()
-                .insert(Header { key: "dijkwacht-stage", value: Some(self.stage.name()) })
-                .insert(Header { key: "dijkwacht-reason", value: Some(letter.reason.as_str()) })
-                .insert(Header { key: "dijkwacht-source-topic", value: Some(message.topic()) })
-                .insert(Header { key: "dijkwacht-source-partition", value: Some(partition.as_str()) })
-                .insert(Header { key: "dijkwacht-source-offset", value: Some(offset.as_str()) });
+                .insert(Header {
+                    key: "dijkwacht-stage",
+                    value: Some(self.stage.name()),
+                })
+                .insert(Header {
+                    key: "dijkwacht-reason",
+                    value: Some(letter.reason.as_str()),
+                })
+                .insert(Header {
+                    key: "dijkwacht-source-topic",
+                    value: Some(message.topic()),
+                })
+                .insert(Header {
+                    key: "dijkwacht-source-partition",
+                    value: Some(partition.as_str()),
+                })
+                .insert(Header {
+                    key: "dijkwacht-source-offset",
+                    value: Some(offset.as_str()),
+                });
             let mut record = FutureRecord::<[u8], [u8]>::to(&topic)
                 .payload(message.payload().unwrap_or_default())
                 .headers(headers);
@@ -457,10 +478,15 @@ fn decode(message: &OwnedMessage) -> Result<RecordedEvent, String> {
     serde_json::from_slice(payload).map_err(|e| format!("undecodable event: {e}"))
 }
 
-fn store_offsets<C: ConsumerContext>(consumer: &StreamConsumer<C>, batch: &[OwnedMessage]) -> rdkafka::error::KafkaResult<()> {
+fn store_offsets<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    batch: &[OwnedMessage],
+) -> rdkafka::error::KafkaResult<()> {
     let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
     for message in batch {
-        let offset = highest.entry((message.topic(), message.partition())).or_insert(message.offset());
+        let offset = highest
+            .entry((message.topic(), message.partition()))
+            .or_insert(message.offset());
         *offset = (*offset).max(message.offset());
     }
     for ((topic, partition), offset) in highest {

@@ -84,7 +84,11 @@ pub enum StoreError {
     #[error("a case changed since it was loaded")]
     Conflict,
     #[error("stored event {case_id}@{version} cannot be read: {reason}")]
-    Corrupt { case_id: Uuid, version: i32, reason: String },
+    Corrupt {
+        case_id: Uuid,
+        version: i32,
+        reason: String,
+    },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -175,7 +179,10 @@ impl EventStore {
 
         let mut positions: HashMap<(Uuid, i32), i64> = HashMap::with_capacity(inserted.len());
         for row in &inserted {
-            positions.insert((row.try_get("stream_id")?, row.try_get("stream_version")?), row.try_get("position")?);
+            positions.insert(
+                (row.try_get("stream_id")?, row.try_get("stream_version")?),
+                row.try_get("position")?,
+            );
         }
         let mut recorded = Vec::with_capacity(rows.len());
         let (mut outbox_positions, mut outbox_topics) = (Vec::new(), Vec::new());

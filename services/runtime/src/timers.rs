@@ -6,11 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Sets (or, with `None`, clears) the timers of many cases in two statements.
-pub async fn set(
-    pool: &PgPool,
-    stage: &str,
-    timers: &[(CaseId, Option<DateTime<Utc>>)],
-) -> Result<(), sqlx::Error> {
+pub async fn set(pool: &PgPool, stage: &str, timers: &[(CaseId, Option<DateTime<Utc>>)]) -> Result<(), sqlx::Error> {
     let (mut due_ids, mut due_at, mut cleared) = (Vec::new(), Vec::new(), Vec::new());
     for (case_id, at) in timers {
         match at {

@@ -72,7 +72,12 @@ impl Simulator {
 
 /// The DSA Art. 16(2) elements a notice must carry, and the trusted-flagger marking.
 fn missing_elements(notice: &Value) -> Vec<&'static str> {
-    let text = |key: &str| notice.get(key).and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
+    let text = |key: &str| {
+        notice
+            .get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.trim().is_empty())
+    };
     let mut missing = Vec::new();
     if !text("explanation") {
         missing.push("explanation (Art. 16(2)(a))");
@@ -80,7 +85,9 @@ fn missing_elements(notice: &Value) -> Vec<&'static str> {
     let has_location = notice
         .get("locations")
         .and_then(Value::as_array)
-        .is_some_and(|locations| !locations.is_empty() && locations.iter().all(|l| l.get("url").and_then(Value::as_str).is_some()));
+        .is_some_and(|locations| {
+            !locations.is_empty() && locations.iter().all(|l| l.get("url").and_then(Value::as_str).is_some())
+        });
     if !has_location {
         missing.push("locations with exact URLs (Art. 16(2)(b))");
     }
@@ -101,21 +108,42 @@ fn missing_elements(notice: &Value) -> Vec<&'static str> {
 }
 
 async fn receive_notice(State(sim): State<Simulator>, headers: HeaderMap, Json(notice): Json<Value>) -> Response {
-    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "Idempotency-Key header is required"}))).into_response();
+    let Some(key) = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "Idempotency-Key header is required"})),
+        )
+            .into_response();
     };
     let missing = missing_elements(&notice);
     if !missing.is_empty() {
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": "incomplete notice", "missing": missing}))).into_response();
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "incomplete notice", "missing": missing})),
+        )
+            .into_response();
     }
     let now = sim.clock.now();
     let mut inbox = sim.lock();
     if let Some(&index) = inbox.by_key.get(&key) {
         let original = &inbox.notices[index];
-        return (StatusCode::OK, Json(json!({"notice_reference": original.notice_reference, "duplicate": true}))).into_response();
+        return (
+            StatusCode::OK,
+            Json(json!({"notice_reference": original.notice_reference, "duplicate": true})),
+        )
+            .into_response();
     }
     let remove_at = now + sim.removal_delay;
-    for url in notice["locations"].as_array().into_iter().flatten().filter_map(|l| l["url"].as_str()) {
+    for url in notice["locations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["url"].as_str())
+    {
         if let Some(path) = url::Url::parse(url).ok().map(|u| u.path().to_owned()) {
             inbox.removals.entry(path).or_insert(remove_at);
         }
@@ -138,10 +166,18 @@ async fn list_notices(State(sim): State<Simulator>) -> Json<Vec<ReceivedNotice>>
 
 async fn content(State(sim): State<Simulator>, Path(path): Path<String>) -> Response {
     let full_path = format!("{CONTENT_PREFIX}{path}");
-    let removed = sim.lock().removals.get(&full_path).is_some_and(|at| sim.clock.now() >= *at);
+    let removed = sim
+        .lock()
+        .removals
+        .get(&full_path)
+        .is_some_and(|at| sim.clock.now() >= *at);
     if removed {
         (StatusCode::GONE, "removed after a notice\n").into_response()
     } else {
-        (StatusCode::OK, "simulated content placeholder (no media is ever served)\n").into_response()
+        (
+            StatusCode::OK,
+            "simulated content placeholder (no media is ever served)\n",
+        )
+            .into_response()
     }
 }

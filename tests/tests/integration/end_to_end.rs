@@ -58,7 +58,13 @@ async fn a_hash_listed_report_leads_to_one_complete_notice_and_a_verified_remova
     .await;
     let () = health;
 
-    let unauthenticated = system.http.post(system.api("/v1/reports")).json(&json!({})).send().await.unwrap();
+    let unauthenticated = system
+        .http
+        .post(system.api("/v1/reports"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unauthenticated.status(), 401);
 
     let response = system
@@ -104,8 +110,14 @@ async fn a_hash_listed_report_leads_to_one_complete_notice_and_a_verified_remova
     assert_eq!(notice["locations"][0]["url"], url, "16(2)(b) exact location");
     assert_eq!(notice["locations"][0]["hashes"][0]["value"], DEMO_SHA256);
     let explanation = notice["explanation"].as_str().unwrap();
-    assert!(explanation.contains("art. 252 Wetboek van Strafrecht"), "16(2)(a): {explanation}");
-    assert!(notice["good_faith_statement"].as_str().unwrap().contains("good faith"), "16(2)(d)");
+    assert!(
+        explanation.contains("art. 252 Wetboek van Strafrecht"),
+        "16(2)(a): {explanation}"
+    );
+    assert!(
+        notice["good_faith_statement"].as_str().unwrap().contains("good faith"),
+        "16(2)(d)"
+    );
     assert!(notice.get("notifier").is_none(), "16(2)(c) is waived for CSAM");
     assert_eq!(notice["trusted_flagger"]["tdb_source_type"], "SOURCE_TRUSTED_FLAGGER");
     assert_eq!(notice["trusted_flagger"]["designation_reference"], "TF-TEST-1");
@@ -197,9 +209,17 @@ async fn invalid_reports_are_refused_with_pointers_and_nothing_is_stored() {
         .unwrap();
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();
-    let pointers: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    let pointers: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
     assert_eq!(pointers, vec!["/items/0/url", "/items/1/hashes/0/value"]);
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&system.database.pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&system.database.pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 0);
 
     let not_json = system

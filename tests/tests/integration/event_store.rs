@@ -9,14 +9,23 @@ async fn concurrent_appends_to_one_case_let_exactly_one_win() {
     let store = db.store();
     for round in 0..10 {
         let case_id = CaseId::new();
-        append(&store, case_id, vec![report_received("https://a.example/x", DEMO_SHA256)]).await;
+        append(
+            &store,
+            case_id,
+            vec![report_received("https://a.example/x", DEMO_SHA256)],
+        )
+        .await;
         let loaded = store.load_one(case_id).await.unwrap();
         let (first, second) = tokio::join!(
             append_to(&store, &loaded, vec![review_requested()]),
             append_to(&store, &loaded, vec![review_requested()]),
         );
         let outcomes = [first.is_ok(), second.is_ok()];
-        assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "round {round}: {outcomes:?}");
+        assert_eq!(
+            outcomes.iter().filter(|ok| **ok).count(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
         let loser = if first.is_ok() { second } else { first };
         assert!(matches!(loser, Err(StoreError::Conflict)), "round {round}: {loser:?}");
         assert_eq!(store.read_stream(case_id).await.unwrap().len(), 2);
@@ -28,7 +37,12 @@ async fn a_batch_append_is_all_or_nothing() {
     let db = TestDatabase::create().await.unwrap();
     let store = db.store();
     let contested = CaseId::new();
-    append(&store, contested, vec![report_received("https://a.example/1", DEMO_SHA256)]).await;
+    append(
+        &store,
+        contested,
+        vec![report_received("https://a.example/1", DEMO_SHA256)],
+    )
+    .await;
     let stale_view = LoadedCase::new(contested);
     let metadata = Metadata::actor("test");
     let fresh = NewEvents {
@@ -55,7 +69,12 @@ async fn the_hash_chain_verifies_and_a_modified_row_is_detected() {
     let (a, b) = (CaseId::new(), CaseId::new());
     append(&store, a, vec![report_received("https://a.example/x", DEMO_SHA256)]).await;
     append(&store, a, vec![review_requested()]).await;
-    append(&store, b, vec![report_received("https://b.example/y", DEMO_SHA256), review_requested()]).await;
+    append(
+        &store,
+        b,
+        vec![report_received("https://b.example/y", DEMO_SHA256), review_requested()],
+    )
+    .await;
     assert_eq!(store.verify().await.unwrap(), vec![]);
 
     sqlx::query("UPDATE events SET payload = jsonb_set(payload, '{location,url}', '\"https://elsewhere.example/\"') WHERE stream_id = $1 AND stream_version = 1")
@@ -85,7 +104,12 @@ async fn events_read_back_as_written() {
     let db = TestDatabase::create().await.unwrap();
     let store = db.store();
     let case_id = CaseId::new();
-    let written = append(&store, case_id, vec![report_received("https://a.example/x", DEMO_SHA256), review_requested()]).await;
+    let written = append(
+        &store,
+        case_id,
+        vec![report_received("https://a.example/x", DEMO_SHA256), review_requested()],
+    )
+    .await;
     let read = store.read_stream(case_id).await.unwrap();
     assert_eq!(read, written);
     assert!(matches!(read[0].event, CaseEvent::ReportReceived(_)));

@@ -17,7 +17,13 @@ async fn every_event_reaches_the_broker_once_per_relay_run_in_case_order() {
     let cases: Vec<CaseId> = (0..5).map(|_| CaseId::new()).collect();
     let mut written = 0;
     for (i, case_id) in cases.iter().enumerate() {
-        written += append(&store, *case_id, vec![report_received(&format!("https://a.example/{i}"), DEMO_SHA256)]).await.len();
+        written += append(
+            &store,
+            *case_id,
+            vec![report_received(&format!("https://a.example/{i}"), DEMO_SHA256)],
+        )
+        .await
+        .len();
         for _ in 0..3 {
             written += append(&store, *case_id, vec![review_requested()]).await.len();
         }
@@ -34,7 +40,11 @@ async fn every_event_reaches_the_broker_once_per_relay_run_in_case_order() {
         published += n;
     }
     assert_eq!(published, written);
-    assert_eq!(relay.publish_batch().await.unwrap(), 0, "a second run publishes nothing");
+    assert_eq!(
+        relay.publish_batch().await.unwrap(),
+        0,
+        "a second run publishes nothing"
+    );
 
     let names = vec![topics.of(Topic::Reports), topics.of(Topic::Classifications)];
     let messages = consume(broker.bootstrap_servers(), &names, written, Duration::from_secs(30)).await;
@@ -43,9 +53,17 @@ async fn every_event_reaches_the_broker_once_per_relay_run_in_case_order() {
     for message in &messages {
         let event: RecordedEvent = serde_json::from_slice(message.payload().unwrap()).unwrap();
         assert_eq!(message.key(), Some(event.case_id.to_string().as_bytes()));
-        assert!(positions.insert(event.position), "position {} arrived twice", event.position);
+        assert!(
+            positions.insert(event.position),
+            "position {} arrived twice",
+            event.position
+        );
         let previous = last_version.insert((message.topic().to_owned(), event.case_id), event.version);
-        assert!(previous.is_none_or(|v| v < event.version), "case {} out of order", event.case_id);
+        assert!(
+            previous.is_none_or(|v| v < event.version),
+            "case {} out of order",
+            event.case_id
+        );
     }
     assert_eq!(positions.len(), written);
     let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")

@@ -4,7 +4,9 @@ use dijkwacht_domain::{CaseEvent, CaseId};
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
 use dijkwacht_runtime::shutdown;
 use dijkwacht_runtime::{EventStore, Health, LoopSettings, StageLoop, StageRuntime, Topic, TopicNames};
-use dijkwacht_tests::{create_topics, eventually, reference_data, test_clock, unique_prefix, TestDatabase, DEMO_SHA256};
+use dijkwacht_tests::{
+    create_topics, eventually, reference_data, test_clock, unique_prefix, TestDatabase, DEMO_SHA256,
+};
 use rdkafka::message::Headers;
 use rdkafka::Message;
 use std::sync::Arc;
@@ -28,10 +30,28 @@ async fn fixture() -> Fixture {
     let broker = EmbeddedBroker::start(1).unwrap();
     let topics = create_topics(&broker, &unique_prefix(), 1).unwrap();
     let store = db.store();
-    Fixture { db, broker, topics, store }
+    Fixture {
+        db,
+        broker,
+        topics,
+        store,
+    }
 }
 
-fn start_classify(f: &Fixture) -> shutdown::ShutdownTrigger {
+/// A running stage; stopping it lets its consumer leave the group while the broker is up.
+struct RunningStage {
+    trigger: shutdown::ShutdownTrigger,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningStage {
+    async fn stop(self) {
+        self.trigger.trigger();
+        self.task.await.unwrap();
+    }
+}
+
+fn start_classify(f: &Fixture) -> RunningStage {
     let runtime = StageRuntime {
         store: f.store.clone(),
         clock: Arc::new(test_clock()),
@@ -47,19 +67,30 @@ fn start_classify(f: &Fixture) -> shutdown::ShutdownTrigger {
     };
     let (trigger, stop) = shutdown::channel();
     let stage = StageLoop::new(ClassifyStage::new(f.db.pool.clone()), runtime);
-    tokio::spawn(async move { stage.run(stop).await });
-    trigger
+    let task = tokio::spawn(async move { stage.run(stop).await.unwrap() });
+    RunningStage { trigger, task }
 }
 
 /// A case with a report, as the relay would publish it.
 async fn reported_case(f: &Fixture, path: &str) -> (CaseId, Vec<u8>) {
     let case_id = CaseId::new();
-    let recorded = append(&f.store, case_id, vec![report_received(&format!("http://127.0.0.1/{path}"), DEMO_SHA256)]).await;
+    let recorded = append(
+        &f.store,
+        case_id,
+        vec![report_received(&format!("http://127.0.0.1/{path}"), DEMO_SHA256)],
+    )
+    .await;
     (case_id, serde_json::to_vec(&recorded[0]).unwrap())
 }
 
 async fn event_types(store: &EventStore, case_id: CaseId) -> Vec<&'static str> {
-    store.read_stream(case_id).await.unwrap().iter().map(|e| e.event.type_name()).collect()
+    store
+        .read_stream(case_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.type_name())
+        .collect()
 }
 
 async fn wait_classified(store: &EventStore, case_id: CaseId) {
@@ -79,7 +110,7 @@ async fn the_same_message_delivered_twice_produces_its_events_once() {
     produce(&bootstrap, &reports, &twice.to_string(), &payload).await;
     produce(&bootstrap, &reports, &twice.to_string(), &payload).await;
     produce(&bootstrap, &reports, &after.to_string(), &later).await;
-    let _stop = start_classify(&f);
+    let stage = start_classify(&f);
 
     // One partition: once the last message is handled, both copies before it were too.
     wait_classified(&f.store, after).await;
@@ -88,8 +119,11 @@ async fn the_same_message_delivered_twice_produces_its_events_once() {
         vec!["ReportReceived", "HostResolved", "Classified"]
     );
     let classified = f.store.read_stream(twice).await.unwrap();
-    let CaseEvent::Classified(classified) = &classified[2].event else { unreachable!() };
+    let CaseEvent::Classified(classified) = &classified[2].event else {
+        unreachable!()
+    };
     assert!(classified.automated);
+    stage.stop().await;
 }
 
 #[tokio::test]
@@ -100,10 +134,16 @@ async fn a_poison_message_is_dead_lettered_and_the_next_one_processed() {
     produce(&bootstrap, &reports, "garbage", b"{not an event").await;
     let (good, payload) = reported_case(&f, "good").await;
     produce(&bootstrap, &reports, &good.to_string(), &payload).await;
-    let _stop = start_classify(&f);
+    let stage = start_classify(&f);
 
     wait_classified(&f.store, good).await;
-    let dead = consume(&bootstrap, &[f.topics.of(Topic::DeadLetter)], 1, Duration::from_secs(30)).await;
+    let dead = consume(
+        &bootstrap,
+        &[f.topics.of(Topic::DeadLetter)],
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(dead[0].payload(), Some(&b"{not an event"[..]));
     let headers = dead[0].headers().expect("dead letters carry headers");
     let reason = headers
@@ -113,4 +153,5 @@ async fn a_poison_message_is_dead_lettered_and_the_next_one_processed() {
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .expect("a reason header");
     assert!(reason.contains("undecodable"), "{reason}");
+    stage.stop().await;
 }
