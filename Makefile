@@ -19,6 +19,7 @@ run: build postgres
 
 ## Every test: unit, integration and end-to-end (needs the local PostgreSQL, started here).
 test: postgres
+	@infra/postgres.sh drop-test-databases
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \

@@ -5,6 +5,7 @@
 #   infra/postgres.sh start   initialise (first time) and start; idempotent
 #   infra/postgres.sh stop
 #   infra/postgres.sh status
+#   infra/postgres.sh drop-test-databases
 #
 # Listens on 127.0.0.1:${DIJKWACHT_PG_PORT:-54329} with trust authentication for local
 # connections only: a development and test database, never a production one.
@@ -15,7 +16,7 @@ port=${DIJKWACHT_PG_PORT:-54329}
 
 as_postgres() {
     if [ "$(id -u)" = 0 ]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
@@ -86,11 +87,20 @@ stop)
         as_postgres "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
     fi
     ;;
+drop-test-databases)
+    # Each test creates its own database; this clears those of earlier runs.
+    ready || exit 0
+    "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc \
+        "SELECT datname FROM pg_database WHERE datname LIKE 'dijkwacht\_test\_%'" |
+        while read -r name; do
+            "$bin/dropdb" -h 127.0.0.1 -p "$port" -U postgres --if-exists "$name"
+        done
+    ;;
 status)
     if ready; then echo "up on 127.0.0.1:$port ($data)"; else echo "down ($data)"; exit 1; fi
     ;;
 *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|status|drop-test-databases" >&2
     exit 2
     ;;
 esac
