@@ -7,7 +7,7 @@ use dijkwacht_classify::ClassifyStage;
 use dijkwacht_dispatch::DispatchStage;
 use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
 use dijkwacht_followup::{FollowupPolicy, FollowupStage};
-use dijkwacht_intake::AppState;
+use dijkwacht_intake::{AppState, LimitSettings, Limits};
 use dijkwacht_notices::NoticeStage;
 use dijkwacht_projection::ProjectionStage;
 use dijkwacht_runtime::config::Settings;
@@ -214,6 +214,11 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         store: store.clone(),
         clock,
         health: health.clone(),
+        limits: Limits::new(LimitSettings {
+            partner_requests_per_second: settings.partner_requests_per_second,
+            partner_burst: settings.partner_burst,
+            public_reports_per_hour: settings.public_reports_per_hour,
+        }),
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

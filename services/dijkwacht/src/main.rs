@@ -4,10 +4,10 @@
 use anyhow::{bail, Context};
 use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
-use dijkwacht::{app, schemas, Broker};
+use dijkwacht::{app, import, schemas, Broker};
 use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::reference::ReferenceData;
-use dijkwacht_runtime::{db, telemetry, EventStore, SharedClock, SystemClock};
+use dijkwacht_runtime::{auth, db, telemetry, EventStore, SharedClock, SystemClock};
 use dijkwacht_simulator::Simulator;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +38,22 @@ enum Command {
     LoadReference { file: PathBuf },
     /// Prints the SHA-256 digest of an API key, as reference files store it.
     HashKey { key: String },
+    /// Imports reports for a partner from a CSV or NDJSON file; safe to run again.
+    Import {
+        #[arg(long)]
+        partner: String,
+        file: PathBuf,
+    },
+    /// Partner accounts.
+    Partner {
+        #[command(subcommand)]
+        command: PartnerCommand,
+    },
+    /// API keys: issue (shown once) and revoke. Rotate by issuing a new key, then revoking the old.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Writes the JSON Schemas to a directory, or with --check fails if they are stale.
     Schemas {
         #[arg(long, default_value = "schemas")]
@@ -53,6 +69,34 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         removal_delay_secs: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum PartnerCommand {
+    /// Adds a partner, or renames an existing one.
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Issues a key for a partner or a regulator and prints it once.
+    Issue {
+        #[arg(long, conflicts_with = "regulator", required_unless_present = "regulator")]
+        partner: Option<String>,
+        #[arg(long)]
+        regulator: Option<String>,
+        /// Comma-separated: reports:write, reports:read, compliance:read.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Revokes a key by its id (the part after `dkw_`, before the second `_`).
+    Revoke { key_id: String },
 }
 
 #[tokio::main]
@@ -86,6 +130,52 @@ async fn main() -> anyhow::Result<()> {
             db::migrate(&pool).await?;
             ReferenceData::from_file(&file)?.load_into(&pool, clock.now()).await?;
             println!("loaded {}", file.display());
+            Ok(())
+        }
+        Command::Import { partner, file } => {
+            let pool = db::connect(settings()?.database_url(), 4).await?;
+            db::migrate(&pool).await?;
+            import::run(EventStore::new(pool), &partner, &file, clock).await
+        }
+        Command::Partner {
+            command: PartnerCommand::Add { id, name },
+        } => {
+            let pool = db::connect(settings()?.database_url(), 2).await?;
+            db::migrate(&pool).await?;
+            sqlx::query("INSERT INTO partners (partner_id, name) VALUES ($1, $2) ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name")
+                .bind(&id)
+                .bind(&name)
+                .execute(&pool)
+                .await?;
+            println!("partner {id} saved");
+            Ok(())
+        }
+        Command::Key { command } => {
+            let pool = db::connect(settings()?.database_url(), 2).await?;
+            db::migrate(&pool).await?;
+            match command {
+                KeyCommand::Issue {
+                    partner,
+                    regulator,
+                    scopes,
+                    label,
+                } => {
+                    let (kind, id) = match (partner, regulator) {
+                        (Some(partner), _) => ("partner", partner),
+                        (None, Some(regulator)) => ("regulator", regulator),
+                        (None, None) => bail!("name --partner or --regulator"),
+                    };
+                    let issued = auth::issue_key(&pool, kind, &id, &scopes, label.as_deref()).await?;
+                    println!("key id {} for {kind} {id}; the key, shown only now:", issued.key_id);
+                    println!("{}", issued.key);
+                }
+                KeyCommand::Revoke { key_id } => {
+                    if !auth::revoke_key(&pool, &key_id).await? {
+                        bail!("no active key has the id {key_id}");
+                    }
+                    println!("key {key_id} revoked");
+                }
+            }
             Ok(())
         }
         Command::HashKey { key } => {
@@ -123,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn hex_digest(key: &str) -> String {
-    dijkwacht_runtime::auth::key_digest(key)
+    auth::key_digest(key)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

@@ -2,7 +2,7 @@
 //! `dijkwacht schemas` writes them to `schemas/`; a test fails when the files are stale.
 
 use dijkwacht_domain::{CaseEvent, Notice};
-use dijkwacht_intake::api::{CaseView, ErrorBody, ReportAccepted, SubmitReport};
+use dijkwacht_intake::api::{BulkLineResult, CaseView, ErrorBody, ReportAccepted, ReportStatus, SubmitReport};
 use dijkwacht_projection::PlatformCompliance;
 use dijkwacht_runtime::RecordedEvent;
 use schemars::{schema_for, Schema};
@@ -17,21 +17,25 @@ fn catalog() -> Vec<(&'static str, Schema)> {
         ("api/submit-report.schema.json", schema_for!(SubmitReport)),
         ("api/report-accepted.schema.json", schema_for!(ReportAccepted)),
         ("api/case-view.schema.json", schema_for!(CaseView)),
+        ("api/report-status.schema.json", schema_for!(ReportStatus)),
+        ("api/bulk-line-result.schema.json", schema_for!(BulkLineResult)),
         ("api/error.schema.json", schema_for!(ErrorBody)),
         ("api/platform-compliance.schema.json", schema_for!(PlatformCompliance)),
     ]
 }
 
+fn pretty(value: &impl serde::Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("schemas serialize");
+    text.push('\n');
+    text
+}
+
 /// Relative path → file content, exactly as committed.
 pub fn render() -> BTreeMap<&'static str, String> {
-    catalog()
-        .into_iter()
-        .map(|(path, schema)| {
-            let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialize");
-            text.push('\n');
-            (path, text)
-        })
-        .collect()
+    let mut files: BTreeMap<&'static str, String> =
+        catalog().into_iter().map(|(path, schema)| (path, pretty(&schema))).collect();
+    files.insert("openapi.json", pretty(&dijkwacht_intake::openapi()));
+    files
 }
 
 pub fn write(dir: &Path) -> std::io::Result<()> {

@@ -78,6 +78,10 @@ pub struct Case {
     pub dispatch: DispatchState,
     pub removal: RemovalState,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Reports of this location after the first, while the case was open.
+    pub repeat_reports: u32,
+    /// The case that took over after the content reappeared.
+    pub reappeared_as: Option<crate::ids::CaseId>,
 }
 
 impl Case {
@@ -95,6 +99,8 @@ impl Case {
             dispatch: DispatchState::default(),
             removal: RemovalState::default(),
             closed_at: None,
+            repeat_reports: 0,
+            reappeared_as: None,
         }
     }
 
@@ -117,6 +123,13 @@ impl Case {
                 self.received_at = Some(at);
                 self.status = CaseStatus::Received;
             }
+            CaseEvent::ReportedAgain(again) => {
+                self.repeat_reports += 1;
+                if let Some(report) = &mut self.report {
+                    report.location.hashes.extend(again.new_hashes.iter().cloned());
+                }
+            }
+            CaseEvent::Reappeared(reappeared) => self.reappeared_as = Some(reappeared.new_case_id),
             CaseEvent::HostResolved(host) => self.host = Some(host.clone()),
             CaseEvent::Classified(classified) => {
                 self.classification = Some(classified.clone());

@@ -14,6 +14,10 @@ use chrono::{DateTime, Duration, Utc};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     ReceiveReport(ReportReceived),
+    /// A new report of this case's location; refused once the case is closed.
+    ReportAgain(ReportedAgain),
+    /// A closed case's location was reported again and `new_case_id` took it over.
+    RecordReappearance(Reappeared),
     /// The classify stage's lookups: who holds the location and what the evidence says.
     Classify {
         host: Option<HostResolved>,
@@ -82,6 +86,10 @@ pub enum Refusal {
     NoNotice,
     #[error("the notice was not delivered")]
     NotDelivered,
+    #[error("the case is closed")]
+    CaseClosed,
+    #[error("the case is still open")]
+    CaseOpen,
 }
 
 impl Case {
@@ -96,6 +104,16 @@ impl Case {
                 }
                 Ok(vec![CaseEvent::ReportReceived(report)])
             }
+            Command::ReportAgain(again) => self.report_again(again),
+            Command::RecordReappearance(reappeared) => {
+                if !self.is_closed() {
+                    return Err(Refusal::CaseOpen);
+                }
+                Ok(match self.reappeared_as {
+                    Some(_) => vec![],
+                    None => vec![CaseEvent::Reappeared(reappeared)],
+                })
+            }
             Command::Classify { host, classification } => Ok(self.classify(host, classification)),
             Command::IssueNotice { notice_id, policy } => self.issue_notice(notice_id, &policy, now),
             Command::StartDispatch => self.start_dispatch(now),
@@ -109,6 +127,15 @@ impl Case {
                 recheck_after,
             } => self.record_removal_check(observation, recheck_after, now),
         }
+    }
+
+    fn report_again(&self, mut again: ReportedAgain) -> Result<Vec<CaseEvent>, Refusal> {
+        if self.is_closed() {
+            return Err(Refusal::CaseClosed);
+        }
+        let known = self.report.as_ref().map(|r| r.location.hashes.as_slice()).unwrap_or_default();
+        again.new_hashes.retain(|hash| !known.contains(hash));
+        Ok(vec![CaseEvent::ReportedAgain(again)])
     }
 
     fn classify(&self, host: Option<HostResolved>, classification: Option<Classified>) -> Vec<CaseEvent> {

@@ -2,7 +2,7 @@
 //! payload is what a regulator needs to see later, never the media itself.
 
 use crate::hash::{HashAlgorithm, MediaHash};
-use crate::ids::{NoticeId, PartnerId, PlatformId, ReportId};
+use crate::ids::{CaseId, NoticeId, PartnerId, PlatformId, ReportId};
 use crate::notice::Notice;
 use crate::taxonomy::{ContentClass, LegalGround};
 use chrono::{DateTime, Utc};
@@ -16,6 +16,8 @@ pub const SCHEMA_VERSION: i16 = 1;
 #[serde(tag = "type")]
 pub enum CaseEvent {
     ReportReceived(ReportReceived),
+    ReportedAgain(ReportedAgain),
+    Reappeared(Reappeared),
     HostResolved(HostResolved),
     Classified(Classified),
     ReviewRequested(ReviewRequested),
@@ -33,6 +35,8 @@ impl CaseEvent {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::ReportReceived(_) => "ReportReceived",
+            Self::ReportedAgain(_) => "ReportedAgain",
+            Self::Reappeared(_) => "Reappeared",
             Self::HostResolved(_) => "HostResolved",
             Self::Classified(_) => "Classified",
             Self::ReviewRequested(_) => "ReviewRequested",
@@ -64,6 +68,18 @@ pub enum Reporter {
         partner_id: PartnerId,
         partner_reference: String,
     },
+    /// A member of the public, known only by the reference on their receipt. Whatever
+    /// personal data they chose to give is kept outside the event store, erasable.
+    Public { public_reference: String },
+}
+
+impl Reporter {
+    pub fn partner_id(&self) -> Option<&PartnerId> {
+        match self {
+            Reporter::Partner { partner_id, .. } => Some(partner_id),
+            Reporter::Public { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -74,6 +90,29 @@ pub struct ReportReceived {
     /// What the reporter believes it is; evidence for classification, never a decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_class: Option<ContentClass>,
+    /// The closed case of the same location, when this report is a reappearance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reappearance_of: Option<CaseId>,
+}
+
+/// Another report of a location whose case is still open: evidence, not a new case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReportedAgain {
+    pub report_id: ReportId,
+    pub reporter: Reporter,
+    /// Hashes the case did not know yet.
+    #[serde(default)]
+    pub new_hashes: Vec<MediaHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_class: Option<ContentClass>,
+}
+
+/// The location of this closed case was reported again: the content is back, and a new
+/// case takes it from here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Reappeared {
+    pub report_id: ReportId,
+    pub new_case_id: CaseId,
 }
 
 /// Who holds the location, from the platform registry.

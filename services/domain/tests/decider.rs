@@ -38,6 +38,7 @@ fn report_received() -> CaseEvent {
             hashes: vec![sha256()],
         },
         claimed_class: Some(ContentClass::Csam),
+        reappearance_of: None,
     })
 }
 
@@ -462,4 +463,51 @@ fn events_round_trip_through_json_with_their_type_tag() {
         assert_eq!(json["type"], event.type_name());
         assert_eq!(serde_json::from_value::<CaseEvent>(json).unwrap(), event);
     }
+}
+
+fn reported_again(hash: MediaHash) -> ReportedAgain {
+    ReportedAgain {
+        report_id: ReportId(uuid::Uuid::from_u128(2)),
+        reporter: Reporter::Partner {
+            partner_id: "hotline-de".into(),
+            partner_reference: "DE-9".into(),
+        },
+        new_hashes: vec![sha256(), hash],
+        claimed_class: None,
+    }
+}
+
+#[test]
+fn a_repeat_report_on_an_open_case_keeps_only_new_hashes() {
+    let other = MediaHash::parse(HashAlgorithm::Md5, &"c".repeat(32), None).unwrap();
+    let then = given(&[report_received()]).when(Command::ReportAgain(reported_again(other.clone())), t(1));
+    let Ok(events) = then else { panic!("{then:?}") };
+    let [CaseEvent::ReportedAgain(again)] = events.as_slice() else { panic!("{events:?}") };
+    assert_eq!(again.new_hashes, vec![other]);
+}
+
+#[test]
+fn a_repeat_report_on_a_closed_case_is_refused_and_recorded_as_a_reappearance() {
+    let mut events = delivered();
+    events.push(CaseEvent::RemovalVerified(RemovalVerified { http_status: 410 }));
+    events.push(CaseEvent::CaseClosed(CaseClosed {
+        outcome: CaseOutcome::Removed,
+    }));
+    let closed = given(&events);
+    assert_eq!(
+        closed.when(Command::ReportAgain(reported_again(sha256())), t(20)),
+        Err(Refusal::CaseClosed)
+    );
+    let reappeared = Reappeared {
+        report_id: ReportId(uuid::Uuid::from_u128(2)),
+        new_case_id: CaseId(uuid::Uuid::from_u128(3)),
+    };
+    assert_eq!(
+        closed.when(Command::RecordReappearance(reappeared.clone()), t(20)),
+        Ok(vec![CaseEvent::Reappeared(reappeared.clone())])
+    );
+    assert_eq!(
+        given(&[report_received()]).when(Command::RecordReappearance(reappeared), t(20)),
+        Err(Refusal::CaseOpen)
+    );
 }

@@ -1,4 +1,4 @@
-//! Bearer-key authentication as an axum extractor.
+//! Bearer-key authentication as an axum extractor, with the caller's rate limit.
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -7,7 +7,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use dijkwacht_runtime::auth::{authenticate, Principal};
 
-/// The authenticated caller. Extracting it answers 401 when the key is missing or unknown.
+/// The authenticated caller. Extracting it answers 401 when the key is missing, unknown or
+/// revoked, and 429 when the caller is over its rate limit.
 pub struct Caller(pub Principal);
 
 impl Caller {
@@ -33,9 +34,8 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|key| !key.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let principal = authenticate(state.store.pool(), key)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let principal = authenticate(state.store.pool(), key).await?.ok_or(ApiError::Unauthorized)?;
+        state.limits.check_partner(&format!("{}:{}", principal.kind, principal.id))?;
         Ok(Caller(principal))
     }
 }

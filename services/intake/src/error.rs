@@ -1,9 +1,10 @@
 //! Every failure of the API becomes one of these; each says what the caller should do.
 
 use crate::api::{ErrorBody, FieldError};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use dijkwacht_domain::ReportId;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -17,6 +18,10 @@ pub enum ApiError {
     BadJson(String),
     /// The body is JSON but breaks the rules; every problem is listed.
     Invalid(Vec<FieldError>),
+    /// The partner reference already names a different report.
+    ReferenceTaken(ReportId),
+    /// Too many requests: come back after this many seconds.
+    RateLimited { retry_after_secs: u64 },
     /// Our fault; the caller may retry. Details go to the log, not the caller.
     Internal(String),
 }
@@ -30,6 +35,7 @@ impl<E: std::error::Error> From<E> for ApiError {
 fn body(pointer: &str, message: impl Into<String>) -> Json<ErrorBody> {
     Json(ErrorBody {
         errors: vec![FieldError::new(pointer, message)],
+        report_id: None,
     })
 }
 
@@ -49,7 +55,36 @@ impl IntoResponse for ApiError {
                 .into_response(),
             ApiError::NotFound => (StatusCode::NOT_FOUND, body("", "not found")).into_response(),
             ApiError::BadJson(message) => (StatusCode::BAD_REQUEST, body("", message)).into_response(),
-            ApiError::Invalid(errors) => (StatusCode::UNPROCESSABLE_ENTITY, Json(ErrorBody { errors })).into_response(),
+            ApiError::Invalid(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(ErrorBody {
+                    errors,
+                    report_id: None,
+                }),
+            )
+                .into_response(),
+            ApiError::ReferenceTaken(report_id) => (
+                StatusCode::CONFLICT,
+                Json(ErrorBody {
+                    errors: vec![FieldError::new(
+                        "/partner_reference",
+                        format!("this reference already names report {report_id}, with a different body"),
+                    )],
+                    report_id: Some(report_id),
+                }),
+            )
+                .into_response(),
+            ApiError::RateLimited { retry_after_secs } => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    body("", format!("rate limit reached; retry after {retry_after_secs} s")),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                response
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "request failed");
                 (

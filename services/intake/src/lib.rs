@@ -1,21 +1,38 @@
-//! The HTTP API: partners submit reports and follow their cases, regulators read
-//! compliance statistics, operators probe health.
+//! The HTTP API: partners submit reports (one, or in bulk) and follow them, the public
+//! reports through one form, regulators read compliance statistics, operators probe health.
+//! The OpenAPI description is built from the same route table as the router.
 
 pub mod api;
 mod auth;
+pub mod bulk;
 mod error;
+pub mod import;
+pub mod limits;
+pub mod openapi;
+pub mod public;
 pub mod routes;
+pub mod submission;
 pub mod validate;
 
+use api::{BulkLineResult, CaseView, ReportAccepted, ReportStatus, SubmitReport};
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::CONTENT_TYPE;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
+use dijkwacht_projection::PlatformCompliance;
 use dijkwacht_runtime::{EventStore, Health, SharedClock, Shutdown};
+use openapi::DocumentedRouter;
+use routes::{SCOPE_COMPLIANCE_READ, SCOPE_REPORTS_READ, SCOPE_REPORTS_WRITE};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use limits::{LimitSettings, Limits};
 
-/// Request bodies above this are refused with 413 before they are read.
+/// Request bodies above this are refused with 413 before they are read (bulk excepted:
+/// it streams).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
@@ -23,24 +40,125 @@ pub struct AppState {
     pub store: EventStore,
     pub clock: SharedClock,
     pub health: Health,
+    pub limits: Limits,
+}
+
+fn html() -> Value {
+    json!({"type": "string", "contentMediaType": "text/html"})
+}
+
+fn documented() -> DocumentedRouter<AppState> {
+    DocumentedRouter::new()
+        .route("post", "/v1/reports", post(routes::submit_report), |op| {
+            op.summary("Submit a report of one or more locations")
+                .scope(SCOPE_REPORTS_WRITE)
+                .json_body::<SubmitReport>()
+                .json_response::<ReportAccepted>(202, "accepted: the report's events are committed")
+                .json_response::<ReportAccepted>(200, "sent before: the original answer; nothing was added")
+                .error(409, "the partner reference already names a different report")
+        })
+        .route("get", "/v1/reports", get(routes::find_report), |op| {
+            op.summary("Find one of your reports by your reference")
+                .scope(SCOPE_REPORTS_READ)
+                .query_parameter("partner_reference", true, "your reference for the report")
+                .json_response::<ReportStatus>(200, "the report and the status of its cases")
+                .error(404, "no report of yours has this reference")
+                .error(422, "the query parameter is missing")
+        })
+        .route("post", "/v1/reports/bulk", post(bulk::submit_bulk), |mut op| {
+            let line_in = op.schema_ref::<SubmitReport>();
+            let line_out = op.schema_ref::<BulkLineResult>();
+            op.summary("Submit many reports: one JSON report per line (NDJSON), one result line per input line")
+                .scope(SCOPE_REPORTS_WRITE)
+                .body(
+                    "application/x-ndjson",
+                    json!({"type": "string", "description": format!("one report per line, each a {}", line_in["$ref"])}),
+                )
+                .response(
+                    200,
+                    &format!("one line per input line, each a {}, streamed as reports are committed", line_out["$ref"]),
+                    Some(("application/x-ndjson", json!({"type": "string"}))),
+                )
+        })
+        .route("get", "/v1/reports/{report_id}", get(routes::get_report), |op| {
+            op.summary("One of your reports and the status of its cases")
+                .scope(SCOPE_REPORTS_READ)
+                .path_parameter("report_id", "as answered when the report was accepted")
+                .json_response::<ReportStatus>(200, "the report")
+                .error(404, "no report of yours has this id")
+        })
+        .route("get", "/v1/cases/{case_id}", get(routes::get_case), |op| {
+            op.summary("A case you reported, with its events")
+                .scope(SCOPE_REPORTS_READ)
+                .path_parameter("case_id", "as answered when the report was accepted")
+                .json_response::<CaseView>(200, "the case")
+                .error(404, "no case you reported has this id")
+        })
+        .route(
+            "get",
+            "/v1/regulator/platforms/{platform_id}/compliance",
+            get(routes::platform_compliance_report),
+            |op| {
+                op.summary("How a platform handles our notices")
+                    .scope(SCOPE_COMPLIANCE_READ)
+                    .path_parameter("platform_id", "the platform registry id")
+                    .json_response::<PlatformCompliance>(200, "notices, removals, time to removal")
+                    .error(404, "no such platform")
+            },
+        )
+        .route("get", "/report", get(public::form), |op| {
+            op.summary("The public report form").response(200, "the form", Some(("text/html", html())))
+        })
+        .route("post", "/report", post(public::submit), |op| {
+            op.summary("Submit the public report form")
+                .body("application/x-www-form-urlencoded", json!({"type": "object", "properties": {
+                    "urls": {"type": "string"}, "category": {"type": "string"}, "description": {"type": "string"},
+                    "email": {"type": "string"}, "website": {"type": "string"}}}))
+                .response(200, "thank-you page with a reference and a PIN", Some(("text/html", html())))
+                .response(422, "the form again, with the problems next to the fields", Some(("text/html", html())))
+                .error(429, "too many reports from this address")
+        })
+        .route("get", "/report/status", get(public::status_page).post(public::status_form), |op| {
+            op.summary("The status of a public report, for whoever holds its reference and PIN")
+                .query_parameter("reference", false, "the reference on the receipt")
+                .query_parameter("pin", false, "the PIN on the receipt")
+                .response(200, "the status, or the form to ask for it", Some(("text/html", html())))
+                .response(404, "reference or PIN is wrong", Some(("text/html", html())))
+                .error(429, "too many attempts from this address")
+        })
+        .route("get", "/healthz", get(routes::healthz), |op| {
+            op.summary("Readiness: 200 once every stage consumes and the database answers")
+                .response(200, "ready", Some(("application/json", json!({"type": "object"}))))
+                .response(503, "not ready", Some(("application/json", json!({"type": "object"}))))
+        })
+}
+
+/// The OpenAPI 3.1 document of this API, as served at `/openapi.json`.
+pub fn openapi() -> Value {
+    static DOCUMENT: LazyLock<Value> =
+        LazyLock::new(|| documented().into_parts("dijkwacht", env!("CARGO_PKG_VERSION")).1);
+    DOCUMENT.clone()
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/reports", post(routes::submit_report))
-        .route("/v1/cases/{case_id}", get(routes::get_case))
+    let (router, document) = documented().into_parts("dijkwacht", env!("CARGO_PKG_VERSION"));
+    let document = Arc::new(document);
+    router
         .route(
-            "/v1/regulator/platforms/{platform_id}/compliance",
-            get(routes::platform_compliance_report),
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { ([(CONTENT_TYPE, "application/json")], Json((*document).clone())) }
+            }),
         )
-        .route("/healthz", get(routes::healthz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// Serves until shutdown, letting requests in flight finish.
+/// Serves until shutdown, letting requests in flight finish. Handlers see the client's
+/// address (the public form limits per address).
 pub async fn serve(listener: TcpListener, router: Router, mut shutdown: Shutdown) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await
 }

@@ -1,88 +1,170 @@
-//! The handlers.
+//! The partner and regulator handlers.
 
-use crate::api::{CaseEventView, CaseRef, CaseView, ReportAccepted};
+use crate::api::{CaseEventView, CaseStatusRef, CaseView, ReportAccepted, ReportStatus};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::submission::{self, Outcome, Submission};
 use crate::validate::validate_report;
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dijkwacht_domain::event::Reporter;
-use dijkwacht_domain::{CaseEvent, CaseId, ReportId, ReportReceived};
+use dijkwacht_domain::{Case, CaseEvent, CaseId, PartnerId};
 use dijkwacht_projection::{platform_compliance, PlatformCompliance};
-use dijkwacht_runtime::{LoadedCase, Metadata, NewEvents};
+use dijkwacht_runtime::auth::Principal;
+use dijkwacht_runtime::canonical::to_canonical_bytes;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
 
 pub const SCOPE_REPORTS_WRITE: &str = "reports:write";
 pub const SCOPE_REPORTS_READ: &str = "reports:read";
 pub const SCOPE_COMPLIANCE_READ: &str = "compliance:read";
 
-/// Answers only after the report's events are committed: a 202 is a promise we keep.
-pub async fn submit_report(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: Bytes,
-) -> Result<(StatusCode, Json<ReportAccepted>), ApiError> {
-    let partner = caller.require(SCOPE_REPORTS_WRITE)?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(format!("the body is not valid JSON: {e}")))?;
-    let report = validate_report(&json).map_err(ApiError::Invalid)?;
-    let report_id = ReportId::new();
-    let metadata = Metadata::actor(format!("partner:{}", partner.id));
-    let mut appends = Vec::with_capacity(report.items.len());
-    let mut cases = Vec::with_capacity(report.items.len());
-    for item in report.items {
-        let case_id = CaseId::new();
-        cases.push(CaseRef {
-            case_id,
-            url: item.location.url.clone(),
-        });
-        let received = CaseEvent::ReportReceived(ReportReceived {
-            report_id,
-            reporter: Reporter::Partner {
-                partner_id: partner.id.as_str().into(),
-                partner_reference: report.partner_reference.clone(),
-            },
-            location: item.location,
-            claimed_class: item.claimed_class,
-        });
-        let new_case = LoadedCase::new(case_id);
-        appends.push(NewEvents {
-            case_id,
-            expected_version: 0,
-            head_hash: new_case.head_hash,
-            events: vec![(received, metadata.clone())],
-        });
-    }
-    state.store.append(&appends, state.clock.now()).await?;
-    Ok((StatusCode::ACCEPTED, Json(ReportAccepted { report_id, cases })))
+/// A partner's report from a JSON value: validated, with the digest idempotency compares.
+pub fn partner_submission(partner_id: &str, body: &serde_json::Value) -> Result<Submission, Vec<crate::api::FieldError>> {
+    let report = validate_report(body)?;
+    Ok(Submission {
+        reporter: Reporter::Partner {
+            partner_id: PartnerId(partner_id.to_owned()),
+            partner_reference: report.partner_reference,
+        },
+        body_sha256: Sha256::digest(to_canonical_bytes(body)).into(),
+        items: report.items,
+        public_contact: None,
+    })
 }
 
-/// A partner sees its own cases only; anyone else's is "not found".
+fn partner(caller: &Caller, scope: &'static str) -> Result<Principal, ApiError> {
+    let principal = caller.require(scope)?;
+    if principal.kind != "partner" {
+        return Err(ApiError::Forbidden(scope));
+    }
+    Ok(principal.clone())
+}
+
+/// Answers only after the report's events are committed: a 202 is a promise we keep.
+/// The same report sent again is answered 200 with the original result.
+pub async fn submit_report(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+    let partner = partner(&caller, SCOPE_REPORTS_WRITE)?;
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadJson(format!("the body is not valid JSON: {e}")))?;
+    let submission = partner_submission(&partner.id, &json).map_err(ApiError::Invalid)?;
+    let outcomes = submission::submit(&state.store, &[submission], state.clock.now()).await?;
+    match outcomes.into_iter().next() {
+        Some(Outcome::Accepted(accepted)) => Ok((StatusCode::ACCEPTED, Json(accepted)).into_response()),
+        Some(Outcome::Replayed(accepted)) => Ok((StatusCode::OK, Json(accepted)).into_response()),
+        Some(Outcome::ReferenceTaken { report_id }) => Err(ApiError::ReferenceTaken(report_id)),
+        None => Err(ApiError::Internal("no outcome for a submitted report".into())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportQuery {
+    pub partner_reference: Option<String>,
+}
+
+/// A partner's own report by id; anyone else's is "not found".
+pub async fn get_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(report_id): Path<String>,
+) -> Result<Json<ReportStatus>, ApiError> {
+    let partner = partner(&caller, SCOPE_REPORTS_READ)?;
+    let report_id = uuid::Uuid::parse_str(&report_id).map_err(|_| ApiError::NotFound)?;
+    let row = sqlx::query(
+        "SELECT report_id, partner_reference, received_at, cases FROM reports WHERE report_id = $1 AND partner_id = $2",
+    )
+    .bind(report_id)
+    .bind(&partner.id)
+    .fetch_optional(state.store.pool())
+    .await?;
+    report_status(&state, row).await
+}
+
+/// A partner's own report by its reference.
+pub async fn find_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ReportQuery>,
+) -> Result<Json<ReportStatus>, ApiError> {
+    let partner = partner(&caller, SCOPE_REPORTS_READ)?;
+    let reference = query.partner_reference.filter(|r| !r.is_empty()).ok_or_else(|| {
+        ApiError::Invalid(vec![crate::api::FieldError::new(
+            "",
+            "the query parameter partner_reference is required",
+        )])
+    })?;
+    let row = sqlx::query(
+        "SELECT report_id, partner_reference, received_at, cases FROM reports WHERE partner_id = $1 AND partner_reference = $2",
+    )
+    .bind(&partner.id)
+    .bind(&reference)
+    .fetch_optional(state.store.pool())
+    .await?;
+    report_status(&state, row).await
+}
+
+async fn report_status(state: &AppState, row: Option<sqlx::postgres::PgRow>) -> Result<Json<ReportStatus>, ApiError> {
+    let row = row.ok_or(ApiError::NotFound)?;
+    let accepted = ReportAccepted {
+        report_id: dijkwacht_domain::ReportId(row.try_get("report_id")?),
+        cases: serde_json::from_value(row.try_get("cases")?)?,
+    };
+    let ids: Vec<CaseId> = accepted.cases.iter().map(|c| c.case_id).collect();
+    let cases = state.store.load(&ids).await?;
+    Ok(Json(ReportStatus {
+        report_id: accepted.report_id,
+        partner_reference: row.try_get("partner_reference")?,
+        received_at: row.try_get("received_at")?,
+        cases: accepted
+            .cases
+            .into_iter()
+            .map(|c| CaseStatusRef {
+                status: cases
+                    .get(&c.case_id)
+                    .map_or("received", |loaded| loaded.case.status.as_str())
+                    .to_owned(),
+                case_id: c.case_id,
+                url: c.url,
+                existing: c.existing,
+            })
+            .collect(),
+    }))
+}
+
+/// Whether `partner_id` reported this case, first or again.
+fn reported_by(events: &[dijkwacht_runtime::RecordedEvent], partner_id: &str) -> bool {
+    events.iter().any(|e| {
+        let reporter = match &e.event {
+            CaseEvent::ReportReceived(r) => &r.reporter,
+            CaseEvent::ReportedAgain(r) => &r.reporter,
+            _ => return false,
+        };
+        reporter.partner_id().is_some_and(|p| p.0 == partner_id)
+    })
+}
+
+/// A case the partner reported; anyone else's is "not found".
 pub async fn get_case(
     State(state): State<AppState>,
     caller: Caller,
     Path(case_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let partner = caller.require(SCOPE_REPORTS_READ)?;
-    let case_id = uuid::Uuid::parse_str(&case_id)
-        .map(CaseId)
-        .map_err(|_| ApiError::NotFound)?;
+    let partner = partner(&caller, SCOPE_REPORTS_READ)?;
+    let case_id = uuid::Uuid::parse_str(&case_id).map(CaseId).map_err(|_| ApiError::NotFound)?;
     let events = state.store.read_stream(case_id).await?;
-    let Some(CaseEvent::ReportReceived(report)) = events.first().map(|e| &e.event) else {
-        return Err(ApiError::NotFound);
-    };
-    let Reporter::Partner { partner_id, .. } = &report.reporter;
-    if partner.kind != "partner" || partner_id.0 != partner.id {
+    if !reported_by(&events, &partner.id) {
         return Err(ApiError::NotFound);
     }
-    let case = dijkwacht_domain::Case::from_events(case_id, events.iter().map(|e| (&e.event, e.recorded_at)));
+    let case = Case::from_events(case_id, events.iter().map(|e| (&e.event, e.recorded_at)));
     Ok(Json(CaseView {
         case_id,
         status: case.status.as_str().to_owned(),
-        url: report.location.url.clone(),
+        url: case.report.map(|r| r.location.url).unwrap_or_default(),
         events: events
             .iter()
             .map(|e| CaseEventView {

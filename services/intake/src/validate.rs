@@ -1,13 +1,21 @@
-//! Checks a submitted report and turns it into domain values, collecting every problem
-//! with the JSON Pointer of where it is, so a partner fixes a rejected report in one go.
+//! Checks a submitted report and turns it into domain values. The JSON Schema generated from
+//! [`SubmitReport`] is checked first (with the `jsonschema` crate); the rules a schema cannot
+//! express follow. Every problem is collected with the JSON Pointer of where it is, so a
+//! partner fixes a rejected report in one go.
 
-use crate::api::FieldError;
+use crate::api::{FieldError, SubmitReport};
 use dijkwacht_domain::{ContentClass, HashAlgorithm, Location, MediaHash};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 pub const MAX_ITEMS: usize = 10_000;
 pub const MAX_URL_CHARS: usize = 2_048;
-const MAX_REFERENCE_CHARS: usize = 200;
+
+static REPORT_SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
+    let schema = serde_json::to_value(schemars::schema_for!(SubmitReport)).expect("the schema serializes");
+    jsonschema::validator_for(&schema).expect("the generated report schema is a valid JSON Schema")
+});
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidReport {
@@ -21,193 +29,91 @@ pub struct ValidItem {
     pub claimed_class: Option<ContentClass>,
 }
 
-/// Collects errors against pointers under a base path.
-struct Errors(Vec<FieldError>);
-
-impl Errors {
-    fn add(&mut self, pointer: String, message: impl Into<String>) {
-        self.0.push(FieldError::new(pointer, message));
-    }
-}
-
 pub fn validate_report(body: &Value) -> Result<ValidReport, Vec<FieldError>> {
-    let mut errors = Errors(Vec::new());
-    let Some(object) = body.as_object() else {
-        return Err(vec![FieldError::new("", "the body must be a JSON object")]);
-    };
-    unknown_fields(object, &["partner_reference", "items"], "", &mut errors);
-    let partner_reference = match object.get("partner_reference") {
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            errors.add("/partner_reference".into(), "must not be empty");
-            None
-        }
-        Some(Value::String(s)) if s.chars().count() > MAX_REFERENCE_CHARS => {
-            errors.add(
-                "/partner_reference".into(),
-                format!("at most {MAX_REFERENCE_CHARS} characters"),
-            );
-            None
-        }
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            errors.add("/partner_reference".into(), "must be a string");
-            None
-        }
-        None => {
-            errors.add("/partner_reference".into(), "is required");
-            None
-        }
-    };
-    let mut items = Vec::new();
-    match object.get("items") {
-        Some(Value::Array(list)) if list.is_empty() => errors.add("/items".into(), "must name at least one location"),
-        Some(Value::Array(list)) if list.len() > MAX_ITEMS => errors.add(
-            "/items".into(),
-            format!("at most {MAX_ITEMS} items per report, got {}", list.len()),
-        ),
-        Some(Value::Array(list)) => {
-            let mut seen = std::collections::HashMap::new();
-            for (index, item) in list.iter().enumerate() {
-                let pointer = format!("/items/{index}");
-                if let Some(valid) = validate_item(item, &pointer, &mut errors) {
-                    if let Some(first) = seen.insert(valid.location.url.clone(), index) {
-                        errors.add(
-                            format!("{pointer}/url"),
-                            format!("the same location as /items/{first}/url"),
-                        );
-                    }
-                    items.push(valid);
-                }
-            }
-        }
-        Some(_) => errors.add("/items".into(), "must be an array"),
-        None => errors.add("/items".into(), "is required"),
+    let mut errors: Vec<FieldError> = REPORT_SCHEMA
+        .iter_errors(body)
+        .map(|error| FieldError::new(error.instance_path().to_string(), error.masked().to_string()))
+        .collect();
+    let flagged: BTreeSet<String> = errors.iter().map(|e| e.pointer.clone()).collect();
+    let mut beyond_schema = Vec::new();
+    let items = check_items(body, &mut beyond_schema);
+    errors.extend(beyond_schema.into_iter().filter(|e| !flagged.contains(&e.pointer)));
+    if !errors.is_empty() {
+        return Err(errors);
     }
-    match partner_reference {
-        Some(partner_reference) if errors.0.is_empty() => Ok(ValidReport {
-            partner_reference,
-            items,
-        }),
-        _ => Err(errors.0),
-    }
-}
-
-fn unknown_fields(object: &Map<String, Value>, known: &[&str], pointer: &str, errors: &mut Errors) {
-    for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
-        errors.add(format!("{pointer}/{}", escape(key)), "unknown field");
-    }
-}
-
-/// RFC 6901 escaping of one reference token.
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
-fn validate_item(item: &Value, pointer: &str, errors: &mut Errors) -> Option<ValidItem> {
-    let Some(object) = item.as_object() else {
-        errors.add(pointer.to_owned(), "must be an object");
-        return None;
-    };
-    let before = errors.0.len();
-    unknown_fields(object, &["url", "hashes", "claimed_category"], pointer, errors);
-    let url = match object.get("url") {
-        Some(Value::String(raw)) => match normalize_url(raw) {
-            Ok(url) => Some(url),
-            Err(message) => {
-                errors.add(format!("{pointer}/url"), message);
-                None
-            }
-        },
-        Some(_) => {
-            errors.add(format!("{pointer}/url"), "must be a string");
-            None
-        }
-        None => {
-            errors.add(format!("{pointer}/url"), "is required");
-            None
-        }
-    };
-    let mut hashes = Vec::new();
-    match object.get("hashes") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(list)) => {
-            for (index, hash) in list.iter().enumerate() {
-                if let Some(hash) = validate_hash(hash, &format!("{pointer}/hashes/{index}"), errors) {
-                    hashes.push(hash);
-                }
-            }
-        }
-        Some(_) => errors.add(format!("{pointer}/hashes"), "must be an array"),
-    }
-    let claimed_class = match object.get("claimed_category") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(name)) => match ContentClass::parse(name) {
-            Some(class) => Some(class),
-            None => {
-                let known: Vec<&str> = ContentClass::ALL.iter().map(|c| c.as_str()).collect();
-                errors.add(
-                    format!("{pointer}/claimed_category"),
-                    format!("unknown category {name:?}; one of: {}", known.join(", ")),
-                );
-                None
-            }
-        },
-        Some(_) => {
-            errors.add(format!("{pointer}/claimed_category"), "must be a string");
-            None
-        }
-    };
-    if errors.0.len() > before {
-        return None;
-    }
-    Some(ValidItem {
-        location: Location { url: url?, hashes },
-        claimed_class,
+    let report: SubmitReport = serde_json::from_value(body.clone())
+        .map_err(|e| vec![FieldError::new("", format!("the report does not match its schema: {e}"))])?;
+    Ok(ValidReport {
+        partner_reference: report.partner_reference,
+        items,
     })
 }
 
-fn validate_hash(hash: &Value, pointer: &str, errors: &mut Errors) -> Option<MediaHash> {
-    let Some(object) = hash.as_object() else {
-        errors.add(pointer.to_owned(), "must be an object");
-        return None;
+/// The rules beyond the schema, on whatever parts have the right shape.
+fn check_items(body: &Value, errors: &mut Vec<FieldError>) -> Vec<ValidItem> {
+    let Some(items) = body.get("items").and_then(Value::as_array) else {
+        return vec![];
     };
-    unknown_fields(object, &["algorithm", "value", "quality"], pointer, errors);
-    let algorithm = match object.get("algorithm").and_then(Value::as_str) {
-        Some("md5") => HashAlgorithm::Md5,
-        Some("sha1") => HashAlgorithm::Sha1,
-        Some("sha256") => HashAlgorithm::Sha256,
-        Some("pdq") => HashAlgorithm::Pdq,
-        _ => {
-            errors.add(format!("{pointer}/algorithm"), "must be one of md5, sha1, sha256, pdq");
-            return None;
-        }
-    };
-    let Some(value) = object.get("value").and_then(Value::as_str) else {
-        errors.add(format!("{pointer}/value"), "must be a string of hexadecimal digits");
-        return None;
-    };
-    let quality = match object.get("quality") {
-        None | Some(Value::Null) => None,
-        Some(q) => match q.as_u64().and_then(|q| u8::try_from(q).ok()) {
-            Some(q) => Some(q),
-            None => {
-                errors.add(format!("{pointer}/quality"), "must be an integer from 0 to 100");
-                return None;
+    let mut valid = Vec::with_capacity(items.len());
+    let mut first_seen: HashMap<String, usize> = HashMap::new();
+    for (index, item) in items.iter().enumerate() {
+        let pointer = format!("/items/{index}");
+        let before = errors.len();
+        let url = match item.get("url").and_then(Value::as_str).map(normalize_url) {
+            Some(Ok(url)) => Some(url),
+            Some(Err(message)) => {
+                errors.push(FieldError::new(format!("{pointer}/url"), message));
+                None
             }
-        },
+            None => None,
+        };
+        if let Some(url) = &url {
+            if let Some(first) = first_seen.insert(url.clone(), index) {
+                errors.push(FieldError::new(
+                    format!("{pointer}/url"),
+                    format!("the same location as /items/{first}/url"),
+                ));
+            }
+        }
+        let hashes: Vec<MediaHash> = item
+            .get("hashes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, hash)| check_hash(hash, &format!("{pointer}/hashes/{i}"), errors))
+            .collect();
+        let claimed_class = item
+            .get("claimed_category")
+            .and_then(Value::as_str)
+            .and_then(ContentClass::parse);
+        if let (Some(url), true) = (url, errors.len() == before) {
+            valid.push(ValidItem {
+                location: Location { url, hashes },
+                claimed_class,
+            });
+        }
+    }
+    valid
+}
+
+fn check_hash(hash: &Value, pointer: &str, errors: &mut Vec<FieldError>) -> Option<MediaHash> {
+    let algorithm: HashAlgorithm = serde_json::from_value(hash.get("algorithm")?.clone()).ok()?;
+    let value = hash.get("value")?.as_str()?;
+    let quality = match hash.get("quality") {
+        None | Some(Value::Null) => None,
+        Some(q) => Some(u8::try_from(q.as_u64()?).ok()?),
     };
     match MediaHash::parse(algorithm, value, quality) {
         Ok(hash) => Some(hash),
         Err(error) => {
-            let field = if matches!(
-                error,
-                dijkwacht_domain::HashError::QualityOutOfRange(_) | dijkwacht_domain::HashError::QualityWithoutPdq
-            ) {
-                "quality"
-            } else {
-                "value"
+            let field = match error {
+                dijkwacht_domain::HashError::QualityOutOfRange(_) | dijkwacht_domain::HashError::QualityWithoutPdq => {
+                    "quality"
+                }
+                _ => "value",
             };
-            errors.add(format!("{pointer}/{field}"), error.to_string());
+            errors.push(FieldError::new(format!("{pointer}/{field}"), error.to_string()));
             None
         }
     }
@@ -221,10 +127,7 @@ pub fn normalize_url(raw: &str) -> Result<String, String> {
     }
     let mut url = url::Url::parse(raw.trim()).map_err(|e| format!("not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "only http and https URLs can be reported, not {}",
-            url.scheme()
-        ));
+        return Err(format!("only http and https URLs can be reported, not {}", url.scheme()));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain a user name or password".into());
@@ -251,15 +154,14 @@ mod tests {
             normalize_url("HTTPS://Bücher.Example:443/a/B?x=1#frag").unwrap(),
             "https://xn--bcher-kva.example/a/B?x=1"
         );
-        assert_eq!(
-            normalize_url("http://host.example:80/").unwrap(),
-            "http://host.example/"
-        );
+        assert_eq!(normalize_url("http://host.example:80/").unwrap(), "http://host.example/");
         assert!(normalize_url("ftp://host.example/x").unwrap_err().contains("http"));
-        assert!(normalize_url("https://user:pw@host.example/")
-            .unwrap_err()
-            .contains("user name"));
+        assert!(normalize_url("https://user:pw@host.example/").unwrap_err().contains("user name"));
         assert!(normalize_url(&format!("https://h.example/{}", "a".repeat(2100))).is_err());
+    }
+
+    fn pointers(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.pointer.as_str()).collect()
     }
 
     #[test]
@@ -267,22 +169,27 @@ mod tests {
         let body = json!({
             "partner_reference": "",
             "items": [
-                {"url": "https://ok.example/1", "hashes": [{"algorithm": "sha256", "value": "abc"}]},
+                {"url": "https://ok.example/1", "hashes": [{"algorithm": "sha256", "value": "abcd".repeat(8)}]},
                 {"url": "mailto:x@example.org", "claimed_category": "spam", "extra": 1},
-                {"url": "https://ok.example/1"}
+                {"url": "https://ok.example/1", "hashes": [{"algorithm": "whirlpool", "value": "00"}]}
             ]
         });
         let errors = validate_report(&body).unwrap_err();
-        let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        let mut found = pointers(&errors);
+        found.sort_unstable();
         assert_eq!(
-            pointers,
+            found,
             vec![
-                "/partner_reference",
                 "/items/0/hashes/0/value",
-                "/items/1/extra",
-                "/items/1/url",
+                "/items/1",
                 "/items/1/claimed_category",
-            ]
+                "/items/1/url",
+                "/items/2/hashes/0/algorithm",
+                "/items/2/hashes/0/value",
+                "/items/2/url",
+                "/partner_reference",
+            ],
+            "{errors:#?}"
         );
     }
 
@@ -290,10 +197,7 @@ mod tests {
     fn a_location_twice_in_one_report_is_an_error() {
         let body = json!({"partner_reference": "r", "items": [{"url": "https://a.example/x#1"}, {"url": "https://A.example/x"}]});
         let errors = validate_report(&body).unwrap_err();
-        assert_eq!(
-            errors,
-            vec![FieldError::new("/items/1/url", "the same location as /items/0/url")]
-        );
+        assert_eq!(errors, vec![FieldError::new("/items/1/url", "the same location as /items/0/url")]);
     }
 
     #[test]
@@ -302,5 +206,12 @@ mod tests {
         let report = validate_report(&body).unwrap();
         assert_eq!(report.items[0].location.hashes[0].value, "ab".repeat(32));
         assert_eq!(report.items[0].claimed_class, Some(ContentClass::Csam));
+    }
+
+    #[test]
+    fn too_many_items_are_refused_by_the_schema() {
+        let items: Vec<Value> = (0..=MAX_ITEMS).map(|i| json!({"url": format!("https://a.example/{i}")})).collect();
+        let errors = validate_report(&json!({"partner_reference": "r", "items": items})).unwrap_err();
+        assert_eq!(pointers(&errors), vec!["/items"]);
     }
 }

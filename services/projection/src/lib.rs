@@ -2,7 +2,6 @@
 //! regulator asks for. Rebuilt per case from its whole stream, so the order in which topics
 //! deliver events does not matter and replaying them changes nothing.
 
-use dijkwacht_domain::event::Reporter;
 use dijkwacht_domain::{Case, Command, PlatformId};
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use schemars::JsonSchema;
@@ -43,7 +42,7 @@ pub async fn upsert_summary(pool: &PgPool, case: &Case) -> Result<(), sqlx::Erro
     let (Some(report), Some(received_at)) = (&case.report, case.received_at) else {
         return Ok(());
     };
-    let Reporter::Partner { partner_id, .. } = &report.reporter;
+    let partner_id = report.reporter.partner_id().map(|p| p.0.as_str());
     sqlx::query(
         "INSERT INTO case_summaries (case_id, version, status, partner_id, url, content_class, platform_id, received_at, \
              notice_issued_at, notice_delivered_at, removal_verified_at, closed_at) \
@@ -57,7 +56,7 @@ pub async fn upsert_summary(pool: &PgPool, case: &Case) -> Result<(), sqlx::Erro
     .bind(case.id.0)
     .bind(case.version as i32)
     .bind(case.status.as_str())
-    .bind(&partner_id.0)
+    .bind(partner_id)
     .bind(&report.location.url)
     .bind(case.classification.as_ref().map(|c| c.class.as_str()))
     .bind(case.host.as_ref().map(|h| h.platform_id.0.as_str()))

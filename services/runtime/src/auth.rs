@@ -23,7 +23,9 @@ pub fn key_digest(key: &str) -> [u8; 32] {
 
 /// The principal an API key belongs to, if any.
 pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Principal>, sqlx::Error> {
-    let row = sqlx::query("SELECT principal_kind, principal_id, scopes FROM api_keys WHERE key_sha256 = $1")
+    let row = sqlx::query(
+        "SELECT principal_kind, principal_id, scopes FROM api_keys WHERE key_sha256 = $1 AND revoked_at IS NULL",
+    )
         .bind(key_digest(key).as_slice())
         .fetch_optional(pool)
         .await?;
@@ -35,4 +37,48 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Principal>,
         })
     })
     .transpose()
+}
+
+/// A newly issued key: shown once, stored only as its digest.
+#[derive(Debug)]
+pub struct IssuedKey {
+    /// Public identifier, safe to log and to name the key by when revoking it.
+    pub key_id: String,
+    pub key: String,
+}
+
+/// Issues a key for a principal. Issuing a second key before revoking the first is how keys
+/// are rotated without downtime.
+pub async fn issue_key(
+    pool: &PgPool,
+    kind: &str,
+    principal_id: &str,
+    scopes: &[String],
+    label: Option<&str>,
+) -> Result<IssuedKey, sqlx::Error> {
+    let key_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    // Two v4 UUIDs: 244 random bits from the operating system.
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let key = format!("dkw_{key_id}_{secret}");
+    sqlx::query(
+        "INSERT INTO api_keys (key_sha256, principal_kind, principal_id, scopes, key_id, label) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(key_digest(&key).as_slice())
+    .bind(kind)
+    .bind(principal_id)
+    .bind(scopes)
+    .bind(&key_id)
+    .bind(label)
+    .execute(pool)
+    .await?;
+    Ok(IssuedKey { key_id, key })
+}
+
+/// Revokes a key by its public id; returns whether an active key was revoked.
+pub async fn revoke_key(pool: &PgPool, key_id: &str) -> Result<bool, sqlx::Error> {
+    let revoked = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL")
+        .bind(key_id)
+        .execute(pool)
+        .await?;
+    Ok(revoked.rows_affected() > 0)
 }

@@ -29,6 +29,11 @@ pub struct Settings {
     /// Starts the platform simulator in the same process on this address, if set.
     pub simulator_listen: Option<SocketAddr>,
     pub simulator_removal_delay_secs: i64,
+    /// Requests per second and burst per API key holder; reports per hour per client
+    /// address on the public form.
+    pub partner_requests_per_second: u32,
+    pub partner_burst: u32,
+    pub public_reports_per_hour: u32,
     pub batch_size: usize,
     pub batch_linger_ms: u64,
     pub relay_idle_ms: u64,
@@ -79,6 +84,9 @@ impl Default for Settings {
             demo: false,
             simulator_listen: None,
             simulator_removal_delay_secs: 3,
+            partner_requests_per_second: 50,
+            partner_burst: 200,
+            public_reports_per_hour: 20,
             batch_size: 500,
             batch_linger_ms: 20,
             relay_idle_ms: 50,

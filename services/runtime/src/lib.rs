@@ -2,7 +2,7 @@
 //! transport, the stage loop with its timers, the clock, configuration and telemetry.
 
 pub mod auth;
-mod canonical;
+pub mod canonical;
 pub mod clock;
 pub mod config;
 pub mod db;

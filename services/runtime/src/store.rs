@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -119,10 +119,18 @@ impl EventStore {
 
     /// Loads the current state of every case named, in one query. Unknown ids load as new.
     pub async fn load(&self, ids: &[CaseId]) -> Result<HashMap<CaseId, LoadedCase>, StoreError> {
+        Self::load_with(&self.pool, ids).await
+    }
+
+    /// [`EventStore::load`] on a given connection or transaction.
+    pub async fn load_with<'e, E: PgExecutor<'e>>(
+        executor: E,
+        ids: &[CaseId],
+    ) -> Result<HashMap<CaseId, LoadedCase>, StoreError> {
         let uuids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
         let mut loaded: HashMap<CaseId, LoadedCase> = ids.iter().map(|id| (*id, LoadedCase::new(*id))).collect();
         let sql = format!("{SELECT_EVENTS} WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version");
-        let mut rows = sqlx::query(&sql).bind(&uuids).fetch(&self.pool);
+        let mut rows = sqlx::query(&sql).bind(&uuids).fetch(executor);
         while let Some(row) = rows.try_next().await? {
             let stored = StoredRow::from_row(&row)?;
             let recorded = stored.decode()?;
@@ -154,11 +162,26 @@ impl EventStore {
         batch: &[NewEvents],
         recorded_at: DateTime<Utc>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if batch.iter().all(|new| new.events.is_empty()) {
+            return Ok(vec![]);
+        }
+        let mut tx = self.pool.begin().await?;
+        let recorded = Self::append_in(&mut tx, batch, recorded_at).await?;
+        tx.commit().await.map_err(conflict_or_database)?;
+        Ok(recorded)
+    }
+
+    /// [`EventStore::append`] inside a transaction the caller commits, so that other
+    /// writes (an idempotency record, an index row) commit or fail with the events.
+    pub async fn append_in(
+        tx: &mut PgConnection,
+        batch: &[NewEvents],
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows = ChainedRows::build(batch, recorded_at);
         if rows.is_empty() {
             return Ok(vec![]);
         }
-        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO events (stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) \
              SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::jsonb[], $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[]) \
@@ -204,7 +227,6 @@ impl EventStore {
             .bind(&outbox_topics)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await.map_err(conflict_or_database)?;
         Ok(recorded)
     }
 

@@ -46,7 +46,7 @@ impl Topic {
 
     pub fn for_event(event: &CaseEvent) -> Topic {
         match event {
-            CaseEvent::ReportReceived(_) => Topic::Reports,
+            CaseEvent::ReportReceived(_) | CaseEvent::ReportedAgain(_) | CaseEvent::Reappeared(_) => Topic::Reports,
             CaseEvent::HostResolved(_) | CaseEvent::Classified(_) | CaseEvent::ReviewRequested(_) => {
                 Topic::Classifications
             }

@@ -17,6 +17,7 @@ pub fn report_received(url: &str, sha256: &str) -> CaseEvent {
             hashes: vec![MediaHash::parse(HashAlgorithm::Sha256, sha256, None).unwrap()],
         },
         claimed_class: None,
+        reappearance_of: None,
     })
 }
 

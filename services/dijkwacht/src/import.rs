@@ -1,0 +1,50 @@
+//! `dijkwacht import`: a file of reports, with a progress bar and line-numbered errors.
+
+use anyhow::{bail, Context};
+use dijkwacht_intake::import::{import, Format};
+use dijkwacht_runtime::{EventStore, SharedClock};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+
+pub async fn run(store: EventStore, partner: &str, file: &Path, clock: SharedClock) -> anyhow::Result<()> {
+    let known: Option<bool> = sqlx::query_scalar("SELECT true FROM partners WHERE partner_id = $1")
+        .bind(partner)
+        .fetch_optional(store.pool())
+        .await?;
+    if known.is_none() {
+        bail!("no partner {partner}; add it with `dijkwacht partner add {partner} --name ...`");
+    }
+    let format = Format::from_path(file)
+        .with_context(|| format!("{}: name a .csv, .ndjson or .jsonl file", file.display()))?;
+    let size = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.len();
+    let input = std::io::BufReader::new(std::fs::File::open(file)?);
+    let bar = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
+            .expect("the progress template is valid"),
+    );
+    let shown = file.display().to_string();
+    let summary = import(
+        &store,
+        partner,
+        input,
+        format,
+        || clock.now(),
+        |bytes| bar.set_position(bytes),
+        |rejected| {
+            for error in rejected.errors {
+                let at = if error.pointer.is_empty() { String::new() } else { format!(" at {}", error.pointer) };
+                bar.println(format!("{shown}:{}: {}{at}", rejected.line, error.message));
+            }
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "{shown}: {} lines, {} reports accepted, {} already imported, {} rejected",
+        summary.lines, summary.accepted, summary.already_imported, summary.rejected
+    );
+    if summary.rejected > 0 {
+        bail!("{} line(s) rejected; fix them and run the import again", summary.rejected);
+    }
+    Ok(())
+}
