@@ -7,8 +7,12 @@ export DIJKWACHT_PG_PORT ?= 54329
 export DIJKWACHT_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:$(DIJKWACHT_PG_PORT)/postgres
 
 BIN := $(CARGO_TARGET_DIR)/debug/dijkwacht
+# Python tools for the tests (schemathesis), in a virtualenv shared across clones.
+VENV ?= $(HOME)/.cache/dijkwacht-venv
+SCHEMATHESIS_VERSION := 4.32.5
+export DIJKWACHT_SCHEMATHESIS := $(VENV)/bin/schemathesis
 
-.PHONY: run test lint fmt schemas postgres postgres-stop build
+.PHONY: run test lint fmt schemas postgres postgres-stop build tools
 
 build:
 	cargo build -p dijkwacht
@@ -18,7 +22,7 @@ run: build postgres
 	$(BIN) --config infra/demo/dijkwacht.toml run
 
 ## Every test: unit, integration and end-to-end (needs the local PostgreSQL, started here).
-test: postgres
+test: postgres tools
 	@infra/postgres.sh drop-test-databases
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
@@ -39,6 +43,11 @@ schemas: build
 
 postgres:
 	infra/postgres.sh start
+
+tools:
+	@if ! "$(DIJKWACHT_SCHEMATHESIS)" --version 2>/dev/null | grep -q "$(SCHEMATHESIS_VERSION)"; then \
+		python3 -m venv "$(VENV)" && "$(VENV)/bin/pip" install -q "schemathesis==$(SCHEMATHESIS_VERSION)"; \
+	fi
 
 postgres-stop:
 	infra/postgres.sh stop

@@ -87,18 +87,26 @@ fn digest_hex(key: &str) -> String {
     auth::key_digest(key).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reference data for one test: a partner, a regulator, the simulated platform on
-/// 127.0.0.1 and one hash list with [`DEMO_SHA256`] as CSAM.
+fn partner(id: &str, key: &str) -> PrincipalEntry {
+    PrincipalEntry {
+        id: id.into(),
+        name: format!("Partner {id}"),
+        keys: vec![KeyEntry {
+            sha256: digest_hex(key),
+            scopes: vec!["reports:write".into(), "reports:read".into()],
+        }],
+    }
+}
+
+/// Reference data for one test: partners `partner-a` (with `partner_key`) and `partner-b`
+/// (with `{partner_key}-b`), a regulator, the simulated platform on 127.0.0.1 and one hash
+/// list with [`DEMO_SHA256`] as CSAM.
 pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &str) -> ReferenceData {
     ReferenceData {
-        partners: vec![PrincipalEntry {
-            id: "partner-a".into(),
-            name: "Partner A".into(),
-            keys: vec![KeyEntry {
-                sha256: digest_hex(partner_key),
-                scopes: vec!["reports:write".into(), "reports:read".into()],
-            }],
-        }],
+        partners: vec![
+            partner("partner-a", partner_key),
+            partner("partner-b", &format!("{partner_key}-b")),
+        ],
         regulators: vec![PrincipalEntry {
             id: "regulator".into(),
             name: "Regulator".into(),
@@ -139,14 +147,32 @@ pub struct TestSystem {
     pub http: reqwest::Client,
 }
 
-pub struct TimingsForTest {
+/// What a test may change about the system it starts.
+pub struct TestOptions {
     pub removal_delay_secs: i64,
     pub first_check_secs: i64,
     pub recheck_secs: i64,
+    /// Run the relay and the stages, or the intake alone.
+    pub stages: bool,
+    pub partner_requests_per_second: u32,
+    pub partner_burst: u32,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            removal_delay_secs: 90,
+            first_check_secs: 60,
+            recheck_secs: 60,
+            stages: true,
+            partner_requests_per_second: 10_000,
+            partner_burst: 10_000,
+        }
+    }
 }
 
 impl TestSystem {
-    pub async fn start(timings: TimingsForTest) -> anyhow::Result<Self> {
+    pub async fn start(timings: TestOptions) -> anyhow::Result<Self> {
         let database = TestDatabase::create().await?;
         let clock = test_clock();
         let shared: SharedClock = Arc::new(clock.clone());
@@ -163,7 +189,7 @@ impl TestSystem {
             &regulator_key,
             &format!("http://{simulator_addr}/notices"),
         )
-        .load_into(&database.pool, clock_now(&shared))
+        .load_into(&database.pool, shared.now())
         .await?;
 
         let settings = Settings {
@@ -177,6 +203,9 @@ impl TestSystem {
             followup_first_check_secs: timings.first_check_secs,
             followup_recheck_secs: timings.recheck_secs,
             dispatch_timeout_secs: 5,
+            stages: timings.stages,
+            partner_requests_per_second: timings.partner_requests_per_second,
+            partner_burst: timings.partner_burst,
             organisation: "Test Hotline".into(),
             contact_email: "notices@hotline.test".into(),
             designated_by: "Test DSC".into(),
@@ -201,13 +230,14 @@ impl TestSystem {
         format!("http://{}{}", self.app.http_addr, path)
     }
 
+    /// The key of the second partner, `partner-b`.
+    pub fn partner_b_key(&self) -> String {
+        format!("{}-b", self.partner_key)
+    }
+
     pub fn content_url(&self, name: &str) -> String {
         format!("http://{}/content/{name}", self.simulator_addr)
     }
-}
-
-fn clock_now(clock: &SharedClock) -> chrono::DateTime<Utc> {
-    clock.now()
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {

@@ -159,52 +159,31 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     let store = EventStore::new(pool.clone());
     let health = Health::default();
 
-    let relay = Relay::new(
-        pool.clone(),
-        producer.clone(),
-        topics.clone(),
-        settings.batch_size as i64,
-    );
-    tasks.spawn(relay.run(Duration::from_millis(settings.relay_idle_ms), shutdown.clone()));
-
-    let runtime = StageRuntime {
-        store: store.clone(),
-        clock: clock.clone(),
-        topics,
-        bootstrap_servers,
-        producer,
-        health: health.clone(),
-        settings: LoopSettings {
-            batch_size: settings.batch_size,
-            linger: Duration::from_millis(settings.batch_linger_ms),
-            timer_poll: Duration::from_millis(settings.timer_poll_ms),
-            timer_lease: TimeDelta::seconds(60),
-            group_prefix: settings.kafka_prefix.clone(),
-        },
-    };
-    let dispatch_policy = DispatchPolicy {
-        max_attempts: settings.dispatch_max_attempts,
-        first_backoff: TimeDelta::seconds(settings.dispatch_first_backoff_secs),
-    };
-    let followup_policy = FollowupPolicy {
-        first_check_after: TimeDelta::seconds(settings.followup_first_check_secs),
-        recheck_after: TimeDelta::seconds(settings.followup_recheck_secs),
-    };
-    spawn_stage(&mut tasks, ClassifyStage::new(pool.clone()), &runtime, &shutdown);
-    spawn_stage(
-        &mut tasks,
-        NoticeStage::new(notice_policy(settings)),
-        &runtime,
-        &shutdown,
-    );
-    spawn_stage(
-        &mut tasks,
-        DispatchStage::new(dispatch_policy, Duration::from_secs(settings.dispatch_timeout_secs))?,
-        &runtime,
-        &shutdown,
-    );
-    spawn_stage(&mut tasks, FollowupStage::new(followup_policy)?, &runtime, &shutdown);
-    spawn_stage(&mut tasks, ProjectionStage::new(pool.clone()), &runtime, &shutdown);
+    if settings.stages {
+        let relay = Relay::new(
+            pool.clone(),
+            producer.clone(),
+            topics.clone(),
+            settings.batch_size as i64,
+        );
+        tasks.spawn(relay.run(Duration::from_millis(settings.relay_idle_ms), shutdown.clone()));
+        let runtime = StageRuntime {
+            store: store.clone(),
+            clock: clock.clone(),
+            topics,
+            bootstrap_servers,
+            producer,
+            health: health.clone(),
+            settings: LoopSettings {
+                batch_size: settings.batch_size,
+                linger: Duration::from_millis(settings.batch_linger_ms),
+                timer_poll: Duration::from_millis(settings.timer_poll_ms),
+                timer_lease: TimeDelta::seconds(60),
+                group_prefix: settings.kafka_prefix.clone(),
+            },
+        };
+        spawn_stages(&mut tasks, settings, &pool, &runtime, &shutdown)?;
+    }
 
     let listener = TcpListener::bind(settings.http_listen)
         .await
@@ -236,6 +215,35 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         trigger,
         tasks,
     })
+}
+
+fn spawn_stages(
+    tasks: &mut JoinSet<()>,
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+    runtime: &StageRuntime,
+    shutdown: &dijkwacht_runtime::Shutdown,
+) -> anyhow::Result<()> {
+    let dispatch_policy = DispatchPolicy {
+        max_attempts: settings.dispatch_max_attempts,
+        first_backoff: TimeDelta::seconds(settings.dispatch_first_backoff_secs),
+    };
+    let followup_policy = FollowupPolicy {
+        first_check_after: TimeDelta::seconds(settings.followup_first_check_secs),
+        recheck_after: TimeDelta::seconds(settings.followup_recheck_secs),
+    };
+    let request_timeout = Duration::from_secs(settings.dispatch_timeout_secs);
+    spawn_stage(tasks, ClassifyStage::new(pool.clone()), runtime, shutdown);
+    spawn_stage(tasks, NoticeStage::new(notice_policy(settings)), runtime, shutdown);
+    spawn_stage(
+        tasks,
+        DispatchStage::new(dispatch_policy, request_timeout)?,
+        runtime,
+        shutdown,
+    );
+    spawn_stage(tasks, FollowupStage::new(followup_policy)?, runtime, shutdown);
+    spawn_stage(tasks, ProjectionStage::new(pool.clone()), runtime, shutdown);
+    Ok(())
 }
 
 fn spawn_stage<S: Stage>(

@@ -14,9 +14,11 @@ pub async fn run(store: EventStore, partner: &str, file: &Path, clock: SharedClo
     if known.is_none() {
         bail!("no partner {partner}; add it with `dijkwacht partner add {partner} --name ...`");
     }
-    let format = Format::from_path(file)
-        .with_context(|| format!("{}: name a .csv, .ndjson or .jsonl file", file.display()))?;
-    let size = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.len();
+    let format =
+        Format::from_path(file).with_context(|| format!("{}: name a .csv, .ndjson or .jsonl file", file.display()))?;
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
     let input = std::io::BufReader::new(std::fs::File::open(file)?);
     let bar = ProgressBar::new(size).with_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
@@ -32,7 +34,11 @@ pub async fn run(store: EventStore, partner: &str, file: &Path, clock: SharedClo
         |bytes| bar.set_position(bytes),
         |rejected| {
             for error in rejected.errors {
-                let at = if error.pointer.is_empty() { String::new() } else { format!(" at {}", error.pointer) };
+                let at = if error.pointer.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {}", error.pointer)
+                };
                 bar.println(format!("{shown}:{}: {}{at}", rejected.line, error.message));
             }
         },
@@ -44,7 +50,10 @@ pub async fn run(store: EventStore, partner: &str, file: &Path, clock: SharedClo
         summary.lines, summary.accepted, summary.already_imported, summary.rejected
     );
     if summary.rejected > 0 {
-        bail!("{} line(s) rejected; fix them and run the import again", summary.rejected);
+        bail!(
+            "{} line(s) rejected; fix them and run the import again",
+            summary.rejected
+        );
     }
     Ok(())
 }

@@ -213,10 +213,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn hex_digest(key: &str) -> String {
-    auth::key_digest(key)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    auth::key_digest(key).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn run(settings: &Settings, clock: SharedClock) -> anyhow::Result<()> {

@@ -32,8 +32,10 @@ fn pretty(value: &impl serde::Serialize) -> String {
 
 /// Relative path → file content, exactly as committed.
 pub fn render() -> BTreeMap<&'static str, String> {
-    let mut files: BTreeMap<&'static str, String> =
-        catalog().into_iter().map(|(path, schema)| (path, pretty(&schema))).collect();
+    let mut files: BTreeMap<&'static str, String> = catalog()
+        .into_iter()
+        .map(|(path, schema)| (path, pretty(&schema)))
+        .collect();
     files.insert("openapi.json", pretty(&dijkwacht_intake::openapi()));
     files
 }

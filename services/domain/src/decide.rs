@@ -133,7 +133,11 @@ impl Case {
         if self.is_closed() {
             return Err(Refusal::CaseClosed);
         }
-        let known = self.report.as_ref().map(|r| r.location.hashes.as_slice()).unwrap_or_default();
+        let known = self
+            .report
+            .as_ref()
+            .map(|r| r.location.hashes.as_slice())
+            .unwrap_or_default();
         again.new_hashes.retain(|hash| !known.contains(hash));
         Ok(vec![CaseEvent::ReportedAgain(again)])
     }

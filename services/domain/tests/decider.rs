@@ -482,7 +482,9 @@ fn a_repeat_report_on_an_open_case_keeps_only_new_hashes() {
     let other = MediaHash::parse(HashAlgorithm::Md5, &"c".repeat(32), None).unwrap();
     let then = given(&[report_received()]).when(Command::ReportAgain(reported_again(other.clone())), t(1));
     let Ok(events) = then else { panic!("{then:?}") };
-    let [CaseEvent::ReportedAgain(again)] = events.as_slice() else { panic!("{events:?}") };
+    let [CaseEvent::ReportedAgain(again)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
     assert_eq!(again.new_hashes, vec![other]);
 }
 

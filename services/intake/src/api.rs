@@ -23,7 +23,7 @@ pub struct SubmitReport {
 #[serde(deny_unknown_fields)]
 pub struct ReportItem {
     /// http(s) URL of the content, at most 2,048 characters.
-    #[schemars(length(min = 1, max = 2048))]
+    #[schemars(length(min = 1, max = 2048), pattern(r"^[hH][tT][tT][pP][sS]?://\S+$"))]
     pub url: String,
     /// Hashes of the media at the location; never the media itself.
     #[serde(default)]

@@ -34,8 +34,12 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|key| !key.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let principal = authenticate(state.store.pool(), key).await?.ok_or(ApiError::Unauthorized)?;
-        state.limits.check_partner(&format!("{}:{}", principal.kind, principal.id))?;
+        let principal = authenticate(state.store.pool(), key)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        state
+            .limits
+            .check_partner(&format!("{}:{}", principal.kind, principal.id))?;
         Ok(Caller(principal))
     }
 }

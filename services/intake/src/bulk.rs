@@ -28,6 +28,11 @@ pub async fn submit_bulk(State(state): State<AppState>, caller: Caller, body: Bo
     if partner.kind != "partner" {
         return Err(ApiError::Forbidden(SCOPE_REPORTS_WRITE));
     }
+    if axum::body::HttpBody::size_hint(&body).exact() == Some(0) {
+        return Err(ApiError::BadJson(
+            "the body is empty: send one JSON report per line".into(),
+        ));
+    }
     let partner_id = partner.id.clone();
     let (results, receiver) = mpsc::channel::<Bytes>(256);
     tokio::spawn(async move {
@@ -115,8 +120,8 @@ fn parse_line(partner_id: &str, line: Line) -> Result<Submission, Vec<FieldError
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(vec![FieldError::new("", "the line is empty")]);
     }
-    let json: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| vec![FieldError::new("", format!("the line is not valid JSON: {e}"))])?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| vec![FieldError::new("", format!("the line is not valid JSON: {e}"))])?;
     partner_submission(partner_id, &json)
 }
 
@@ -157,7 +162,10 @@ async fn flush(state: &AppState, pending: &mut Pending, results: &mpsc::Sender<B
         };
         let mut bytes = serde_json::to_vec(&result).expect("results serialize");
         bytes.push(b'\n');
-        results.send(Bytes::from(bytes)).await.map_err(|_| BulkError::ClientGone)?;
+        results
+            .send(Bytes::from(bytes))
+            .await
+            .map_err(|_| BulkError::ClientGone)?;
     }
     Ok(())
 }
@@ -248,7 +256,11 @@ mod tests {
         assert_eq!(splitter.push(b"{\"a\""), vec![]);
         assert_eq!(
             splitter.push(b":1}\r\n{}\n\n{\"b"),
-            vec![Line::Complete(b"{\"a\":1}".to_vec()), Line::Complete(b"{}".to_vec()), Line::Complete(vec![])]
+            vec![
+                Line::Complete(b"{\"a\":1}".to_vec()),
+                Line::Complete(b"{}".to_vec()),
+                Line::Complete(vec![])
+            ]
         );
         assert_eq!(splitter.finish(), vec![Line::Complete(b"{\"b".to_vec())]);
         assert_eq!(LineSplitter::default().finish(), vec![]);
@@ -259,6 +271,9 @@ mod tests {
         let mut splitter = LineSplitter::default();
         let long = vec![b'x'; MAX_LINE_BYTES];
         assert_eq!(splitter.push(&long), vec![]);
-        assert_eq!(splitter.push(b"yy\nok\n"), vec![Line::TooLong, Line::Complete(b"ok".to_vec())]);
+        assert_eq!(
+            splitter.push(b"yy\nok\n"),
+            vec![Line::TooLong, Line::Complete(b"ok".to_vec())]
+        );
     }
 }

@@ -178,7 +178,10 @@ impl<R: BufRead> Rows<R> {
         let read = self
             .input
             .read_line(&mut self.buffer)
-            .map_err(|source| ImportError::Read { line: self.line, source })?;
+            .map_err(|source| ImportError::Read {
+                line: self.line,
+                source,
+            })?;
         if read == 0 {
             return Ok(None);
         }
@@ -193,8 +196,9 @@ impl<R: BufRead> Rows<R> {
                 continue;
             }
             let value = match self.format {
-                Format::Ndjson => serde_json::from_str(&text)
-                    .map_err(|e| vec![FieldError::new("", format!("not valid JSON: {e}"))]),
+                Format::Ndjson => {
+                    serde_json::from_str(&text).map_err(|e| vec![FieldError::new("", format!("not valid JSON: {e}"))])
+                }
                 Format::Csv => parse_csv_record(&text)
                     .map_err(|message| vec![FieldError::new("", message)])
                     .map(|fields| self.csv_report(&fields)),

@@ -54,6 +54,13 @@ fn documented() -> DocumentedRouter<AppState> {
                 .scope(SCOPE_REPORTS_WRITE)
                 .json_body::<SubmitReport>()
                 .json_response::<ReportAccepted>(202, "accepted: the report's events are committed")
+                .links(
+                    202,
+                    json!({
+                        "GetReport": {"operationId": "get_v1_reports__report_id_", "parameters": {"report_id": "$response.body#/report_id"}},
+                        "GetCase": {"operationId": "get_v1_cases__case_id_", "parameters": {"case_id": "$response.body#/cases/0/case_id"}},
+                    }),
+                )
                 .json_response::<ReportAccepted>(200, "sent before: the original answer; nothing was added")
                 .error(409, "the partner reference already names a different report")
         })
@@ -70,6 +77,7 @@ fn documented() -> DocumentedRouter<AppState> {
             let line_out = op.schema_ref::<BulkLineResult>();
             op.summary("Submit many reports: one JSON report per line (NDJSON), one result line per input line")
                 .scope(SCOPE_REPORTS_WRITE)
+                .error(400, "the body is empty")
                 .body(
                     "application/x-ndjson",
                     json!({"type": "string", "description": format!("one report per line, each a {}", line_in["$ref"])}),
@@ -116,14 +124,26 @@ fn documented() -> DocumentedRouter<AppState> {
                     "email": {"type": "string"}, "website": {"type": "string"}}}))
                 .response(200, "thank-you page with a reference and a PIN", Some(("text/html", html())))
                 .response(422, "the form again, with the problems next to the fields", Some(("text/html", html())))
+                .response(413, "the form is too large", Some(("text/plain", json!({"type": "string"}))))
                 .error(429, "too many reports from this address")
         })
-        .route("get", "/report/status", get(public::status_page).post(public::status_form), |op| {
+        .route("get", "/report/status", get(public::status_page), |op| {
             op.summary("The status of a public report, for whoever holds its reference and PIN")
                 .query_parameter("reference", false, "the reference on the receipt")
                 .query_parameter("pin", false, "the PIN on the receipt")
                 .response(200, "the status, or the form to ask for it", Some(("text/html", html())))
                 .response(404, "reference or PIN is wrong", Some(("text/html", html())))
+                .error(429, "too many attempts from this address")
+        })
+        .route("post", "/report/status", post(public::status_form), |op| {
+            op.summary("The status of a public report, asked with the form (keeps the PIN out of URLs)")
+                .body(
+                    "application/x-www-form-urlencoded",
+                    json!({"type": "object", "properties": {"reference": {"type": "string"}, "pin": {"type": "string"}}}),
+                )
+                .response(200, "the status", Some(("text/html", html())))
+                .response(404, "reference or PIN is wrong", Some(("text/html", html())))
+                .response(413, "the form is too large", Some(("text/plain", json!({"type": "string"}))))
                 .error(429, "too many attempts from this address")
         })
         .route("get", "/healthz", get(routes::healthz), |op| {

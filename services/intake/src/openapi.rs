@@ -106,7 +106,11 @@ impl OperationBuilder<'_> {
     }
 
     pub fn summary(self, summary: &str) -> Self {
-        let id = format!("{}{}", self.operation.method, self.operation.path.replace(['/', '{', '}', '-'], "_"));
+        let id = format!(
+            "{}{}",
+            self.operation.method,
+            self.operation.path.replace(['/', '{', '}', '-'], "_")
+        );
         self.set("summary", json!(summary)).set("operationId", json!(id))
     }
 
@@ -140,7 +144,10 @@ impl OperationBuilder<'_> {
         )
         .error(400, "the body is not JSON")
         .error(413, "the body is too large")
-        .error(422, "the body breaks the rules; every problem is listed with a JSON Pointer")
+        .error(
+            422,
+            "the body breaks the rules; every problem is listed with a JSON Pointer",
+        )
     }
 
     /// A `$ref` to `T`'s schema, registered in the components.
@@ -171,6 +178,19 @@ impl OperationBuilder<'_> {
             .entry("responses")
             .or_insert_with(|| Value::Object(Map::new()));
         responses[status.to_string()] = response;
+        self
+    }
+
+    /// OpenAPI links from a response to the operations that can use what it returns.
+    pub fn links(mut self, status: u16, links: Value) -> Self {
+        if let Some(response) = self
+            .operation
+            .value
+            .get_mut("responses")
+            .and_then(|r| r.get_mut(status.to_string()))
+        {
+            response["links"] = links;
+        }
         self
     }
 

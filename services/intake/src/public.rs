@@ -8,6 +8,7 @@ use crate::validate::{normalize_url, ValidItem};
 use crate::AppState;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -53,14 +54,46 @@ struct CategoryOption {
 
 /// The short list offered to the public, in plain Dutch and English.
 const CATEGORIES: &[(&str, &str, Option<ContentClass>)] = &[
-    ("csam", "Seksueel misbruik van kinderen / Child sexual abuse", Some(ContentClass::Csam)),
-    ("ncii", "Naaktbeelden zonder toestemming / Intimate images shared without consent", Some(ContentClass::Ncii)),
-    ("sexual_deepfake", "Nep-naaktbeelden (deepfake) / Fake nude images", Some(ContentClass::SexualDeepfake)),
-    ("sextortion", "Afpersing met beelden / Sextortion", Some(ContentClass::Sextortion)),
-    ("doxing", "Persoonsgegevens gedeeld om te bedreigen / Doxing", Some(ContentClass::Doxing)),
-    ("cyber_harassment", "Online intimidatie / Online harassment", Some(ContentClass::CyberHarassment)),
-    ("hate_speech", "Haat of oproep tot geweld / Hate or incitement", Some(ContentClass::HateSpeech)),
-    ("terrorist_content", "Terrorisme / Terrorist content", Some(ContentClass::TerroristContent)),
+    (
+        "csam",
+        "Seksueel misbruik van kinderen / Child sexual abuse",
+        Some(ContentClass::Csam),
+    ),
+    (
+        "ncii",
+        "Naaktbeelden zonder toestemming / Intimate images shared without consent",
+        Some(ContentClass::Ncii),
+    ),
+    (
+        "sexual_deepfake",
+        "Nep-naaktbeelden (deepfake) / Fake nude images",
+        Some(ContentClass::SexualDeepfake),
+    ),
+    (
+        "sextortion",
+        "Afpersing met beelden / Sextortion",
+        Some(ContentClass::Sextortion),
+    ),
+    (
+        "doxing",
+        "Persoonsgegevens gedeeld om te bedreigen / Doxing",
+        Some(ContentClass::Doxing),
+    ),
+    (
+        "cyber_harassment",
+        "Online intimidatie / Online harassment",
+        Some(ContentClass::CyberHarassment),
+    ),
+    (
+        "hate_speech",
+        "Haat of oproep tot geweld / Hate or incitement",
+        Some(ContentClass::HateSpeech),
+    ),
+    (
+        "terrorist_content",
+        "Terrorisme / Terrorist content",
+        Some(ContentClass::TerroristContent),
+    ),
     ("other", "Iets anders / Something else", None),
 ];
 
@@ -102,16 +135,40 @@ struct ValidForm {
 
 fn validate(form: &PublicForm) -> Result<ValidForm, BTreeMap<&'static str, String>> {
     let mut errors = BTreeMap::new();
+    for (field, value) in [
+        ("urls", &form.urls),
+        ("description", &form.description),
+        ("email", &form.email),
+    ] {
+        if value.contains('\0') {
+            errors.insert(
+                field,
+                "Bevat een ongeldig teken. / Contains an invalid character (NUL).".to_owned(),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     let mut items: Vec<ValidItem> = Vec::new();
-    let class = CATEGORIES.iter().find(|(value, _, _)| *value == form.category).map(|c| c.2);
+    let class = CATEGORIES
+        .iter()
+        .find(|(value, _, _)| *value == form.category)
+        .map(|c| c.2);
     if class.is_none() {
         errors.insert("category", "Kies een onderwerp. / Choose what it is.".to_owned());
     }
     let lines: Vec<&str> = form.urls.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     if lines.is_empty() {
-        errors.insert("urls", "Vul minstens één adres in. / Enter at least one web address.".to_owned());
+        errors.insert(
+            "urls",
+            "Vul minstens één adres in. / Enter at least one web address.".to_owned(),
+        );
     } else if lines.len() > MAX_URLS {
-        errors.insert("urls", format!("Hoogstens {MAX_URLS} adressen. / At most {MAX_URLS} addresses."));
+        errors.insert(
+            "urls",
+            format!("Hoogstens {MAX_URLS} adressen. / At most {MAX_URLS} addresses."),
+        );
     }
     for (number, line) in lines.iter().take(MAX_URLS).enumerate() {
         match normalize_url(line) {
@@ -132,9 +189,15 @@ fn validate(form: &PublicForm) -> Result<ValidForm, BTreeMap<&'static str, Strin
         );
     }
     let email = form.email.trim();
-    let plausible_email = email.len() <= 254 && email.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
+    let plausible_email = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
     if !email.is_empty() && !plausible_email {
-        errors.insert("email", "Dit lijkt geen e-mailadres. / This does not look like an e-mail address.".to_owned());
+        errors.insert(
+            "email",
+            "Dit lijkt geen e-mailadres. / This does not look like an e-mail address.".to_owned(),
+        );
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -151,7 +214,10 @@ fn validate(form: &PublicForm) -> Result<ValidForm, BTreeMap<&'static str, Strin
 fn new_reference() -> String {
     const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    let code: String = bytes[..8].iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
+    let code: String = bytes[..8]
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect();
     format!("M-{}-{}", &code[..4], &code[4..])
 }
 
@@ -161,11 +227,31 @@ fn new_pin() -> String {
     format!("{n:06}")
 }
 
+/// What could not be read as a form is answered like a form with a problem.
+fn unreadable(rejection: FormRejection) -> Response {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response();
+    }
+    let errors = BTreeMap::from([(
+        "form",
+        format!("Het formulier kon niet worden gelezen. / The form could not be read: {rejection}"),
+    )]);
+    render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "report_form.html",
+        context! { form => PublicForm::default(), errors => errors, categories => categories() },
+    )
+}
+
 pub async fn submit(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Form(form): Form<PublicForm>,
+    form: Result<Form<PublicForm>, FormRejection>,
 ) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => return unreadable(rejection),
+    };
     if !form.website.is_empty() {
         // A bot: thank it, keep nothing.
         return render(StatusCode::OK, "report_thanks.html", context! {});
@@ -225,8 +311,11 @@ pub struct StatusQuery {
 pub async fn status_page(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Query(query): Query<StatusQuery>,
+    query: Result<Query<StatusQuery>, QueryRejection>,
 ) -> Response {
+    let Ok(Query(query)) = query else {
+        return render(StatusCode::OK, "report_status.html", context! { reference => "" });
+    };
     if query.reference.is_empty() && query.pin.is_empty() {
         return render(StatusCode::OK, "report_status.html", context! { reference => "" });
     }
@@ -236,9 +325,16 @@ pub async fn status_page(
 pub async fn status_form(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Form(query): Form<StatusQuery>,
+    form: Result<Form<StatusQuery>, FormRejection>,
 ) -> Response {
-    show_status(&state, client, query).await
+    match form {
+        Ok(Form(query)) => show_status(&state, client, query).await,
+        Err(_) => render(
+            StatusCode::NOT_FOUND,
+            "report_status.html",
+            context! { reference => "", error => "Referentie of PIN klopt niet. / Reference or PIN is wrong." },
+        ),
+    }
 }
 
 fn plain_status(status: CaseStatus) -> &'static str {
@@ -265,6 +361,9 @@ async fn show_status(state: &AppState, client: SocketAddr, query: StatusQuery) -
             context! { reference => query.reference.clone(), error => "Referentie of PIN klopt niet. / Reference or PIN is wrong." },
         )
     };
+    if query.reference.contains('\0') {
+        return unknown();
+    }
     let row = sqlx::query(
         "SELECT p.pin_hash, r.cases FROM public_reporters p JOIN reports r USING (report_id) WHERE p.public_reference = $1",
     )
@@ -277,8 +376,11 @@ async fn show_status(state: &AppState, client: SocketAddr, query: StatusQuery) -
         Err(error) => return ApiError::from(error).into_response(),
     };
     let pin_hash: String = row.get("pin_hash");
-    let verified = PasswordHash::new(&pin_hash)
-        .is_ok_and(|hash| Argon2::default().verify_password(query.pin.trim().as_bytes(), &hash).is_ok());
+    let verified = PasswordHash::new(&pin_hash).is_ok_and(|hash| {
+        Argon2::default()
+            .verify_password(query.pin.trim().as_bytes(), &hash)
+            .is_ok()
+    });
     if !verified {
         return unknown();
     }

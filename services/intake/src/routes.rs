@@ -7,6 +7,7 @@ use crate::submission::{self, Outcome, Submission};
 use crate::validate::validate_report;
 use crate::AppState;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,10 @@ pub const SCOPE_REPORTS_READ: &str = "reports:read";
 pub const SCOPE_COMPLIANCE_READ: &str = "compliance:read";
 
 /// A partner's report from a JSON value: validated, with the digest idempotency compares.
-pub fn partner_submission(partner_id: &str, body: &serde_json::Value) -> Result<Submission, Vec<crate::api::FieldError>> {
+pub fn partner_submission(
+    partner_id: &str,
+    body: &serde_json::Value,
+) -> Result<Submission, Vec<crate::api::FieldError>> {
     let report = validate_report(body)?;
     Ok(Submission {
         reporter: Reporter::Partner {
@@ -50,8 +54,8 @@ fn partner(caller: &Caller, scope: &'static str) -> Result<Principal, ApiError> 
 /// The same report sent again is answered 200 with the original result.
 pub async fn submit_report(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
     let partner = partner(&caller, SCOPE_REPORTS_WRITE)?;
-    let json: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadJson(format!("the body is not valid JSON: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(format!("the body is not valid JSON: {e}")))?;
     let submission = partner_submission(&partner.id, &json).map_err(ApiError::Invalid)?;
     let outcomes = submission::submit(&state.store, &[submission], state.clock.now()).await?;
     match outcomes.into_iter().next() {
@@ -89,15 +93,20 @@ pub async fn get_report(
 pub async fn find_report(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ReportQuery>,
+    query: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Json<ReportStatus>, ApiError> {
     let partner = partner(&caller, SCOPE_REPORTS_READ)?;
+    let Query(query) = query.map_err(|e| ApiError::Invalid(vec![crate::api::FieldError::new("", e.body_text())]))?;
     let reference = query.partner_reference.filter(|r| !r.is_empty()).ok_or_else(|| {
         ApiError::Invalid(vec![crate::api::FieldError::new(
             "",
             "the query parameter partner_reference is required",
         )])
     })?;
+    if reference.contains('\0') {
+        // No stored reference can contain it (validation refuses it).
+        return Err(ApiError::NotFound);
+    }
     let row = sqlx::query(
         "SELECT report_id, partner_reference, received_at, cases FROM reports WHERE partner_id = $1 AND partner_reference = $2",
     )
@@ -155,7 +164,9 @@ pub async fn get_case(
     Path(case_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
     let partner = partner(&caller, SCOPE_REPORTS_READ)?;
-    let case_id = uuid::Uuid::parse_str(&case_id).map(CaseId).map_err(|_| ApiError::NotFound)?;
+    let case_id = uuid::Uuid::parse_str(&case_id)
+        .map(CaseId)
+        .map_err(|_| ApiError::NotFound)?;
     let events = state.store.read_stream(case_id).await?;
     if !reported_by(&events, &partner.id) {
         return Err(ApiError::NotFound);

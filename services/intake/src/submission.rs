@@ -5,7 +5,7 @@
 use crate::api::{CaseRef, ReportAccepted};
 use crate::validate::ValidItem;
 use chrono::{DateTime, Utc};
-use dijkwacht_domain::event::{Location, Reappeared, Reporter, ReportedAgain};
+use dijkwacht_domain::event::{Location, Reappeared, ReportedAgain, Reporter};
 use dijkwacht_domain::{CaseEvent, CaseId, Command, ReportId, ReportReceived};
 use dijkwacht_runtime::store::Hash;
 use dijkwacht_runtime::{EventStore, LoadedCase, Metadata, NewEvents, StoreError};
@@ -217,7 +217,11 @@ async fn attempt(
                     claimed_class: item.claimed_class,
                 };
                 let case = touched.get_mut(&case_id).expect("open cases are loaded");
-                let events = case.loaded.case.decide(Command::ReportAgain(again), now).map_err(refused)?;
+                let events = case
+                    .loaded
+                    .case
+                    .decide(Command::ReportAgain(again), now)
+                    .map_err(refused)?;
                 case.record(events, &metadata, now);
                 cases.push(CaseRef {
                     case_id,
@@ -319,10 +323,14 @@ async fn earlier_reports(tx: &mut PgConnection, submissions: &[Submission]) -> R
         let cases: serde_json::Value = row.try_get("cases")?;
         let accepted = ReportAccepted {
             report_id: ReportId(row.try_get("report_id")?),
-            cases: serde_json::from_value(cases).map_err(|e| Attempt::Failed(SubmitError::Database(sqlx::Error::Decode(Box::new(e)))))?,
+            cases: serde_json::from_value(cases)
+                .map_err(|e| Attempt::Failed(SubmitError::Database(sqlx::Error::Decode(Box::new(e)))))?,
         };
         let digest: [u8; 32] = digest.try_into().unwrap_or_default();
-        earlier.insert((row.try_get("partner_id")?, row.try_get("partner_reference")?), (digest, accepted));
+        earlier.insert(
+            (row.try_get("partner_id")?, row.try_get("partner_reference")?),
+            (digest, accepted),
+        );
     }
     Ok(earlier)
 }

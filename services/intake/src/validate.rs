@@ -30,23 +30,69 @@ pub struct ValidItem {
 }
 
 pub fn validate_report(body: &Value) -> Result<ValidReport, Vec<FieldError>> {
-    let mut errors: Vec<FieldError> = REPORT_SCHEMA
-        .iter_errors(body)
-        .map(|error| FieldError::new(error.instance_path().to_string(), error.masked().to_string()))
-        .collect();
+    // Where both find a problem, the specific rule's message says more than the schema's.
+    let mut errors = Vec::new();
+    find_nul_characters(body, &mut String::new(), &mut errors);
+    let items = check_items(body, &mut errors);
     let flagged: BTreeSet<String> = errors.iter().map(|e| e.pointer.clone()).collect();
-    let mut beyond_schema = Vec::new();
-    let items = check_items(body, &mut beyond_schema);
-    errors.extend(beyond_schema.into_iter().filter(|e| !flagged.contains(&e.pointer)));
+    errors.extend(
+        REPORT_SCHEMA
+            .iter_errors(body)
+            .map(|error| FieldError::new(error.instance_path().to_string(), error.masked().to_string()))
+            .filter(|e| !flagged.contains(&e.pointer)),
+    );
     if !errors.is_empty() {
+        errors.sort_by_cached_key(|e| document_order(&e.pointer));
         return Err(errors);
     }
-    let report: SubmitReport = serde_json::from_value(body.clone())
-        .map_err(|e| vec![FieldError::new("", format!("the report does not match its schema: {e}"))])?;
+    let report: SubmitReport = serde_json::from_value(body.clone()).map_err(|e| {
+        vec![FieldError::new(
+            "",
+            format!("the report does not match its schema: {e}"),
+        )]
+    })?;
     Ok(ValidReport {
         partner_reference: report.partner_reference,
         items,
     })
+}
+
+/// PostgreSQL text cannot hold U+0000, so no string we keep may contain it.
+fn find_nul_characters(value: &Value, pointer: &mut String, errors: &mut Vec<FieldError>) {
+    match value {
+        Value::String(text) if text.contains('\0') => {
+            errors.push(FieldError::new(pointer.clone(), "contains a NUL character (U+0000)"));
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                let length = pointer.len();
+                pointer.push_str(&format!("/{index}"));
+                find_nul_characters(item, pointer, errors);
+                pointer.truncate(length);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let length = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                find_nul_characters(item, pointer, errors);
+                pointer.truncate(length);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sorts pointers as the document reads: `/items/2` before `/items/10`.
+fn document_order(pointer: &str) -> Vec<(u64, String)> {
+    pointer
+        .split('/')
+        .map(|token| match token.parse::<u64>() {
+            Ok(index) => (index, String::new()),
+            Err(_) => (u64::MAX, token.to_owned()),
+        })
+        .collect()
 }
 
 /// The rules beyond the schema, on whatever parts have the right shape.
@@ -127,7 +173,10 @@ pub fn normalize_url(raw: &str) -> Result<String, String> {
     }
     let mut url = url::Url::parse(raw.trim()).map_err(|e| format!("not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("only http and https URLs can be reported, not {}", url.scheme()));
+        return Err(format!(
+            "only http and https URLs can be reported, not {}",
+            url.scheme()
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain a user name or password".into());
@@ -154,9 +203,14 @@ mod tests {
             normalize_url("HTTPS://Bücher.Example:443/a/B?x=1#frag").unwrap(),
             "https://xn--bcher-kva.example/a/B?x=1"
         );
-        assert_eq!(normalize_url("http://host.example:80/").unwrap(), "http://host.example/");
+        assert_eq!(
+            normalize_url("http://host.example:80/").unwrap(),
+            "http://host.example/"
+        );
         assert!(normalize_url("ftp://host.example/x").unwrap_err().contains("http"));
-        assert!(normalize_url("https://user:pw@host.example/").unwrap_err().contains("user name"));
+        assert!(normalize_url("https://user:pw@host.example/")
+            .unwrap_err()
+            .contains("user name"));
         assert!(normalize_url(&format!("https://h.example/{}", "a".repeat(2100))).is_err());
     }
 
@@ -175,10 +229,8 @@ mod tests {
             ]
         });
         let errors = validate_report(&body).unwrap_err();
-        let mut found = pointers(&errors);
-        found.sort_unstable();
         assert_eq!(
-            found,
+            pointers(&errors),
             vec![
                 "/items/0/hashes/0/value",
                 "/items/1",
@@ -197,7 +249,10 @@ mod tests {
     fn a_location_twice_in_one_report_is_an_error() {
         let body = json!({"partner_reference": "r", "items": [{"url": "https://a.example/x#1"}, {"url": "https://A.example/x"}]});
         let errors = validate_report(&body).unwrap_err();
-        assert_eq!(errors, vec![FieldError::new("/items/1/url", "the same location as /items/0/url")]);
+        assert_eq!(
+            errors,
+            vec![FieldError::new("/items/1/url", "the same location as /items/0/url")]
+        );
     }
 
     #[test]
@@ -209,8 +264,17 @@ mod tests {
     }
 
     #[test]
+    fn nul_characters_are_refused_where_they_are() {
+        let body = json!({"partner_reference": "a\u{0}b", "items": [{"url": "https://a.example/"}]});
+        let errors = validate_report(&body).unwrap_err();
+        assert_eq!(pointers(&errors), vec!["/partner_reference"]);
+    }
+
+    #[test]
     fn too_many_items_are_refused_by_the_schema() {
-        let items: Vec<Value> = (0..=MAX_ITEMS).map(|i| json!({"url": format!("https://a.example/{i}")})).collect();
+        let items: Vec<Value> = (0..=MAX_ITEMS)
+            .map(|i| json!({"url": format!("https://a.example/{i}")}))
+            .collect();
         let errors = validate_report(&json!({"partner_reference": "r", "items": items})).unwrap_err();
         assert_eq!(pointers(&errors), vec!["/items"]);
     }

@@ -26,9 +26,9 @@ pub async fn authenticate(pool: &PgPool, key: &str) -> Result<Option<Principal>,
     let row = sqlx::query(
         "SELECT principal_kind, principal_id, scopes FROM api_keys WHERE key_sha256 = $1 AND revoked_at IS NULL",
     )
-        .bind(key_digest(key).as_slice())
-        .fetch_optional(pool)
-        .await?;
+    .bind(key_digest(key).as_slice())
+    .fetch_optional(pool)
+    .await?;
     row.map(|row| {
         Ok(Principal {
             kind: row.try_get("principal_kind")?,

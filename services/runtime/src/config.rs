@@ -26,6 +26,8 @@ pub struct Settings {
     pub reference_file: Option<PathBuf>,
     /// Prints the demo credentials at start; set only by the demo configuration.
     pub demo: bool,
+    /// Runs the relay and every stage in this process; off for an intake-only process.
+    pub stages: bool,
     /// Starts the platform simulator in the same process on this address, if set.
     pub simulator_listen: Option<SocketAddr>,
     pub simulator_removal_delay_secs: i64,
@@ -82,6 +84,7 @@ impl Default for Settings {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             reference_file: None,
             demo: false,
+            stages: true,
             simulator_listen: None,
             simulator_removal_delay_secs: 3,
             partner_requests_per_second: 50,
@@ -105,7 +108,7 @@ impl Default for Settings {
 }
 
 /// `DIJKWACHT_*` variables read by the command line, the Makefile and the tests, not settings.
-const NOT_SETTINGS: &[&str] = &["CONFIG", "PG_PORT", "TEST_DATABASE_URL"];
+const NOT_SETTINGS: &[&str] = &["CONFIG", "PG_PORT", "TEST_DATABASE_URL", "SCHEMATHESIS"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]

@@ -31,7 +31,7 @@ impl Health {
             .map(|(name, flag)| (*name, flag.load(Ordering::Acquire)))
             .collect();
         HealthReport {
-            ready: !components.is_empty() && components.values().all(|ready| *ready),
+            ready: components.values().all(|ready| *ready),
             components,
         }
     }

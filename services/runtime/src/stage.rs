@@ -128,6 +128,7 @@ pub struct StageRuntime {
 pub struct StageLoop<S: Stage> {
     stage: Arc<S>,
     runtime: StageRuntime,
+    ready: Arc<AtomicBool>,
 }
 
 struct ReadinessContext {
@@ -162,16 +163,18 @@ struct DeadLetter {
 
 impl<S: Stage> StageLoop<S> {
     pub fn new(stage: S, runtime: StageRuntime) -> Self {
+        let ready = runtime.health.register(stage.name());
         Self {
             stage: Arc::new(stage),
             runtime,
+            ready,
         }
     }
 
     /// Consumes until shutdown; runs the timer loop beside it when the stage uses timers.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StageError> {
         let name = self.stage.name();
-        let ready = self.runtime.health.register(name);
+        let ready = self.ready.clone();
         let group = format!("{}{}", self.runtime.settings.group_prefix, name);
         let consumer = kafka::consumer(
             &self.runtime.bootstrap_servers,

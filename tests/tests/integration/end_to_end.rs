@@ -2,7 +2,7 @@
 //! projection, over real PostgreSQL, the embedded broker and the simulated platform.
 
 use chrono::TimeDelta;
-use dijkwacht_tests::{eventually, TestSystem, TimingsForTest, DEMO_SHA256, PLATFORM_ID};
+use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -42,13 +42,7 @@ fn is_subsequence(wanted: &[&str], events: &[String]) -> bool {
 
 #[tokio::test]
 async fn a_hash_listed_report_leads_to_one_complete_notice_and_a_verified_removal() {
-    let system = TestSystem::start(TimingsForTest {
-        removal_delay_secs: 90,
-        first_check_secs: 60,
-        recheck_secs: 60,
-    })
-    .await
-    .unwrap();
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
     let url = system.content_url("clip-1");
 
     let health = eventually("every stage consuming", WAIT, || async {
@@ -154,19 +148,30 @@ async fn a_hash_listed_report_leads_to_one_complete_notice_and_a_verified_remova
         .unwrap();
     assert_eq!(wrong_scope.status(), 403);
 
+    // The content comes back and another partner reports it: a new case, linked to the old.
+    let again: Value = system
+        .http
+        .post(system.api("/v1/reports"))
+        .bearer_auth(system.partner_b_key())
+        .json(&json!({"partner_reference": "B-1", "items": [{"url": url}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["cases"][0]["existing"], false);
+    assert_ne!(again["cases"][0]["case_id"], case_id.as_str());
+    let old = case_events(&system, &case_id).await;
+    assert_eq!(old.last().map(String::as_str), Some("Reappeared"), "{old:?}");
+
     assert_eq!(system.app.store.verify().await.unwrap(), vec![]);
     system.app.stop().await;
 }
 
 #[tokio::test]
 async fn a_report_without_a_listed_hash_waits_for_an_analyst() {
-    let system = TestSystem::start(TimingsForTest {
-        removal_delay_secs: 90,
-        first_check_secs: 60,
-        recheck_secs: 60,
-    })
-    .await
-    .unwrap();
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
     let response = system
         .http
         .post(system.api("/v1/reports"))
@@ -189,13 +194,7 @@ async fn a_report_without_a_listed_hash_waits_for_an_analyst() {
 
 #[tokio::test]
 async fn invalid_reports_are_refused_with_pointers_and_nothing_is_stored() {
-    let system = TestSystem::start(TimingsForTest {
-        removal_delay_secs: 90,
-        first_check_secs: 60,
-        recheck_secs: 60,
-    })
-    .await
-    .unwrap();
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
     let response = system
         .http
         .post(system.api("/v1/reports"))

@@ -3,7 +3,9 @@
 
 mod end_to_end;
 mod event_store;
+mod intake;
 mod relay;
 mod schemas;
+mod schemathesis;
 mod stage_loop;
 mod support;

@@ -1,0 +1,452 @@
+//! The intake as partners and the public meet it: keys and scopes, validation, idempotency,
+//! de-duplication, bulk, status, limits, the public form.
+
+use dijkwacht_runtime::auth;
+use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn intake_only() -> TestSystem {
+    TestSystem::start(TestOptions {
+        stages: false,
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn post_report(system: &TestSystem, key: &str, body: &Value) -> (StatusCode, Value) {
+    let response = system
+        .http
+        .post(system.api("/v1/reports"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn count(system: &TestSystem, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(&system.database.pool)
+        .await
+        .unwrap()
+}
+
+fn report(reference: &str, url: &str) -> Value {
+    json!({"partner_reference": reference, "items": [{"url": url, "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}]})
+}
+
+#[tokio::test]
+async fn keys_are_checked_scoped_rotated_and_revoked() {
+    let system = intake_only().await;
+    let body = report("K-1", "https://keys.example/1");
+    let no_key = system
+        .http
+        .post(system.api("/v1/reports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 401);
+    assert_eq!(post_report(&system, "not-a-key", &body).await.0, 401);
+    assert_eq!(post_report(&system, &system.regulator_key, &body).await.0, 403);
+
+    // Rotation: a second key works beside the first, then the first... here the new one is revoked.
+    let issued = auth::issue_key(
+        &system.database.pool,
+        "partner",
+        "partner-a",
+        &["reports:write".into()],
+        Some("rotation"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(post_report(&system, &issued.key, &body).await.0, 202);
+    assert_eq!(
+        post_report(&system, &system.partner_key, &report("K-2", "https://keys.example/2"))
+            .await
+            .0,
+        202
+    );
+    let read_with_write_only_key = system
+        .http
+        .get(system.api("/v1/reports?partner_reference=K-1"))
+        .bearer_auth(&issued.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_with_write_only_key.status(), 403);
+    assert!(auth::revoke_key(&system.database.pool, &issued.key_id).await.unwrap());
+    assert_eq!(
+        post_report(&system, &issued.key, &report("K-3", "https://keys.example/3"))
+            .await
+            .0,
+        401
+    );
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_report_twice_is_answered_once_and_a_different_one_conflicts() {
+    let system = intake_only().await;
+    let body =
+        json!({"partner_reference": "R-1", "items": [{"url": "https://idem.example/a", "claimed_category": "ncii"}]});
+    let (status, first) = post_report(&system, &system.partner_key, &body).await;
+    assert_eq!(status, 202);
+    let events = count(&system, "events").await;
+
+    // The same report with its keys in another order is the same report.
+    let reordered =
+        json!({"items": [{"claimed_category": "ncii", "url": "https://idem.example/a"}], "partner_reference": "R-1"});
+    let (status, replay) = post_report(&system, &system.partner_key, &reordered).await;
+    assert_eq!(status, 200);
+    assert_eq!(replay, first);
+    assert_eq!(count(&system, "events").await, events, "a replay appends nothing");
+
+    let different = json!({"partner_reference": "R-1", "items": [{"url": "https://idem.example/b"}]});
+    let (status, conflict) = post_report(&system, &system.partner_key, &different).await;
+    assert_eq!(status, 409);
+    assert_eq!(conflict["report_id"], first["report_id"]);
+    assert_eq!(conflict["errors"][0]["pointer"], "/partner_reference");
+
+    // Another partner may use the same reference for its own report.
+    let (status, _) = post_report(&system, &system.partner_b_key(), &different).await;
+    assert_eq!(status, 202);
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_location_reported_by_two_partners_is_one_case() {
+    let system = intake_only().await;
+    let url = "https://dedup.example/video/1";
+    let (_, first) = post_report(&system, &system.partner_key, &report("A-1", url)).await;
+    let (status, second) = post_report(&system, &system.partner_b_key(), &report("B-1", url)).await;
+    assert_eq!(status, 202);
+    assert_eq!(second["cases"][0]["case_id"], first["cases"][0]["case_id"]);
+    assert_eq!(second["cases"][0]["existing"], true);
+    assert_ne!(second["report_id"], first["report_id"]);
+
+    let case_id = first["cases"][0]["case_id"].as_str().unwrap();
+    for key in [system.partner_key.clone(), system.partner_b_key()] {
+        let view: Value = system
+            .http
+            .get(system.api(&format!("/v1/cases/{case_id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let types: Vec<&str> = view["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, vec!["ReportReceived", "ReportedAgain"]);
+    }
+
+    // Status: a partner sees its own report by id and by reference; the other's is not found.
+    let own = system
+        .http
+        .get(system.api(&format!("/v1/reports/{}", first["report_id"].as_str().unwrap())))
+        .bearer_auth(&system.partner_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    let own: Value = own.json().await.unwrap();
+    assert_eq!(own["partner_reference"], "A-1");
+    assert_eq!(own["cases"][0]["status"], "received");
+    let by_reference: Value = system
+        .http
+        .get(system.api("/v1/reports?partner_reference=A-1"))
+        .bearer_auth(&system.partner_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_reference["report_id"], first["report_id"]);
+    let others = system
+        .http
+        .get(system.api(&format!("/v1/reports/{}", first["report_id"].as_str().unwrap())))
+        .bearer_auth(system.partner_b_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(others.status(), 404);
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_413() {
+    let system = intake_only().await;
+    let padding = "x".repeat(dijkwacht_intake::MAX_BODY_BYTES + 1);
+    let response = system
+        .http
+        .post(system.api("/v1/reports"))
+        .bearer_auth(&system.partner_key)
+        .header("content-type", "application/json")
+        .body(padding)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_partner_over_its_rate_limit_gets_429_with_retry_after() {
+    let system = TestSystem::start(TestOptions {
+        stages: false,
+        partner_requests_per_second: 1,
+        partner_burst: 2,
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for i in 0..3 {
+        let response = system
+            .http
+            .post(system.api("/v1/reports"))
+            .bearer_auth(&system.partner_key)
+            .json(&report(&format!("L-{i}"), &format!("https://limits.example/{i}")))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        retry_after = retry_after.or(response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned()));
+    }
+    assert_eq!(statuses, vec![202, 202, 429]);
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+    // Another partner has its own budget.
+    assert_eq!(
+        post_report(
+            &system,
+            &system.partner_b_key(),
+            &report("L-b", "https://limits.example/b")
+        )
+        .await
+        .0,
+        202
+    );
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bulk_with_good_and_bad_lines_answers_every_line() {
+    let system = intake_only().await;
+    let lines = [
+        report("BULK-1", "https://bulk.example/1").to_string(),
+        "{not json".to_owned(),
+        json!({"partner_reference": "BULK-3", "items": [{"url": "javascript:alert(1)"}]}).to_string(),
+        String::new(),
+        report("BULK-1", "https://bulk.example/1").to_string(),
+        report("BULK-1", "https://bulk.example/other").to_string(),
+        report("BULK-7", "https://bulk.example/1").to_string(),
+    ];
+    let response = system
+        .http
+        .post(system.api("/v1/reports/bulk"))
+        .bearer_auth(&system.partner_key)
+        .header("content-type", "application/x-ndjson")
+        .body(lines.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let results: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), lines.len(), "{text}");
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result["line"], i + 1);
+    }
+    assert!(results[0]["report_id"].is_string());
+    assert_eq!(results[1]["errors"][0]["pointer"], "");
+    assert_eq!(results[2]["errors"][0]["pointer"], "/items/0/url");
+    assert!(results[3]["errors"][0]["message"].as_str().unwrap().contains("empty"));
+    assert_eq!(results[4]["report_id"], results[0]["report_id"]);
+    assert_eq!(results[4]["replayed"], true);
+    assert_eq!(results[5]["errors"][0]["pointer"], "/partner_reference");
+    assert_eq!(results[6]["cases"][0]["existing"], true);
+    assert_eq!(results[6]["cases"][0]["case_id"], results[0]["cases"][0]["case_id"]);
+    assert_eq!(count(&system, "reports").await, 2);
+    system.app.stop().await;
+}
+
+/// The answer starts while the request is still being sent: the server holds a batch, not
+/// the whole body. The sender waits for the first answer line before sending the rest, so a
+/// server that buffered the request would never answer.
+#[tokio::test]
+async fn a_bulk_of_100000_lines_streams_through() {
+    const LINES: usize = 100_000;
+    const FIRST_PART: usize = 2_000;
+    let system = intake_only().await;
+    let (answered_tx, answered_rx) = tokio::sync::oneshot::channel::<()>();
+    let line = |i: usize| {
+        let mut text =
+            json!({"partner_reference": format!("S-{i}"), "items": [{"url": format!("https://stream.example/{i}"),
+            "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}]})
+            .to_string();
+        text.push('\n');
+        bytes::Bytes::from(text)
+    };
+    let first = futures::stream::iter((0..FIRST_PART).map(move |i| Ok::<_, std::io::Error>(line(i))));
+    let rest = futures::stream::once(async move {
+        let _ = answered_rx.await;
+        futures::stream::iter((FIRST_PART..LINES).map(move |i| Ok::<_, std::io::Error>(line(i))))
+    })
+    .flatten();
+    let response = system
+        .http
+        .post(system.api("/v1/reports/bulk"))
+        .bearer_auth(&system.partner_key)
+        .header("content-type", "application/x-ndjson")
+        .body(reqwest::Body::wrap_stream(first.chain(rest)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut answered = Some(answered_tx);
+    let mut body = response.bytes_stream();
+    let (mut results, mut accepted, mut partial) = (0usize, 0usize, Vec::new());
+    let reading = async {
+        while let Some(chunk) = body.next().await {
+            partial.extend_from_slice(&chunk.unwrap());
+            while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+                let result: Value = serde_json::from_slice(&partial[..end]).unwrap();
+                partial.drain(..=end);
+                results += 1;
+                accepted += usize::from(result["report_id"].is_string());
+                if let Some(signal) = answered.take() {
+                    let _ = signal.send(());
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(600), reading)
+        .await
+        .expect("the bulk answer completes");
+    assert_eq!(results, LINES);
+    assert_eq!(accepted, LINES);
+    assert_eq!(count(&system, "reports").await, LINES as i64);
+    system.app.stop().await;
+}
+
+fn between<'a>(html: &'a str, before: &str, after: &str) -> &'a str {
+    let start = html.find(before).unwrap_or_else(|| panic!("{before:?} not in {html}")) + before.len();
+    let end = html[start..].find(after).unwrap() + start;
+    &html[start..end]
+}
+
+#[tokio::test]
+async fn the_public_form_gives_a_receipt_that_shows_the_status_and_nothing_else() {
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
+    let page = system.http.get(system.api("/report")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("<form method=\"post\" action=\"/report\">"));
+
+    let invalid = system
+        .http
+        .post(system.api("/report"))
+        .form(&[("urls", "not a url"), ("category", "ncii"), ("description", "keep me")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 422);
+    let html = invalid.text().await.unwrap();
+    assert!(html.contains("class=\"error\" id=\"urls-error\""), "{html}");
+    assert!(html.contains("keep me"), "the input is kept");
+
+    let url = system.content_url("public-1");
+    let thanks = system
+        .http
+        .post(system.api("/report"))
+        .form(&[
+            ("urls", url.as_str()),
+            ("category", "ncii"),
+            ("description", "Dit is mijn foto, privé"),
+            ("email", "victim@example.org"),
+            ("website", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(thanks.status(), 200);
+    let html = thanks.text().await.unwrap();
+    let reference = between(&html, "Referentie / Reference: <span class=\"ref\">", "<").to_owned();
+    let pin = between(&html, "PIN: <span class=\"ref\">", "<").to_owned();
+
+    let status = system
+        .http
+        .get(system.api(&format!("/report/status?reference={reference}&pin={pin}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200);
+    let html = status.text().await.unwrap();
+    assert!(html.contains("public-1") && html.contains("being assessed"), "{html}");
+    assert!(!html.contains("victim@example.org") && !html.contains("privé"));
+    let wrong = system
+        .http
+        .post(system.api("/report/status"))
+        .form(&[("reference", reference.as_str()), ("pin", "000000x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 404);
+
+    // Personal data stays out of the events (and so out of notices and statistics).
+    let payloads: Vec<String> = sqlx::query_scalar("SELECT payload::text FROM events")
+        .fetch_all(&system.database.pool)
+        .await
+        .unwrap();
+    assert!(!payloads.is_empty());
+    assert!(payloads
+        .iter()
+        .all(|p| !p.contains("victim@example.org") && !p.contains("privé")));
+
+    // A bot filling the hidden field is thanked and forgotten.
+    let before = count(&system, "reports").await;
+    let bot = system
+        .http
+        .post(system.api("/report"))
+        .form(&[
+            ("urls", "https://spam.example/"),
+            ("category", "other"),
+            ("website", "http://buy.example"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bot.status(), 200);
+    assert_eq!(count(&system, "reports").await, before);
+
+    // The report travels like any other: without a listed hash it goes to an analyst.
+    eventually("the public report to reach review", Duration::from_secs(60), || async {
+        let types: Vec<String> = sqlx::query_scalar("SELECT event_type FROM events")
+            .fetch_all(&system.database.pool)
+            .await
+            .ok()?;
+        types.iter().any(|t| t == "ReviewRequested").then_some(())
+    })
+    .await;
+    system.app.stop().await;
+}
