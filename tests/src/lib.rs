@@ -156,6 +156,7 @@ pub struct TestOptions {
     pub stages: bool,
     pub partner_requests_per_second: u32,
     pub partner_burst: u32,
+    pub public_reports_per_hour: u32,
 }
 
 impl Default for TestOptions {
@@ -167,16 +168,17 @@ impl Default for TestOptions {
             stages: true,
             partner_requests_per_second: 10_000,
             partner_burst: 10_000,
+            public_reports_per_hour: 20,
         }
     }
 }
 
 impl TestSystem {
-    pub async fn start(timings: TestOptions) -> anyhow::Result<Self> {
+    pub async fn start(options: TestOptions) -> anyhow::Result<Self> {
         let database = TestDatabase::create().await?;
         let clock = test_clock();
         let shared: SharedClock = Arc::new(clock.clone());
-        let simulator = Simulator::new(shared.clone(), chrono::TimeDelta::seconds(timings.removal_delay_secs));
+        let simulator = Simulator::new(shared.clone(), chrono::TimeDelta::seconds(options.removal_delay_secs));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let simulator_addr = listener.local_addr()?;
         let router = simulator.router();
@@ -200,12 +202,13 @@ impl TestSystem {
             batch_linger_ms: 5,
             relay_idle_ms: 20,
             timer_poll_ms: 50,
-            followup_first_check_secs: timings.first_check_secs,
-            followup_recheck_secs: timings.recheck_secs,
+            followup_first_check_secs: options.first_check_secs,
+            followup_recheck_secs: options.recheck_secs,
             dispatch_timeout_secs: 5,
-            stages: timings.stages,
-            partner_requests_per_second: timings.partner_requests_per_second,
-            partner_burst: timings.partner_burst,
+            stages: options.stages,
+            partner_requests_per_second: options.partner_requests_per_second,
+            partner_burst: options.partner_burst,
+            public_reports_per_hour: options.public_reports_per_hour,
             organisation: "Test Hotline".into(),
             contact_email: "notices@hotline.test".into(),
             designated_by: "Test DSC".into(),
@@ -224,6 +227,15 @@ impl TestSystem {
             regulator_key,
             http: reqwest::Client::new(),
         })
+    }
+
+    /// Waits until `/healthz` answers 200: every stage has joined its consumer group.
+    pub async fn wait_until_ready(&self) {
+        eventually("every stage consuming", Duration::from_secs(60), || async {
+            let response = self.http.get(self.api("/healthz")).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        })
+        .await
     }
 
     pub fn api(&self, path: &str) -> String {

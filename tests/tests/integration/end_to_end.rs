@@ -45,12 +45,7 @@ async fn a_hash_listed_report_leads_to_one_complete_notice_and_a_verified_remova
     let system = TestSystem::start(TestOptions::default()).await.unwrap();
     let url = system.content_url("clip-1");
 
-    let health = eventually("every stage consuming", WAIT, || async {
-        let response = system.http.get(system.api("/healthz")).send().await.ok()?;
-        (response.status() == 200).then_some(())
-    })
-    .await;
-    let () = health;
+    system.wait_until_ready().await;
 
     let unauthenticated = system
         .http
