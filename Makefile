@@ -12,7 +12,7 @@ VENV ?= $(HOME)/.cache/dijkwacht-venv
 SCHEMATHESIS_VERSION := 4.32.5
 export DIJKWACHT_SCHEMATHESIS := $(VENV)/bin/schemathesis
 
-.PHONY: run test lint fmt schemas postgres postgres-stop build tools
+.PHONY: run test bench lint fmt schemas postgres postgres-stop build tools
 
 build:
 	cargo build -p dijkwacht
@@ -29,6 +29,11 @@ test: postgres tools
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi
+
+## Benchmarks (release build); figures and their commands go to BENCHMARKS.md.
+bench: postgres
+	@infra/postgres.sh drop-test-databases
+	cargo bench -p dijkwacht-tests --bench bulk_intake
 
 lint:
 	cargo fmt --all --check

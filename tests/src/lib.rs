@@ -6,7 +6,9 @@ use chrono::{TimeZone, Utc};
 use dijkwacht::{app, Broker, RunningApp};
 use dijkwacht_runtime::config::{Secret, Settings};
 use dijkwacht_runtime::kafka::EmbeddedBroker;
-use dijkwacht_runtime::reference::{HashEntry, HashListEntry, KeyEntry, PlatformEntry, PrincipalEntry, ReferenceData};
+use dijkwacht_runtime::reference::{
+    HashEntry, HashListEntry, KeyEntry, PlatformEntry, PrincipalEntry, ReferenceData, UrlRuleEntry,
+};
 use dijkwacht_runtime::{auth, db, EventStore, ManualClock, SharedClock, TopicNames};
 use dijkwacht_simulator::Simulator;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -87,49 +89,90 @@ fn digest_hex(key: &str) -> String {
     auth::key_digest(key).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn partner(id: &str, key: &str) -> PrincipalEntry {
+fn principal(id: &str, key: &str, scopes: &[&str]) -> PrincipalEntry {
     PrincipalEntry {
         id: id.into(),
-        name: format!("Partner {id}"),
+        name: format!("Test {id}"),
         keys: vec![KeyEntry {
             sha256: digest_hex(key),
-            scopes: vec!["reports:write".into(), "reports:read".into()],
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         }],
+        trusted_classes: vec![],
     }
 }
 
-/// Reference data for one test: partners `partner-a` (with `partner_key`) and `partner-b`
-/// (with `{partner_key}-b`), a regulator, the simulated platform on 127.0.0.1 and one hash
-/// list with [`DEMO_SHA256`] as CSAM.
+/// A PDQ hash on the test list (as CSAM), and the address of the off-shore test host.
+pub const LISTED_PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+pub const OFFSHORE_ADDRESS: &str = "198.51.100.7";
+pub const OFFSHORE_HOST: &str = "offshore.example";
+
+/// Reference data for one test:
+/// * partners `partner-a` (key `partner_key`, trusted to classify `ncii` itself) and
+///   `partner-b` (`{partner_key}-b`); analysts `analyst-1` and `analyst-2`
+///   (`{partner_key}-analyst-1`, `-2`); a regulator (`regulator_key`);
+/// * the simulated platform on 127.0.0.1 (NL, DSA), and an off-shore host (US, not a DSA
+///   platform) found by its IP range only;
+/// * a hash list with [`DEMO_SHA256`] and [`LISTED_PDQ`] as CSAM, and a URL rule classifying
+///   everything under `/content/rule-` of the simulator as doxing.
 pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &str) -> ReferenceData {
+    let content_base = notice_endpoint.trim_end_matches("/notices");
+    let mut partner_a = principal("partner-a", partner_key, &["reports:write", "reports:read"]);
+    partner_a.trusted_classes = vec!["ncii".into()];
     ReferenceData {
         partners: vec![
-            partner("partner-a", partner_key),
-            partner("partner-b", &format!("{partner_key}-b")),
+            partner_a,
+            principal("partner-b", &format!("{partner_key}-b"), &["reports:write", "reports:read"]),
         ],
-        regulators: vec![PrincipalEntry {
-            id: "regulator".into(),
-            name: "Regulator".into(),
-            keys: vec![KeyEntry {
-                sha256: digest_hex(regulator_key),
-                scopes: vec!["compliance:read".into()],
-            }],
-        }],
-        platforms: vec![PlatformEntry {
-            id: PLATFORM_ID.into(),
-            name: "Simulated platform".into(),
-            country: "NL".into(),
-            notice_endpoint: notice_endpoint.into(),
-            domains: vec!["127.0.0.1".into()],
-        }],
+        regulators: vec![principal("regulator", regulator_key, &["compliance:read"])],
+        analysts: (1..=2)
+            .map(|n| principal(&format!("analyst-{n}"), &format!("{partner_key}-analyst-{n}"), &["review"]))
+            .collect(),
+        platforms: vec![
+            PlatformEntry {
+                id: PLATFORM_ID.into(),
+                name: "Simulated platform".into(),
+                country: "NL".into(),
+                notice_endpoint: notice_endpoint.into(),
+                domains: vec!["127.0.0.1".into()],
+                ranges: vec![],
+                dsa_platform: true,
+                language: "nl".into(),
+            },
+            PlatformEntry {
+                id: "offshore-host".into(),
+                name: "Off-shore hosting".into(),
+                country: "US".into(),
+                notice_endpoint: notice_endpoint.into(),
+                domains: vec![],
+                ranges: vec!["198.51.100.0/24".into()],
+                dsa_platform: false,
+                language: "en".into(),
+            },
+        ],
         hash_lists: vec![HashListEntry {
             name: "national".into(),
             source: "test".into(),
-            entries: vec![HashEntry {
-                algorithm: "sha256".into(),
-                value: DEMO_SHA256.into(),
-                class: "csam".into(),
-            }],
+            pdq_max_distance: 31,
+            entries: vec![
+                HashEntry {
+                    algorithm: "sha256".into(),
+                    value: DEMO_SHA256.into(),
+                    class: "csam".into(),
+                    quality: None,
+                },
+                HashEntry {
+                    algorithm: "pdq".into(),
+                    value: LISTED_PDQ.into(),
+                    class: "csam".into(),
+                    quality: Some(100),
+                },
+            ],
+        }],
+        url_rules: vec![UrlRuleEntry {
+            id: "rule-doxing-board".into(),
+            kind: "prefix".into(),
+            pattern: format!("{content_base}/content/rule-"),
+            class: "doxing".into(),
         }],
     }
 }
@@ -206,6 +249,10 @@ impl TestSystem {
             followup_recheck_secs: options.recheck_secs,
             dispatch_timeout_secs: 5,
             stages: options.stages,
+            resolver: "static".into(),
+            static_hosts: [(OFFSHORE_HOST.to_owned(), vec![OFFSHORE_ADDRESS.parse()?])].into(),
+            hotline_network: [("US".to_owned(), "partner-b".to_owned())].into(),
+            index_refresh_ms: 100,
             partner_requests_per_second: options.partner_requests_per_second,
             partner_burst: options.partner_burst,
             public_reports_per_hour: options.public_reports_per_hour,
@@ -240,6 +287,11 @@ impl TestSystem {
 
     pub fn api(&self, path: &str) -> String {
         format!("http://{}{}", self.app.http_addr, path)
+    }
+
+    /// The key of analyst `analyst-{n}`.
+    pub fn analyst_key(&self, n: u8) -> String {
+        format!("{}-analyst-{n}", self.partner_key)
     }
 
     /// The key of the second partner, `partner-b`.

@@ -1,106 +1,121 @@
-//! The classify stage: who holds a reported location, and what the hash lists say it is.
-//! Clear evidence classifies automatically; anything else goes to an analyst.
+//! The classify stage: who holds a reported location, what it is, and whether a notice may
+//! be sent — automatically where the evidence is clear, by analysts where it is not. Every
+//! classification records the evidence it rests on.
+
+pub mod evidence;
+pub mod host;
+pub mod index;
+pub mod lists;
+pub mod loaded_index;
 
 use dijkwacht_domain::{
-    Case, CaseEvent, CaseStatus, Classified, Command, ContentClass, Evidence, HashAlgorithm, HostResolved, MediaHash,
-    PlatformId,
+    Case, CaseEvent, CaseStatus, Classified, Command, Evidence, ForwardedToHotline, HashAlgorithm, HostResolved,
+    MediaHash, PartnerId,
 };
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
-use sqlx::{PgPool, Row};
+use evidence::Finding;
+use host::Resolver;
+use index::{parse_pdq, MatchingIndex};
+pub use loaded_index::SharedIndex;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Where CSAM hosted abroad goes instead of a notice.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// ISO country code of the organisation's own country.
+    pub home_country: String,
+    /// Country → the partner id of that country's hotline in the network.
+    pub hotlines: BTreeMap<String, String>,
+}
+
+impl Routing {
+    /// CSAM on a host abroad that is not a DSA platform, in a country with a network
+    /// hotline, is that hotline's to act on. Home hosts and DSA platforms get our notice.
+    pub fn forward(&self, host: &HostResolved, classified: &Classified) -> Option<ForwardedToHotline> {
+        if !classified.class.is_child_sexual_abuse() || host.dsa_platform || host.country == self.home_country {
+            return None;
+        }
+        self.hotlines.get(&host.country).map(|partner| ForwardedToHotline {
+            country: host.country.clone(),
+            partner_id: PartnerId(partner.clone()),
+        })
+    }
+}
 
 pub struct ClassifyStage {
     pool: PgPool,
+    index: SharedIndex,
+    resolver: Arc<dyn Resolver>,
+    routing: Routing,
+}
+
+/// The strongest hash-list evidence in the index: exact before perceptual, nearest first.
+pub fn hash_evidence(index: &MatchingIndex, hashes: &[MediaHash]) -> Option<Finding> {
+    let listed = |list: u16| &index.lists()[list as usize];
+    for hash in hashes.iter().filter(|h| h.algorithm != HashAlgorithm::Pdq) {
+        if let Some(hit) = index.exact_hex(hash.algorithm, &hash.value) {
+            let list = listed(hit.entry.list);
+            return Some(Finding {
+                class: hit.entry.class,
+                evidence: Evidence::HashListMatch {
+                    list: list.name.clone(),
+                    list_version: list.version,
+                    algorithm: hash.algorithm,
+                    value: hash.value.clone(),
+                    distance: None,
+                },
+            });
+        }
+    }
+    hashes
+        .iter()
+        .filter(|h| h.algorithm == HashAlgorithm::Pdq)
+        .filter_map(|h| parse_pdq(&h.value).map(|q| (h, q)))
+        .flat_map(|(hash, query)| index.pdq(&query, hash.quality).into_iter().next())
+        .min_by_key(|hit| hit.distance)
+        .map(|hit| {
+            let list = listed(hit.entry.list);
+            Finding {
+                class: hit.entry.class,
+                evidence: Evidence::HashListMatch {
+                    list: list.name.clone(),
+                    list_version: list.version,
+                    algorithm: HashAlgorithm::Pdq,
+                    value: index.pdq_hex(hit.id),
+                    distance: Some(hit.distance),
+                },
+            }
+        })
 }
 
 impl ClassifyStage {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
-    }
-
-    /// The platform whose registered domain is the URL's host or the closest parent of it.
-    pub async fn resolve_host(&self, url: &str) -> Result<Option<HostResolved>, StageError> {
-        let Some(host) = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-        else {
-            return Ok(None);
-        };
-        let row = sqlx::query(
-            "SELECT p.platform_id, p.name, p.notice_endpoint, d.domain FROM platform_domains d \
-             JOIN platforms p USING (platform_id) WHERE d.domain = ANY($1) ORDER BY length(d.domain) DESC LIMIT 1",
-        )
-        .bind(domain_and_parents(&host))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(HostResolved {
-                platform_id: PlatformId(row.try_get("platform_id")?),
-                platform_name: row.try_get("name")?,
-                matched_domain: row.try_get("domain")?,
-                notice_endpoint: row.try_get("notice_endpoint")?,
-            })
-        })
-        .transpose()
-        .map_err(|e: sqlx::Error| e.into())
-    }
-
-    /// The first listed, non-delisted exact hash among the location's hashes.
-    pub async fn match_hashes(
-        &self,
-        hashes: &[MediaHash],
-        conduct_date: chrono::NaiveDate,
-    ) -> Result<Option<Classified>, StageError> {
-        let exact: Vec<&MediaHash> = hashes.iter().filter(|h| h.algorithm != HashAlgorithm::Pdq).collect();
-        if exact.is_empty() {
-            return Ok(None);
+    pub fn new(pool: PgPool, index: SharedIndex, resolver: Arc<dyn Resolver>, routing: Routing) -> Self {
+        Self {
+            pool,
+            index,
+            resolver,
+            routing,
         }
-        let algorithms: Vec<&str> = exact.iter().map(|h| h.algorithm.as_str()).collect();
-        let values: Vec<&str> = exact.iter().map(|h| h.value.as_str()).collect();
-        let row = sqlx::query(
-            "SELECT e.list, l.version, e.algorithm, e.value, e.class FROM hash_list_entries e \
-             JOIN hash_lists l ON l.name = e.list \
-             WHERE e.delisted_at IS NULL AND (e.algorithm, e.value) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) \
-             ORDER BY e.list, e.algorithm LIMIT 1",
-        )
-        .bind(&algorithms)
-        .bind(&values)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let class_name: String = row.try_get("class")?;
-        let class = ContentClass::parse(&class_name)
-            .ok_or_else(|| StageError::Permanent(format!("hash list class {class_name:?} is not a known class")))?;
-        let algorithm = match exact
-            .iter()
-            .find(|h| h.algorithm.as_str() == row.get::<String, _>("algorithm"))
-        {
-            Some(hash) => hash.algorithm,
-            None => return Ok(None),
-        };
-        Ok(Some(Classified {
-            class,
-            legal_ground: class.legal_ground(conduct_date),
-            evidence: Evidence::HashListMatch {
-                list: row.try_get("list")?,
-                list_version: row.try_get("version")?,
-                algorithm,
-                value: row.try_get("value")?,
-                distance: None,
-            },
-            automated: true,
-        }))
     }
-}
 
-/// `a.b.example` → `[a.b.example, b.example, example]`.
-fn domain_and_parents(host: &str) -> Vec<String> {
-    let mut domains = vec![host.to_owned()];
-    let mut rest = host;
-    while let Some((_, parent)) = rest.split_once('.') {
-        domains.push(parent.to_owned());
-        rest = parent;
+    /// Evidence in order of strength: hash lists, URL rules, analysts' earlier decisions,
+    /// a trusted partner's own category.
+    async fn find(&self, case: &Case) -> Result<Option<Finding>, StageError> {
+        let Some(report) = &case.report else { return Ok(None) };
+        let hashes = &report.location.hashes;
+        if let Some(found) = hash_evidence(&self.index.current(), hashes) {
+            return Ok(Some(found));
+        }
+        if let Some(found) = evidence::url_rule(&self.pool, &report.location.url).await? {
+            return Ok(Some(found));
+        }
+        if let Some(found) = evidence::prior_decision(&self.pool, &report.location.url, hashes).await? {
+            return Ok(Some(found));
+        }
+        Ok(evidence::trusted_claim(&self.pool, report.reporter.partner_id(), report.claimed_class).await?)
     }
-    domains
 }
 
 impl Stage for ClassifyStage {
@@ -113,30 +128,26 @@ impl Stage for ClassifyStage {
     }
 
     async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        let CaseEvent::ReportReceived(report) = &event.event else {
-            return Ok(None);
-        };
-        if case.status != CaseStatus::Received {
+        if !matches!(event.event, CaseEvent::ReportReceived(_)) || case.status != CaseStatus::Received {
             return Ok(None);
         }
-        let host = self.resolve_host(&report.location.url).await?;
-        let classification = self
-            .match_hashes(&report.location.hashes, event.recorded_at.date_naive())
-            .await?;
-        Ok(Some(Command::Classify { host, classification }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_host_matches_itself_and_every_parent_domain() {
-        assert_eq!(
-            domain_and_parents("cdn.videos.example"),
-            vec!["cdn.videos.example", "videos.example", "example"]
-        );
-        assert_eq!(domain_and_parents("127.0.0.1"), vec!["127.0.0.1", "0.0.1", "0.1", "1"]);
+        let Some(report) = &case.report else { return Ok(None) };
+        let host = host::resolve_host(&self.pool, self.resolver.as_ref(), &report.location.url).await?;
+        let conduct_date = case.received_at.unwrap_or(event.recorded_at).date_naive();
+        let classification = self.find(case).await?.map(|found| Classified {
+            class: found.class,
+            legal_ground: found.class.legal_ground(conduct_date),
+            automated: true,
+            evidence: found.evidence,
+        });
+        let forward_to = match (&host, &classification) {
+            (Some(host), Some(classified)) => self.routing.forward(host, classified),
+            _ => None,
+        };
+        Ok(Some(Command::Classify {
+            host,
+            classification,
+            forward_to,
+        }))
     }
 }

@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use chrono::TimeDelta;
-use dijkwacht_classify::ClassifyStage;
+use dijkwacht_classify::host::{Resolver, StaticResolver, SystemResolver};
+use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex};
 use dijkwacht_dispatch::DispatchStage;
 use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
 use dijkwacht_followup::{FollowupPolicy, FollowupStage};
@@ -182,7 +183,7 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
                 group_prefix: settings.kafka_prefix.clone(),
             },
         };
-        spawn_stages(&mut tasks, settings, &pool, &runtime, &shutdown)?;
+        spawn_stages(&mut tasks, settings, &pool, &runtime, &shutdown).await?;
     }
 
     let listener = TcpListener::bind(settings.http_listen)
@@ -217,7 +218,7 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     })
 }
 
-fn spawn_stages(
+async fn spawn_stages(
     tasks: &mut JoinSet<()>,
     settings: &Settings,
     pool: &sqlx::PgPool,
@@ -233,7 +234,24 @@ fn spawn_stages(
         recheck_after: TimeDelta::seconds(settings.followup_recheck_secs),
     };
     let request_timeout = Duration::from_secs(settings.dispatch_timeout_secs);
-    spawn_stage(tasks, ClassifyStage::new(pool.clone()), runtime, shutdown);
+    let index = SharedIndex::load(pool).await?;
+    tasks.spawn(index.clone().keep_fresh(
+        pool.clone(),
+        Duration::from_millis(settings.index_refresh_ms),
+        shutdown.clone(),
+    ));
+    let resolver: Arc<dyn Resolver> = match settings.resolver.as_str() {
+        "static" => Arc::new(StaticResolver {
+            hosts: settings.static_hosts.clone(),
+        }),
+        "system" => Arc::new(SystemResolver),
+        other => anyhow::bail!("resolver must be system or static, not {other:?}"),
+    };
+    let routing = Routing {
+        home_country: settings.home_country.clone(),
+        hotlines: settings.hotline_network.clone(),
+    };
+    spawn_stage(tasks, ClassifyStage::new(pool.clone(), index, resolver, routing), runtime, shutdown);
     spawn_stage(tasks, NoticeStage::new(notice_policy(settings)), runtime, shutdown);
     spawn_stage(
         tasks,

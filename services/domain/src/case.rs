@@ -20,6 +20,10 @@ pub enum CaseStatus {
     NoticeDelivered,
     /// Dispatch gave up after its last permitted attempt.
     DispatchFailed,
+    /// Handed to the hotline of the hosting country.
+    Forwarded,
+    /// The classification was withdrawn; nothing more is sent.
+    Retracted,
     Closed,
 }
 
@@ -33,6 +37,8 @@ impl CaseStatus {
             Self::NoticeIssued => "notice_issued",
             Self::NoticeDelivered => "notice_delivered",
             Self::DispatchFailed => "dispatch_failed",
+            Self::Forwarded => "forwarded",
+            Self::Retracted => "retracted",
             Self::Closed => "closed",
         }
     }
@@ -74,6 +80,11 @@ pub struct Case {
     pub host: Option<HostResolved>,
     pub classification: Option<Classified>,
     pub review: Option<ReviewRequested>,
+    pub claimed_by: Option<String>,
+    /// A decision waiting for a second analyst under the four-eyes rule.
+    pub pending_decision: Option<AnalystDecided>,
+    pub forwarded: Option<ForwardedToHotline>,
+    pub retracted: Option<Retracted>,
     pub notice: Option<Notice>,
     pub dispatch: DispatchState,
     pub removal: RemovalState,
@@ -95,6 +106,10 @@ impl Case {
             host: None,
             classification: None,
             review: None,
+            claimed_by: None,
+            pending_decision: None,
+            forwarded: None,
+            retracted: None,
             notice: None,
             dispatch: DispatchState::default(),
             removal: RemovalState::default(),
@@ -138,6 +153,18 @@ impl Case {
             CaseEvent::ReviewRequested(review) => {
                 self.review = Some(review.clone());
                 self.status = CaseStatus::AwaitingReview;
+            }
+            CaseEvent::ReviewClaimed(claimed) => self.claimed_by = Some(claimed.analyst_id.clone()),
+            CaseEvent::AnalystDecided(decided) => {
+                self.pending_decision = decided.awaiting_confirmation.then(|| decided.clone());
+            }
+            CaseEvent::ForwardedToHotline(forwarded) => {
+                self.forwarded = Some(forwarded.clone());
+                self.status = CaseStatus::Forwarded;
+            }
+            CaseEvent::Retracted(retracted) => {
+                self.retracted = Some(retracted.clone());
+                self.status = CaseStatus::Retracted;
             }
             CaseEvent::NoticeIssued(issued) => {
                 self.notice = Some((*issued.notice).clone());
@@ -183,5 +210,10 @@ impl Case {
 
     pub fn is_closed(&self) -> bool {
         self.status == CaseStatus::Closed
+    }
+
+    /// Closed or retracted: nothing more is sent or checked.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status, CaseStatus::Closed | CaseStatus::Retracted)
     }
 }

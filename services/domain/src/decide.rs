@@ -18,10 +18,26 @@ pub enum Command {
     ReportAgain(ReportedAgain),
     /// A closed case's location was reported again and `new_case_id` took it over.
     RecordReappearance(Reappeared),
-    /// The classify stage's lookups: who holds the location and what the evidence says.
+    /// The classify stage's lookups: who holds the location, what the evidence says, and
+    /// whether routing hands the case to another country's hotline.
     Classify {
         host: Option<HostResolved>,
         classification: Option<Classified>,
+        forward_to: Option<ForwardedToHotline>,
+    },
+    ClaimReview {
+        analyst_id: String,
+    },
+    DecideReview {
+        analyst_id: String,
+        verdict: Verdict,
+        explanation: String,
+        /// Policy: an actionable verdict on this class needs a second analyst.
+        four_eyes: bool,
+    },
+    /// Withdraws the classification (e.g. its hash was delisted).
+    Retract {
+        reason: String,
     },
     IssueNotice {
         notice_id: NoticeId,
@@ -90,6 +106,12 @@ pub enum Refusal {
     CaseClosed,
     #[error("the case is still open")]
     CaseOpen,
+    #[error("the case is not waiting for review")]
+    NotInReview,
+    #[error("the case is claimed by analyst {0}")]
+    ClaimedByOther(String),
+    #[error("the four-eyes rule needs a second analyst; {0} made the first decision")]
+    SameAnalyst(String),
 }
 
 impl Case {
@@ -114,7 +136,23 @@ impl Case {
                     None => vec![CaseEvent::Reappeared(reappeared)],
                 })
             }
-            Command::Classify { host, classification } => Ok(self.classify(host, classification)),
+            Command::Classify {
+                host,
+                classification,
+                forward_to,
+            } => Ok(self.classify(host, classification, forward_to)),
+            Command::ClaimReview { analyst_id } => self.claim_review(analyst_id),
+            Command::DecideReview {
+                analyst_id,
+                verdict,
+                explanation,
+                four_eyes,
+            } => self.decide_review(analyst_id, verdict, explanation, four_eyes),
+            Command::Retract { reason } => Ok(if self.is_finished() {
+                vec![]
+            } else {
+                vec![CaseEvent::Retracted(Retracted { reason })]
+            }),
             Command::IssueNotice { notice_id, policy } => self.issue_notice(notice_id, &policy, now),
             Command::StartDispatch => self.start_dispatch(now),
             Command::RecordDispatchOutcome {
@@ -142,7 +180,12 @@ impl Case {
         Ok(vec![CaseEvent::ReportedAgain(again)])
     }
 
-    fn classify(&self, host: Option<HostResolved>, classification: Option<Classified>) -> Vec<CaseEvent> {
+    fn classify(
+        &self,
+        host: Option<HostResolved>,
+        classification: Option<Classified>,
+        forward_to: Option<ForwardedToHotline>,
+    ) -> Vec<CaseEvent> {
         if self.status != CaseStatus::Received {
             return vec![];
         }
@@ -151,13 +194,83 @@ impl Case {
                 reason: ReviewReason::UnknownHost,
             })];
         };
-        let verdict = match classification {
-            Some(classified) => CaseEvent::Classified(classified),
-            None => CaseEvent::ReviewRequested(ReviewRequested {
-                reason: ReviewReason::NoAutomatedMatch,
-            }),
+        let Some(classified) = classification else {
+            return vec![
+                CaseEvent::HostResolved(host),
+                CaseEvent::ReviewRequested(ReviewRequested {
+                    reason: ReviewReason::NoAutomatedMatch,
+                }),
+            ];
         };
-        vec![CaseEvent::HostResolved(host), verdict]
+        let mut events = vec![CaseEvent::HostResolved(host), CaseEvent::Classified(classified)];
+        events.extend(forward_to.map(CaseEvent::ForwardedToHotline));
+        events
+    }
+
+    fn claim_review(&self, analyst_id: String) -> Result<Vec<CaseEvent>, Refusal> {
+        if self.status != CaseStatus::AwaitingReview {
+            return Err(Refusal::NotInReview);
+        }
+        match &self.claimed_by {
+            Some(by) if *by == analyst_id => Ok(vec![]),
+            Some(by) => Err(Refusal::ClaimedByOther(by.clone())),
+            None => Ok(vec![CaseEvent::ReviewClaimed(ReviewClaimed { analyst_id })]),
+        }
+    }
+
+    /// Four eyes: an actionable verdict that needs confirmation stands only when a different
+    /// analyst reaches the same verdict; a different verdict starts the count again.
+    fn decide_review(
+        &self,
+        analyst_id: String,
+        verdict: Verdict,
+        explanation: String,
+        four_eyes: bool,
+    ) -> Result<Vec<CaseEvent>, Refusal> {
+        if self.status != CaseStatus::AwaitingReview {
+            return Err(Refusal::NotInReview);
+        }
+        let Verdict::Actionable { class, legal_ground } = verdict.clone() else {
+            return Ok(vec![
+                CaseEvent::AnalystDecided(AnalystDecided {
+                    analyst_id,
+                    verdict,
+                    explanation,
+                    awaiting_confirmation: false,
+                }),
+                CaseEvent::CaseClosed(CaseClosed {
+                    outcome: CaseOutcome::NotActionable,
+                }),
+            ]);
+        };
+        let confirmed = match &self.pending_decision {
+            Some(first) if first.verdict == verdict && first.analyst_id == analyst_id => {
+                return Err(Refusal::SameAnalyst(analyst_id));
+            }
+            Some(first) if first.verdict == verdict => Some(first.analyst_id.clone()),
+            _ => None,
+        };
+        let decided = |awaiting_confirmation| {
+            CaseEvent::AnalystDecided(AnalystDecided {
+                analyst_id: analyst_id.clone(),
+                verdict: verdict.clone(),
+                explanation: explanation.clone(),
+                awaiting_confirmation,
+            })
+        };
+        if four_eyes && confirmed.is_none() {
+            return Ok(vec![decided(true)]);
+        }
+        let analysts = confirmed.into_iter().chain([analyst_id.clone()]).collect();
+        Ok(vec![
+            decided(false),
+            CaseEvent::Classified(Classified {
+                class,
+                legal_ground,
+                evidence: Evidence::AnalystReview { analysts },
+                automated: false,
+            }),
+        ])
     }
 
     fn issue_notice(
@@ -166,7 +279,7 @@ impl Case {
         policy: &NoticePolicy,
         now: DateTime<Utc>,
     ) -> Result<Vec<CaseEvent>, Refusal> {
-        if self.notice.is_some() || self.is_closed() {
+        if self.notice.is_some() || self.is_finished() || self.forwarded.is_some() {
             return Ok(vec![]);
         }
         if self.status != CaseStatus::Classified {
@@ -186,7 +299,7 @@ impl Case {
             || dispatch.in_flight.is_some()
             || dispatch.gave_up
             || waiting_for_retry
-            || self.is_closed()
+            || self.is_finished()
         {
             return Ok(vec![]);
         }
@@ -235,7 +348,7 @@ impl Case {
         recheck_after: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<CaseEvent>, Refusal> {
-        if self.is_closed() || self.removal.next_check_at.is_some_and(|at| at > now) {
+        if self.is_finished() || self.removal.next_check_at.is_some_and(|at| at > now) {
             return Ok(vec![]);
         }
         if self.dispatch.delivered_at.is_none() {

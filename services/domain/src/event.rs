@@ -21,6 +21,10 @@ pub enum CaseEvent {
     HostResolved(HostResolved),
     Classified(Classified),
     ReviewRequested(ReviewRequested),
+    ReviewClaimed(ReviewClaimed),
+    AnalystDecided(AnalystDecided),
+    ForwardedToHotline(ForwardedToHotline),
+    Retracted(Retracted),
     NoticeIssued(NoticeIssued),
     DispatchStarted(DispatchStarted),
     NoticeDelivered(NoticeDelivered),
@@ -40,6 +44,10 @@ impl CaseEvent {
             Self::HostResolved(_) => "HostResolved",
             Self::Classified(_) => "Classified",
             Self::ReviewRequested(_) => "ReviewRequested",
+            Self::ReviewClaimed(_) => "ReviewClaimed",
+            Self::AnalystDecided(_) => "AnalystDecided",
+            Self::ForwardedToHotline(_) => "ForwardedToHotline",
+            Self::Retracted(_) => "Retracted",
             Self::NoticeIssued(_) => "NoticeIssued",
             Self::DispatchStarted(_) => "DispatchStarted",
             Self::NoticeDelivered(_) => "NoticeDelivered",
@@ -115,13 +123,27 @@ pub struct Reappeared {
     pub new_case_id: CaseId,
 }
 
+/// How the host was found in the platform registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum HostMatch {
+    /// The URL's host is a registered domain or a subdomain of one.
+    Domain { domain: String },
+    /// The host resolved to an address inside a registered range.
+    IpRange { address: String, range: String },
+}
+
 /// Who holds the location, from the platform registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HostResolved {
     pub platform_id: PlatformId,
     pub platform_name: String,
-    /// The registry domain the URL's host matched.
-    pub matched_domain: String,
+    /// ISO 3166-1 alpha-2 country of establishment.
+    pub country: String,
+    /// Whether the platform is subject to the DSA's notice-and-action duties (established
+    /// or offering services in the EU).
+    pub dsa_platform: bool,
+    pub matched: HostMatch,
     /// Where notices for this platform go.
     pub notice_endpoint: String,
 }
@@ -139,6 +161,14 @@ pub enum Evidence {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         distance: Option<u32>,
     },
+    /// A rule on normalised URLs (exact, domain or path prefix).
+    UrlRule { rule_id: String },
+    /// An analyst decided the same location or the same hash before.
+    PriorDecision { case_id: CaseId },
+    /// The reporter is trusted to classify this category itself.
+    TrustedClaim { partner_id: PartnerId },
+    /// Analysts decided; two where the four-eyes rule applies.
+    AnalystReview { analysts: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -158,6 +188,48 @@ pub enum ReviewReason {
     NoAutomatedMatch,
     /// The host is not in the platform registry.
     UnknownHost,
+}
+
+/// An analyst took a case from the review queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewClaimed {
+    pub analyst_id: String,
+}
+
+/// What an analyst concluded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// The content is of this class and should be taken down (or flagged, if lawful).
+    Actionable {
+        class: ContentClass,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        legal_ground: Option<LegalGround>,
+    },
+    /// Nothing to act on.
+    NotActionable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AnalystDecided {
+    pub analyst_id: String,
+    pub verdict: Verdict,
+    pub explanation: String,
+    /// The four-eyes rule applies and a second analyst has yet to confirm.
+    pub awaiting_confirmation: bool,
+}
+
+/// CSAM hosted abroad, in a country whose hotline is in the network: that hotline acts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ForwardedToHotline {
+    pub country: String,
+    pub partner_id: PartnerId,
+}
+
+/// The classification no longer holds (its hash was delisted): no notice, no follow-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Retracted {
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -225,6 +297,8 @@ pub struct RemovalVerified {
 #[serde(rename_all = "snake_case")]
 pub enum CaseOutcome {
     Removed,
+    /// An analyst found nothing to act on.
+    NotActionable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -46,7 +46,11 @@ fn host() -> HostResolved {
     HostResolved {
         platform_id: "videos-example".into(),
         platform_name: "Videos Example".into(),
-        matched_domain: "videos.example".into(),
+        country: "NL".into(),
+        dsa_platform: true,
+        matched: HostMatch::Domain {
+            domain: "videos.example".into(),
+        },
         notice_endpoint: "https://videos.example/dsa/notices".into(),
     }
 }
@@ -153,6 +157,7 @@ fn a_hash_match_on_a_known_host_classifies() {
         Command::Classify {
             host: Some(host()),
             classification: Some(classified(ContentClass::Csam)),
+            forward_to: None,
         },
         t(0),
     );
@@ -171,6 +176,7 @@ fn no_match_asks_for_review() {
         Command::Classify {
             host: Some(host()),
             classification: None,
+            forward_to: None,
         },
         t(0),
     );
@@ -191,6 +197,7 @@ fn an_unknown_host_asks_for_review_even_with_a_match() {
         Command::Classify {
             host: None,
             classification: Some(classified(ContentClass::Csam)),
+            forward_to: None,
         },
         t(0),
     );
@@ -213,6 +220,7 @@ fn classifying_twice_changes_nothing() {
         Command::Classify {
             host: Some(host()),
             classification: Some(classified(ContentClass::Csam)),
+            forward_to: None,
         },
         t(0),
     );
@@ -512,4 +520,159 @@ fn a_repeat_report_on_a_closed_case_is_refused_and_recorded_as_a_reappearance() 
         given(&[report_received()]).when(Command::RecordReappearance(reappeared), t(20)),
         Err(Refusal::CaseOpen)
     );
+}
+
+fn awaiting_review() -> Vec<CaseEvent> {
+    vec![
+        report_received(),
+        CaseEvent::HostResolved(host()),
+        CaseEvent::ReviewRequested(ReviewRequested {
+            reason: ReviewReason::NoAutomatedMatch,
+        }),
+    ]
+}
+
+fn actionable() -> Verdict {
+    Verdict::Actionable {
+        class: ContentClass::Csam,
+        legal_ground: ContentClass::Csam.legal_ground(t(0).date_naive()),
+    }
+}
+
+fn decide_review(analyst: &str, verdict: Verdict, four_eyes: bool) -> Command {
+    Command::DecideReview {
+        analyst_id: analyst.into(),
+        verdict,
+        explanation: "depicts a child".into(),
+        four_eyes,
+    }
+}
+
+#[test]
+fn csam_abroad_with_a_network_hotline_is_forwarded_not_noticed() {
+    let forward = ForwardedToHotline {
+        country: "US".into(),
+        partner_id: "ncmec".into(),
+    };
+    let then = given(&[report_received()]).when(
+        Command::Classify {
+            host: Some(host()),
+            classification: Some(classified(ContentClass::Csam)),
+            forward_to: Some(forward.clone()),
+        },
+        t(0),
+    );
+    let events = then.unwrap();
+    assert_eq!(events.last(), Some(&CaseEvent::ForwardedToHotline(forward)));
+    let mut all = vec![report_received()];
+    all.extend(events);
+    let forwarded = given(&all);
+    assert_eq!(forwarded.case.status, CaseStatus::Forwarded);
+    assert_eq!(
+        forwarded.when(
+            Command::IssueNotice {
+                notice_id: notice_id(),
+                policy: policy()
+            },
+            t(1)
+        ),
+        Ok(vec![])
+    );
+}
+
+#[test]
+fn four_eyes_needs_a_second_analyst_with_the_same_verdict() {
+    let first = given(&awaiting_review()).when(decide_review("ann", actionable(), true), t(1)).unwrap();
+    assert!(matches!(&first[..], [CaseEvent::AnalystDecided(d)] if d.awaiting_confirmation));
+    let mut events = awaiting_review();
+    events.extend(first);
+    let pending = given(&events);
+    assert_eq!(pending.case.status, CaseStatus::AwaitingReview);
+    assert_eq!(
+        pending.when(decide_review("ann", actionable(), true), t(2)),
+        Err(Refusal::SameAnalyst("ann".into()))
+    );
+    let confirmed = pending.when(decide_review("bob", actionable(), true), t(2)).unwrap();
+    let [CaseEvent::AnalystDecided(second), CaseEvent::Classified(classified)] = &confirmed[..] else {
+        panic!("{confirmed:?}")
+    };
+    assert!(!second.awaiting_confirmation);
+    assert_eq!(
+        classified.evidence,
+        Evidence::AnalystReview {
+            analysts: vec!["ann".into(), "bob".into()]
+        }
+    );
+    assert!(!classified.automated);
+}
+
+#[test]
+fn a_different_second_verdict_starts_the_count_again() {
+    let mut events = awaiting_review();
+    events.extend(given(&awaiting_review()).when(decide_review("ann", actionable(), true), t(1)).unwrap());
+    let other = Verdict::Actionable {
+        class: ContentClass::CsamAiGenerated,
+        legal_ground: None,
+    };
+    let then = given(&events).when(decide_review("bob", other, true), t(2)).unwrap();
+    assert!(matches!(&then[..], [CaseEvent::AnalystDecided(d)] if d.awaiting_confirmation));
+}
+
+#[test]
+fn without_four_eyes_one_analyst_classifies_and_not_actionable_closes() {
+    let one = given(&awaiting_review()).when(decide_review("ann", actionable(), false), t(1)).unwrap();
+    assert!(matches!(&one[..], [CaseEvent::AnalystDecided(_), CaseEvent::Classified(_)]));
+    let dismissed = given(&awaiting_review())
+        .when(decide_review("ann", Verdict::NotActionable, true), t(1))
+        .unwrap();
+    assert_eq!(
+        dismissed.last(),
+        Some(&CaseEvent::CaseClosed(CaseClosed {
+            outcome: CaseOutcome::NotActionable
+        }))
+    );
+}
+
+#[test]
+fn a_review_decision_on_a_case_not_in_review_is_refused() {
+    assert_eq!(
+        given(&[report_received()]).when(decide_review("ann", actionable(), false), t(1)),
+        Err(Refusal::NotInReview)
+    );
+}
+
+#[test]
+fn a_claim_by_another_analyst_is_refused() {
+    let mut events = awaiting_review();
+    events.push(CaseEvent::ReviewClaimed(ReviewClaimed {
+        analyst_id: "ann".into(),
+    }));
+    let claimed = given(&events);
+    assert_eq!(
+        claimed.when(Command::ClaimReview { analyst_id: "ann".into() }, t(1)),
+        Ok(vec![])
+    );
+    assert_eq!(
+        claimed.when(Command::ClaimReview { analyst_id: "bob".into() }, t(1)),
+        Err(Refusal::ClaimedByOther("ann".into()))
+    );
+}
+
+#[test]
+fn a_retracted_case_sends_and_checks_nothing_more() {
+    let mut events = issued(ContentClass::Csam);
+    let retracted = given(&events)
+        .when(Command::Retract { reason: "hash delisted".into() }, t(2))
+        .unwrap();
+    assert_eq!(
+        retracted,
+        vec![CaseEvent::Retracted(Retracted {
+            reason: "hash delisted".into()
+        })]
+    );
+    events.extend(retracted);
+    let case = given(&events);
+    assert_eq!(case.case.status, CaseStatus::Retracted);
+    assert_eq!(case.when(Command::StartDispatch, t(3)), Ok(vec![]));
+    assert_eq!(case.when(Command::Retract { reason: "again".into() }, t(3)), Ok(vec![]));
 }

@@ -75,7 +75,7 @@ impl Stage for FollowupStage {
     }
 
     fn wake_at(&self, case: &Case) -> Option<DateTime<Utc>> {
-        if case.is_closed() {
+        if case.is_finished() {
             return None;
         }
         let delivered_at = case.dispatch.delivered_at?;
@@ -90,7 +90,7 @@ impl Stage for FollowupStage {
         let (Some(report), Some(_)) = (&case.report, case.dispatch.delivered_at) else {
             return Ok(None);
         };
-        if case.is_closed() {
+        if case.is_finished() {
             return Ok(None);
         }
         let observation = self.observe(&report.location.url).await;

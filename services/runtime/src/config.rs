@@ -6,7 +6,8 @@
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -45,6 +46,18 @@ pub struct Settings {
     pub dispatch_timeout_secs: u64,
     pub dispatch_max_attempts: u32,
     pub dispatch_first_backoff_secs: i64,
+    /// ISO 3166-1 alpha-2 code of the organisation's own country.
+    pub home_country: String,
+    /// Country code → partner id of that country's hotline: CSAM hosted there by a non-DSA
+    /// host is forwarded instead of noticed.
+    pub hotline_network: BTreeMap<String, String>,
+    /// `system` (the operating system's DNS) or `static` (only `static_hosts`).
+    pub resolver: String,
+    pub static_hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// How often the classify stage looks for changed hash lists.
+    pub index_refresh_ms: u64,
+    /// Classes whose actionable review decision needs a second analyst.
+    pub four_eyes_classes: Vec<String>,
     /// The trusted flagger itself, as named in every notice.
     pub organisation: String,
     pub contact_email: String,
@@ -99,6 +112,14 @@ impl Default for Settings {
             dispatch_timeout_secs: 30,
             dispatch_max_attempts: 8,
             dispatch_first_backoff_secs: 60,
+            home_country: "NL".into(),
+            hotline_network: BTreeMap::new(),
+            resolver: "system".into(),
+            static_hosts: BTreeMap::new(),
+            index_refresh_ms: 2000,
+            four_eyes_classes: ["csam", "csam_ai_generated", "grooming", "terrorist_content"]
+                .map(String::from)
+                .to_vec(),
             organisation: "dijkwacht trusted flagger".into(),
             contact_email: "notices@dijkwacht.invalid".into(),
             designated_by: "Digital Services Coordinator".into(),

@@ -16,7 +16,21 @@ pub struct ReferenceData {
     #[serde(default)]
     pub platforms: Vec<PlatformEntry>,
     #[serde(default)]
+    pub analysts: Vec<PrincipalEntry>,
+    #[serde(default)]
     pub hash_lists: Vec<HashListEntry>,
+    #[serde(default)]
+    pub url_rules: Vec<UrlRuleEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlRuleEntry {
+    pub id: String,
+    /// `exact`, `domain` or `prefix`.
+    pub kind: String,
+    pub pattern: String,
+    pub class: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +40,9 @@ pub struct PrincipalEntry {
     pub name: String,
     #[serde(default)]
     pub keys: Vec<KeyEntry>,
+    /// Partners only: classes whose claimed category is accepted without review.
+    #[serde(default)]
+    pub trusted_classes: Vec<String>,
 }
 
 /// An API key by its SHA-256 digest (hex); the key itself is never written down.
@@ -43,7 +60,24 @@ pub struct PlatformEntry {
     pub name: String,
     pub country: String,
     pub notice_endpoint: String,
+    #[serde(default)]
     pub domains: Vec<String>,
+    /// CIDR ranges the platform hosts from.
+    #[serde(default)]
+    pub ranges: Vec<String>,
+    /// Subject to the DSA (established or offering services in the EU).
+    #[serde(default = "yes")]
+    pub dsa_platform: bool,
+    #[serde(default = "english")]
+    pub language: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn english() -> String {
+    "en".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +85,8 @@ pub struct PlatformEntry {
 pub struct HashListEntry {
     pub name: String,
     pub source: String,
+    #[serde(default = "default_pdq_distance")]
+    pub pdq_max_distance: i32,
     #[serde(default)]
     pub entries: Vec<HashEntry>,
 }
@@ -61,6 +97,12 @@ pub struct HashEntry {
     pub algorithm: String,
     pub value: String,
     pub class: String,
+    #[serde(default)]
+    pub quality: Option<i16>,
+}
+
+fn default_pdq_distance() -> i32 {
+    31
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +136,20 @@ impl ReferenceData {
                 .execute(&mut *tx)
                 .await?;
         }
-        for (kind, principals) in [("partner", &self.partners), ("regulator", &self.regulators)] {
+        for partner in &self.partners {
+            for class in &partner.trusted_classes {
+                sqlx::query("INSERT INTO partner_trust (partner_id, class) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(&partner.id)
+                    .bind(class)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for (kind, principals) in [
+            ("partner", &self.partners),
+            ("regulator", &self.regulators),
+            ("analyst", &self.analysts),
+        ] {
             for principal in principals {
                 for key in &principal.keys {
                     let digest = hex::decode(&key.sha256).ok().filter(|d| d.len() == 32).ok_or_else(|| {
@@ -115,15 +170,25 @@ impl ReferenceData {
         }
         for platform in &self.platforms {
             sqlx::query(
-                "INSERT INTO platforms (platform_id, name, country, notice_endpoint) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (platform_id) DO UPDATE SET name = EXCLUDED.name, country = EXCLUDED.country, notice_endpoint = EXCLUDED.notice_endpoint",
+                "INSERT INTO platforms (platform_id, name, country, notice_endpoint, dsa_platform, language) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (platform_id) DO UPDATE SET name = EXCLUDED.name, country = EXCLUDED.country, \
+                 notice_endpoint = EXCLUDED.notice_endpoint, dsa_platform = EXCLUDED.dsa_platform, language = EXCLUDED.language",
             )
             .bind(&platform.id)
             .bind(&platform.name)
             .bind(&platform.country)
             .bind(&platform.notice_endpoint)
+            .bind(platform.dsa_platform)
+            .bind(&platform.language)
             .execute(&mut *tx)
             .await?;
+            for range in &platform.ranges {
+                sqlx::query("INSERT INTO platform_ranges (range, platform_id) VALUES ($1::cidr, $2) ON CONFLICT (range) DO UPDATE SET platform_id = EXCLUDED.platform_id")
+                    .bind(range)
+                    .bind(&platform.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             for domain in &platform.domains {
                 sqlx::query("INSERT INTO platform_domains (domain, platform_id) VALUES ($1, $2) ON CONFLICT (domain) DO UPDATE SET platform_id = EXCLUDED.platform_id")
                     .bind(domain.to_ascii_lowercase())
@@ -133,21 +198,26 @@ impl ReferenceData {
             }
         }
         for list in &self.hash_lists {
-            sqlx::query("INSERT INTO hash_lists (name, source) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source")
-                .bind(&list.name)
-                .bind(&list.source)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO hash_lists (name, source, pdq_max_distance) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source, pdq_max_distance = EXCLUDED.pdq_max_distance",
+            )
+            .bind(&list.name)
+            .bind(&list.source)
+            .bind(list.pdq_max_distance)
+            .execute(&mut *tx)
+            .await?;
             let mut added = 0;
             for entry in &list.entries {
                 added += sqlx::query(
-                    "INSERT INTO hash_list_entries (list, algorithm, value, class, added_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    "INSERT INTO hash_list_entries (list, algorithm, value, class, added_at, quality) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 )
                 .bind(&list.name)
                 .bind(entry.algorithm.to_ascii_lowercase())
                 .bind(entry.value.to_ascii_lowercase())
                 .bind(&entry.class)
                 .bind(now)
+                .bind(entry.quality)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -158,6 +228,18 @@ impl ReferenceData {
                     .execute(&mut *tx)
                     .await?;
             }
+        }
+        for rule in &self.url_rules {
+            sqlx::query(
+                "INSERT INTO url_rules (rule_id, kind, pattern, class) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (rule_id) DO UPDATE SET kind = EXCLUDED.kind, pattern = EXCLUDED.pattern, class = EXCLUDED.class",
+            )
+            .bind(&rule.id)
+            .bind(&rule.kind)
+            .bind(&rule.pattern)
+            .bind(&rule.class)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

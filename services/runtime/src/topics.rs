@@ -47,9 +47,13 @@ impl Topic {
     pub fn for_event(event: &CaseEvent) -> Topic {
         match event {
             CaseEvent::ReportReceived(_) | CaseEvent::ReportedAgain(_) | CaseEvent::Reappeared(_) => Topic::Reports,
-            CaseEvent::HostResolved(_) | CaseEvent::Classified(_) | CaseEvent::ReviewRequested(_) => {
-                Topic::Classifications
-            }
+            CaseEvent::HostResolved(_)
+            | CaseEvent::Classified(_)
+            | CaseEvent::ReviewRequested(_)
+            | CaseEvent::ReviewClaimed(_)
+            | CaseEvent::AnalystDecided(_)
+            | CaseEvent::ForwardedToHotline(_)
+            | CaseEvent::Retracted(_) => Topic::Classifications,
             CaseEvent::NoticeIssued(_) => Topic::Notices,
             CaseEvent::DispatchStarted(_) | CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_) => {
                 Topic::Dispatches

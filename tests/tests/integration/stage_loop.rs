@@ -1,5 +1,6 @@
 use crate::support::*;
-use dijkwacht_classify::ClassifyStage;
+use dijkwacht_classify::host::StaticResolver;
+use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex};
 use dijkwacht_domain::{CaseEvent, CaseId};
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
 use dijkwacht_runtime::shutdown;
@@ -51,7 +52,7 @@ impl RunningStage {
     }
 }
 
-fn start_classify(f: &Fixture) -> RunningStage {
+async fn start_classify(f: &Fixture) -> RunningStage {
     let runtime = StageRuntime {
         store: f.store.clone(),
         clock: Arc::new(test_clock()),
@@ -66,7 +67,9 @@ fn start_classify(f: &Fixture) -> RunningStage {
         },
     };
     let (trigger, stop) = shutdown::channel();
-    let stage = StageLoop::new(ClassifyStage::new(f.db.pool.clone()), runtime);
+    let index = SharedIndex::load(&f.db.pool).await.unwrap();
+    let classify = ClassifyStage::new(f.db.pool.clone(), index, Arc::new(StaticResolver::default()), Routing::default());
+    let stage = StageLoop::new(classify, runtime);
     let task = tokio::spawn(async move { stage.run(stop).await.unwrap() });
     RunningStage { trigger, task }
 }
@@ -110,7 +113,7 @@ async fn the_same_message_delivered_twice_produces_its_events_once() {
     produce(&bootstrap, &reports, &twice.to_string(), &payload).await;
     produce(&bootstrap, &reports, &twice.to_string(), &payload).await;
     produce(&bootstrap, &reports, &after.to_string(), &later).await;
-    let stage = start_classify(&f);
+    let stage = start_classify(&f).await;
 
     // One partition: once the last message is handled, both copies before it were too.
     wait_classified(&f.store, after).await;
@@ -134,7 +137,7 @@ async fn a_poison_message_is_dead_lettered_and_the_next_one_processed() {
     produce(&bootstrap, &reports, "garbage", b"{not an event").await;
     let (good, payload) = reported_case(&f, "good").await;
     produce(&bootstrap, &reports, &good.to_string(), &payload).await;
-    let stage = start_classify(&f);
+    let stage = start_classify(&f).await;
 
     wait_classified(&f.store, good).await;
     let dead = consume(

@@ -1,0 +1,287 @@
+//! Hash lists as operators change them: importing entries (idempotent) and delisting one,
+//! which withdraws every open classification that rested on it.
+
+use chrono::{DateTime, Utc};
+use dijkwacht_domain::{CaseId, Command, ContentClass, Evidence, HashAlgorithm, MediaHash};
+use dijkwacht_runtime::{EventStore, Metadata, NewEvents, StoreError};
+use serde::Deserialize;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+/// One entry as a file gives it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EntryLine {
+    pub algorithm: HashAlgorithm,
+    pub value: String,
+    /// One of our classes, or a category of the source mapped with `--map`.
+    pub category: String,
+    #[serde(default)]
+    pub quality: Option<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListSettings {
+    pub name: String,
+    pub source: String,
+    pub pdq_max_distance: u32,
+    /// The source's categories → our classes.
+    pub categories: BTreeMap<String, ContentClass>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub lines: u64,
+    pub added: u64,
+    pub already_listed: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("line {line}: {message}")]
+    Line { line: u64, message: String },
+    #[error("reading line {line}: {source}")]
+    Read { line: u64, source: std::io::Error },
+    #[error("the list {list} has no entry {value}")]
+    NoSuchEntry { list: String, value: String },
+    #[error("case {0} kept changing; run the command again")]
+    Contended(CaseId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+const BATCH: usize = 5_000;
+
+fn parse_line(text: &str, csv: bool) -> Result<EntryLine, String> {
+    if !csv {
+        return serde_json::from_str(text).map_err(|e| format!("not a hash entry: {e}"));
+    }
+    let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+    let (Some(algorithm), Some(value), Some(category)) = (fields.first(), fields.get(1), fields.get(2)) else {
+        return Err("expected algorithm,value,category[,quality]".into());
+    };
+    Ok(EntryLine {
+        algorithm: serde_json::from_value(serde_json::Value::String(algorithm.to_ascii_lowercase()))
+            .map_err(|_| format!("unknown algorithm {algorithm:?} (md5, sha1, sha256, pdq)"))?,
+        value: (*value).to_owned(),
+        category: (*category).to_owned(),
+        quality: match fields.get(3).filter(|q| !q.is_empty()) {
+            Some(q) => Some(q.parse().map_err(|_| format!("quality {q:?} is not 0-100"))?),
+            None => None,
+        },
+    })
+}
+
+/// Imports entries from CSV (`algorithm,value,category[,quality]`, optional header) or NDJSON.
+/// Entries already listed are left as they are, so a rerun after an interruption adds only
+/// what is missing. Bad lines are reported and skipped.
+pub async fn import(
+    pool: &PgPool,
+    list: &ListSettings,
+    input: impl BufRead,
+    csv: bool,
+    now: DateTime<Utc>,
+    mut progress: impl FnMut(u64),
+    mut rejected: impl FnMut(u64, String),
+) -> Result<ImportSummary, ListError> {
+    sqlx::query(
+        "INSERT INTO hash_lists (name, source, pdq_max_distance) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source, pdq_max_distance = EXCLUDED.pdq_max_distance",
+    )
+    .bind(&list.name)
+    .bind(&list.source)
+    .bind(list.pdq_max_distance as i32)
+    .execute(pool)
+    .await?;
+    for (category, class) in &list.categories {
+        sqlx::query(
+            "INSERT INTO hash_list_categories (list, source_category, class) VALUES ($1, $2, $3) \
+             ON CONFLICT (list, source_category) DO UPDATE SET class = EXCLUDED.class",
+        )
+        .bind(&list.name)
+        .bind(category)
+        .bind(class.as_str())
+        .execute(pool)
+        .await?;
+    }
+    let mut summary = ImportSummary::default();
+    let mut batch: Vec<MediaHash> = Vec::with_capacity(BATCH);
+    let mut classes: Vec<ContentClass> = Vec::with_capacity(BATCH);
+    let mut bytes = 0u64;
+    for (number, line) in input.lines().enumerate() {
+        let number = number as u64 + 1;
+        let line = line.map_err(|source| ListError::Read { line: number, source })?;
+        bytes += line.len() as u64 + 1;
+        progress(bytes);
+        let text = line.trim();
+        if text.is_empty() || (csv && number == 1 && text.to_ascii_lowercase().starts_with("algorithm")) {
+            continue;
+        }
+        summary.lines += 1;
+        let entry = parse_line(text, csv).and_then(|entry| {
+            let class = ContentClass::parse(&entry.category)
+                .or_else(|| list.categories.get(&entry.category).copied())
+                .ok_or_else(|| format!("category {:?} is not a class and not mapped with --map", entry.category))?;
+            let hash = MediaHash::parse(entry.algorithm, &entry.value, entry.quality).map_err(|e| e.to_string())?;
+            Ok((hash, class))
+        });
+        match entry {
+            Ok((hash, class)) => {
+                batch.push(hash);
+                classes.push(class);
+            }
+            Err(message) => {
+                summary.rejected += 1;
+                rejected(number, message);
+            }
+        }
+        if batch.len() >= BATCH {
+            insert(pool, &list.name, &mut batch, &mut classes, now, &mut summary).await?;
+        }
+    }
+    insert(pool, &list.name, &mut batch, &mut classes, now, &mut summary).await?;
+    if summary.added > 0 {
+        sqlx::query("UPDATE hash_lists SET version = version + 1 WHERE name = $1")
+            .bind(&list.name)
+            .execute(pool)
+            .await?;
+    }
+    Ok(summary)
+}
+
+async fn insert(
+    pool: &PgPool,
+    list: &str,
+    batch: &mut Vec<MediaHash>,
+    classes: &mut Vec<ContentClass>,
+    now: DateTime<Utc>,
+    summary: &mut ImportSummary,
+) -> Result<(), ListError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let algorithms: Vec<&str> = batch.iter().map(|h| h.algorithm.as_str()).collect();
+    let values: Vec<&str> = batch.iter().map(|h| h.value.as_str()).collect();
+    let qualities: Vec<Option<i16>> = batch.iter().map(|h| h.quality.map(i16::from)).collect();
+    let class_names: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
+    let added = sqlx::query(
+        "INSERT INTO hash_list_entries (list, algorithm, value, class, quality, added_at) \
+         SELECT $1, e.algorithm, e.value, e.class, e.quality, $6 \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int2[]) AS e (algorithm, value, class, quality) \
+         ON CONFLICT (list, algorithm, value) DO NOTHING",
+    )
+    .bind(list)
+    .bind(&algorithms)
+    .bind(&values)
+    .bind(&class_names)
+    .bind(&qualities)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    summary.added += added;
+    summary.already_listed += batch.len() as u64 - added;
+    batch.clear();
+    classes.clear();
+    Ok(())
+}
+
+/// Delists an entry and retracts every open case whose classification rests on it.
+/// Returns the retracted cases.
+pub async fn delist(
+    store: &EventStore,
+    list: &str,
+    value: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<CaseId>, ListError> {
+    let value = value.trim().to_ascii_lowercase();
+    let pool = store.pool();
+    let mut tx = pool.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE hash_list_entries SET delisted_at = $3, delist_reason = $4 WHERE list = $1 AND value = $2 AND delisted_at IS NULL",
+    )
+    .bind(list)
+    .bind(&value)
+    .bind(now)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ListError::NoSuchEntry {
+            list: list.to_owned(),
+            value,
+        });
+    }
+    sqlx::query("UPDATE hash_lists SET version = version + 1 WHERE name = $1")
+        .bind(list)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+
+    let candidates: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT stream_id FROM events WHERE event_type = 'Classified' \
+         AND payload -> 'evidence' ->> 'value' = $1 AND payload -> 'evidence' ->> 'list' = $2",
+    )
+    .bind(&value)
+    .bind(list)
+    .fetch_all(pool)
+    .await?;
+    let mut retracted = Vec::new();
+    for case_id in candidates.into_iter().map(CaseId) {
+        if retract(store, case_id, list, &value, reason, now).await? {
+            retracted.push(case_id);
+        }
+    }
+    Ok(retracted)
+}
+
+/// Retracts one case if its current classification rests on the delisted entry.
+async fn retract(
+    store: &EventStore,
+    case_id: CaseId,
+    list: &str,
+    value: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, ListError> {
+    for _ in 0..8 {
+        let loaded = store.load_one(case_id).await?;
+        let rests_on_entry = matches!(
+            loaded.case.classification.as_ref().map(|c| &c.evidence),
+            Some(Evidence::HashListMatch { list: l, value: v, .. }) if l == list && v == value
+        );
+        if !rests_on_entry {
+            return Ok(false);
+        }
+        let events = loaded
+            .case
+            .decide(
+                Command::Retract {
+                    reason: format!("hash delisted from {list}: {reason}"),
+                },
+                now,
+            )
+            .unwrap_or_default();
+        if events.is_empty() {
+            return Ok(false);
+        }
+        let metadata = Metadata::actor("operator:delisting");
+        let append = NewEvents {
+            case_id,
+            expected_version: loaded.case.version,
+            head_hash: loaded.head_hash,
+            events: events.into_iter().map(|e| (e, metadata.clone())).collect(),
+        };
+        match store.append(&[append], now).await {
+            Ok(_) => return Ok(true),
+            Err(StoreError::Conflict) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ListError::Contended(case_id))
+}
