@@ -54,7 +54,10 @@ async fn bulk(system: &TestSystem, first: usize, count: usize) -> (usize, f64) {
 
 #[tokio::main]
 async fn main() {
-    let reports: usize = std::env::var("BENCH_REPORTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let reports: usize = std::env::var("BENCH_REPORTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let system = TestSystem::start(TestOptions {
         stages: false,
         ..TestOptions::default()
@@ -67,7 +70,10 @@ async fn main() {
     let (accepted, seconds) = bulk(&system, 5_000, reports).await;
     let rss_after = peak_rss_mib();
     assert_eq!(accepted, reports, "every report accepted");
-    println!("bulk intake: {reports} reports in {seconds:.2} s = {:.0} reports/s committed", reports as f64 / seconds);
+    println!(
+        "bulk intake: {reports} reports in {seconds:.2} s = {:.0} reports/s committed",
+        reports as f64 / seconds
+    );
     println!("peak RSS of the whole process (server and client): {rss_before:.0} MiB after warm-up, {rss_after:.0} MiB after the run");
     system.app.stop().await;
 }

@@ -121,11 +121,21 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
     ReferenceData {
         partners: vec![
             partner_a,
-            principal("partner-b", &format!("{partner_key}-b"), &["reports:write", "reports:read"]),
+            principal(
+                "partner-b",
+                &format!("{partner_key}-b"),
+                &["reports:write", "reports:read"],
+            ),
         ],
         regulators: vec![principal("regulator", regulator_key, &["compliance:read"])],
         analysts: (1..=2)
-            .map(|n| principal(&format!("analyst-{n}"), &format!("{partner_key}-analyst-{n}"), &["review"]))
+            .map(|n| {
+                principal(
+                    &format!("analyst-{n}"),
+                    &format!("{partner_key}-analyst-{n}"),
+                    &["review"],
+                )
+            })
             .collect(),
         platforms: vec![
             PlatformEntry {

@@ -71,12 +71,15 @@ pub async fn trusted_claim(
     partner: Option<&PartnerId>,
     claimed: Option<ContentClass>,
 ) -> Result<Option<Finding>, sqlx::Error> {
-    let (Some(partner), Some(class)) = (partner, claimed) else { return Ok(None) };
-    let trusted: Option<bool> = sqlx::query_scalar("SELECT true FROM partner_trust WHERE partner_id = $1 AND class = $2")
-        .bind(&partner.0)
-        .bind(class.as_str())
-        .fetch_optional(pool)
-        .await?;
+    let (Some(partner), Some(class)) = (partner, claimed) else {
+        return Ok(None);
+    };
+    let trusted: Option<bool> =
+        sqlx::query_scalar("SELECT true FROM partner_trust WHERE partner_id = $1 AND class = $2")
+            .bind(&partner.0)
+            .bind(class.as_str())
+            .fetch_optional(pool)
+            .await?;
     Ok(trusted.map(|_| Finding {
         class,
         evidence: Evidence::TrustedClaim {

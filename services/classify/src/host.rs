@@ -73,8 +73,14 @@ fn resolved(row: &sqlx::postgres::PgRow, matched: HostMatch) -> Result<HostResol
     })
 }
 
-pub async fn resolve_host(pool: &PgPool, resolver: &dyn Resolver, url: &str) -> Result<Option<HostResolved>, sqlx::Error> {
-    let Some((host, literal)) = host_of(url) else { return Ok(None) };
+pub async fn resolve_host(
+    pool: &PgPool,
+    resolver: &dyn Resolver,
+    url: &str,
+) -> Result<Option<HostResolved>, sqlx::Error> {
+    let Some((host, literal)) = host_of(url) else {
+        return Ok(None);
+    };
     let by_domain = sqlx::query(&format!(
         "SELECT {PLATFORM_COLUMNS}, d.domain FROM platform_domains d JOIN platforms p USING (platform_id) \
          WHERE d.domain = ANY($1) ORDER BY length(d.domain) DESC LIMIT 1"
@@ -131,6 +137,9 @@ mod tests {
             host_of("http://127.0.0.1:8090/x"),
             Some(("127.0.0.1".to_owned(), Some("127.0.0.1".parse().unwrap())))
         );
-        assert_eq!(host_of("https://Video.Example/x"), Some(("video.example".to_owned(), None)));
+        assert_eq!(
+            host_of("https://Video.Example/x"),
+            Some(("video.example".to_owned(), None))
+        );
     }
 }

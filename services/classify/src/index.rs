@@ -248,7 +248,14 @@ impl IndexBuilder {
 
     /// Adds one entry. Returns false (and adds nothing) for a malformed value or a PDQ hash
     /// whose quality is known and too low.
-    pub fn add(&mut self, list: u16, algorithm: HashAlgorithm, hex: &str, quality: Option<u8>, class: ContentClass) -> bool {
+    pub fn add(
+        &mut self,
+        list: u16,
+        algorithm: HashAlgorithm,
+        hex: &str,
+        quality: Option<u8>,
+        class: ContentClass,
+    ) -> bool {
         let entry = EntryRef { list, class };
         match algorithm {
             HashAlgorithm::Pdq => {
@@ -296,7 +303,7 @@ impl IndexBuilder {
 }
 
 fn hex_bytes(hex: &str) -> Result<Vec<u8>, ()> {
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
         return Err(());
     }
     (0..hex.len())
@@ -401,7 +408,10 @@ impl MatchingIndex {
 
     /// The listed PDQ hash of a hit, as hex.
     pub fn pdq_hex(&self, id: u32) -> String {
-        self.pdq.hashes[id as usize].iter().map(|w| format!("{w:016x}")).collect()
+        self.pdq.hashes[id as usize]
+            .iter()
+            .map(|w| format!("{w:016x}"))
+            .collect()
     }
 }
 
@@ -442,15 +452,33 @@ mod tests {
         assert!(builder.add(l, HashAlgorithm::Md5, &"ab".repeat(16), None, ContentClass::Ncii));
         let index = builder.build();
         let present = format!("{:064x}", 77u128 * 0x9E37_79B9_7F4A_7C15_F39C);
-        assert_eq!(index.exact_hex(HashAlgorithm::Sha256, &present).unwrap().entry.class, ContentClass::Csam);
+        assert_eq!(
+            index.exact_hex(HashAlgorithm::Sha256, &present).unwrap().entry.class,
+            ContentClass::Csam
+        );
         assert!(index.exact_hex(HashAlgorithm::Sha256, &"cd".repeat(32)).is_none());
-        assert_eq!(index.exact_hex(HashAlgorithm::Md5, &"ab".repeat(16)).unwrap().entry.class, ContentClass::Ncii);
-        assert!(index.exact_hex(HashAlgorithm::Sha1, &"ab".repeat(20)).is_none(), "algorithms do not mix");
+        assert_eq!(
+            index
+                .exact_hex(HashAlgorithm::Md5, &"ab".repeat(16))
+                .unwrap()
+                .entry
+                .class,
+            ContentClass::Ncii
+        );
+        assert!(
+            index.exact_hex(HashAlgorithm::Sha1, &"ab".repeat(20)).is_none(),
+            "algorithms do not mix"
+        );
     }
 
     #[test]
     fn pdq_matches_up_to_the_threshold_and_not_beyond() {
-        let base = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210, 0x0f0f_0f0f_f0f0_f0f0, 0x1234_5678_9abc_def0];
+        let base = [
+            0x0123_4567_89ab_cdef,
+            0xfedc_ba98_7654_3210,
+            0x0f0f_0f0f_f0f0_f0f0,
+            0x1234_5678_9abc_def0,
+        ];
         let mut builder = IndexBuilder::new(7);
         let l = builder.list(list(31));
         builder.add(l, HashAlgorithm::Pdq, &hex(&base), Some(90), ContentClass::Csam);
@@ -466,7 +494,10 @@ mod tests {
                 assert_eq!(hits[0].distance, distance as u32);
             }
         }
-        assert!(index.pdq(&base, Some(49)).is_empty(), "a low-quality query matches nothing");
+        assert!(
+            index.pdq(&base, Some(49)).is_empty(),
+            "a low-quality query matches nothing"
+        );
     }
 
     #[test]
@@ -474,7 +505,10 @@ mod tests {
         let mut builder = IndexBuilder::new(7);
         let l = builder.list(list(31));
         assert!(!builder.add(l, HashAlgorithm::Pdq, &"ab".repeat(32), Some(49), ContentClass::Csam));
-        assert!(builder.build().pdq(&parse_pdq(&"ab".repeat(32)).unwrap(), None).is_empty());
+        assert!(builder
+            .build()
+            .pdq(&parse_pdq(&"ab".repeat(32)).unwrap(), None)
+            .is_empty());
     }
 
     fn pdq_strategy() -> impl Strategy<Value = Pdq> {

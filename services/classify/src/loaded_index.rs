@@ -39,10 +39,9 @@ pub async fn build(pool: &PgPool) -> Result<MatchingIndex, sqlx::Error> {
         });
         numbers.insert(name, number);
     }
-    let mut rows = sqlx::query(
-        "SELECT list, algorithm, value, class, quality FROM hash_list_entries WHERE delisted_at IS NULL",
-    )
-    .fetch(pool);
+    let mut rows =
+        sqlx::query("SELECT list, algorithm, value, class, quality FROM hash_list_entries WHERE delisted_at IS NULL")
+            .fetch(pool);
     while let Some(row) = rows.try_next().await? {
         let list: String = row.try_get("list")?;
         let algorithm: String = row.try_get("algorithm")?;
@@ -81,7 +80,11 @@ impl SharedIndex {
             return Ok(false);
         }
         let index = Arc::new(build(pool).await?);
-        tracing::info!(entries = index.len(), lists = index.lists().len(), "hash-list index rebuilt");
+        tracing::info!(
+            entries = index.len(),
+            lists = index.lists().len(),
+            "hash-list index rebuilt"
+        );
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = (print, index);
         Ok(true)
     }

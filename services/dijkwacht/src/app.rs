@@ -6,8 +6,10 @@ use chrono::TimeDelta;
 use dijkwacht_classify::host::{Resolver, StaticResolver, SystemResolver};
 use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex};
 use dijkwacht_dispatch::DispatchStage;
+use dijkwacht_domain::ContentClass;
 use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
 use dijkwacht_followup::{FollowupPolicy, FollowupStage};
+use dijkwacht_intake::review::ReviewPolicy;
 use dijkwacht_intake::{AppState, LimitSettings, Limits};
 use dijkwacht_notices::NoticeStage;
 use dijkwacht_projection::ProjectionStage;
@@ -199,6 +201,15 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
             partner_burst: settings.partner_burst,
             public_reports_per_hour: settings.public_reports_per_hour,
         }),
+        review: Arc::new(ReviewPolicy {
+            four_eyes: settings
+                .four_eyes_classes
+                .iter()
+                .map(|name| {
+                    ContentClass::parse(name).with_context(|| format!("four_eyes_classes: unknown class {name:?}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        }),
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {
@@ -251,7 +262,12 @@ async fn spawn_stages(
         home_country: settings.home_country.clone(),
         hotlines: settings.hotline_network.clone(),
     };
-    spawn_stage(tasks, ClassifyStage::new(pool.clone(), index, resolver, routing), runtime, shutdown);
+    spawn_stage(
+        tasks,
+        ClassifyStage::new(pool.clone(), index, resolver, routing),
+        runtime,
+        shutdown,
+    );
     spawn_stage(tasks, NoticeStage::new(notice_policy(settings)), runtime, shutdown);
     spawn_stage(
         tasks,

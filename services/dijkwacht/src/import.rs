@@ -1,11 +1,59 @@
 //! `dijkwacht import`: a file of reports, with a progress bar and line-numbered errors.
 
 use anyhow::{bail, Context};
+use dijkwacht_classify::lists::ListSettings;
 use dijkwacht_intake::import::{import, Format};
 use dijkwacht_runtime::{EventStore, SharedClock};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 
+fn progress_bar(size: u64) -> ProgressBar {
+    ProgressBar::new(size).with_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
+            .expect("the progress template is valid"),
+    )
+}
+
+/// `dijkwacht hashes import`.
+pub async fn hashes(pool: &sqlx::PgPool, list: &ListSettings, file: &Path, clock: SharedClock) -> anyhow::Result<()> {
+    let csv = match file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => true,
+        Some("ndjson" | "jsonl") => false,
+        _ => bail!("{}: name a .csv, .ndjson or .jsonl file", file.display()),
+    };
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    let input = std::io::BufReader::new(std::fs::File::open(file)?);
+    let bar = progress_bar(size);
+    let shown = file.display().to_string();
+    let summary = dijkwacht_classify::lists::import(
+        pool,
+        list,
+        input,
+        csv,
+        clock.now(),
+        |bytes| bar.set_position(bytes),
+        |line, message| bar.println(format!("{shown}:{line}: {message}")),
+    )
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "{shown}: {} entries, {} added to {}, {} already listed, {} rejected",
+        summary.lines, summary.added, list.name, summary.already_listed, summary.rejected
+    );
+    if summary.rejected > 0 {
+        bail!("{} line(s) rejected", summary.rejected);
+    }
+    Ok(())
+}
+
+/// `dijkwacht import`.
 pub async fn run(store: EventStore, partner: &str, file: &Path, clock: SharedClock) -> anyhow::Result<()> {
     let known: Option<bool> = sqlx::query_scalar("SELECT true FROM partners WHERE partner_id = $1")
         .bind(partner)
@@ -20,10 +68,7 @@ pub async fn run(store: EventStore, partner: &str, file: &Path, clock: SharedClo
         .with_context(|| format!("reading {}", file.display()))?
         .len();
     let input = std::io::BufReader::new(std::fs::File::open(file)?);
-    let bar = ProgressBar::new(size).with_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
-            .expect("the progress template is valid"),
-    );
+    let bar = progress_bar(size);
     let shown = file.display().to_string();
     let summary = import(
         &store,

@@ -5,6 +5,8 @@ use anyhow::{bail, Context};
 use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
 use dijkwacht::{app, import, schemas, Broker};
+use dijkwacht_classify::lists::{self, ListSettings};
+use dijkwacht_domain::ContentClass;
 use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::reference::ReferenceData;
 use dijkwacht_runtime::{auth, db, telemetry, EventStore, SharedClock, SystemClock};
@@ -44,6 +46,11 @@ enum Command {
         partner: String,
         file: PathBuf,
     },
+    /// Hash lists: import entries, delist one (which retracts the cases it classified).
+    Hashes {
+        #[command(subcommand)]
+        command: HashesCommand,
+    },
     /// Partner accounts.
     Partner {
         #[command(subcommand)]
@@ -79,6 +86,38 @@ enum PartnerCommand {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum HashesCommand {
+    /// Imports entries from CSV (algorithm,value,category[,quality]) or NDJSON; safe to rerun.
+    Import {
+        #[arg(long)]
+        list: String,
+        /// Where the list comes from (e.g. "IWF", "NCMEC"); required the first time.
+        #[arg(long, default_value = "unspecified")]
+        source: String,
+        #[arg(long, default_value_t = 31)]
+        pdq_max_distance: u32,
+        /// Maps a category of the source to one of our classes: --map A=csam --map B=csam.
+        #[arg(long = "map", value_parser = parse_mapping)]
+        mappings: Vec<(String, ContentClass)>,
+        file: PathBuf,
+    },
+    /// Delists an entry (a false positive) and retracts every open case classified on it.
+    Delist {
+        #[arg(long)]
+        list: String,
+        #[arg(long)]
+        reason: String,
+        value: String,
+    },
+}
+
+fn parse_mapping(text: &str) -> Result<(String, ContentClass), String> {
+    let (category, class) = text.split_once('=').ok_or("expected SOURCE_CATEGORY=class")?;
+    let class = ContentClass::parse(class.trim()).ok_or_else(|| format!("{class:?} is not a class"))?;
+    Ok((category.trim().to_owned(), class))
 }
 
 #[derive(Subcommand)]
@@ -136,6 +175,36 @@ async fn main() -> anyhow::Result<()> {
             let pool = db::connect(settings()?.database_url(), 4).await?;
             db::migrate(&pool).await?;
             import::run(EventStore::new(pool), &partner, &file, clock).await
+        }
+        Command::Hashes { command } => {
+            let pool = db::connect(settings()?.database_url(), 4).await?;
+            db::migrate(&pool).await?;
+            match command {
+                HashesCommand::Import {
+                    list,
+                    source,
+                    pdq_max_distance,
+                    mappings,
+                    file,
+                } => {
+                    let settings = ListSettings {
+                        name: list,
+                        source,
+                        pdq_max_distance,
+                        categories: mappings.into_iter().collect(),
+                    };
+                    import::hashes(&pool, &settings, &file, clock).await
+                }
+                HashesCommand::Delist { list, reason, value } => {
+                    let store = EventStore::new(pool);
+                    let retracted = lists::delist(&store, &list, &value, &reason, clock.now()).await?;
+                    println!("delisted {value} from {list}; {} case(s) retracted", retracted.len());
+                    for case_id in retracted {
+                        println!("  retracted {case_id}");
+                    }
+                    Ok(())
+                }
+            }
         }
         Command::Partner {
             command: PartnerCommand::Add { id, name },

@@ -232,6 +232,15 @@ pub struct Retracted {
     pub reason: String,
 }
 
+impl ReviewReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoAutomatedMatch => "no_automated_match",
+            Self::UnknownHost => "unknown_host",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReviewRequested {
     pub reason: ReviewReason,

@@ -582,7 +582,9 @@ fn csam_abroad_with_a_network_hotline_is_forwarded_not_noticed() {
 
 #[test]
 fn four_eyes_needs_a_second_analyst_with_the_same_verdict() {
-    let first = given(&awaiting_review()).when(decide_review("ann", actionable(), true), t(1)).unwrap();
+    let first = given(&awaiting_review())
+        .when(decide_review("ann", actionable(), true), t(1))
+        .unwrap();
     assert!(matches!(&first[..], [CaseEvent::AnalystDecided(d)] if d.awaiting_confirmation));
     let mut events = awaiting_review();
     events.extend(first);
@@ -609,7 +611,11 @@ fn four_eyes_needs_a_second_analyst_with_the_same_verdict() {
 #[test]
 fn a_different_second_verdict_starts_the_count_again() {
     let mut events = awaiting_review();
-    events.extend(given(&awaiting_review()).when(decide_review("ann", actionable(), true), t(1)).unwrap());
+    events.extend(
+        given(&awaiting_review())
+            .when(decide_review("ann", actionable(), true), t(1))
+            .unwrap(),
+    );
     let other = Verdict::Actionable {
         class: ContentClass::CsamAiGenerated,
         legal_ground: None,
@@ -620,8 +626,13 @@ fn a_different_second_verdict_starts_the_count_again() {
 
 #[test]
 fn without_four_eyes_one_analyst_classifies_and_not_actionable_closes() {
-    let one = given(&awaiting_review()).when(decide_review("ann", actionable(), false), t(1)).unwrap();
-    assert!(matches!(&one[..], [CaseEvent::AnalystDecided(_), CaseEvent::Classified(_)]));
+    let one = given(&awaiting_review())
+        .when(decide_review("ann", actionable(), false), t(1))
+        .unwrap();
+    assert!(matches!(
+        &one[..],
+        [CaseEvent::AnalystDecided(_), CaseEvent::Classified(_)]
+    ));
     let dismissed = given(&awaiting_review())
         .when(decide_review("ann", Verdict::NotActionable, true), t(1))
         .unwrap();
@@ -649,11 +660,21 @@ fn a_claim_by_another_analyst_is_refused() {
     }));
     let claimed = given(&events);
     assert_eq!(
-        claimed.when(Command::ClaimReview { analyst_id: "ann".into() }, t(1)),
+        claimed.when(
+            Command::ClaimReview {
+                analyst_id: "ann".into()
+            },
+            t(1)
+        ),
         Ok(vec![])
     );
     assert_eq!(
-        claimed.when(Command::ClaimReview { analyst_id: "bob".into() }, t(1)),
+        claimed.when(
+            Command::ClaimReview {
+                analyst_id: "bob".into()
+            },
+            t(1)
+        ),
         Err(Refusal::ClaimedByOther("ann".into()))
     );
 }
@@ -662,7 +683,12 @@ fn a_claim_by_another_analyst_is_refused() {
 fn a_retracted_case_sends_and_checks_nothing_more() {
     let mut events = issued(ContentClass::Csam);
     let retracted = given(&events)
-        .when(Command::Retract { reason: "hash delisted".into() }, t(2))
+        .when(
+            Command::Retract {
+                reason: "hash delisted".into(),
+            },
+            t(2),
+        )
         .unwrap();
     assert_eq!(
         retracted,

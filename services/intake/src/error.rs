@@ -20,6 +20,8 @@ pub enum ApiError {
     Invalid(Vec<FieldError>),
     /// The partner reference already names a different report.
     ReferenceTaken(ReportId),
+    /// The request contradicts the current state (a changed case, a rule); says what to do.
+    Conflict(String),
     /// Too many requests: come back after this many seconds.
     RateLimited { retry_after_secs: u64 },
     /// Our fault; the caller may retry. Details go to the log, not the caller.
@@ -74,6 +76,7 @@ impl IntoResponse for ApiError {
                 }),
             )
                 .into_response(),
+            ApiError::Conflict(message) => (StatusCode::CONFLICT, body("", message)).into_response(),
             ApiError::RateLimited { retry_after_secs } => {
                 let mut response = (
                     StatusCode::TOO_MANY_REQUESTS,

@@ -10,6 +10,7 @@ pub mod import;
 pub mod limits;
 pub mod openapi;
 pub mod public;
+pub mod review;
 pub mod routes;
 pub mod submission;
 pub mod validate;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub clock: SharedClock,
     pub health: Health,
     pub limits: Limits,
+    pub review: Arc<review::ReviewPolicy>,
 }
 
 fn html() -> Value {
@@ -114,6 +116,31 @@ fn documented() -> DocumentedRouter<AppState> {
                     .error(404, "no such platform")
             },
         )
+        .route("get", "/v1/review", get(review::queue), |op| {
+            op.summary("Cases waiting for an analyst, oldest first")
+                .scope(review::SCOPE_REVIEW)
+                .query_parameter("category", false, "only cases whose reporter claimed this class")
+                .query_parameter("limit", false, "at most this many (1-1000, default 100)")
+                .json_response::<Vec<review::ReviewItem>>(200, "the queue")
+                .error(422, "unknown category or malformed query")
+        })
+        .route("post", "/v1/review/{case_id}/claim", post(review::claim), |op| {
+            op.summary("Claim a case for review")
+                .scope(review::SCOPE_REVIEW)
+                .path_parameter("case_id", "from the queue")
+                .json_response::<review::ReviewOutcome>(200, "claimed (or already yours)")
+                .error(404, "no such case")
+                .error(409, "claimed by another analyst, or not waiting for review")
+        })
+        .route("post", "/v1/review/{case_id}/decision", post(review::decide), |op| {
+            op.summary("Decide a case: actionable (with class) or not; four eyes where policy requires")
+                .scope(review::SCOPE_REVIEW)
+                .path_parameter("case_id", "from the queue")
+                .json_body::<review::ReviewDecision>()
+                .json_response::<review::ReviewOutcome>(200, "recorded; awaiting_confirmation tells if a second analyst must confirm")
+                .error(404, "no such case")
+                .error(409, "the case changed since expected_version, or the decision breaks a rule (same analyst confirming)")
+        })
         .route("get", "/report", get(public::form), |op| {
             op.summary("The public report form").response(200, "the form", Some(("text/html", html())))
         })

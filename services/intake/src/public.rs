@@ -345,7 +345,9 @@ fn plain_status(status: CaseStatus) -> &'static str {
         CaseStatus::NoticeIssued | CaseStatus::NoticeDelivered | CaseStatus::DispatchFailed => {
             "verwijderverzoek verstuurd / removal requested"
         }
-        CaseStatus::Forwarded => "doorgestuurd naar het meldpunt in het land van de host / passed to the hotline of the hosting country",
+        CaseStatus::Forwarded => {
+            "doorgestuurd naar het meldpunt in het land van de host / passed to the hotline of the hosting country"
+        }
         CaseStatus::Closed | CaseStatus::Retracted => "afgehandeld / dealt with",
     }
 }

@@ -45,12 +45,13 @@ pub async fn upsert_summary(pool: &PgPool, case: &Case) -> Result<(), sqlx::Erro
     let partner_id = report.reporter.partner_id().map(|p| p.0.as_str());
     sqlx::query(
         "INSERT INTO case_summaries (case_id, version, status, partner_id, url, content_class, platform_id, received_at, \
-             notice_issued_at, notice_delivered_at, removal_verified_at, closed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             notice_issued_at, notice_delivered_at, removal_verified_at, closed_at, claimed_class, review_reason, claimed_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (case_id) DO UPDATE SET version = EXCLUDED.version, status = EXCLUDED.status, \
              content_class = EXCLUDED.content_class, platform_id = EXCLUDED.platform_id, \
              notice_issued_at = EXCLUDED.notice_issued_at, notice_delivered_at = EXCLUDED.notice_delivered_at, \
-             removal_verified_at = EXCLUDED.removal_verified_at, closed_at = EXCLUDED.closed_at \
+             removal_verified_at = EXCLUDED.removal_verified_at, closed_at = EXCLUDED.closed_at, \
+             claimed_class = EXCLUDED.claimed_class, review_reason = EXCLUDED.review_reason, claimed_by = EXCLUDED.claimed_by \
          WHERE case_summaries.version < EXCLUDED.version",
     )
     .bind(case.id.0)
@@ -65,6 +66,9 @@ pub async fn upsert_summary(pool: &PgPool, case: &Case) -> Result<(), sqlx::Erro
     .bind(case.dispatch.delivered_at)
     .bind(case.removal.verified_at)
     .bind(case.closed_at)
+    .bind(report.claimed_class.map(|c| c.as_str()))
+    .bind(case.review.as_ref().map(|r| r.reason.as_str()))
+    .bind(case.claimed_by.as_deref())
     .execute(pool)
     .await?;
     Ok(())

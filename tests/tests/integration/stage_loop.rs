@@ -68,7 +68,12 @@ async fn start_classify(f: &Fixture) -> RunningStage {
     };
     let (trigger, stop) = shutdown::channel();
     let index = SharedIndex::load(&f.db.pool).await.unwrap();
-    let classify = ClassifyStage::new(f.db.pool.clone(), index, Arc::new(StaticResolver::default()), Routing::default());
+    let classify = ClassifyStage::new(
+        f.db.pool.clone(),
+        index,
+        Arc::new(StaticResolver::default()),
+        Routing::default(),
+    );
     let stage = StageLoop::new(classify, runtime);
     let task = tokio::spawn(async move { stage.run(stop).await.unwrap() });
     RunningStage { trigger, task }

@@ -1,0 +1,277 @@
+//! The analysts' review queue: list, claim, decide. Decisions are events with the analyst's
+//! id; the four-eyes rule is the domain's; a decision on a case that changed since the
+//! analyst looked at it is refused with the version to reload.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use dijkwacht_domain::{CaseEvent, CaseId, Command, ContentClass, Refusal, Verdict};
+use dijkwacht_runtime::{Metadata, NewEvents, StoreError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+pub const SCOPE_REVIEW: &str = "review";
+
+/// Which classes need a second analyst before a notice goes out.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewPolicy {
+    pub four_eyes: Vec<ContentClass>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewItem {
+    pub case_id: CaseId,
+    pub url: String,
+    pub received_at: DateTime<Utc>,
+    /// Why automation could not decide.
+    pub reason: Option<String>,
+    pub claimed_category: Option<String>,
+    pub claimed_by: Option<String>,
+    /// Send this back as `expected_version` with the decision.
+    pub version: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueQuery {
+    pub category: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewDecision {
+    /// The case version the analyst saw; a changed case refuses the decision (409).
+    pub expected_version: u32,
+    /// `actionable` or `not_actionable`.
+    pub verdict: String,
+    /// Required for `actionable`.
+    #[serde(default)]
+    pub class: Option<ContentClass>,
+    #[schemars(length(min = 1, max = 10000))]
+    pub explanation: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewOutcome {
+    pub case_id: CaseId,
+    pub status: String,
+    /// The four-eyes rule applies and a second analyst has yet to confirm.
+    pub awaiting_confirmation: bool,
+    pub version: u32,
+}
+
+fn analyst(caller: &Caller) -> Result<String, ApiError> {
+    let principal = caller.require(SCOPE_REVIEW)?;
+    if principal.kind != "analyst" {
+        return Err(ApiError::Forbidden(SCOPE_REVIEW));
+    }
+    Ok(principal.id.clone())
+}
+
+/// Pending cases, oldest first.
+pub async fn queue(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<QueueQuery>, QueryRejection>,
+) -> Result<Json<Vec<ReviewItem>>, ApiError> {
+    analyst(&caller)?;
+    let Query(query) = query.map_err(|e| ApiError::Invalid(vec![crate::api::FieldError::new("", e.body_text())]))?;
+    let category = query.category.filter(|c| !c.is_empty());
+    if let Some(category) = &category {
+        if ContentClass::parse(category).is_none() {
+            return Err(ApiError::Invalid(vec![crate::api::FieldError::new(
+                "",
+                format!("unknown category {category:?}"),
+            )]));
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT case_id, url, received_at, review_reason, claimed_class, claimed_by, version FROM case_summaries \
+         WHERE status = 'awaiting_review' AND ($1::text IS NULL OR claimed_class = $1) \
+         ORDER BY received_at, case_id LIMIT $2",
+    )
+    .bind(&category)
+    .bind(query.limit.unwrap_or(100).clamp(1, 1000))
+    .fetch_all(state.store.pool())
+    .await?;
+    let items = rows
+        .iter()
+        .map(|row| {
+            Ok(ReviewItem {
+                case_id: CaseId(row.try_get("case_id")?),
+                url: row.try_get("url")?,
+                received_at: row.try_get("received_at")?,
+                reason: row.try_get("review_reason")?,
+                claimed_category: row.try_get("claimed_class")?,
+                claimed_by: row.try_get("claimed_by")?,
+                version: row.try_get::<i32, _>("version")? as u32,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Json(items))
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    ApiError::Conflict(refusal.to_string())
+}
+
+/// Decides `command` on the case as it is at `expected_version` (or as it is now).
+async fn execute(
+    state: &AppState,
+    case_id: CaseId,
+    expected_version: Option<u32>,
+    command: Command,
+    actor: &str,
+) -> Result<(dijkwacht_domain::Case, Vec<CaseEvent>), ApiError> {
+    let loaded = state.store.load_one(case_id).await?;
+    if loaded.case.version == 0 {
+        return Err(ApiError::NotFound);
+    }
+    if let Some(expected) = expected_version.filter(|v| *v != loaded.case.version) {
+        return Err(ApiError::Conflict(format!(
+            "the case changed since version {expected}; it is at version {} now: reload it and decide again",
+            loaded.case.version
+        )));
+    }
+    let now = state.clock.now();
+    let events = loaded.case.decide(command, now).map_err(refused)?;
+    let metadata = Metadata::actor(format!("analyst:{actor}"));
+    let append = NewEvents {
+        case_id,
+        expected_version: loaded.case.version,
+        head_hash: loaded.head_hash,
+        events: events.iter().cloned().map(|e| (e, metadata.clone())).collect(),
+    };
+    match state.store.append(&[append], now).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::Conflict(
+                "the case changed meanwhile: reload it and decide again".into(),
+            ))
+        }
+        Err(other) => return Err(other.into()),
+    }
+    let mut case = loaded.case;
+    for event in &events {
+        case.apply(event, now);
+    }
+    Ok((case, events))
+}
+
+fn case_id(raw: &str) -> Result<CaseId, ApiError> {
+    uuid::Uuid::parse_str(raw).map(CaseId).map_err(|_| ApiError::NotFound)
+}
+
+pub async fn claim(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let analyst = analyst(&caller)?;
+    let id = case_id(&raw)?;
+    let (case, _) = execute(
+        &state,
+        id,
+        None,
+        Command::ClaimReview {
+            analyst_id: analyst.clone(),
+        },
+        &analyst,
+    )
+    .await?;
+    Ok(Json(ReviewOutcome {
+        case_id: id,
+        status: case.status.as_str().to_owned(),
+        awaiting_confirmation: case.pending_decision.is_some(),
+        version: case.version,
+    })
+    .into_response())
+}
+
+pub async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let analyst = analyst(&caller)?;
+    let id = case_id(&raw)?;
+    let decision: ReviewDecision = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::Invalid(vec![crate::api::FieldError::new(
+            "",
+            format!("not a review decision: {e}"),
+        )])
+    })?;
+    if decision.explanation.trim().is_empty() || decision.explanation.contains('\0') {
+        return Err(ApiError::Invalid(vec![crate::api::FieldError::new(
+            "/explanation",
+            "explain the decision (and no NUL characters)",
+        )]));
+    }
+    let loaded = state.store.load_one(id).await?;
+    let conduct_date = loaded
+        .case
+        .received_at
+        .unwrap_or_else(|| state.clock.now())
+        .date_naive();
+    let verdict = match (decision.verdict.as_str(), decision.class) {
+        ("actionable", Some(class)) => Verdict::Actionable {
+            class,
+            legal_ground: class.legal_ground(conduct_date),
+        },
+        ("not_actionable", _) => Verdict::NotActionable,
+        ("actionable", None) => {
+            return Err(ApiError::Invalid(vec![crate::api::FieldError::new(
+                "/class",
+                "an actionable verdict names the class",
+            )]))
+        }
+        _ => {
+            return Err(ApiError::Invalid(vec![crate::api::FieldError::new(
+                "/verdict",
+                "actionable or not_actionable",
+            )]))
+        }
+    };
+    let four_eyes = matches!(verdict, Verdict::Actionable { class, .. } if state.review.four_eyes.contains(&class));
+    let command = Command::DecideReview {
+        analyst_id: analyst.clone(),
+        verdict,
+        explanation: decision.explanation,
+        four_eyes,
+    };
+    let (case, events) = execute(&state, id, Some(decision.expected_version), command, &analyst).await?;
+    let classified = events.iter().find_map(|e| match e {
+        CaseEvent::Classified(c) => Some(c.class),
+        _ => None,
+    });
+    if let (Some(class), Some(report)) = (classified, &case.report) {
+        dijkwacht_classify::evidence::remember_decision(
+            state.store.pool(),
+            id,
+            class,
+            &report.location.url,
+            &report.location.hashes,
+            state.clock.now(),
+        )
+        .await?;
+    }
+    Ok((
+        StatusCode::OK,
+        Json(ReviewOutcome {
+            case_id: id,
+            status: case.status.as_str().to_owned(),
+            awaiting_confirmation: case.pending_decision.is_some(),
+            version: case.version,
+        }),
+    )
+        .into_response())
+}
