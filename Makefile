@@ -33,6 +33,7 @@ test: postgres tools
 ## Benchmarks (release build); figures and their commands go to BENCHMARKS.md.
 bench: postgres
 	@infra/postgres.sh drop-test-databases
+	cargo bench -p dijkwacht-classify --bench matching
 	cargo bench -p dijkwacht-tests --bench bulk_intake
 
 lint:

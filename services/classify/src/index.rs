@@ -256,30 +256,41 @@ impl IndexBuilder {
         quality: Option<u8>,
         class: ContentClass,
     ) -> bool {
-        let entry = EntryRef { list, class };
         match algorithm {
             HashAlgorithm::Pdq => {
                 if quality.is_some_and(|q| q < PDQ_MIN_QUALITY) {
                     return false;
                 }
                 let Some(hash) = parse_pdq(hex) else { return false };
-                self.pdq_hashes.push(hash);
-                self.pdq_entries.push(entry);
+                self.add_pdq(list, hash, class);
             }
             exact => {
                 let Ok(digest) = hex_bytes(hex) else { return false };
-                let table = match exact {
-                    HashAlgorithm::Md5 => &mut self.md5,
-                    HashAlgorithm::Sha1 => &mut self.sha1,
-                    _ => &mut self.sha256,
-                };
-                if digest.len() != table.width {
-                    return false;
-                }
-                table.insert(&digest, entry);
+                return self.add_exact(list, exact, &digest, class);
             }
         }
         true
+    }
+
+    /// Adds an exact digest given as raw bytes.
+    pub fn add_exact(&mut self, list: u16, algorithm: HashAlgorithm, digest: &[u8], class: ContentClass) -> bool {
+        let table = match algorithm {
+            HashAlgorithm::Md5 => &mut self.md5,
+            HashAlgorithm::Sha1 => &mut self.sha1,
+            HashAlgorithm::Sha256 => &mut self.sha256,
+            HashAlgorithm::Pdq => return false,
+        };
+        if digest.len() != table.width {
+            return false;
+        }
+        table.insert(digest, EntryRef { list, class });
+        true
+    }
+
+    /// Adds a PDQ hash given as words.
+    pub fn add_pdq(&mut self, list: u16, hash: Pdq, class: ContentClass) {
+        self.pdq_hashes.push(hash);
+        self.pdq_entries.push(EntryRef { list, class });
     }
 
     pub fn build(self) -> MatchingIndex {

@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 pub const BATCH_REPORTS: usize = 1_000;
 /// A longer line is refused without being held in memory.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+/// Batches committing at once per request: enough to hide commit latency, few enough that
+/// memory stays bounded and one partner cannot hold many connections.
+const BATCHES_IN_FLIGHT: usize = 3;
 
 pub async fn submit_bulk(State(state): State<AppState>, caller: Caller, body: Body) -> Result<Response, ApiError> {
     let partner = caller.require(SCOPE_REPORTS_WRITE)?;
@@ -59,9 +62,32 @@ enum BulkError {
 }
 
 /// Lines waiting for their batch to be committed, in input order.
-struct Pending {
-    lines: Vec<(u64, Result<Submission, Vec<FieldError>>)>,
-    submissions: usize,
+type Lines = Vec<(u64, Result<Submission, Vec<FieldError>>)>;
+
+/// Line numbers of a batch, with the errors of the lines that were not submitted.
+type Answers = Vec<(u64, Option<Vec<FieldError>>)>;
+
+/// A batch being committed while the next ones are read and validated, so that parsing,
+/// validation and the database's commit latency overlap. Answered in input order.
+type InFlight = tokio::task::JoinHandle<(Answers, Result<Vec<Outcome>, submission::SubmitError>)>;
+
+fn start(state: &AppState, lines: Lines) -> InFlight {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut submissions = Vec::with_capacity(lines.len());
+        let answers: Answers = lines
+            .into_iter()
+            .map(|(line, parsed)| match parsed {
+                Ok(submission) => {
+                    submissions.push(submission);
+                    (line, None)
+                }
+                Err(errors) => (line, Some(errors)),
+            })
+            .collect();
+        let outcomes = submission::submit(&state.store, &submissions, state.clock.now()).await;
+        (answers, outcomes)
+    })
 }
 
 async fn process(
@@ -71,18 +97,31 @@ async fn process(
     results: &mpsc::Sender<Bytes>,
 ) -> Result<(), BulkError> {
     let mut splitter = LineSplitter::default();
-    let mut pending = Pending {
-        lines: Vec::with_capacity(BATCH_REPORTS),
-        submissions: 0,
-    };
+    let mut pending: Lines = Vec::with_capacity(BATCH_REPORTS);
+    let mut submissions = 0usize;
+    let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
     let mut number = 0u64;
     loop {
-        let chunk = match chunks.next().await {
+        // Answer a batch as soon as it is committed, even while the client is still sending
+        // (it may be waiting for answers before it sends more).
+        let next = tokio::select! {
+            biased;
+            committed = async { in_flight.front_mut().expect("checked non-empty").await }, if !in_flight.is_empty() => {
+                in_flight.pop_front();
+                write_answers(committed, results).await?;
+                continue;
+            }
+            next = chunks.next() => next,
+        };
+        let chunk = match next {
             Some(Ok(chunk)) => Some(chunk),
             Some(Err(error)) => {
                 // What was committed stays committed; the partner resends the rest, and
                 // idempotency by reference makes resending the whole file safe.
-                flush(state, &mut pending, results).await?;
+                in_flight.push_back(start(state, pending));
+                while let Some(batch) = in_flight.pop_front() {
+                    answer(batch, results).await?;
+                }
                 return Err(BulkError::Read(error.to_string()));
             }
             None => None,
@@ -95,14 +134,26 @@ async fn process(
         for line in lines {
             number += 1;
             let parsed = parse_line(partner_id, line);
-            pending.submissions += usize::from(parsed.is_ok());
-            pending.lines.push((number, parsed));
-            if pending.submissions >= BATCH_REPORTS || pending.lines.len() >= 4 * BATCH_REPORTS {
-                flush(state, &mut pending, results).await?;
+            submissions += usize::from(parsed.is_ok());
+            pending.push((number, parsed));
+            if submissions >= BATCH_REPORTS || pending.len() >= 4 * BATCH_REPORTS {
+                if in_flight.len() >= BATCHES_IN_FLIGHT {
+                    let oldest = in_flight.pop_front().expect("in flight");
+                    answer(oldest, results).await?;
+                }
+                in_flight.push_back(start(
+                    state,
+                    std::mem::replace(&mut pending, Vec::with_capacity(BATCH_REPORTS)),
+                ));
+                submissions = 0;
             }
         }
         if finished {
-            return flush(state, &mut pending, results).await;
+            in_flight.push_back(start(state, pending));
+            while let Some(batch) = in_flight.pop_front() {
+                answer(batch, results).await?;
+            }
+            return Ok(());
         }
     }
 }
@@ -125,29 +176,31 @@ fn parse_line(partner_id: &str, line: Line) -> Result<Submission, Vec<FieldError
     partner_submission(partner_id, &json)
 }
 
-async fn flush(state: &AppState, pending: &mut Pending, results: &mpsc::Sender<Bytes>) -> Result<(), BulkError> {
-    if pending.lines.is_empty() {
-        return Ok(());
-    }
-    let lines = std::mem::take(&mut pending.lines);
-    pending.submissions = 0;
-    let submissions: Vec<Submission> = lines
-        .iter()
-        .filter_map(|(_, parsed)| parsed.as_ref().ok().cloned())
-        .collect();
-    let mut outcomes = match submission::submit(&state.store, &submissions, state.clock.now()).await {
+type Committed = Result<(Answers, Result<Vec<Outcome>, submission::SubmitError>), tokio::task::JoinError>;
+
+/// Waits for a batch and writes one result line per input line.
+async fn answer(in_flight: InFlight, results: &mpsc::Sender<Bytes>) -> Result<(), BulkError> {
+    write_answers(in_flight.await, results).await
+}
+
+async fn write_answers(committed: Committed, results: &mpsc::Sender<Bytes>) -> Result<(), BulkError> {
+    let (answers, outcomes) = committed.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+    let mut outcomes = match outcomes {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect::<Vec<_>>(),
         Err(error) => {
             tracing::error!(%error, "bulk batch not accepted");
             let message = "not accepted (internal error); send this line again".to_owned();
-            submissions.iter().map(|_| Err(message.clone())).collect()
+            let submitted = answers.iter().filter(|(_, errors)| errors.is_none()).count();
+            vec![Err(message); submitted]
         }
     }
     .into_iter();
-    for (line, parsed) in lines {
-        let result = match parsed {
-            Err(errors) => failed(line, errors),
-            Ok(_) => match outcomes.next().expect("one outcome per submission") {
+    // One write per batch: the answer streams batch by batch, not line by line.
+    let mut buffer = Vec::with_capacity(answers.len() * 160);
+    for (line, errors) in answers {
+        let result = match errors {
+            Some(errors) => failed(line, errors),
+            None => match outcomes.next().expect("one outcome per submission") {
                 Ok(Outcome::Accepted(accepted)) => succeeded(line, accepted, false),
                 Ok(Outcome::Replayed(accepted)) => succeeded(line, accepted, true),
                 Ok(Outcome::ReferenceTaken { report_id }) => failed(
@@ -160,13 +213,13 @@ async fn flush(state: &AppState, pending: &mut Pending, results: &mpsc::Sender<B
                 Err(message) => failed(line, vec![FieldError::new("", message)]),
             },
         };
-        let mut bytes = serde_json::to_vec(&result).expect("results serialize");
-        bytes.push(b'\n');
-        results
-            .send(Bytes::from(bytes))
-            .await
-            .map_err(|_| BulkError::ClientGone)?;
+        serde_json::to_writer(&mut buffer, &result).expect("results serialize");
+        buffer.push(b'\n');
     }
+    results
+        .send(Bytes::from(buffer))
+        .await
+        .map_err(|_| BulkError::ClientGone)?;
     Ok(())
 }
 

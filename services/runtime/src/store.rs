@@ -1,7 +1,7 @@
 //! The event store: per-case streams in PostgreSQL, hash-chained, with the outbox written
 //! in the same transaction as the events it will publish.
 
-use crate::canonical::to_canonical_bytes;
+use crate::canonical::write_canonical;
 use crate::topics::Topic;
 use chrono::{DateTime, SecondsFormat, Utc};
 use dijkwacht_domain::{Case, CaseEvent, CaseId, SCHEMA_VERSION};
@@ -253,7 +253,7 @@ impl EventStore {
                 fail("a version is missing before this event");
             } else if stored.prev_hash != expected_prev {
                 fail("prev_hash does not match the previous event's hash");
-            } else if chain_hash(&stored.prev_hash, &stored.canonical_value()) != stored.hash {
+            } else if chain_hash(&stored.prev_hash, &stored.canonical_bytes()) != stored.hash {
                 fail("the event's content does not match its hash");
             }
             previous = Some((stored.stream_id, stored.stream_version, stored.hash));
@@ -269,15 +269,17 @@ fn conflict_or_database(error: sqlx::Error) -> StoreError {
     }
 }
 
-fn chain_hash(prev: &Hash, canonical: &Value) -> Hash {
+fn chain_hash(prev: &Hash, canonical: &[u8]) -> Hash {
     let mut hasher = Sha256::new();
     hasher.update(prev);
-    hasher.update(to_canonical_bytes(canonical));
+    hasher.update(canonical);
     hasher.finalize().into()
 }
 
 /// What the hash covers: everything stored about the event except its global position,
-/// which the database assigns after the hash is computed.
+/// which the database assigns after the hash is computed. The canonical JSON of
+/// `{metadata, payload, recorded_at, schema_version, stream_id, stream_version, type}`,
+/// written directly (keys in sorted order) rather than built as a value first.
 fn canonical_event(
     stream_id: Uuid,
     version: i32,
@@ -286,16 +288,20 @@ fn canonical_event(
     recorded_at: DateTime<Utc>,
     payload: &Value,
     metadata: &Value,
-) -> Value {
-    serde_json::json!({
-        "stream_id": stream_id,
-        "stream_version": version,
-        "type": event_type,
-        "schema_version": schema_version,
-        "recorded_at": recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        "payload": payload,
-        "metadata": metadata,
-    })
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"metadata\":");
+    write_canonical(metadata, &mut out);
+    out.extend_from_slice(b",\"payload\":");
+    write_canonical(payload, &mut out);
+    let recorded_at = recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let tail = format!(
+        ",\"recorded_at\":\"{recorded_at}\",\"schema_version\":{schema_version},\"stream_id\":\"{stream_id}\",\"stream_version\":{version},\"type\":"
+    );
+    out.extend_from_slice(tail.as_bytes());
+    write_canonical(&Value::String(event_type.to_owned()), &mut out);
+    out.push(b'}');
+    out
 }
 
 /// Splits a serialized event into its type tag and payload, as stored in separate columns.
@@ -407,7 +413,7 @@ impl StoredRow {
         })
     }
 
-    fn canonical_value(&self) -> Value {
+    fn canonical_bytes(&self) -> Vec<u8> {
         canonical_event(
             self.stream_id,
             self.stream_version,
@@ -438,5 +444,30 @@ impl StoredRow {
             metadata: serde_json::from_value(self.metadata.clone()).map_err(|e| corrupt(e.to_string()))?,
             event: serde_json::from_value(tagged).map_err(|e| corrupt(e.to_string()))?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::to_canonical_bytes;
+
+    #[test]
+    fn the_hashed_form_is_the_canonical_json_of_the_stored_columns() {
+        let (stream_id, at) = (
+            Uuid::from_u128(7),
+            DateTime::from_timestamp(1_780_000_000, 123_456_000).unwrap(),
+        );
+        let payload = serde_json::json!({"z": [1, "\u{e9}\"q"], "a": {"y": null, "b": true}});
+        let metadata = serde_json::json!({"actor": "stage:classify", "causation": 42});
+        let expected = to_canonical_bytes(&serde_json::json!({
+            "stream_id": stream_id, "stream_version": 3, "type": "Classified", "schema_version": 1,
+            "recorded_at": at.to_rfc3339_opts(SecondsFormat::Micros, true), "payload": payload, "metadata": metadata,
+        }));
+        let written = canonical_event(stream_id, 3, "Classified", 1, at, &payload, &metadata);
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
     }
 }
