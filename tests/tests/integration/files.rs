@@ -1,0 +1,187 @@
+//! What operators load from files: the demo configuration, report imports, hash lists, and
+//! the URL rules they contain.
+
+use dijkwacht_classify::evidence;
+use dijkwacht_classify::lists::{self, ListSettings};
+use dijkwacht_domain::ContentClass;
+use dijkwacht_intake::import::{import, Format};
+use dijkwacht_runtime::config::Settings;
+use dijkwacht_runtime::reference::{ReferenceData, UrlRuleEntry};
+use dijkwacht_tests::{reference_data, TestDatabase};
+use std::path::Path;
+
+fn repository(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+#[tokio::test]
+async fn the_demo_configuration_and_reference_data_load() {
+    let settings = Settings::load(Some(&repository("infra/demo/dijkwacht.toml"))).unwrap();
+    assert!(settings.demo);
+    assert_eq!(settings.resolver, "static");
+    let reference =
+        ReferenceData::from_file(&repository(settings.reference_file.as_ref().unwrap().to_str().unwrap())).unwrap();
+    let db = TestDatabase::create().await.unwrap();
+    reference.load_into(&db.pool, chrono::Utc::now()).await.unwrap();
+    // Loading twice changes nothing: reference data is upserted at every start.
+    reference.load_into(&db.pool, chrono::Utc::now()).await.unwrap();
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 4, "partner, two analysts, regulator");
+    let version: i64 = sqlx::query_scalar("SELECT version FROM hash_lists WHERE name = 'demo-national'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(version, 2, "bumped once, when the entries first arrived");
+}
+
+#[tokio::test]
+async fn an_unknown_configuration_key_is_an_error_naming_it() {
+    let file = std::env::temp_dir().join(format!("dijkwacht-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, "http_listen = \"127.0.0.1:1\"\nbatch_sise = 10\n").unwrap();
+    let error = Settings::load(Some(&file)).unwrap_err().to_string();
+    std::fs::remove_file(&file).unwrap();
+    assert!(error.contains("batch_sise"), "{error}");
+}
+
+#[tokio::test]
+async fn a_report_import_reports_bad_lines_by_number_and_is_safe_to_rerun() {
+    let db = TestDatabase::create().await.unwrap();
+    reference_data("p", "r", "http://127.0.0.1:9/notices")
+        .load_into(&db.pool, chrono::Utc::now())
+        .await
+        .unwrap();
+    let store = db.store();
+    let csv = "partner_reference,url,sha256,claimed_category\n\
+               F-1,https://files.example/1,abababababababababababababababababababababababababababababababab,csam\n\
+               F-2,ftp://files.example/2,,\n\
+               \n\
+               F-3,https://files.example/3,,ncii\n";
+    let run = || async {
+        let mut rejected = Vec::new();
+        let summary = import(
+            &store,
+            "partner-a",
+            csv.as_bytes(),
+            Format::Csv,
+            chrono::Utc::now,
+            |_| {},
+            |e| rejected.push((e.line, e.errors[0].pointer.clone())),
+        )
+        .await
+        .unwrap();
+        (summary, rejected)
+    };
+    let (first, rejected) = run().await;
+    assert_eq!((first.lines, first.accepted, first.rejected), (3, 2, 1));
+    assert_eq!(
+        rejected,
+        vec![(3, "/items/0/url".to_owned())],
+        "line numbers count the header"
+    );
+    let (second, _) = run().await;
+    assert_eq!((second.accepted, second.already_imported), (0, 2));
+    let reports: i64 = sqlx::query_scalar("SELECT count(*) FROM reports")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(reports, 2);
+}
+
+#[tokio::test]
+async fn a_hash_list_import_maps_source_categories_and_is_idempotent() {
+    let db = TestDatabase::create().await.unwrap();
+    let list = ListSettings {
+        name: "iwf".into(),
+        source: "IWF".into(),
+        pdq_max_distance: 31,
+        categories: [("A".to_owned(), ContentClass::Csam)].into(),
+    };
+    let file = format!(
+        "algorithm,value,category,quality\nsha256,{},A\npdq,{},A,80\nmd5,{},Z\nsha1,{},csam\n",
+        "ab".repeat(32),
+        "cd".repeat(32),
+        "ef".repeat(16),
+        "12".repeat(20),
+    );
+    let mut rejected = Vec::new();
+    let summary = lists::import(
+        &db.pool,
+        &list,
+        file.as_bytes(),
+        true,
+        chrono::Utc::now(),
+        |_| {},
+        |line, message| rejected.push((line, message)),
+    )
+    .await
+    .unwrap();
+    assert_eq!((summary.added, summary.rejected), (3, 1));
+    assert_eq!(rejected[0].0, 4);
+    assert!(rejected[0].1.contains("\"Z\""), "{rejected:?}");
+    let again = lists::import(
+        &db.pool,
+        &list,
+        file.as_bytes(),
+        true,
+        chrono::Utc::now(),
+        |_| {},
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.added, again.already_listed), (0, 3));
+    let index = dijkwacht_classify::loaded_index::build(&db.pool).await.unwrap();
+    assert_eq!(index.len(), 3);
+    let version: i64 = sqlx::query_scalar("SELECT version FROM hash_lists WHERE name = 'iwf'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(version, 2, "only the import that added entries bumps the version");
+}
+
+#[tokio::test]
+async fn url_rules_match_exactly_by_prefix_or_by_domain_most_specific_first() {
+    let db = TestDatabase::create().await.unwrap();
+    let rule = |id: &str, kind: &str, pattern: &str, class: &str| UrlRuleEntry {
+        id: id.into(),
+        kind: kind.into(),
+        pattern: pattern.into(),
+        class: class.into(),
+    };
+    ReferenceData {
+        url_rules: vec![
+            rule("domain", "domain", "board.example", "hate_speech"),
+            rule("prefix", "prefix", "https://board.example/threads/doxing/", "doxing"),
+            rule(
+                "exact",
+                "exact",
+                "https://board.example/threads/doxing/42",
+                "cyber_harassment",
+            ),
+        ],
+        ..ReferenceData::default()
+    }
+    .load_into(&db.pool, chrono::Utc::now())
+    .await
+    .unwrap();
+    let found = |url: &'static str| {
+        let pool = db.pool.clone();
+        async move { evidence::url_rule(&pool, url).await.unwrap().map(|f| f.class) }
+    };
+    assert_eq!(
+        found("https://board.example/threads/doxing/42").await,
+        Some(ContentClass::CyberHarassment)
+    );
+    assert_eq!(
+        found("https://board.example/threads/doxing/43").await,
+        Some(ContentClass::Doxing)
+    );
+    assert_eq!(
+        found("https://cdn.board.example/x").await,
+        Some(ContentClass::HateSpeech)
+    );
+    assert_eq!(found("https://otherboard.example/x").await, None);
+}
