@@ -210,6 +210,7 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
                 })
                 .collect::<anyhow::Result<_>>()?,
         }),
+        home_country: settings.home_country.clone(),
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

@@ -43,6 +43,8 @@ pub struct AppState {
     pub health: Health,
     pub limits: Limits,
     pub review: Arc<review::ReviewPolicy>,
+    /// Jurisdiction of provisions analysts name.
+    pub home_country: String,
 }
 
 fn html() -> Value {

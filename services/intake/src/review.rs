@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use dijkwacht_domain::{CaseEvent, CaseId, Command, ContentClass, Refusal, Verdict};
+use dijkwacht_domain::{CaseEvent, CaseId, Command, ContentClass, LegalGround, Refusal, Verdict};
 use dijkwacht_runtime::{Metadata, NewEvents, StoreError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,11 @@ pub struct ReviewDecision {
     /// Required for `actionable`.
     #[serde(default)]
     pub class: Option<ContentClass>,
+    /// The provision the analyst applies, where it differs from the one the taxonomy gives
+    /// for the class on the date of the conduct (e.g. "art. 139h Wetboek van Strafrecht").
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 500))]
+    pub legal_ground: Option<String>,
     #[schemars(length(min = 1, max = 10000))]
     pub explanation: String,
 }
@@ -225,7 +230,19 @@ pub async fn decide(
     let verdict = match (decision.verdict.as_str(), decision.class) {
         ("actionable", Some(class)) => Verdict::Actionable {
             class,
-            legal_ground: class.legal_ground(conduct_date),
+            legal_ground: match decision
+                .legal_ground
+                .filter(|g| !g.trim().is_empty() && !g.contains('\0'))
+            {
+                Some(provision) => Some(LegalGround {
+                    jurisdiction: state.home_country.clone(),
+                    provision,
+                    // Named by the analyst for this conduct: valid from the conduct's date.
+                    valid_from: conduct_date,
+                    valid_until: None,
+                }),
+                None => class.legal_ground(conduct_date),
+            },
         },
         ("not_actionable", _) => Verdict::NotActionable,
         ("actionable", None) => {

@@ -336,3 +336,39 @@ async fn delisting_a_hash_retracts_the_cases_it_classified() {
     assert_eq!(later.last().unwrap()["reason"], "no_automated_match");
     system.app.stop().await;
 }
+
+#[tokio::test]
+async fn an_analyst_may_name_the_provision_and_one_decision_suffices_outside_four_eyes() {
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
+    let results = bulk(
+        &system,
+        &system.partner_b_key(),
+        &[item("N-1", system.content_url("ncii-review"), json!([]), Some("ncii"))],
+    )
+    .await;
+    let case_id = case_of(&results[0]);
+    let version = settled(&system, &case_id, "ReviewRequested").await.len();
+    let (status, outcome) = review_call(
+        &system,
+        2,
+        &format!("/v1/review/{case_id}/decision"),
+        Some(
+            json!({"expected_version": version, "verdict": "actionable", "class": "ncii",
+                    "legal_ground": "art. 254ba Wetboek van Strafrecht", "explanation": "intimate image, no consent"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(
+        outcome["awaiting_confirmation"], false,
+        "ncii is not a four-eyes class by default"
+    );
+    let events = settled(&system, &case_id, "NoticeIssued").await;
+    assert_eq!(
+        classified(&events)["legal_ground"]["provision"],
+        "art. 254ba Wetboek van Strafrecht"
+    );
+    let notice = events.iter().find(|e| e["type"] == "NoticeIssued").unwrap();
+    assert!(notice["notice"]["explanation"].as_str().unwrap().contains("art. 254ba"));
+    system.app.stop().await;
+}
