@@ -295,6 +295,25 @@ impl TestSystem {
         .await
     }
 
+    /// `POST` of a JSON body with a bearer key: the status and the JSON answer (null if none).
+    pub async fn post(&self, path: &str, key: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.api(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or_default())
+    }
+
+    /// `GET` with a bearer key: the status and the JSON answer (null if none).
+    pub async fn get(&self, path: &str, key: &str) -> (u16, serde_json::Value) {
+        let response = self.http.get(self.api(path)).bearer_auth(key).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or_default())
+    }
+
     pub fn api(&self, path: &str) -> String {
         format!("http://{}{}", self.app.http_addr, path)
     }

@@ -1,42 +1,52 @@
-//! `dijkwacht import`: a file of reports, with a progress bar and line-numbered errors.
+//! `dijkwacht import` and `dijkwacht hashes import`: files, with a progress bar and
+//! line-numbered errors.
 
 use anyhow::{bail, Context};
 use dijkwacht_classify::lists::ListSettings;
 use dijkwacht_intake::import::{import, Format};
 use dijkwacht_runtime::{EventStore, SharedClock};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::fs::File;
+use std::io::BufReader;
 use std::path::Path;
 
-fn progress_bar(size: u64) -> ProgressBar {
-    ProgressBar::new(size).with_style(
+/// A file to import: its format, a reader, a progress bar over its size, its name.
+struct Input {
+    format: Format,
+    reader: BufReader<File>,
+    bar: ProgressBar,
+    shown: String,
+}
+
+fn open(file: &Path) -> anyhow::Result<Input> {
+    let format =
+        Format::from_path(file).with_context(|| format!("{}: name a .csv, .ndjson or .jsonl file", file.display()))?;
+    let opened = File::open(file).with_context(|| format!("reading {}", file.display()))?;
+    let bar = ProgressBar::new(opened.metadata()?.len()).with_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
             .expect("the progress template is valid"),
-    )
+    );
+    Ok(Input {
+        format,
+        reader: BufReader::new(opened),
+        bar,
+        shown: file.display().to_string(),
+    })
 }
 
 /// `dijkwacht hashes import`.
 pub async fn hashes(pool: &sqlx::PgPool, list: &ListSettings, file: &Path, clock: SharedClock) -> anyhow::Result<()> {
-    let csv = match file
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("csv") => true,
-        Some("ndjson" | "jsonl") => false,
-        _ => bail!("{}: name a .csv, .ndjson or .jsonl file", file.display()),
-    };
-    let size = std::fs::metadata(file)
-        .with_context(|| format!("reading {}", file.display()))?
-        .len();
-    let input = std::io::BufReader::new(std::fs::File::open(file)?);
-    let bar = progress_bar(size);
-    let shown = file.display().to_string();
+    let Input {
+        format,
+        reader,
+        bar,
+        shown,
+    } = open(file)?;
     let summary = dijkwacht_classify::lists::import(
         pool,
         list,
-        input,
-        csv,
+        reader,
+        format == Format::Csv,
         clock.now(),
         |bytes| bar.set_position(bytes),
         |line, message| bar.println(format!("{shown}:{line}: {message}")),
@@ -62,18 +72,16 @@ pub async fn run(store: EventStore, partner: &str, file: &Path, clock: SharedClo
     if known.is_none() {
         bail!("no partner {partner}; add it with `dijkwacht partner add {partner} --name ...`");
     }
-    let format =
-        Format::from_path(file).with_context(|| format!("{}: name a .csv, .ndjson or .jsonl file", file.display()))?;
-    let size = std::fs::metadata(file)
-        .with_context(|| format!("reading {}", file.display()))?
-        .len();
-    let input = std::io::BufReader::new(std::fs::File::open(file)?);
-    let bar = progress_bar(size);
-    let shown = file.display().to_string();
+    let Input {
+        format,
+        reader,
+        bar,
+        shown,
+    } = open(file)?;
     let summary = import(
         &store,
         partner,
-        input,
+        reader,
         format,
         || clock.now(),
         |bytes| bar.set_position(bytes),

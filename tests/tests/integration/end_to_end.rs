@@ -9,16 +9,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn case_events(system: &TestSystem, case_id: &str) -> Vec<String> {
-    let view: Value = system
-        .http
-        .get(system.api(&format!("/v1/cases/{case_id}")))
-        .bearer_auth(&system.partner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, view) = system.get(&format!("/v1/cases/{case_id}"), &system.partner_key).await;
     view["events"]
         .as_array()
         .unwrap()
@@ -144,17 +135,13 @@ async fn a_hash_listed_report_leads_to_one_complete_notice_and_a_verified_remova
     assert_eq!(wrong_scope.status(), 403);
 
     // The content comes back and another partner reports it: a new case, linked to the old.
-    let again: Value = system
-        .http
-        .post(system.api("/v1/reports"))
-        .bearer_auth(system.partner_b_key())
-        .json(&json!({"partner_reference": "B-1", "items": [{"url": url}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, again) = system
+        .post(
+            "/v1/reports",
+            &system.partner_b_key(),
+            &json!({"partner_reference": "B-1", "items": [{"url": url}]}),
+        )
+        .await;
     assert_eq!(again["cases"][0]["existing"], false);
     assert_ne!(again["cases"][0]["case_id"], case_id.as_str());
     let old = case_events(&system, &case_id).await;
@@ -167,19 +154,12 @@ async fn a_hash_listed_report_leads_to_one_complete_notice_and_a_verified_remova
 #[tokio::test]
 async fn a_report_without_a_listed_hash_waits_for_an_analyst() {
     let system = TestSystem::start(TestOptions::default()).await.unwrap();
-    let response = system
-        .http
-        .post(system.api("/v1/reports"))
-        .bearer_auth(&system.partner_key)
-        .json(&json!({
-            "partner_reference": "E2E-2",
-            "items": [{"url": system.content_url("unknown"), "hashes": [{"algorithm": "md5", "value": "0".repeat(32)}]}]
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.unwrap();
+    let body = json!({
+        "partner_reference": "E2E-2",
+        "items": [{"url": system.content_url("unknown"), "hashes": [{"algorithm": "md5", "value": "0".repeat(32)}]}]
+    });
+    let (status, accepted) = system.post("/v1/reports", &system.partner_key, &body).await;
+    assert_eq!(status, 202);
     let case_id = accepted["cases"][0]["case_id"].as_str().unwrap().to_owned();
     let events = wait_for_event(&system, &case_id, "ReviewRequested").await;
     assert_eq!(events, vec!["ReportReceived", "HostResolved", "ReviewRequested"]);
@@ -190,19 +170,12 @@ async fn a_report_without_a_listed_hash_waits_for_an_analyst() {
 #[tokio::test]
 async fn invalid_reports_are_refused_with_pointers_and_nothing_is_stored() {
     let system = TestSystem::start(TestOptions::default()).await.unwrap();
-    let response = system
-        .http
-        .post(system.api("/v1/reports"))
-        .bearer_auth(&system.partner_key)
-        .json(&json!({
-            "partner_reference": "E2E-3",
-            "items": [{"url": "ftp://x.example/a"}, {"url": "https://ok.example/", "hashes": [{"algorithm": "sha256", "value": "xyz"}]}]
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 422);
-    let body: Value = response.json().await.unwrap();
+    let invalid = json!({
+        "partner_reference": "E2E-3",
+        "items": [{"url": "ftp://x.example/a"}, {"url": "https://ok.example/", "hashes": [{"algorithm": "sha256", "value": "xyz"}]}]
+    });
+    let (status, body) = system.post("/v1/reports", &system.partner_key, &invalid).await;
+    assert_eq!(status, 422);
     let pointers: Vec<&str> = body["errors"]
         .as_array()
         .unwrap()

@@ -4,7 +4,6 @@
 use dijkwacht_runtime::auth;
 use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256};
 use futures::StreamExt;
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -17,17 +16,8 @@ async fn intake_only() -> TestSystem {
     .unwrap()
 }
 
-async fn post_report(system: &TestSystem, key: &str, body: &Value) -> (StatusCode, Value) {
-    let response = system
-        .http
-        .post(system.api("/v1/reports"))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+async fn post_report(system: &TestSystem, key: &str, body: &Value) -> (u16, Value) {
+    system.post("/v1/reports", key, body).await
 }
 
 async fn count(system: &TestSystem, table: &str) -> i64 {
@@ -73,14 +63,10 @@ async fn keys_are_checked_scoped_rotated_and_revoked() {
             .0,
         202
     );
-    let read_with_write_only_key = system
-        .http
-        .get(system.api("/v1/reports?partner_reference=K-1"))
-        .bearer_auth(&issued.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read_with_write_only_key.status(), 403);
+    assert_eq!(
+        system.get("/v1/reports?partner_reference=K-1", &issued.key).await.0,
+        403
+    );
     assert!(auth::revoke_key(&system.database.pool, &issued.key_id).await.unwrap());
     assert_eq!(
         post_report(&system, &issued.key, &report("K-3", "https://keys.example/3"))
@@ -133,16 +119,7 @@ async fn a_location_reported_by_two_partners_is_one_case() {
 
     let case_id = first["cases"][0]["case_id"].as_str().unwrap();
     for key in [system.partner_key.clone(), system.partner_b_key()] {
-        let view: Value = system
-            .http
-            .get(system.api(&format!("/v1/cases/{case_id}")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, view) = system.get(&format!("/v1/cases/{case_id}"), &key).await;
         let types: Vec<&str> = view["events"]
             .as_array()
             .unwrap()
@@ -153,36 +130,16 @@ async fn a_location_reported_by_two_partners_is_one_case() {
     }
 
     // Status: a partner sees its own report by id and by reference; the other's is not found.
-    let own = system
-        .http
-        .get(system.api(&format!("/v1/reports/{}", first["report_id"].as_str().unwrap())))
-        .bearer_auth(&system.partner_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(own.status(), 200);
-    let own: Value = own.json().await.unwrap();
+    let report_path = format!("/v1/reports/{}", first["report_id"].as_str().unwrap());
+    let (status, own) = system.get(&report_path, &system.partner_key).await;
+    assert_eq!(status, 200);
     assert_eq!(own["partner_reference"], "A-1");
     assert_eq!(own["cases"][0]["status"], "received");
-    let by_reference: Value = system
-        .http
-        .get(system.api("/v1/reports?partner_reference=A-1"))
-        .bearer_auth(&system.partner_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, by_reference) = system
+        .get("/v1/reports?partner_reference=A-1", &system.partner_key)
+        .await;
     assert_eq!(by_reference["report_id"], first["report_id"]);
-    let others = system
-        .http
-        .get(system.api(&format!("/v1/reports/{}", first["report_id"].as_str().unwrap())))
-        .bearer_auth(system.partner_b_key())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(others.status(), 404);
+    assert_eq!(system.get(&report_path, &system.partner_b_key()).await.0, 404);
     system.app.stop().await;
 }
 
