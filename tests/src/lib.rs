@@ -105,6 +105,8 @@ fn principal(id: &str, key: &str, scopes: &[&str]) -> PrincipalEntry {
 pub const LISTED_PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
 pub const OFFSHORE_ADDRESS: &str = "198.51.100.7";
 pub const OFFSHORE_HOST: &str = "offshore.example";
+/// A forum registered by its domain, whose address lies in the off-shore host's range.
+pub const FORUM_HOST: &str = "forum.example";
 
 /// Reference data for one test:
 /// * partners `partner-a` (key `partner_key`, trusted to classify `ncii` itself) and
@@ -144,6 +146,16 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
                 country: "NL".into(),
                 notice_endpoint: notice_endpoint.into(),
                 domains: vec!["127.0.0.1".into()],
+                ranges: vec![],
+                dsa_platform: true,
+                language: "nl".into(),
+            },
+            PlatformEntry {
+                id: "forum".into(),
+                name: "A forum".into(),
+                country: "NL".into(),
+                notice_endpoint: notice_endpoint.into(),
+                domains: vec![FORUM_HOST.into()],
                 ranges: vec![],
                 dsa_platform: true,
                 language: "nl".into(),
@@ -260,7 +272,11 @@ impl TestSystem {
             dispatch_timeout_secs: 5,
             stages: options.stages,
             resolver: "static".into(),
-            static_hosts: [(OFFSHORE_HOST.to_owned(), vec![OFFSHORE_ADDRESS.parse()?])].into(),
+            static_hosts: [
+                (OFFSHORE_HOST.to_owned(), vec![OFFSHORE_ADDRESS.parse()?]),
+                (FORUM_HOST.to_owned(), vec!["198.51.100.9".parse()?]),
+            ]
+            .into(),
             hotline_network: [("US".to_owned(), "partner-b".to_owned())].into(),
             index_refresh_ms: 100,
             partner_requests_per_second: options.partner_requests_per_second,

@@ -133,7 +133,20 @@ pub enum HostMatch {
     IpRange { address: String, range: String },
 }
 
-/// Who holds the location, from the platform registry.
+/// The hosting provider whose address range serves the location, where it is not the
+/// platform itself: the next party to ask when the platform does not act.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HostingProvider {
+    pub provider_id: PlatformId,
+    pub name: String,
+    pub country: String,
+    pub address: String,
+    pub range: String,
+}
+
+/// Who holds the location, from the platform registry: the platform (found by domain, or by
+/// address range when the domain is unknown), which receives the notice, and the hosting
+/// provider behind it when that is someone else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HostResolved {
     pub platform_id: PlatformId,
@@ -146,6 +159,8 @@ pub struct HostResolved {
     pub matched: HostMatch,
     /// Where notices for this platform go.
     pub notice_endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosting_provider: Option<HostingProvider>,
 }
 
 /// What supported a classification.

@@ -52,6 +52,7 @@ fn host() -> HostResolved {
             domain: "videos.example".into(),
         },
         notice_endpoint: "https://videos.example/dsa/notices".into(),
+        hosting_provider: None,
     }
 }
 

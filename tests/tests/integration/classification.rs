@@ -2,7 +2,7 @@
 //! range, routing abroad, the analysts' four-eyes review, and delisting.
 
 use dijkwacht_classify::lists;
-use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, LISTED_PDQ, OFFSHORE_HOST};
+use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, FORUM_HOST, LISTED_PDQ, OFFSHORE_HOST};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -97,6 +97,7 @@ async fn a_bulk_with_every_kind_of_evidence_reaches_the_expected_events() {
         item("C-7", system.content_url("trusted-claim"), json!([]), Some("ncii")),
         item("C-8", format!("http://{OFFSHORE_HOST}/media/1"), sha.clone(), None),
         item("C-9", "http://nowhere.example/media/1".to_owned(), sha.clone(), None),
+        item("C-10", format!("http://{FORUM_HOST}/thread/1"), json!([]), None),
     ];
     let results = bulk(&system, &system.partner_key, &reports).await;
     assert_eq!(results.len(), reports.len(), "{results:?}");
@@ -154,6 +155,14 @@ async fn a_bulk_with_every_kind_of_evidence_reaches_the_expected_events() {
     let unknown = settled(&system, &cases[8], "ReviewRequested").await;
     assert_eq!(types(&unknown), vec!["ReportReceived", "ReviewRequested"]);
     assert_eq!(unknown[1]["reason"], "unknown_host");
+    let forum = settled(&system, &cases[9], "ReviewRequested").await;
+    let host = forum.iter().find(|e| e["type"] == "HostResolved").unwrap();
+    assert_eq!(
+        (host["platform_id"].as_str(), host["matched"]["by"].as_str()),
+        (Some("forum"), Some("domain"))
+    );
+    assert_eq!(host["hosting_provider"]["provider_id"], "offshore-host");
+    assert_eq!(host["hosting_provider"]["range"], "198.51.100.0/24");
 
     // No notice for what went to review, abroad or nowhere.
     tokio::time::timeout(WAIT, async {
