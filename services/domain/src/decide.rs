@@ -11,6 +11,9 @@ use crate::notice::{Notice, NoticePolicy};
 use crate::taxonomy::ContentClass;
 use chrono::{DateTime, Duration, Utc};
 
+// A command lives for one decision and is never stored in bulk; boxing its largest variant
+// would only add an allocation per decision.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     ReceiveReport(ReportReceived),
