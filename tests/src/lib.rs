@@ -279,6 +279,7 @@ impl TestSystem {
             .into(),
             hotline_network: [("US".to_owned(), "partner-b".to_owned())].into(),
             index_refresh_ms: 100,
+            sweep_interval_ms: 100,
             partner_requests_per_second: options.partner_requests_per_second,
             partner_burst: options.partner_burst,
             public_reports_per_hour: options.public_reports_per_hour,
@@ -309,6 +310,11 @@ impl TestSystem {
             (response.status() == 200).then_some(())
         })
         .await
+    }
+
+    /// The system's current time.
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        dijkwacht_runtime::Clock::now(&self.clock)
     }
 
     /// `POST` of a JSON body with a bearer key: the status and the JSON answer (null if none).

@@ -128,7 +128,10 @@ impl Stage for ClassifyStage {
     }
 
     async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        if !matches!(event.event, CaseEvent::ReportReceived(_)) || case.status != CaseStatus::Received {
+        // A repeat report re-triggers a case still waiting for classification (e.g. when the
+        // sweeper re-publishes it after a lost message).
+        let report_event = matches!(event.event, CaseEvent::ReportReceived(_) | CaseEvent::ReportedAgain(_));
+        if !report_event || case.status != CaseStatus::Received {
             return Ok(None);
         }
         let Some(report) = &case.report else { return Ok(None) };

@@ -18,6 +18,7 @@ use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
 use dijkwacht_runtime::reference::ReferenceData;
 use dijkwacht_runtime::relay::Relay;
 use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
+use dijkwacht_runtime::sweeper::{SweepSettings, Sweeper};
 use dijkwacht_runtime::{
     db, EventStore, Health, LoopSettings, SharedClock, Stage, StageLoop, StageRuntime, TopicNames,
 };
@@ -170,6 +171,16 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
             settings.batch_size as i64,
         );
         tasks.spawn(relay.run(Duration::from_millis(settings.relay_idle_ms), shutdown.clone()));
+        let sweeper = Sweeper::new(
+            pool.clone(),
+            clock.clone(),
+            SweepSettings {
+                stale_after: TimeDelta::seconds(settings.sweep_stale_secs),
+                horizon: TimeDelta::days(settings.sweep_horizon_days),
+                batch_size: settings.batch_size as i64,
+            },
+        );
+        tasks.spawn(sweeper.run(Duration::from_millis(settings.sweep_interval_ms), shutdown.clone()));
         let runtime = StageRuntime {
             store: store.clone(),
             clock: clock.clone(),

@@ -24,7 +24,11 @@ impl Stage for NoticeStage {
     }
 
     async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        let ready = matches!(event.event, CaseEvent::Classified(_)) && case.status == CaseStatus::Classified;
+        // Without a known host there is nobody to send a notice to: the case waits, classified,
+        // until the host is registered (a refusal would only fill the dead-letter topic).
+        let ready = matches!(event.event, CaseEvent::Classified(_))
+            && case.status == CaseStatus::Classified
+            && case.host.is_some();
         Ok(ready.then(|| Command::IssueNotice {
             notice_id: NoticeId::new(),
             policy: self.policy.clone(),

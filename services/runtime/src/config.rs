@@ -43,6 +43,11 @@ pub struct Settings {
     pub timer_poll_ms: u64,
     pub followup_first_check_secs: i64,
     pub followup_recheck_secs: i64,
+    /// The sweeper re-publishes cases stuck longer than `sweep_stale_secs` (and younger than
+    /// `sweep_horizon_days`), looking every `sweep_interval_ms`.
+    pub sweep_interval_ms: u64,
+    pub sweep_stale_secs: i64,
+    pub sweep_horizon_days: i64,
     pub dispatch_timeout_secs: u64,
     pub dispatch_max_attempts: u32,
     pub dispatch_first_backoff_secs: i64,
@@ -109,6 +114,9 @@ impl Default for Settings {
             timer_poll_ms: 500,
             followup_first_check_secs: 3600,
             followup_recheck_secs: 6 * 3600,
+            sweep_interval_ms: 60_000,
+            sweep_stale_secs: 300,
+            sweep_horizon_days: 14,
             dispatch_timeout_secs: 30,
             dispatch_max_attempts: 8,
             dispatch_first_backoff_secs: 60,

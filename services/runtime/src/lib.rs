@@ -13,6 +13,7 @@ pub mod relay;
 pub mod shutdown;
 pub mod stage;
 pub mod store;
+pub mod sweeper;
 pub mod telemetry;
 pub mod timers;
 pub mod topics;

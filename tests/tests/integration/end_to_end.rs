@@ -200,3 +200,53 @@ async fn invalid_reports_are_refused_with_pointers_and_nothing_is_stored() {
     assert_eq!(not_json.status(), 400);
     system.app.stop().await;
 }
+
+/// A message the broker lost (here: an outbox row marked published that never was) leaves
+/// the case waiting; once it has waited longer than allowed, the sweeper publishes it again.
+#[tokio::test]
+async fn a_lost_message_is_published_again_by_the_sweeper() {
+    use dijkwacht_domain::event::{Location, Reporter};
+    use dijkwacht_domain::CaseId;
+    use dijkwacht_runtime::{LoadedCase, Metadata, NewEvents};
+
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
+    system.wait_until_ready().await;
+    // The event and its outbox row, already marked published, commit together: the relay
+    // never sees the row, as if the broker had lost the message.
+    let case_id = CaseId::new();
+    let received = dijkwacht_domain::CaseEvent::ReportReceived(dijkwacht_domain::ReportReceived {
+        report_id: dijkwacht_domain::ReportId::new(),
+        reporter: Reporter::Partner {
+            partner_id: "partner-a".into(),
+            partner_reference: "LOST-1".into(),
+        },
+        location: Location {
+            url: system.content_url("lost"),
+            hashes: vec![],
+        },
+        claimed_class: None,
+        reappearance_of: None,
+    });
+    let mut tx = system.database.pool.begin().await.unwrap();
+    let fresh = LoadedCase::new(case_id);
+    let append = NewEvents {
+        case_id,
+        expected_version: 0,
+        head_hash: fresh.head_hash,
+        events: vec![(received, Metadata::actor("test"))],
+    };
+    dijkwacht_runtime::EventStore::append_in(&mut tx, &[append], system.clock_now())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let case = case_id.to_string();
+    system.clock.advance(TimeDelta::seconds(301));
+    let events = wait_for_event(&system, &case, "ReviewRequested").await;
+    assert_eq!(events, vec!["ReportReceived", "HostResolved", "ReviewRequested"]);
+    system.app.stop().await;
+}
