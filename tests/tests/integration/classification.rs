@@ -215,18 +215,9 @@ async fn analysts_decide_with_four_eyes_and_their_decision_is_reused() {
     let case_id = case_of(&results[0]);
     settled(&system, &case_id, "ReviewRequested").await;
 
-    let queue: Vec<Value> = eventually("the case in the review queue", WAIT, || async {
-        let queue: Vec<Value> = system
-            .http
-            .get(system.api("/v1/review?category=csam"))
-            .bearer_auth(system.analyst_key(1))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (!queue.is_empty()).then_some(queue)
+    let queue = eventually("the case in the review queue", WAIT, || async {
+        let (_, queue) = system.get("/v1/review?category=csam", &system.analyst_key(1)).await;
+        queue.as_array().is_some_and(|q| !q.is_empty()).then_some(queue)
     })
     .await;
     assert_eq!(queue[0]["case_id"], case_id.as_str());

@@ -107,16 +107,8 @@ async fn a_hash_listed_report_leads_to_one_complete_notice_and_a_verified_remova
     assert_eq!(gone.status(), 410);
 
     let compliance: Value = eventually("the projection to count the removal", WAIT, || async {
-        let report: Value = system
-            .http
-            .get(system.api(&format!("/v1/regulator/platforms/{PLATFORM_ID}/compliance")))
-            .bearer_auth(&system.regulator_key)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let path = format!("/v1/regulator/platforms/{PLATFORM_ID}/compliance");
+        let (_, report) = system.get(&path, &system.regulator_key).await;
         (report["removals_verified"] == 1).then_some(report)
     })
     .await;
