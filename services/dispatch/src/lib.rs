@@ -5,11 +5,16 @@
 //! platform as the same notice, never a second one.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use dijkwacht_domain::case::InFlight;
 use dijkwacht_domain::event::Channel;
-use dijkwacht_domain::{Case, CaseEvent, Command, DispatchOutcome, DispatchPolicy, Notice};
+use dijkwacht_domain::{Case, CaseEvent, CaseId, Command, DispatchOutcome, DispatchPolicy, Notice};
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
+use futures::StreamExt;
 use serde::Deserialize;
 use std::time::Duration;
+
+/// Notices in flight at once per process.
+const CONCURRENT_SENDS: usize = 16;
 
 pub struct DispatchStage {
     http: reqwest::Client,
@@ -70,6 +75,22 @@ impl DispatchStage {
     }
 }
 
+impl DispatchStage {
+    /// One delivery attempt and the command that records its outcome.
+    async fn attempt(&self, case_id: CaseId, in_flight: InFlight, notice: Notice) -> (CaseId, Command) {
+        let outcome = self.send(&in_flight.channel, &notice).await;
+        if let DispatchOutcome::Failed { reason, .. } = &outcome {
+            tracing::warn!(%case_id, attempt = in_flight.attempt, %reason, "notice not delivered");
+        }
+        let command = Command::RecordDispatchOutcome {
+            attempt: in_flight.attempt,
+            outcome,
+            policy: self.policy,
+        };
+        (case_id, command)
+    }
+}
+
 impl Stage for DispatchStage {
     fn name(&self) -> &'static str {
         "dispatch"
@@ -84,20 +105,19 @@ impl Stage for DispatchStage {
     }
 
     /// Sends whatever attempt is recorded as started and not finished, including one a
-    /// crashed process left behind.
-    async fn after_commit(&self, case: &Case) -> Result<Option<Command>, StageError> {
-        let (Some(in_flight), Some(notice)) = (&case.dispatch.in_flight, &case.notice) else {
-            return Ok(None);
-        };
-        let outcome = self.send(&in_flight.channel, notice).await;
-        if let DispatchOutcome::Failed { reason, .. } = &outcome {
-            tracing::warn!(case_id = %case.id, attempt = in_flight.attempt, %reason, "notice not delivered");
-        }
-        Ok(Some(Command::RecordDispatchOutcome {
-            attempt: in_flight.attempt,
-            outcome,
-            policy: self.policy,
-        }))
+    /// crashed process left behind; several platforms are contacted at once.
+    async fn after_commit(&self, cases: &[&Case]) -> Result<Vec<(CaseId, Command)>, StageError> {
+        let pending: Vec<(CaseId, InFlight, Notice)> = cases
+            .iter()
+            .filter_map(|case| Some((case.id, case.dispatch.in_flight.clone()?, case.notice.clone()?)))
+            .collect();
+        let sends = pending
+            .into_iter()
+            .map(|(case_id, in_flight, notice)| self.attempt(case_id, in_flight, notice));
+        Ok(futures::stream::iter(sends)
+            .buffer_unordered(CONCURRENT_SENDS)
+            .collect()
+            .await)
     }
 
     fn wake_at(&self, case: &Case) -> Option<DateTime<Utc>> {

@@ -6,7 +6,7 @@
 //! a clock, a database or the network: the caller passes `now` and the results of its
 //! lookups, which keeps every decision replayable and testable as given/when/then.
 
-mod case;
+pub mod case;
 mod decide;
 pub mod event;
 pub mod hash;

@@ -2,7 +2,8 @@
 //! regulator asks for. Rebuilt per case from its whole stream, so the order in which topics
 //! deliver events does not matter and replaying them changes nothing.
 
-use dijkwacht_domain::{Case, Command, PlatformId};
+use chrono::{DateTime, Utc};
+use dijkwacht_domain::{Case, CaseId, Command, PlatformId};
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -31,22 +32,28 @@ impl Stage for ProjectionStage {
         Ok(None)
     }
 
-    async fn after_commit(&self, case: &Case) -> Result<Option<Command>, StageError> {
-        upsert_summary(&self.pool, case).await?;
-        Ok(None)
+    async fn after_commit(&self, cases: &[&Case]) -> Result<Vec<(CaseId, Command)>, StageError> {
+        upsert_summaries(&self.pool, cases).await?;
+        Ok(vec![])
     }
 }
 
-/// Writes the case's summary row unless a newer version is already there.
-pub async fn upsert_summary(pool: &PgPool, case: &Case) -> Result<(), sqlx::Error> {
-    let (Some(report), Some(received_at)) = (&case.report, case.received_at) else {
+/// Writes the summary rows of many cases in one statement, each unless a newer version is
+/// already there.
+pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
+    let mut rows = SummaryColumns::default();
+    for case in cases {
+        rows.push(case);
+    }
+    if rows.case_ids.is_empty() {
         return Ok(());
-    };
-    let partner_id = report.reporter.partner_id().map(|p| p.0.as_str());
+    }
     sqlx::query(
         "INSERT INTO case_summaries (case_id, version, status, partner_id, url, content_class, platform_id, received_at, \
              notice_issued_at, notice_delivered_at, removal_verified_at, closed_at, claimed_class, review_reason, claimed_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+             $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], \
+             $13::text[], $14::text[], $15::text[]) \
          ON CONFLICT (case_id) DO UPDATE SET version = EXCLUDED.version, status = EXCLUDED.status, \
              content_class = EXCLUDED.content_class, platform_id = EXCLUDED.platform_id, \
              notice_issued_at = EXCLUDED.notice_issued_at, notice_delivered_at = EXCLUDED.notice_delivered_at, \
@@ -54,24 +61,71 @@ pub async fn upsert_summary(pool: &PgPool, case: &Case) -> Result<(), sqlx::Erro
              claimed_class = EXCLUDED.claimed_class, review_reason = EXCLUDED.review_reason, claimed_by = EXCLUDED.claimed_by \
          WHERE case_summaries.version < EXCLUDED.version",
     )
-    .bind(case.id.0)
-    .bind(case.version as i32)
-    .bind(case.status.as_str())
-    .bind(partner_id)
-    .bind(&report.location.url)
-    .bind(case.classification.as_ref().map(|c| c.class.as_str()))
-    .bind(case.host.as_ref().map(|h| h.platform_id.0.as_str()))
-    .bind(received_at)
-    .bind(case.notice.as_ref().map(|n| n.issued_at))
-    .bind(case.dispatch.delivered_at)
-    .bind(case.removal.verified_at)
-    .bind(case.closed_at)
-    .bind(report.claimed_class.map(|c| c.as_str()))
-    .bind(case.review.as_ref().map(|r| r.reason.as_str()))
-    .bind(case.claimed_by.as_deref())
+    .bind(&rows.case_ids)
+    .bind(&rows.versions)
+    .bind(&rows.statuses)
+    .bind(&rows.partner_ids)
+    .bind(&rows.urls)
+    .bind(&rows.classes)
+    .bind(&rows.platform_ids)
+    .bind(&rows.received_at)
+    .bind(&rows.notice_issued_at)
+    .bind(&rows.notice_delivered_at)
+    .bind(&rows.removal_verified_at)
+    .bind(&rows.closed_at)
+    .bind(&rows.claimed_classes)
+    .bind(&rows.review_reasons)
+    .bind(&rows.claimed_by)
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// One array per column of `case_summaries`, for a multi-row upsert.
+#[derive(Default)]
+struct SummaryColumns {
+    case_ids: Vec<uuid::Uuid>,
+    versions: Vec<i32>,
+    statuses: Vec<&'static str>,
+    partner_ids: Vec<Option<String>>,
+    urls: Vec<String>,
+    classes: Vec<Option<&'static str>>,
+    platform_ids: Vec<Option<String>>,
+    received_at: Vec<DateTime<Utc>>,
+    notice_issued_at: Vec<Option<DateTime<Utc>>>,
+    notice_delivered_at: Vec<Option<DateTime<Utc>>>,
+    removal_verified_at: Vec<Option<DateTime<Utc>>>,
+    closed_at: Vec<Option<DateTime<Utc>>>,
+    claimed_classes: Vec<Option<&'static str>>,
+    review_reasons: Vec<Option<&'static str>>,
+    claimed_by: Vec<Option<String>>,
+}
+
+impl SummaryColumns {
+    /// Adds a case that has a report; a case without one has nothing to summarise.
+    fn push(&mut self, case: &Case) {
+        let (Some(report), Some(received_at)) = (&case.report, case.received_at) else {
+            return;
+        };
+        self.case_ids.push(case.id.0);
+        self.versions.push(case.version as i32);
+        self.statuses.push(case.status.as_str());
+        self.partner_ids.push(report.reporter.partner_id().map(|p| p.0.clone()));
+        self.urls.push(report.location.url.clone());
+        self.classes
+            .push(case.classification.as_ref().map(|c| c.class.as_str()));
+        self.platform_ids
+            .push(case.host.as_ref().map(|h| h.platform_id.0.clone()));
+        self.received_at.push(received_at);
+        self.notice_issued_at.push(case.notice.as_ref().map(|n| n.issued_at));
+        self.notice_delivered_at.push(case.dispatch.delivered_at);
+        self.removal_verified_at.push(case.removal.verified_at);
+        self.closed_at.push(case.closed_at);
+        self.claimed_classes.push(report.claimed_class.map(|c| c.as_str()));
+        self.review_reasons
+            .push(case.review.as_ref().map(|r| r.reason.as_str()));
+        self.claimed_by.push(case.claimed_by.clone());
+    }
 }
 
 /// How one platform handles our notices: the evidence a regulator acts on.

@@ -64,10 +64,14 @@ pub trait Stage: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Command>, StageError>> + Send;
 
     /// Side effects that may only follow a durable decision (sending a notice, updating a
-    /// read model). Runs for every case the batch touched, so it must look at the state,
-    /// not at what just happened. A returned command is decided and appended next.
-    fn after_commit(&self, _case: &Case) -> impl Future<Output = Result<Option<Command>, StageError>> + Send {
-        async { Ok(None) }
+    /// read model), for all cases of a batch at once. Runs for every case the batch
+    /// touched, so it must look at the state, not at what just happened. Returned commands
+    /// are decided and appended next, and their cases offered to this hook again.
+    fn after_commit(
+        &self,
+        _cases: &[&Case],
+    ) -> impl Future<Output = Result<Vec<(CaseId, Command)>, StageError>> + Send {
+        async { Ok(vec![]) }
     }
 
     /// When this stage wants to see the case again, by the clock.
@@ -336,23 +340,33 @@ impl<S: Stage> StageLoop<S> {
 
     /// After a durable decision: side effects, their follow-up commands, then timers.
     async fn settle(&self, cases: HashMap<CaseId, LoadedCase>) -> Result<(), StageError> {
-        let mut timers = Vec::with_capacity(cases.len());
-        for (id, loaded) in cases {
-            let case = self.follow_up(loaded).await?;
-            timers.push((id, self.stage.wake_at(&case)));
-        }
+        let cases = self
+            .follow_up(cases.into_values().map(|loaded| loaded.case).collect())
+            .await?;
+        let timers: Vec<_> = cases.iter().map(|case| (case.id, self.stage.wake_at(case))).collect();
         timers::set(self.runtime.store.pool(), self.stage.name(), &timers).await?;
         Ok(())
     }
 
-    async fn follow_up(&self, mut loaded: LoadedCase) -> Result<Case, StageError> {
+    /// Runs the stage's side effects and the commands they return, round after round, for
+    /// the cases that got a command; returns every case as it ends up.
+    async fn follow_up(&self, cases: Vec<Case>) -> Result<Vec<Case>, StageError> {
+        let mut cases: BTreeMap<CaseId, Case> = cases.into_iter().map(|case| (case.id, case)).collect();
+        let mut offered: Vec<CaseId> = cases.keys().copied().collect();
         for _ in 0..MAX_FOLLOW_UPS {
-            match self.stage.after_commit(&loaded.case).await? {
-                Some(command) => loaded = self.execute(loaded.case.id, command).await?,
-                None => break,
+            if offered.is_empty() {
+                break;
+            }
+            let round: Vec<&Case> = offered.iter().filter_map(|id| cases.get(id)).collect();
+            let commands = self.stage.after_commit(&round).await?;
+            offered.clear();
+            for (id, command) in commands {
+                let loaded = self.execute(id, command).await?;
+                cases.insert(id, loaded.case);
+                offered.push(id);
             }
         }
-        Ok(loaded.case)
+        Ok(cases.into_values().collect())
     }
 
     /// Decides one command for one case and appends the result, deciding again on conflict.
@@ -464,7 +478,11 @@ impl<S: Stage> StageLoop<S> {
             if let Some(command) = self.stage.on_wake(&loaded.case).await? {
                 loaded = self.execute(*id, command).await?;
             }
-            let case = self.follow_up(loaded).await?;
+            let case = self
+                .follow_up(vec![loaded.case])
+                .await?
+                .pop()
+                .expect("follow-up keeps every case");
             // A wake time not in the future would fire again at once: wait out the lease instead.
             let next = self
                 .stage
