@@ -179,17 +179,23 @@ impl Case {
                     channel: started.channel.clone(),
                 });
             }
+            // The outcome of an attempt that was in flight when the case was retracted is
+            // still recorded, but does not bring the case back.
             CaseEvent::NoticeDelivered(_) => {
                 self.dispatch.in_flight = None;
                 self.dispatch.delivered_at = Some(at);
-                self.status = CaseStatus::NoticeDelivered;
+                if !self.is_finished() {
+                    self.status = CaseStatus::NoticeDelivered;
+                }
             }
             CaseEvent::DispatchFailed(failed) => {
                 self.dispatch.in_flight = None;
                 self.dispatch.retry_at = failed.retry_at;
                 if failed.retry_at.is_none() {
                     self.dispatch.gave_up = true;
-                    self.status = CaseStatus::DispatchFailed;
+                    if !self.is_finished() {
+                        self.status = CaseStatus::DispatchFailed;
+                    }
                 }
             }
             CaseEvent::StillOnline(still) => {

@@ -17,9 +17,9 @@ use chrono::{DateTime, Duration, Utc};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     ReceiveReport(ReportReceived),
-    /// A new report of this case's location; refused once the case is closed.
+    /// A new report of this case's location; refused once the case is finished.
     ReportAgain(ReportedAgain),
-    /// A closed case's location was reported again and `new_case_id` took it over.
+    /// A finished case's location was reported again and `new_case_id` took it over.
     RecordReappearance(Reappeared),
     /// The classify stage's lookups: who holds the location, what the evidence says, and
     /// whether routing hands the case to another country's hotline.
@@ -105,7 +105,7 @@ pub enum Refusal {
     NoNotice,
     #[error("the notice was not delivered")]
     NotDelivered,
-    #[error("the case is closed")]
+    #[error("the case is closed or retracted")]
     CaseClosed,
     #[error("the case is still open")]
     CaseOpen,
@@ -131,7 +131,7 @@ impl Case {
             }
             Command::ReportAgain(again) => self.report_again(again),
             Command::RecordReappearance(reappeared) => {
-                if !self.is_closed() {
+                if !self.is_finished() {
                     return Err(Refusal::CaseOpen);
                 }
                 Ok(match self.reappeared_as {
@@ -170,8 +170,10 @@ impl Case {
         }
     }
 
+    /// A finished case (closed, or retracted) takes no more reports: a new report of its
+    /// location opens a new case, to be classified afresh.
     fn report_again(&self, mut again: ReportedAgain) -> Result<Vec<CaseEvent>, Refusal> {
-        if self.is_closed() {
+        if self.is_finished() {
             return Err(Refusal::CaseClosed);
         }
         let known = self

@@ -208,7 +208,7 @@ async fn attempt(
             let url = &item.location.url;
             let open_case = latest_case
                 .get(url)
-                .filter(|id| touched.get(id).is_some_and(|t| !t.loaded.case.is_closed()));
+                .filter(|id| touched.get(id).is_some_and(|t| !t.loaded.case.is_finished()));
             if let Some(&case_id) = open_case {
                 let again = ReportedAgain {
                     report_id,

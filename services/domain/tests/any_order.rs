@@ -1,0 +1,201 @@
+//! Whatever order the stages' commands arrive in — redelivered, raced, out of turn — the
+//! events the decider lets through fold into a case that keeps its promises.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use dijkwacht_domain::*;
+use proptest::prelude::*;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
+}
+
+fn report() -> ReportReceived {
+    ReportReceived {
+        report_id: ReportId(uuid::Uuid::from_u128(1)),
+        reporter: Reporter::Partner {
+            partner_id: "p".into(),
+            partner_reference: "r".into(),
+        },
+        location: Location {
+            url: "https://videos.example/v/1".into(),
+            hashes: vec![],
+        },
+        claimed_class: None,
+        reappearance_of: None,
+    }
+}
+
+fn host() -> HostResolved {
+    HostResolved {
+        platform_id: "videos".into(),
+        platform_name: "Videos".into(),
+        country: "NL".into(),
+        dsa_platform: true,
+        matched: HostMatch::Domain {
+            domain: "videos.example".into(),
+        },
+        notice_endpoint: "https://videos.example/notices".into(),
+        hosting_provider: None,
+    }
+}
+
+/// Every command a stage or an analyst can send, with the variations that matter.
+fn command(pick: u8, arg: u8) -> Command {
+    let class = if arg % 2 == 0 {
+        ContentClass::Csam
+    } else {
+        ContentClass::SelfHarm
+    };
+    match pick % 11 {
+        0 => Command::ReceiveReport(report()),
+        1 => Command::Classify {
+            host: (arg % 3 != 0).then(host),
+            classification: (arg % 4 != 0).then(|| Classified {
+                class,
+                legal_ground: class.legal_ground(t0().date_naive()),
+                evidence: Evidence::UrlRule { rule_id: "r".into() },
+                automated: true,
+            }),
+            forward_to: (arg % 7 == 0).then(|| ForwardedToHotline {
+                country: "US".into(),
+                partner_id: "ncmec".into(),
+            }),
+        },
+        2 => Command::IssueNotice {
+            notice_id: NoticeId(uuid::Uuid::from_u128(u128::from(arg))),
+            policy: NoticePolicy {
+                organisation: "o".into(),
+                contact_email: "o@example.org".into(),
+                designated_by: "d".into(),
+                designation_reference: "x".into(),
+            },
+        },
+        3 => Command::StartDispatch,
+        4 => Command::RecordDispatchOutcome {
+            attempt: u32::from(arg % 4),
+            outcome: if arg % 3 == 0 {
+                DispatchOutcome::Failed {
+                    reason: "503".into(),
+                    retryable: arg % 2 == 0,
+                }
+            } else {
+                DispatchOutcome::Delivered {
+                    platform_reference: None,
+                }
+            },
+            policy: DispatchPolicy {
+                max_attempts: 3,
+                first_backoff: Duration::minutes(1),
+            },
+        },
+        5 => Command::RecordRemovalCheck {
+            observation: if arg % 2 == 0 {
+                Observation::Gone { http_status: 410 }
+            } else {
+                Observation::Online { http_status: 200 }
+            },
+            recheck_after: Duration::minutes(30),
+        },
+        6 => Command::ClaimReview {
+            analyst_id: format!("a{}", arg % 2),
+        },
+        7 => Command::DecideReview {
+            analyst_id: format!("a{}", arg % 3),
+            verdict: if arg % 5 == 0 {
+                Verdict::NotActionable
+            } else {
+                Verdict::Actionable {
+                    class,
+                    legal_ground: class.legal_ground(t0().date_naive()),
+                }
+            },
+            explanation: "e".into(),
+            four_eyes: arg % 2 == 0,
+        },
+        8 => Command::Retract {
+            reason: "delisted".into(),
+        },
+        9 => Command::ReportAgain(ReportedAgain {
+            report_id: ReportId(uuid::Uuid::from_u128(2)),
+            reporter: Reporter::Public {
+                public_reference: "M-1".into(),
+            },
+            new_hashes: vec![],
+            claimed_class: None,
+        }),
+        _ => Command::RecordReappearance(Reappeared {
+            report_id: ReportId(uuid::Uuid::from_u128(3)),
+            new_case_id: CaseId(uuid::Uuid::from_u128(4)),
+        }),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_order_of_commands_folds_to_a_case_that_keeps_its_promises(
+        commands in prop::collection::vec((any::<u8>(), any::<u8>(), 0i64..120), 1..60),
+    ) {
+        let id = CaseId(uuid::Uuid::from_u128(9));
+        let mut case = Case::new(id);
+        let mut history: Vec<(CaseEvent, DateTime<Utc>)> = Vec::new();
+        let mut now = t0();
+        for (pick, arg, minutes) in commands {
+            now += Duration::minutes(minutes);
+            // The first command of a real case is always its report.
+            let command = if history.is_empty() { Command::ReceiveReport(report()) } else { command(pick, arg) };
+            let Ok(events) = case.decide(command, now) else { continue };
+            for event in events {
+                case.apply(&event, now);
+                history.push((event, now));
+            }
+        }
+        let count = |name: &str| history.iter().filter(|(e, _)| e.type_name() == name).count();
+        // One report opens the case; one notice at most, ever.
+        prop_assert_eq!(count("ReportReceived"), 1);
+        prop_assert!(count("NoticeIssued") <= 1);
+        prop_assert_eq!(case.version as usize, history.len());
+        // Folding the history again gives the same state: apply is deterministic.
+        let refolded = Case::from_events(id, history.iter().map(|(e, at)| (e, *at)));
+        prop_assert_eq!(&refolded, &case);
+        let position = |name: &str| history.iter().position(|(e, _)| e.type_name() == name);
+        // A notice follows a classification on a known host; delivery follows a start;
+        // removal is verified only after delivery.
+        if let Some(notice) = position("NoticeIssued") {
+            prop_assert!(position("Classified").is_some_and(|c| c < notice));
+            prop_assert!(position("HostResolved").is_some_and(|h| h < notice));
+        }
+        if let Some(delivered) = position("NoticeDelivered") {
+            prop_assert!(position("DispatchStarted").is_some_and(|s| s < delivered));
+        }
+        if let Some(verified) = position("RemovalVerified") {
+            prop_assert!(position("NoticeDelivered").is_some_and(|d| d < verified));
+        }
+        // Dispatch attempts are numbered 1, 2, 3... and never exceed the policy.
+        let attempts: Vec<u32> = history.iter().filter_map(|(e, _)| match e {
+            CaseEvent::DispatchStarted(s) => Some(s.attempt),
+            _ => None,
+        }).collect();
+        prop_assert_eq!(attempts.clone(), (1..=attempts.len() as u32).collect::<Vec<_>>());
+        prop_assert!(attempts.len() <= 3);
+        // After the case is finished nothing new is started: only facts about what already
+        // happened (the outcome of an attempt in flight) and a reappearance are recorded.
+        if let Some(finished) = history.iter().position(|(e, _)| matches!(e, CaseEvent::CaseClosed(_) | CaseEvent::Retracted(_))) {
+            let after = &history[finished + 1..];
+            prop_assert!(
+                after.iter().all(|(e, _)| matches!(e, CaseEvent::Reappeared(_) | CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_))),
+                "after finishing: {:?}", &history[finished..]
+            );
+            prop_assert!(after.iter().filter(|(e, _)| !matches!(e, CaseEvent::Reappeared(_))).count() <= 1);
+        }
+        // A classification by analysts under four eyes names two different analysts.
+        for (event, _) in &history {
+            if let CaseEvent::Classified(Classified { evidence: Evidence::AnalystReview { analysts }, .. }) = event {
+                let mut unique = analysts.clone();
+                unique.dedup();
+                prop_assert_eq!(&unique, analysts);
+            }
+        }
+    }
+}
