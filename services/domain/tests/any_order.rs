@@ -41,7 +41,7 @@ fn host() -> HostResolved {
 
 /// Every command a stage or an analyst can send, with the variations that matter.
 fn command(pick: u8, arg: u8) -> Command {
-    let class = if arg % 2 == 0 {
+    let class = if arg.is_multiple_of(2) {
         ContentClass::Csam
     } else {
         ContentClass::SelfHarm
@@ -49,14 +49,14 @@ fn command(pick: u8, arg: u8) -> Command {
     match pick % 11 {
         0 => Command::ReceiveReport(report()),
         1 => Command::Classify {
-            host: (arg % 3 != 0).then(host),
-            classification: (arg % 4 != 0).then(|| Classified {
+            host: (!arg.is_multiple_of(3)).then(host),
+            classification: (!arg.is_multiple_of(4)).then(|| Classified {
                 class,
                 legal_ground: class.legal_ground(t0().date_naive()),
                 evidence: Evidence::UrlRule { rule_id: "r".into() },
                 automated: true,
             }),
-            forward_to: (arg % 7 == 0).then(|| ForwardedToHotline {
+            forward_to: (arg.is_multiple_of(7)).then(|| ForwardedToHotline {
                 country: "US".into(),
                 partner_id: "ncmec".into(),
             }),
@@ -73,10 +73,10 @@ fn command(pick: u8, arg: u8) -> Command {
         3 => Command::StartDispatch,
         4 => Command::RecordDispatchOutcome {
             attempt: u32::from(arg % 4),
-            outcome: if arg % 3 == 0 {
+            outcome: if arg.is_multiple_of(3) {
                 DispatchOutcome::Failed {
                     reason: "503".into(),
-                    retryable: arg % 2 == 0,
+                    retryable: arg.is_multiple_of(2),
                 }
             } else {
                 DispatchOutcome::Delivered {
@@ -89,7 +89,7 @@ fn command(pick: u8, arg: u8) -> Command {
             },
         },
         5 => Command::RecordRemovalCheck {
-            observation: if arg % 2 == 0 {
+            observation: if arg.is_multiple_of(2) {
                 Observation::Gone { http_status: 410 }
             } else {
                 Observation::Online { http_status: 200 }
@@ -101,7 +101,7 @@ fn command(pick: u8, arg: u8) -> Command {
         },
         7 => Command::DecideReview {
             analyst_id: format!("a{}", arg % 3),
-            verdict: if arg % 5 == 0 {
+            verdict: if arg.is_multiple_of(5) {
                 Verdict::NotActionable
             } else {
                 Verdict::Actionable {
@@ -110,7 +110,7 @@ fn command(pick: u8, arg: u8) -> Command {
                 }
             },
             explanation: "e".into(),
-            four_eyes: arg % 2 == 0,
+            four_eyes: arg.is_multiple_of(2),
         },
         8 => Command::Retract {
             reason: "delisted".into(),
