@@ -304,8 +304,8 @@ async fn delisting_a_hash_retracts_the_cases_it_classified() {
         retracted.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
         vec![case_id.clone()]
     );
-    let events = events(&system, &case_id).await;
-    assert_eq!(events.last().unwrap()["type"], "Retracted");
+    let history = events(&system, &case_id).await;
+    assert_eq!(history.last().unwrap()["type"], "Retracted");
     let timers: i64 =
         sqlx::query_scalar("SELECT count(*) FROM stage_timers WHERE stage = 'followup' AND case_id = $1::uuid")
             .bind(&case_id)
@@ -313,6 +313,17 @@ async fn delisting_a_hash_retracts_the_cases_it_classified() {
             .await
             .unwrap();
     assert!(timers <= 1, "at most the stale timer, which finds nothing to do");
+
+    // A new report of the retracted location opens a new case, classified afresh.
+    let again = bulk(
+        &system,
+        &system.partner_b_key(),
+        &[item("D-2", system.content_url("false-positive"), json!([]), None)],
+    )
+    .await;
+    assert_eq!(again[0]["cases"][0]["existing"], false);
+    assert_ne!(case_of(&again[0]), case_id);
+    assert_eq!(events(&system, &case_id).await.last().unwrap()["type"], "Reappeared");
 
     // Once the index has noticed, the same hash no longer classifies.
     let later = eventually("the index to drop the delisted hash", WAIT, || async {
