@@ -35,6 +35,8 @@ bench: postgres
 	@infra/postgres.sh drop-test-databases
 	cargo bench -p dijkwacht-classify --bench matching
 	cargo bench -p dijkwacht-tests --bench bulk_intake
+	@infra/postgres.sh drop-test-databases
+	cargo bench -p dijkwacht-tests --bench pipeline
 
 lint:
 	cargo fmt --all --check

@@ -12,6 +12,7 @@ use crate::timers;
 use crate::topics::{Topic, TopicNames};
 use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_domain::{Case, CaseId, Command};
+use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -115,6 +116,8 @@ impl Default for LoopSettings {
 }
 
 const MAX_CONFLICT_RETRIES: usize = 8;
+/// `command_for` calls in flight at once within a batch (they may query the database).
+const CONCURRENT_LOOKUPS: usize = 16;
 const MAX_FOLLOW_UPS: usize = 4;
 
 /// Everything a stage loop needs besides the stage.
@@ -290,11 +293,15 @@ impl<S: Stage> StageLoop<S> {
             let mut cases = self.runtime.store.load(&ids).await?;
             let now = self.runtime.clock.now();
             let mut pending: BTreeMap<CaseId, NewEvents> = BTreeMap::new();
-            for (index, event) in decoded {
+            // Lookups for the whole batch run concurrently, each on the case as loaded;
+            // deciding stays sequential, so a later message sees what an earlier one decided
+            // and a command made stale by it decides to nothing.
+            let commands = self.commands_for(decoded, &cases).await;
+            for ((index, event), command) in decoded.iter().zip(commands) {
                 let loaded = cases
                     .get_mut(&event.case_id)
                     .expect("every case in the batch was loaded");
-                let command = match self.stage.command_for(event, &loaded.case).await {
+                let command = match command {
                     Ok(Some(command)) => command,
                     Ok(None) => continue,
                     Err(StageError::Permanent(reason)) => {
@@ -338,6 +345,23 @@ impl<S: Stage> StageLoop<S> {
         ))
     }
 
+    async fn commands_for(
+        &self,
+        decoded: &[(usize, RecordedEvent)],
+        cases: &HashMap<CaseId, LoadedCase>,
+    ) -> Vec<Result<Option<Command>, StageError>> {
+        // A loop, not a closure: closures here trip the compiler's proof that the stage's
+        // future is `Send` (rust-lang/rust#102211).
+        let mut lookups = Vec::with_capacity(decoded.len());
+        for (_, event) in decoded {
+            lookups.push(self.stage.command_for(event, &cases[&event.case_id].case));
+        }
+        futures::stream::iter(lookups)
+            .buffered(CONCURRENT_LOOKUPS)
+            .collect()
+            .await
+    }
+
     /// After a durable decision: side effects, their follow-up commands, then timers.
     async fn settle(&self, cases: HashMap<CaseId, LoadedCase>) -> Result<(), StageError> {
         let cases = self
@@ -359,42 +383,55 @@ impl<S: Stage> StageLoop<S> {
             }
             let round: Vec<&Case> = offered.iter().filter_map(|id| cases.get(id)).collect();
             let commands = self.stage.after_commit(&round).await?;
-            offered.clear();
-            for (id, command) in commands {
-                let loaded = self.execute(id, command).await?;
-                cases.insert(id, loaded.case);
-                offered.push(id);
-            }
+            offered = commands.iter().map(|(id, _)| *id).collect();
+            cases.extend(self.execute(commands).await?);
         }
         Ok(cases.into_values().collect())
     }
 
-    /// Decides one command for one case and appends the result, deciding again on conflict.
-    async fn execute(&self, id: CaseId, command: Command) -> Result<LoadedCase, StageError> {
+    /// Decides commands for several cases and appends the results in one transaction,
+    /// deciding again on conflict; returns the cases as they are afterwards. A refused
+    /// command is logged and skipped: a side effect's outcome cannot be dead-lettered.
+    async fn execute(&self, commands: Vec<(CaseId, Command)>) -> Result<BTreeMap<CaseId, Case>, StageError> {
+        if commands.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut ids: Vec<CaseId> = commands.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
         for _ in 0..MAX_CONFLICT_RETRIES {
-            let loaded = self.runtime.store.load_one(id).await?;
+            let mut loaded = self.runtime.store.load(&ids).await?;
             let now = self.runtime.clock.now();
-            let events = loaded
-                .case
-                .decide(command.clone(), now)
-                .map_err(|refusal| StageError::Permanent(format!("refused: {refusal}")))?;
-            if events.is_empty() {
-                return Ok(loaded);
-            }
             let metadata = self.metadata();
-            let append = NewEvents {
-                case_id: id,
-                expected_version: loaded.case.version,
-                head_hash: loaded.head_hash,
-                events: events.into_iter().map(|event| (event, metadata.clone())).collect(),
-            };
-            match self.runtime.store.append(std::slice::from_ref(&append), now).await {
-                Ok(_) => return Ok(self.runtime.store.load_one(id).await?),
+            let mut appends: BTreeMap<CaseId, NewEvents> = BTreeMap::new();
+            for (id, command) in &commands {
+                let case = loaded.get_mut(id).expect("every commanded case was loaded");
+                let events = match case.case.decide(command.clone(), now) {
+                    Ok(events) => events,
+                    Err(refusal) => {
+                        tracing::warn!(stage = self.stage.name(), case_id = %id, %refusal, "follow-up command refused");
+                        continue;
+                    }
+                };
+                let append = appends.entry(*id).or_insert_with(|| NewEvents {
+                    case_id: *id,
+                    expected_version: case.case.version,
+                    head_hash: case.head_hash,
+                    events: Vec::new(),
+                });
+                for event in events {
+                    case.case.apply(&event, now);
+                    append.events.push((event, metadata.clone()));
+                }
+            }
+            let appends: Vec<NewEvents> = appends.into_values().filter(|a| !a.events.is_empty()).collect();
+            match self.runtime.store.append(&appends, now).await {
+                Ok(_) => return Ok(loaded.into_iter().map(|(id, l)| (id, l.case)).collect()),
                 Err(StoreError::Conflict) => continue,
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(StageError::Retryable(format!("case {id} kept changing")))
+        Err(StageError::Retryable("follow-up cases kept changing".into()))
     }
 
     fn metadata(&self) -> Metadata {
@@ -474,12 +511,14 @@ impl<S: Stage> StageLoop<S> {
         )
         .await?;
         for id in &due {
-            let mut loaded = self.runtime.store.load_one(*id).await?;
-            if let Some(command) = self.stage.on_wake(&loaded.case).await? {
-                loaded = self.execute(*id, command).await?;
+            let mut case = self.runtime.store.load_one(*id).await?.case;
+            if let Some(command) = self.stage.on_wake(&case).await? {
+                if let Some(decided) = self.execute(vec![(*id, command)]).await?.remove(id) {
+                    case = decided;
+                }
             }
             let case = self
-                .follow_up(vec![loaded.case])
+                .follow_up(vec![case])
                 .await?
                 .pop()
                 .expect("follow-up keeps every case");
