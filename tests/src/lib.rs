@@ -219,7 +219,7 @@ pub struct TestOptions {
     pub recheck_secs: i64,
     /// Run the relay and the stages, or the intake alone.
     pub stages: bool,
-    pub partner_requests_per_second: u32,
+    pub partner_requests_per_second: f64,
     pub partner_burst: u32,
     pub public_reports_per_hour: u32,
 }
@@ -231,7 +231,7 @@ impl Default for TestOptions {
             first_check_secs: 60,
             recheck_secs: 60,
             stages: true,
-            partner_requests_per_second: 10_000,
+            partner_requests_per_second: 10_000.0,
             partner_burst: 10_000,
             public_reports_per_hour: 20,
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LimitSettings {
-    pub partner_requests_per_second: u32,
+    pub partner_requests_per_second: f64,
     pub partner_burst: u32,
     pub public_reports_per_hour: u32,
 }
@@ -18,7 +18,7 @@ pub struct LimitSettings {
 impl Default for LimitSettings {
     fn default() -> Self {
         Self {
-            partner_requests_per_second: 50,
+            partner_requests_per_second: 50.0,
             partner_burst: 200,
             public_reports_per_hour: 20,
         }
@@ -37,7 +37,11 @@ fn non_zero(n: u32) -> NonZeroU32 {
 
 impl Limits {
     pub fn new(settings: LimitSettings) -> Self {
-        let partner_quota = Quota::per_second(non_zero(settings.partner_requests_per_second))
+        // A period rather than a count per second, so rates below one per second work too.
+        let rate = settings.partner_requests_per_second.max(f64::MIN_POSITIVE);
+        let period = Duration::from_secs_f64((1.0 / rate).min(86_400.0));
+        let partner_quota = Quota::with_period(period)
+            .expect("the period is positive")
             .allow_burst(non_zero(settings.partner_burst));
         let public_quota = Quota::per_hour(non_zero(settings.public_reports_per_hour))
             .allow_burst(non_zero(settings.public_reports_per_hour));

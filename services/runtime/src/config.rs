@@ -34,7 +34,7 @@ pub struct Settings {
     pub simulator_removal_delay_secs: i64,
     /// Requests per second and burst per API key holder; reports per hour per client
     /// address on the public form.
-    pub partner_requests_per_second: u32,
+    pub partner_requests_per_second: f64,
     pub partner_burst: u32,
     pub public_reports_per_hour: u32,
     pub batch_size: usize,
@@ -105,7 +105,7 @@ impl Default for Settings {
             stages: true,
             simulator_listen: None,
             simulator_removal_delay_secs: 3,
-            partner_requests_per_second: 50,
+            partner_requests_per_second: 50.0,
             partner_burst: 200,
             public_reports_per_hour: 20,
             batch_size: 500,

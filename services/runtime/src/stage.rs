@@ -57,7 +57,8 @@ pub trait Stage: Send + Sync + 'static {
     fn topics(&self) -> &'static [Topic];
 
     /// The command this stage issues for a consumed event, or `None` when the event is not
-    /// for it. May look things up; must not change anything.
+    /// for it. May look things up; must not change anything. Runs concurrently with the
+    /// other lookups of its batch, on the case as loaded for the batch.
     fn command_for(
         &self,
         event: &RecordedEvent,
