@@ -8,7 +8,7 @@ use dijkwacht::{app, import, schemas, Broker};
 use dijkwacht_classify::lists::{self, ListSettings};
 use dijkwacht_domain::ContentClass;
 use dijkwacht_runtime::config::Settings;
-use dijkwacht_runtime::reference::ReferenceData;
+use dijkwacht_runtime::reference::{self, ReferenceData};
 use dijkwacht_runtime::{auth, db, telemetry, EventStore, SharedClock, SystemClock};
 use dijkwacht_simulator::Simulator;
 use std::net::SocketAddr;
@@ -211,11 +211,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let pool = db::connect(settings()?.database_url(), 2).await?;
             db::migrate(&pool).await?;
-            sqlx::query("INSERT INTO partners (partner_id, name) VALUES ($1, $2) ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name")
-                .bind(&id)
-                .bind(&name)
-                .execute(&pool)
-                .await?;
+            reference::save_partner(&mut *pool.acquire().await?, &id, &name).await?;
             println!("partner {id} saved");
             Ok(())
         }

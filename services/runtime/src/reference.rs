@@ -117,6 +117,16 @@ pub enum ReferenceError {
     Database(#[from] sqlx::Error),
 }
 
+/// Adds a partner, or renames one.
+pub async fn save_partner(db: &mut sqlx::PgConnection, id: &str, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO partners (partner_id, name) VALUES ($1, $2) ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name")
+        .bind(id)
+        .bind(name)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 impl ReferenceData {
     pub fn from_file(path: &Path) -> Result<Self, ReferenceError> {
         let shown = path.display().to_string();
@@ -130,11 +140,7 @@ impl ReferenceData {
     pub async fn load_into(&self, pool: &PgPool, now: DateTime<Utc>) -> Result<(), ReferenceError> {
         let mut tx = pool.begin().await?;
         for partner in &self.partners {
-            sqlx::query("INSERT INTO partners (partner_id, name) VALUES ($1, $2) ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name")
-                .bind(&partner.id)
-                .bind(&partner.name)
-                .execute(&mut *tx)
-                .await?;
+            save_partner(&mut tx, &partner.id, &partner.name).await?;
         }
         for partner in &self.partners {
             for class in &partner.trusted_classes {
