@@ -23,8 +23,10 @@ pub struct EntryLine {
 #[derive(Debug, Clone)]
 pub struct ListSettings {
     pub name: String,
-    pub source: String,
-    pub pdq_max_distance: u32,
+    /// Required when the list is new; otherwise changes the recorded source when given.
+    pub source: Option<String>,
+    /// Changes the list's PDQ threshold when given (31 for a new list otherwise).
+    pub pdq_max_distance: Option<u32>,
     /// The source's categories → our classes.
     pub categories: BTreeMap<String, ContentClass>,
 }
@@ -43,6 +45,8 @@ pub enum ListError {
     Line { line: u64, message: String },
     #[error("reading line {line}: {source}")]
     Read { line: u64, source: std::io::Error },
+    #[error("the list {0} is new: name its source (e.g. --source IWF)")]
+    SourceRequired(String),
     #[error("the list {list} has no entry {value}")]
     NoSuchEntry { list: String, value: String },
     #[error("case {0} kept changing; run the command again")]
@@ -87,13 +91,22 @@ pub async fn import(
     mut progress: impl FnMut(u64),
     mut rejected: impl FnMut(u64, String),
 ) -> Result<ImportSummary, ListError> {
+    let exists: Option<bool> = sqlx::query_scalar("SELECT true FROM hash_lists WHERE name = $1")
+        .bind(&list.name)
+        .fetch_optional(pool)
+        .await?;
+    if exists.is_none() && list.source.is_none() {
+        return Err(ListError::SourceRequired(list.name.clone()));
+    }
+    // What is not given keeps its value: a re-import must not reset a list's settings.
     sqlx::query(
-        "INSERT INTO hash_lists (name, source, pdq_max_distance) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO UPDATE SET source = EXCLUDED.source, pdq_max_distance = EXCLUDED.pdq_max_distance",
+        "INSERT INTO hash_lists (name, source, pdq_max_distance) VALUES ($1, $2, coalesce($3, 31)) \
+         ON CONFLICT (name) DO UPDATE SET source = coalesce($2, hash_lists.source), \
+             pdq_max_distance = coalesce($3, hash_lists.pdq_max_distance)",
     )
     .bind(&list.name)
     .bind(&list.source)
-    .bind(list.pdq_max_distance as i32)
+    .bind(list.pdq_max_distance.map(|d| d as i32))
     .execute(pool)
     .await?;
     for (category, class) in &list.categories {

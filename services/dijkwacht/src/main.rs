@@ -94,11 +94,12 @@ enum HashesCommand {
     Import {
         #[arg(long)]
         list: String,
-        /// Where the list comes from (e.g. "IWF", "NCMEC"); required the first time.
-        #[arg(long, default_value = "unspecified")]
-        source: String,
-        #[arg(long, default_value_t = 31)]
-        pdq_max_distance: u32,
+        /// Where the list comes from (e.g. "IWF", "NCMEC"); required for a new list.
+        #[arg(long)]
+        source: Option<String>,
+        /// Largest PDQ Hamming distance that matches (31 for a new list; kept otherwise).
+        #[arg(long)]
+        pdq_max_distance: Option<u32>,
         /// Maps a category of the source to one of our classes: --map A=csam --map B=csam.
         #[arg(long = "map", value_parser = parse_mapping)]
         mappings: Vec<(String, ContentClass)>,

@@ -95,8 +95,8 @@ async fn a_hash_list_import_maps_source_categories_and_is_idempotent() {
     let db = TestDatabase::create().await.unwrap();
     let list = ListSettings {
         name: "iwf".into(),
-        source: "IWF".into(),
-        pdq_max_distance: 31,
+        source: Some("IWF".into()),
+        pdq_max_distance: Some(31),
         categories: [("A".to_owned(), ContentClass::Csam)].into(),
     };
     let file = format!(
