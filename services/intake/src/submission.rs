@@ -202,7 +202,7 @@ async fn attempt(
             continue;
         }
         let report_id = ReportId::new();
-        let metadata = actor(&submission.reporter);
+        let metadata = actor(&submission.reporter).correlated_with(report_id.0);
         let mut cases = Vec::with_capacity(submission.items.len());
         for item in &submission.items {
             let url = &item.location.url;

@@ -319,7 +319,7 @@ impl<S: Stage> StageLoop<S> {
                             head_hash: loaded.head_hash,
                             events: Vec::new(),
                         });
-                        let metadata = self.metadata().caused_by(event.position);
+                        let metadata = self.metadata(&loaded.case).caused_by(event.position);
                         for new_event in events {
                             loaded.case.apply(&new_event, now);
                             new.events.push((new_event, metadata.clone()));
@@ -403,7 +403,6 @@ impl<S: Stage> StageLoop<S> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let mut loaded = self.runtime.store.load(&ids).await?;
             let now = self.runtime.clock.now();
-            let metadata = self.metadata();
             let mut appends: BTreeMap<CaseId, NewEvents> = BTreeMap::new();
             for (id, command) in &commands {
                 let case = loaded.get_mut(id).expect("every commanded case was loaded");
@@ -414,6 +413,7 @@ impl<S: Stage> StageLoop<S> {
                         continue;
                     }
                 };
+                let metadata = self.metadata(&case.case);
                 let append = appends.entry(*id).or_insert_with(|| NewEvents {
                     case_id: *id,
                     expected_version: case.case.version,
@@ -435,8 +435,12 @@ impl<S: Stage> StageLoop<S> {
         Err(StageError::Retryable("follow-up cases kept changing".into()))
     }
 
-    fn metadata(&self) -> Metadata {
-        Metadata::actor(format!("stage:{}", self.stage.name()))
+    fn metadata(&self, case: &Case) -> Metadata {
+        let metadata = Metadata::actor(format!("stage:{}", self.stage.name()));
+        match &case.report {
+            Some(report) => metadata.correlated_with(report.report_id.0),
+            None => metadata,
+        }
     }
 
     async fn dead_letter(&self, batch: &[OwnedMessage], dead: &[DeadLetter]) -> Result<(), StageError> {

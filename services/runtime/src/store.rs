@@ -25,6 +25,10 @@ pub struct Metadata {
     /// Position of the event that caused this one, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation: Option<i64>,
+    /// The report that set this chain of events going: the case's first report for events
+    /// the stages decide, the report itself for what intake records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<Uuid>,
 }
 
 impl Metadata {
@@ -32,11 +36,17 @@ impl Metadata {
         Self {
             actor: actor.into(),
             causation: None,
+            correlation: None,
         }
     }
 
     pub fn caused_by(mut self, position: i64) -> Self {
         self.causation = Some(position);
+        self
+    }
+
+    pub fn correlated_with(mut self, correlation: Uuid) -> Self {
+        self.correlation = Some(correlation);
         self
     }
 }

@@ -82,6 +82,17 @@ async fn a_hash_listed_report_leads_to_one_complete_notice_and_a_verified_remova
         "CaseClosed",
     ];
     assert!(is_subsequence(&wanted, &events), "events out of order: {events:?}");
+    let correlations: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT DISTINCT metadata ->> 'correlation' FROM events WHERE stream_id = $1::uuid")
+            .bind(&case_id)
+            .fetch_all(&system.database.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        correlations,
+        vec![accepted["report_id"].as_str().map(str::to_owned)],
+        "every event traces back to the report"
+    );
     assert_eq!(events.iter().filter(|e| *e == "NoticeIssued").count(), 1);
 
     let notices = system.simulator.notices();
