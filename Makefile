@@ -11,6 +11,8 @@ BIN := $(CARGO_TARGET_DIR)/debug/dijkwacht
 VENV ?= $(HOME)/.cache/dijkwacht-venv
 SCHEMATHESIS_VERSION := 4.32.5
 export DIJKWACHT_SCHEMATHESIS := $(VENV)/bin/schemathesis
+# Tansu (a Kafka-compatible broker) for the multi-process tests, built once outside the clone.
+export DIJKWACHT_TANSU := $(HOME)/.cache/dijkwacht-tools/bin/tansu
 
 .PHONY: run test bench lint fmt schemas postgres postgres-stop build tools
 
@@ -24,6 +26,7 @@ run: build postgres
 ## Every test: unit, integration and end-to-end (needs the local PostgreSQL, started here).
 test: postgres tools
 	@infra/postgres.sh drop-test-databases
+	cargo build -p dijkwacht
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
@@ -53,6 +56,7 @@ postgres:
 	infra/postgres.sh start
 
 tools:
+	@infra/tansu.sh install >/dev/null
 	@if ! "$(DIJKWACHT_SCHEMATHESIS)" --version 2>/dev/null | grep -q "$(SCHEMATHESIS_VERSION)"; then \
 		python3 -m venv "$(VENV)" && "$(VENV)/bin/pip" install -q "schemathesis==$(SCHEMATHESIS_VERSION)"; \
 	fi

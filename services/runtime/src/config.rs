@@ -137,7 +137,7 @@ impl Default for Settings {
 }
 
 /// `DIJKWACHT_*` variables read by the command line, the Makefile and the tests, not settings.
-const NOT_SETTINGS: &[&str] = &["CONFIG", "PG_PORT", "TEST_DATABASE_URL", "SCHEMATHESIS"];
+const NOT_SETTINGS: &[&str] = &["CONFIG", "PG_PORT", "TEST_DATABASE_URL", "SCHEMATHESIS", "TANSU"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]

@@ -6,6 +6,7 @@ mod end_to_end;
 mod event_store;
 mod files;
 mod intake;
+mod processes;
 mod relay;
 mod schemas;
 mod schemathesis;
