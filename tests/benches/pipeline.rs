@@ -4,7 +4,7 @@
 //!
 //! Run with `make bench`. Environment: BENCH_CASES (default 20000).
 
-use dijkwacht_tests::{TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
+use dijkwacht_tests::{listed_report_line, TestOptions, TestSystem, PLATFORM_ID};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 
@@ -19,16 +19,8 @@ async fn main() {
         .expect("a test system (make postgres)");
     system.wait_until_ready().await;
     let content = system.content_url("pipe-");
-    let lines = futures::stream::iter(0..cases).map(move |i| {
-        let mut line = serde_json::json!({
-            "partner_reference": format!("PIPE-{i}"),
-            "items": [{"url": format!("{content}{i}"),
-                       "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}]
-        })
-        .to_string();
-        line.push('\n');
-        Ok::<_, std::io::Error>(bytes::Bytes::from(line))
-    });
+    let lines = futures::stream::iter(0..cases)
+        .map(move |i| Ok::<_, std::io::Error>(listed_report_line(&format!("PIPE-{i}"), &format!("{content}{i}"))));
     let started = Instant::now();
     let answer = system
         .http

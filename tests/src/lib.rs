@@ -199,6 +199,17 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
     }
 }
 
+/// One NDJSON line: a report of one location with [`DEMO_SHA256`].
+pub fn listed_report_line(reference: &str, url: &str) -> bytes::Bytes {
+    let mut line = serde_json::json!({
+        "partner_reference": reference,
+        "items": [{"url": url, "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}]
+    })
+    .to_string();
+    line.push('\n');
+    bytes::Bytes::from(line)
+}
+
 /// The whole pipeline in-process against a real database, the embedded broker and a
 /// simulated platform, all on one manual clock.
 pub struct TestSystem {

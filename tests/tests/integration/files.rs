@@ -10,6 +10,14 @@ use dijkwacht_runtime::reference::{ReferenceData, UrlRuleEntry};
 use dijkwacht_tests::{reference_data, TestDatabase};
 use std::path::Path;
 
+async fn list_version(db: &TestDatabase, list: &str) -> i64 {
+    sqlx::query_scalar("SELECT version FROM hash_lists WHERE name = $1")
+        .bind(list)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
 fn repository(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
@@ -30,11 +38,11 @@ async fn the_demo_configuration_and_reference_data_load() {
         .await
         .unwrap();
     assert_eq!(keys, 4, "partner, two analysts, regulator");
-    let version: i64 = sqlx::query_scalar("SELECT version FROM hash_lists WHERE name = 'demo-national'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(version, 2, "bumped once, when the entries first arrived");
+    assert_eq!(
+        list_version(&db, "demo-national").await,
+        2,
+        "bumped once, when the entries first arrived"
+    );
 }
 
 #[tokio::test]
@@ -135,11 +143,11 @@ async fn a_hash_list_import_maps_source_categories_and_is_idempotent() {
     assert_eq!((again.added, again.already_listed), (0, 3));
     let index = dijkwacht_classify::loaded_index::build(&db.pool).await.unwrap();
     assert_eq!(index.len(), 3);
-    let version: i64 = sqlx::query_scalar("SELECT version FROM hash_lists WHERE name = 'iwf'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(version, 2, "only the import that added entries bumps the version");
+    assert_eq!(
+        list_version(&db, "iwf").await,
+        2,
+        "only the import that added entries bumps the version"
+    );
 }
 
 #[tokio::test]

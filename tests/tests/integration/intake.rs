@@ -2,7 +2,7 @@
 //! de-duplication, bulk, status, limits, the public form.
 
 use dijkwacht_runtime::auth;
-use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256};
+use dijkwacht_tests::{eventually, listed_report_line, TestOptions, TestSystem, DEMO_SHA256};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -255,14 +255,7 @@ async fn a_bulk_of_100000_lines_streams_through() {
     const FIRST_PART: usize = 2_000;
     let system = intake_only().await;
     let (answered_tx, answered_rx) = tokio::sync::oneshot::channel::<()>();
-    let line = |i: usize| {
-        let mut text =
-            json!({"partner_reference": format!("S-{i}"), "items": [{"url": format!("https://stream.example/{i}"),
-            "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}]})
-            .to_string();
-        text.push('\n');
-        bytes::Bytes::from(text)
-    };
+    let line = |i: usize| listed_report_line(&format!("S-{i}"), &format!("https://stream.example/{i}"));
     let first = futures::stream::iter((0..FIRST_PART).map(move |i| Ok::<_, std::io::Error>(line(i))));
     let rest = futures::stream::once(async move {
         let _ = answered_rx.await;
