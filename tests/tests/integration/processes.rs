@@ -93,6 +93,10 @@ impl Deployment {
             .env("DIJKWACHT_RESOLVER", "static")
             .env("DIJKWACHT_DISPATCH_TIMEOUT_SECS", "2")
             .env("DIJKWACHT_TIMER_POLL_MS", "200")
+            // What the killed process had consumed but not finished may not come back from the
+            // broker; the sweeper publishes it again (300 s in production, seconds here).
+            .env("DIJKWACHT_SWEEP_STALE_SECS", "10")
+            .env("DIJKWACHT_SWEEP_INTERVAL_MS", "1000")
             .env("DIJKWACHT_PARTNER_BURST", "100000")
             .env("RUST_LOG", "error");
         Process(command.spawn().expect("dijkwacht runs"))
