@@ -14,7 +14,7 @@ export DIJKWACHT_SCHEMATHESIS := $(VENV)/bin/schemathesis
 # Tansu (a Kafka-compatible broker) for the multi-process tests, built once outside the clone.
 export DIJKWACHT_TANSU := $(HOME)/.cache/dijkwacht-tools/bin/tansu
 
-.PHONY: run test bench lint fmt schemas postgres postgres-stop build tools
+.PHONY: run test test-processes bench lint fmt schemas postgres postgres-stop build tools
 
 build:
 	cargo build -p dijkwacht
@@ -32,6 +32,12 @@ test: postgres tools
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi
+
+## The binary as separate processes on a Tansu broker, one killed mid-run (builds Tansu once).
+test-processes: postgres
+	@infra/tansu.sh install >/dev/null
+	cargo build -p dijkwacht
+	cargo nextest run -p dijkwacht-tests --run-ignored ignored-only processes
 
 ## Benchmarks (release build); figures and their commands go to BENCHMARKS.md.
 bench: postgres
@@ -56,7 +62,6 @@ postgres:
 	infra/postgres.sh start
 
 tools:
-	@infra/tansu.sh install >/dev/null
 	@if ! "$(DIJKWACHT_SCHEMATHESIS)" --version 2>/dev/null | grep -q "$(SCHEMATHESIS_VERSION)"; then \
 		python3 -m venv "$(VENV)" && "$(VENV)/bin/pip" install -q "schemathesis==$(SCHEMATHESIS_VERSION)"; \
 	fi
