@@ -4,7 +4,7 @@
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
 use dijkwacht::{app, Broker, RunningApp};
-use dijkwacht_runtime::config::{Secret, Settings};
+use dijkwacht_runtime::config::{Part, Secret, Settings};
 use dijkwacht_runtime::kafka::EmbeddedBroker;
 use dijkwacht_runtime::reference::{
     HashEntry, HashListEntry, KeyEntry, PlatformEntry, PrincipalEntry, ReferenceData, UrlRuleEntry,
@@ -228,8 +228,8 @@ pub struct TestOptions {
     pub removal_delay_secs: i64,
     pub first_check_secs: i64,
     pub recheck_secs: i64,
-    /// Run the relay and the stages, or the intake alone.
-    pub stages: bool,
+    /// The parts the system runs (all by default).
+    pub parts: Vec<Part>,
     pub partner_requests_per_second: f64,
     pub partner_burst: u32,
     pub public_reports_per_hour: u32,
@@ -241,7 +241,7 @@ impl Default for TestOptions {
             removal_delay_secs: 90,
             first_check_secs: 60,
             recheck_secs: 60,
-            stages: true,
+            parts: Part::ALL.to_vec(),
             partner_requests_per_second: 10_000.0,
             partner_burst: 10_000,
             public_reports_per_hour: 20,
@@ -281,7 +281,7 @@ impl TestSystem {
             followup_first_check_secs: options.first_check_secs,
             followup_recheck_secs: options.recheck_secs,
             dispatch_timeout_secs: 5,
-            stages: options.stages,
+            parts: options.parts,
             resolver: "static".into(),
             static_hosts: [
                 (OFFSHORE_HOST.to_owned(), vec![OFFSHORE_ADDRESS.parse()?]),
@@ -290,7 +290,6 @@ impl TestSystem {
             .into(),
             hotline_network: [("US".to_owned(), "partner-b".to_owned())].into(),
             index_refresh_ms: 100,
-            sweep_interval_ms: 100,
             partner_requests_per_second: options.partner_requests_per_second,
             partner_burst: options.partner_burst,
             public_reports_per_hour: options.public_reports_per_hour,

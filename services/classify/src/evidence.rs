@@ -41,13 +41,9 @@ pub async fn url_rule(pool: &PgPool, url: &str) -> Result<Option<Finding>, sqlx:
     }))
 }
 
-pub fn hash_key(hash: &MediaHash) -> String {
-    format!("{}:{}", hash.algorithm, hash.value)
-}
-
 /// An analyst's earlier decision on the same location or one of the same hashes.
 pub async fn prior_decision(pool: &PgPool, url: &str, hashes: &[MediaHash]) -> Result<Option<Finding>, sqlx::Error> {
-    let keys: Vec<String> = hashes.iter().map(hash_key).collect();
+    let keys: Vec<String> = hashes.iter().map(MediaHash::key).collect();
     let row = sqlx::query(
         "SELECT class, case_id FROM prior_decisions WHERE (kind = 'url' AND key = $1) OR (kind = 'hash' AND key = ANY($2)) \
          ORDER BY kind DESC, decided_at DESC LIMIT 1",
@@ -86,34 +82,4 @@ pub async fn trusted_claim(
             partner_id: partner.clone(),
         },
     }))
-}
-
-/// Remembers an analyst's actionable decision for the location and its hashes.
-pub async fn remember_decision(
-    pool: &PgPool,
-    case_id: CaseId,
-    class: ContentClass,
-    url: &str,
-    hashes: &[MediaHash],
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<(), sqlx::Error> {
-    let mut kinds = vec!["url".to_owned()];
-    let mut keys = vec![url.to_owned()];
-    for hash in hashes {
-        kinds.push("hash".to_owned());
-        keys.push(hash_key(hash));
-    }
-    sqlx::query(
-        "INSERT INTO prior_decisions (kind, key, class, case_id, decided_at) \
-         SELECT k.kind, k.key, $3, $4, $5 FROM UNNEST($1::text[], $2::text[]) AS k (kind, key) \
-         ON CONFLICT (kind, key) DO UPDATE SET class = EXCLUDED.class, case_id = EXCLUDED.case_id, decided_at = EXCLUDED.decided_at",
-    )
-    .bind(&kinds)
-    .bind(&keys)
-    .bind(class.as_str())
-    .bind(case_id.0)
-    .bind(at)
-    .execute(pool)
-    .await?;
-    Ok(())
 }

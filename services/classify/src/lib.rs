@@ -128,15 +128,23 @@ impl Stage for ClassifyStage {
     }
 
     async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        // A repeat report re-triggers a case still waiting for classification (e.g. when the
-        // sweeper re-publishes it after a lost message).
+        // A repeat report re-triggers a case still waiting for classification.
         let report_event = matches!(event.event, CaseEvent::ReportReceived(_) | CaseEvent::ReportedAgain(_));
-        if !report_event || case.status != CaseStatus::Received {
+        if !report_event {
             return Ok(None);
         }
-        let Some(report) = &case.report else { return Ok(None) };
+        self.on_wake(case).await
+    }
+
+    async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
+        let (Some(report), Some(received_at)) = (&case.report, case.received_at) else {
+            return Ok(None);
+        };
+        if case.status != CaseStatus::Received {
+            return Ok(None);
+        }
         let host = host::resolve_host(&self.pool, self.resolver.as_ref(), &report.location.url).await?;
-        let conduct_date = case.received_at.unwrap_or(event.recorded_at).date_naive();
+        let conduct_date = received_at.date_naive();
         let classification = self.find(case).await?.map(|found| Classified {
             class: found.class,
             legal_ground: found.class.legal_ground(conduct_date),

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{CaseId, Command, ContentClass, Evidence, HashAlgorithm, MediaHash};
-use dijkwacht_runtime::{EventStore, Metadata, NewEvents, StoreError};
+use dijkwacht_runtime::{CaseCommand, CommandError, EventStore, Metadata, StoreError};
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
@@ -49,8 +49,8 @@ pub enum ListError {
     SourceRequired(String),
     #[error("the list {list} has no entry {value}")]
     NoSuchEntry { list: String, value: String },
-    #[error("case {0} kept changing; run the command again")]
-    Contended(CaseId),
+    #[error(transparent)]
+    Command(#[from] CommandError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -244,57 +244,43 @@ pub async fn delist(
     .bind(list)
     .fetch_all(pool)
     .await?;
-    let mut retracted = Vec::new();
-    for case_id in candidates.into_iter().map(CaseId) {
-        if retract(store, case_id, list, &value, reason, now).await? {
-            retracted.push(case_id);
-        }
-    }
-    Ok(retracted)
+    retract(store, candidates, list, &value, reason, now).await
 }
 
-/// Retracts one case if its current classification rests on the delisted entry.
+/// Retracts every case whose current classification rests on the delisted entry.
 async fn retract(
     store: &EventStore,
-    case_id: CaseId,
+    candidates: Vec<uuid::Uuid>,
     list: &str,
     value: &str,
     reason: &str,
     now: DateTime<Utc>,
-) -> Result<bool, ListError> {
-    for _ in 0..8 {
-        let loaded = store.load_one(case_id).await?;
-        let rests_on_entry = matches!(
-            loaded.case.classification.as_ref().map(|c| &c.evidence),
-            Some(Evidence::HashListMatch { list: l, value: v, .. }) if l == list && v == value
-        );
-        if !rests_on_entry {
-            return Ok(false);
-        }
-        let events = loaded
-            .case
-            .decide(
+) -> Result<Vec<CaseId>, ListError> {
+    let ids: Vec<CaseId> = candidates.into_iter().map(CaseId).collect();
+    let loaded = store.load(&ids).await?;
+    let metadata = Metadata::actor("operator:delisting");
+    let commands: Vec<CaseCommand> = loaded
+        .cases
+        .values()
+        .filter(|loaded| {
+            matches!(
+                loaded.case.classification.as_ref().map(|c| &c.evidence),
+                Some(Evidence::HashListMatch { list: l, value: v, .. }) if l == list && v == value
+            )
+        })
+        .map(|loaded| CaseCommand {
+            // Decided on the case as checked: if it changed meanwhile, this run leaves it.
+            expected_version: Some(loaded.case.version),
+            ..CaseCommand::new(
+                loaded.case.id,
                 Command::Retract {
                     reason: format!("hash delisted from {list}: {reason}"),
                 },
-                now,
+                metadata.clone(),
             )
-            .unwrap_or_default();
-        if events.is_empty() {
-            return Ok(false);
-        }
-        let metadata = Metadata::actor("operator:delisting");
-        let append = NewEvents {
-            case_id,
-            expected_version: loaded.case.version,
-            head_hash: loaded.head_hash,
-            events: events.into_iter().map(|e| (e, metadata.clone())).collect(),
-        };
-        match store.append(&[append], now).await {
-            Ok(_) => return Ok(true),
-            Err(StoreError::Conflict) => continue,
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(ListError::Contended(case_id))
+        })
+        .collect();
+    let executed = store.execute(&commands, now).await?;
+    let retracted: std::collections::BTreeSet<CaseId> = executed.recorded.iter().map(|event| event.case_id).collect();
+    Ok(retracted.into_iter().collect())
 }

@@ -1,5 +1,6 @@
-//! Wiring: one process with the intake, the relay, every stage and, for demos, the platform
-//! simulator. Each part is a task; one shutdown signal stops them all.
+//! Wiring: one process with the parts its settings name — the intake, the relay, the
+//! stages — and, for demos, the platform simulator. Each part is a task; one shutdown
+//! signal stops them all.
 
 use anyhow::Context;
 use chrono::TimeDelta;
@@ -13,12 +14,11 @@ use dijkwacht_intake::review::ReviewPolicy;
 use dijkwacht_intake::{AppState, LimitSettings, Limits};
 use dijkwacht_notices::NoticeStage;
 use dijkwacht_projection::ProjectionStage;
-use dijkwacht_runtime::config::Settings;
+use dijkwacht_runtime::config::{Part, Settings};
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
 use dijkwacht_runtime::reference::ReferenceData;
 use dijkwacht_runtime::relay::Relay;
 use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
-use dijkwacht_runtime::sweeper::{SweepSettings, Sweeper};
 use dijkwacht_runtime::{
     db, EventStore, Health, LoopSettings, SharedClock, Stage, StageLoop, StageRuntime, TopicNames,
 };
@@ -160,10 +160,10 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     broker.ensure_topics(&topics, settings.kafka_partitions).await?;
     let bootstrap_servers = broker.bootstrap_servers();
     let producer = kafka::producer(&bootstrap_servers)?;
-    let store = EventStore::new(pool.clone());
+    let store = EventStore::new(pool.clone()).with_waits(settings.wait_limits());
     let health = Health::default();
 
-    if settings.stages {
+    if settings.runs(Part::Relay) {
         let relay = Relay::new(
             pool.clone(),
             producer.clone(),
@@ -171,16 +171,8 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
             settings.batch_size as i64,
         );
         tasks.spawn(relay.run(Duration::from_millis(settings.relay_idle_ms), shutdown.clone()));
-        let sweeper = Sweeper::new(
-            pool.clone(),
-            clock.clone(),
-            SweepSettings {
-                stale_after: TimeDelta::seconds(settings.sweep_stale_secs),
-                horizon: TimeDelta::days(settings.sweep_horizon_days),
-                batch_size: settings.batch_size as i64,
-            },
-        );
-        tasks.spawn(sweeper.run(Duration::from_millis(settings.sweep_interval_ms), shutdown.clone()));
+    }
+    {
         let runtime = StageRuntime {
             store: store.clone(),
             clock: clock.clone(),
@@ -199,14 +191,37 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         spawn_stages(&mut tasks, settings, &pool, &runtime, &shutdown).await?;
     }
 
+    let http_addr = serve_api(&mut tasks, settings, store.clone(), clock, health.clone(), &shutdown).await?;
+
+    Ok(RunningApp {
+        http_addr,
+        simulator,
+        health,
+        store,
+        broker,
+        trigger,
+        tasks,
+    })
+}
+
+/// The HTTP API (readiness only when this process does not run the intake); returns where
+/// it listens.
+async fn serve_api(
+    tasks: &mut JoinSet<()>,
+    settings: &Settings,
+    store: EventStore,
+    clock: SharedClock,
+    health: Health,
+    shutdown: &dijkwacht_runtime::Shutdown,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("binding the HTTP API to {}", settings.http_listen))?;
     let http_addr = listener.local_addr()?;
-    let router = dijkwacht_intake::router(AppState {
-        store: store.clone(),
+    let state = AppState {
+        store,
         clock,
-        health: health.clone(),
+        health,
         limits: Limits::new(LimitSettings {
             partner_requests_per_second: settings.partner_requests_per_second,
             partner_burst: settings.partner_burst,
@@ -222,22 +237,29 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
                 .collect::<anyhow::Result<_>>()?,
         }),
         home_country: settings.home_country.clone(),
-    });
+        resolver: resolver(settings)?,
+    };
+    let router = if settings.runs(Part::Intake) {
+        dijkwacht_intake::router(state)
+    } else {
+        dijkwacht_intake::health_router(state)
+    };
     let stop = shutdown.clone();
     tasks.spawn(async move {
         if let Err(error) = dijkwacht_intake::serve(listener, router, stop).await {
             tracing::error!(%error, "HTTP API stopped");
         }
     });
+    Ok(http_addr)
+}
 
-    Ok(RunningApp {
-        http_addr,
-        simulator,
-        health,
-        store,
-        broker,
-        trigger,
-        tasks,
+fn resolver(settings: &Settings) -> anyhow::Result<Arc<dyn Resolver>> {
+    Ok(match settings.resolver.as_str() {
+        "static" => Arc::new(StaticResolver {
+            hosts: settings.static_hosts.clone(),
+        }),
+        "system" => Arc::new(SystemResolver),
+        other => anyhow::bail!("resolver must be system or static, not {other:?}"),
     })
 }
 
@@ -253,42 +275,40 @@ async fn spawn_stages(
         first_backoff: TimeDelta::seconds(settings.dispatch_first_backoff_secs),
     };
     let followup_policy = FollowupPolicy {
-        first_check_after: TimeDelta::seconds(settings.followup_first_check_secs),
         recheck_after: TimeDelta::seconds(settings.followup_recheck_secs),
     };
     let request_timeout = Duration::from_secs(settings.dispatch_timeout_secs);
-    let index = SharedIndex::load(pool).await?;
-    tasks.spawn(index.clone().keep_fresh(
-        pool.clone(),
-        Duration::from_millis(settings.index_refresh_ms),
-        shutdown.clone(),
-    ));
-    let resolver: Arc<dyn Resolver> = match settings.resolver.as_str() {
-        "static" => Arc::new(StaticResolver {
-            hosts: settings.static_hosts.clone(),
-        }),
-        "system" => Arc::new(SystemResolver),
-        other => anyhow::bail!("resolver must be system or static, not {other:?}"),
-    };
-    let routing = Routing {
-        home_country: settings.home_country.clone(),
-        hotlines: settings.hotline_network.clone(),
-    };
-    spawn_stage(
-        tasks,
-        ClassifyStage::new(pool.clone(), index, resolver, routing),
-        runtime,
-        shutdown,
-    );
-    spawn_stage(tasks, NoticeStage::new(notice_policy(settings)), runtime, shutdown);
-    spawn_stage(
-        tasks,
-        DispatchStage::new(dispatch_policy, request_timeout)?,
-        runtime,
-        shutdown,
-    );
-    spawn_stage(tasks, FollowupStage::new(followup_policy)?, runtime, shutdown);
-    spawn_stage(tasks, ProjectionStage::new(pool.clone()), runtime, shutdown);
+    let in_flight_limit = TimeDelta::seconds(settings.dispatch_in_flight_secs);
+    if in_flight_limit <= TimeDelta::from_std(request_timeout)? {
+        anyhow::bail!("dispatch_in_flight_secs must be longer than dispatch_timeout_secs, or live attempts are sent twice");
+    }
+    if settings.runs(Part::Classify) {
+        let index = SharedIndex::load(pool).await?;
+        tasks.spawn(index.clone().keep_fresh(
+            pool.clone(),
+            Duration::from_millis(settings.index_refresh_ms),
+            shutdown.clone(),
+        ));
+        let routing = Routing {
+            home_country: settings.home_country.clone(),
+            hotlines: settings.hotline_network.clone(),
+        };
+        let stage = ClassifyStage::new(pool.clone(), index, resolver(settings)?, routing);
+        spawn_stage(tasks, stage, runtime, shutdown);
+    }
+    if settings.runs(Part::Notices) {
+        spawn_stage(tasks, NoticeStage::new(notice_policy(settings)), runtime, shutdown);
+    }
+    if settings.runs(Part::Dispatch) {
+        let stage = DispatchStage::new(dispatch_policy, request_timeout, in_flight_limit)?;
+        spawn_stage(tasks, stage, runtime, shutdown);
+    }
+    if settings.runs(Part::Followup) {
+        spawn_stage(tasks, FollowupStage::new(followup_policy)?, runtime, shutdown);
+    }
+    if settings.runs(Part::Projection) {
+        spawn_stage(tasks, ProjectionStage::new(pool.clone()), runtime, shutdown);
+    }
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use dijkwacht::{app, import, schemas, Broker};
 use dijkwacht_classify::lists::{self, ListSettings};
 use dijkwacht_domain::ContentClass;
-use dijkwacht_runtime::config::Settings;
+use dijkwacht_runtime::config::{Part, Settings};
 use dijkwacht_runtime::reference::{self, ReferenceData};
 use dijkwacht_runtime::{auth, db, telemetry, EventStore, SharedClock, SystemClock};
 use dijkwacht_simulator::Simulator;
@@ -30,12 +30,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Everything in one process: HTTP intake, outbox relay, every stage, projection.
-    Run,
+    /// Runs the parts of dijkwacht: all of them (HTTP intake, outbox relay, every stage,
+    /// projection) unless `--only` names some.
+    Run {
+        /// Comma-separated parts: intake, relay, classify, notices, dispatch, followup, projection.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<Part>,
+    },
     /// Applies the database migrations and exits.
     Migrate,
     /// Recomputes every case's hash chain; exits 1 if any event was altered.
     Verify,
+    /// Rebuilds the read models (case summaries, analysts' prior decisions) from the events.
+    Rebuild,
     /// Loads reference data (partners, keys, platforms, hash lists) from a TOML file.
     LoadReference { file: PathBuf },
     /// Prints the SHA-256 digest of an API key, as reference files store it.
@@ -146,7 +153,13 @@ async fn main() -> anyhow::Result<()> {
     let settings = || Settings::load(cli.config.as_deref());
     let clock: SharedClock = Arc::new(SystemClock);
     match cli.command {
-        Command::Run => run(&settings()?, clock).await,
+        Command::Run { only } => {
+            let mut settings = settings()?;
+            if !only.is_empty() {
+                settings.parts = only;
+            }
+            run(&settings, clock).await
+        }
         Command::Migrate => {
             let pool = db::connect(settings()?.database_url(), 2).await?;
             db::migrate(&pool).await?;
@@ -165,6 +178,16 @@ async fn main() -> anyhow::Result<()> {
             }
             bail!("{} event(s) fail verification", breaks.len())
         }
+        Command::Rebuild => {
+            let pool = db::connect(settings()?.database_url(), 2).await?;
+            db::migrate(&pool).await?;
+            let rebuilt = dijkwacht_projection::rebuild::rebuild(&EventStore::new(pool)).await?;
+            println!("read models rebuilt from {} case(s)", rebuilt.cases);
+            if rebuilt.unreadable > 0 {
+                bail!("{} case(s) could not be read; `dijkwacht verify` lists them", rebuilt.unreadable);
+            }
+            Ok(())
+        }
         Command::LoadReference { file } => {
             let pool = db::connect(settings()?.database_url(), 2).await?;
             db::migrate(&pool).await?;
@@ -175,7 +198,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Import { partner, file } => {
             let pool = db::connect(settings()?.database_url(), 4).await?;
             db::migrate(&pool).await?;
-            import::run(EventStore::new(pool), &partner, &file, clock).await
+            let settings = settings()?;
+            import::run(store(pool, &settings), &partner, &file, clock).await
         }
         Command::Hashes { command } => {
             let pool = db::connect(settings()?.database_url(), 4).await?;
@@ -197,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
                     import::hashes(&pool, &settings, &file, clock).await
                 }
                 HashesCommand::Delist { list, reason, value } => {
-                    let store = EventStore::new(pool);
+                    let store = store(pool, &settings()?);
                     let retracted = lists::delist(&store, &list, &value, &reason, clock.now()).await?;
                     println!("delisted {value} from {list}; {} case(s) retracted", retracted.len());
                     for case_id in retracted {
@@ -276,6 +300,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The event store as this deployment's settings shape it.
+fn store(pool: sqlx::PgPool, settings: &Settings) -> EventStore {
+    EventStore::new(pool).with_waits(settings.wait_limits())
 }
 
 fn hex_digest(key: &str) -> String {

@@ -19,8 +19,9 @@ const CONCURRENT_SENDS: usize = 16;
 pub struct DispatchStage {
     http: reqwest::Client,
     policy: DispatchPolicy,
-    /// An attempt older than this with no recorded outcome is presumed lost and re-sent.
-    stale_after: TimeDelta,
+    /// An attempt older than this with no recorded outcome is presumed lost and re-sent
+    /// (the same limit the case's wake-up is set by).
+    in_flight_limit: TimeDelta,
 }
 
 /// What a platform may answer to a notice.
@@ -30,15 +31,22 @@ struct Receipt {
 }
 
 impl DispatchStage {
-    pub fn new(policy: DispatchPolicy, request_timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        policy: DispatchPolicy,
+        request_timeout: Duration,
+        in_flight_limit: TimeDelta,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(request_timeout)
+            // A redirect would turn the POST into a GET whose 200 says nothing about the
+            // notice: every 3xx is a failed attempt, with the Location recorded.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("dijkwacht/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             http,
             policy,
-            stale_after: TimeDelta::from_std(request_timeout * 2).unwrap_or(TimeDelta::minutes(1)),
+            in_flight_limit,
         })
     }
 
@@ -61,6 +69,19 @@ impl DispatchStage {
             }
         };
         let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("(none)");
+            // The endpoint moved: sending again to the same address cannot help, an operator
+            // must correct the platform's registry entry.
+            return DispatchOutcome::Failed {
+                reason: format!("{endpoint} answered {status} redirecting to {location}; redirects are not followed"),
+                retryable: false,
+            };
+        }
         if status.is_success() {
             let receipt = response.json::<Receipt>().await.ok();
             return DispatchOutcome::Delivered {
@@ -104,12 +125,16 @@ impl Stage for DispatchStage {
         Ok(matches!(event.event, CaseEvent::NoticeIssued(_)).then_some(Command::StartDispatch))
     }
 
-    /// Sends whatever attempt is recorded as started and not finished, including one a
-    /// crashed process left behind; several platforms are contacted at once.
-    async fn after_commit(&self, cases: &[&Case]) -> Result<Vec<(CaseId, Command)>, StageError> {
+    /// The attempt a case has in flight, if this process should send it: one this very
+    /// decision started (its start time is `now`), or one so old that the process that
+    /// started it must have died. An attempt another live process is sending is left to it.
+    async fn after_commit(&self, cases: &[&Case], now: DateTime<Utc>) -> Result<Vec<(CaseId, Command)>, StageError> {
         let pending: Vec<(CaseId, InFlight, Notice)> = cases
             .iter()
             .filter_map(|case| Some((case.id, case.dispatch.in_flight.clone()?, case.notice.clone()?)))
+            .filter(|(_, in_flight, _)| {
+                in_flight.started_at == now || in_flight.started_at + self.in_flight_limit <= now
+            })
             .collect();
         let sends = pending
             .into_iter()
@@ -120,20 +145,9 @@ impl Stage for DispatchStage {
             .await)
     }
 
-    fn wake_at(&self, case: &Case) -> Option<DateTime<Utc>> {
-        let dispatch = &case.dispatch;
-        match &dispatch.in_flight {
-            Some(in_flight) => Some(in_flight.started_at + self.stale_after),
-            None => dispatch.retry_at,
-        }
-    }
-
+    /// A retry that came due, or a notice whose message never arrived; an attempt in
+    /// flight for too long is re-sent by `after_commit`.
     async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
-        let retry_due = case.dispatch.in_flight.is_none() && case.dispatch.retry_at.is_some();
-        Ok(retry_due.then_some(Command::StartDispatch))
-    }
-
-    fn uses_timers(&self) -> bool {
-        true
+        Ok(case.dispatch.in_flight.is_none().then_some(Command::StartDispatch))
     }
 }

@@ -75,10 +75,14 @@ pub struct Case {
     /// Number of events folded in; the version an append must expect.
     pub version: u32,
     pub status: CaseStatus,
+    /// When the last event was recorded: what a waiting state's time limit counts from.
+    pub updated_at: Option<DateTime<Utc>>,
     pub received_at: Option<DateTime<Utc>>,
     pub report: Option<ReportReceived>,
     pub host: Option<HostResolved>,
     pub classification: Option<Classified>,
+    /// When the current classification was recorded.
+    pub classified_at: Option<DateTime<Utc>>,
     pub review: Option<ReviewRequested>,
     pub claimed_by: Option<String>,
     /// A decision waiting for a second analyst under the four-eyes rule.
@@ -101,10 +105,12 @@ impl Case {
             id,
             version: 0,
             status: CaseStatus::New,
+            updated_at: None,
             received_at: None,
             report: None,
             host: None,
             classification: None,
+            classified_at: None,
             review: None,
             claimed_by: None,
             pending_decision: None,
@@ -132,6 +138,7 @@ impl Case {
     /// events are facts that already happened.
     pub fn apply(&mut self, event: &CaseEvent, at: DateTime<Utc>) {
         self.version += 1;
+        self.updated_at = Some(at);
         match event {
             CaseEvent::ReportReceived(report) => {
                 self.report = Some(report.clone());
@@ -148,6 +155,7 @@ impl Case {
             CaseEvent::HostResolved(host) => self.host = Some(host.clone()),
             CaseEvent::Classified(classified) => {
                 self.classification = Some(classified.clone());
+                self.classified_at = Some(at);
                 self.status = CaseStatus::Classified;
             }
             CaseEvent::ReviewRequested(review) => {

@@ -37,6 +37,9 @@ pub enum Command {
         explanation: String,
         /// Policy: an actionable verdict on this class needs a second analyst.
         four_eyes: bool,
+        /// The host as resolved at the time of the decision: recorded when the case's host
+        /// was unknown, so a case classified by an analyst can still get its notice.
+        host: Option<HostResolved>,
     },
     /// Withdraws the classification (e.g. its hash was delisted).
     Retract {
@@ -150,7 +153,8 @@ impl Case {
                 verdict,
                 explanation,
                 four_eyes,
-            } => self.decide_review(analyst_id, verdict, explanation, four_eyes),
+                host,
+            } => self.decide_review(analyst_id, verdict, explanation, four_eyes, host),
             Command::Retract { reason } => Ok(if self.is_finished() {
                 vec![]
             } else {
@@ -231,6 +235,7 @@ impl Case {
         verdict: Verdict,
         explanation: String,
         four_eyes: bool,
+        host: Option<HostResolved>,
     ) -> Result<Vec<CaseEvent>, Refusal> {
         if self.status != CaseStatus::AwaitingReview {
             return Err(Refusal::NotInReview);
@@ -267,15 +272,16 @@ impl Case {
             return Ok(vec![decided(true)]);
         }
         let analysts = confirmed.into_iter().chain([analyst_id.clone()]).collect();
-        Ok(vec![
-            decided(false),
-            CaseEvent::Classified(Classified {
-                class,
-                legal_ground,
-                evidence: Evidence::AnalystReview { analysts },
-                automated: false,
-            }),
-        ])
+        let newly_resolved = host.filter(|_| self.host.is_none()).map(CaseEvent::HostResolved);
+        let mut events = vec![decided(false)];
+        events.extend(newly_resolved);
+        events.push(CaseEvent::Classified(Classified {
+            class,
+            legal_ground,
+            evidence: Evidence::AnalystReview { analysts },
+            automated: false,
+        }));
+        Ok(events)
     }
 
     fn issue_notice(

@@ -67,6 +67,11 @@ pub enum HashError {
 }
 
 impl MediaHash {
+    /// `algorithm:value`: how an analyst's decision on this hash is looked up again.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.algorithm, self.value)
+    }
+
     /// Checks a value against its algorithm and normalises it to lower case.
     pub fn parse(algorithm: HashAlgorithm, value: &str, quality: Option<u8>) -> Result<Self, HashError> {
         if value.len() != algorithm.hex_len() {

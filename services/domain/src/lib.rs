@@ -13,6 +13,7 @@ pub mod hash;
 mod ids;
 pub mod notice;
 pub mod taxonomy;
+pub mod wait;
 
 pub use case::{Case, CaseStatus, DispatchState, RemovalState};
 pub use decide::{Command, DispatchOutcome, DispatchPolicy, Observation, Refusal};
@@ -21,3 +22,4 @@ pub use hash::{HashAlgorithm, HashError, MediaHash};
 pub use ids::{CaseId, NoticeId, PartnerId, PlatformId, ReportId};
 pub use notice::{Notice, NoticePolicy};
 pub use taxonomy::{ContentClass, LegalGround};
+pub use wait::{StageKind, StuckReason, Wait, WaitLimits};

@@ -111,6 +111,7 @@ fn command(pick: u8, arg: u8) -> Command {
             },
             explanation: "e".into(),
             four_eyes: arg.is_multiple_of(2),
+            host: arg.is_multiple_of(3).then(host),
         },
         8 => Command::Retract {
             reason: "delisted".into(),
@@ -128,6 +129,28 @@ fn command(pick: u8, arg: u8) -> Command {
             new_case_id: CaseId(uuid::Uuid::from_u128(4)),
         }),
     }
+}
+
+/// Every state names a wait, and the one it names fits: a stage is asked to act only where
+/// its command can apply, and only final states wait for nothing.
+fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> {
+    match case.wait(&WaitLimits::default()) {
+        Wait::Stage { stage: StageKind::Classify, .. } => prop_assert_eq!(case.status, CaseStatus::Received),
+        Wait::Stage { stage: StageKind::Notices, .. } => {
+            prop_assert!(case.host.is_some() && case.classification.is_some() && case.notice.is_none());
+        }
+        Wait::Stage { stage: StageKind::Dispatch, .. } => {
+            prop_assert!(case.notice.is_some() && case.dispatch.delivered_at.is_none() && !case.dispatch.gave_up);
+        }
+        Wait::Stage { stage: StageKind::Followup, .. } => {
+            prop_assert!(case.dispatch.delivered_at.is_some() && !case.is_finished());
+        }
+        Wait::Analyst => prop_assert_eq!(case.status, CaseStatus::AwaitingReview),
+        Wait::Operator(StuckReason::HostUnknown) => prop_assert!(case.host.is_none()),
+        Wait::Operator(StuckReason::DispatchGaveUp) => prop_assert!(case.dispatch.gave_up),
+        Wait::Done => prop_assert!(case.is_finished() || case.forwarded.is_some()),
+    }
+    Ok(())
 }
 
 proptest! {
@@ -150,6 +173,7 @@ proptest! {
                 case.apply(&event, now);
                 history.push((event, now));
             }
+            waits_only_for_what_can_move_it_on(&case)?;
         }
         let count = |name: &str| history.iter().filter(|(e, _)| e.type_name() == name).count();
         // One report opens the case; one notice at most, ever.

@@ -546,6 +546,7 @@ fn decide_review(analyst: &str, verdict: Verdict, four_eyes: bool) -> Command {
         verdict,
         explanation: "depicts a child".into(),
         four_eyes,
+        host: None,
     }
 }
 

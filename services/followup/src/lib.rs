@@ -1,16 +1,16 @@
 //! The follow-up stage: checks, on the clock, whether delivered notices led to removal.
 //! A check looks at the HTTP status of the location only; the content is never read.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use dijkwacht_domain::{Case, Command, Observation};
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use reqwest::StatusCode;
 use std::time::Duration;
 
+/// When checks happen; the first one, counted from delivery, is a wait limit of the case
+/// (`WaitLimits::first_check_after`).
 #[derive(Debug, Clone, Copy)]
 pub struct FollowupPolicy {
-    /// From delivery to the first removal check.
-    pub first_check_after: TimeDelta,
     /// Between checks while the content stays online.
     pub recheck_after: TimeDelta,
 }
@@ -74,18 +74,6 @@ impl Stage for FollowupStage {
         Ok(None)
     }
 
-    fn wake_at(&self, case: &Case) -> Option<DateTime<Utc>> {
-        if case.is_finished() {
-            return None;
-        }
-        let delivered_at = case.dispatch.delivered_at?;
-        Some(
-            case.removal
-                .next_check_at
-                .unwrap_or(delivered_at + self.policy.first_check_after),
-        )
-    }
-
     async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
         let (Some(report), Some(_)) = (&case.report, case.dispatch.delivered_at) else {
             return Ok(None);
@@ -100,7 +88,4 @@ impl Stage for FollowupStage {
         }))
     }
 
-    fn uses_timers(&self) -> bool {
-        true
-    }
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     pub review: Arc<review::ReviewPolicy>,
     /// Jurisdiction of provisions analysts name.
     pub home_country: String,
+    /// Finds the host of a case whose host was unknown when an analyst classifies it.
+    pub resolver: Arc<dyn dijkwacht_classify::host::Resolver>,
 }
 
 fn html() -> Value {
@@ -187,6 +189,11 @@ pub fn openapi() -> Value {
     static DOCUMENT: LazyLock<Value> =
         LazyLock::new(|| documented().into_parts("dijkwacht", env!("CARGO_PKG_VERSION")).1);
     DOCUMENT.clone()
+}
+
+/// Readiness only, for a process that runs stages but not the intake.
+pub fn health_router(state: AppState) -> Router {
+    Router::new().route("/healthz", get(routes::healthz)).with_state(state)
 }
 
 pub fn router(state: AppState) -> Router {

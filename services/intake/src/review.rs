@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use dijkwacht_domain::{CaseEvent, CaseId, Command, ContentClass, LegalGround, Refusal, Verdict};
-use dijkwacht_runtime::{Metadata, NewEvents, StoreError};
+use dijkwacht_classify::host::resolve_host;
+use dijkwacht_domain::{CaseId, Command, ContentClass, LegalGround, Refusal, Verdict};
+use dijkwacht_runtime::{CaseCommand, Metadata, Rejection};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -128,47 +129,30 @@ fn refused(refusal: Refusal) -> ApiError {
     ApiError::Conflict(refusal.to_string())
 }
 
-/// Decides `command` on the case as it is at `expected_version` (or as it is now).
+/// Decides `command` on the case as it is at `expected_version` (or as it is now), through
+/// the one command path.
 async fn execute(
     state: &AppState,
     case_id: CaseId,
     expected_version: Option<u32>,
     command: Command,
     actor: &str,
-) -> Result<(dijkwacht_domain::Case, Vec<CaseEvent>), ApiError> {
-    let loaded = state.store.load_one(case_id).await?;
-    if loaded.case.version == 0 {
-        return Err(ApiError::NotFound);
-    }
-    if let Some(expected) = expected_version.filter(|v| *v != loaded.case.version) {
-        return Err(ApiError::Conflict(format!(
-            "the case changed since version {expected}; it is at version {} now: reload it and decide again",
-            loaded.case.version
-        )));
-    }
-    let now = state.clock.now();
-    let events = loaded.case.decide(command, now).map_err(refused)?;
-    let metadata = Metadata::actor(format!("analyst:{actor}"));
-    let append = NewEvents {
-        case_id,
-        expected_version: loaded.case.version,
-        head_hash: loaded.head_hash,
-        events: events.iter().cloned().map(|e| (e, metadata.clone())).collect(),
+) -> Result<dijkwacht_domain::Case, ApiError> {
+    let command = CaseCommand {
+        expected_version,
+        ..CaseCommand::new(case_id, command, Metadata::actor(format!("analyst:{actor}")))
     };
-    match state.store.append(&[append], now).await {
-        Ok(_) => {}
-        Err(StoreError::Conflict) => {
-            return Err(ApiError::Conflict(
-                "the case changed meanwhile: reload it and decide again".into(),
-            ))
-        }
-        Err(other) => return Err(other.into()),
+    let mut executed = state.store.execute(&[command], state.clock.now()).await?;
+    let case = executed.cases.remove(&case_id).ok_or(ApiError::NotFound)?;
+    match executed.outcomes.pop().expect("one outcome per command") {
+        Ok(()) => Ok(case),
+        Err(_) if case.version == 0 => Err(ApiError::NotFound),
+        Err(Rejection::Refused(refusal)) => Err(refused(refusal)),
+        Err(Rejection::VersionChanged { expected, current }) => Err(ApiError::Conflict(format!(
+            "the case changed since version {expected}; it is at version {current} now: reload it and decide again"
+        ))),
+        Err(Rejection::Unreadable(reason)) => Err(ApiError::Conflict(reason)),
     }
-    let mut case = loaded.case;
-    for event in &events {
-        case.apply(event, now);
-    }
-    Ok((case, events))
 }
 
 fn case_id(raw: &str) -> Result<CaseId, ApiError> {
@@ -182,7 +166,7 @@ pub async fn claim(
 ) -> Result<Response, ApiError> {
     let analyst = analyst(&caller)?;
     let id = case_id(&raw)?;
-    let (case, _) = execute(
+    let case = execute(
         &state,
         id,
         None,
@@ -227,6 +211,11 @@ pub async fn decide(
         .received_at
         .unwrap_or_else(|| state.clock.now())
         .date_naive();
+    // A host that was unknown when the case arrived may be registered by now.
+    let host = match (&loaded.case.host, &loaded.case.report) {
+        (None, Some(report)) => resolve_host(state.store.pool(), state.resolver.as_ref(), &report.location.url).await?,
+        _ => None,
+    };
     let verdict = match (decision.verdict.as_str(), decision.class) {
         ("actionable", Some(class)) => Verdict::Actionable {
             class,
@@ -264,23 +253,9 @@ pub async fn decide(
         verdict,
         explanation: decision.explanation,
         four_eyes,
+        host,
     };
-    let (case, events) = execute(&state, id, Some(decision.expected_version), command, &analyst).await?;
-    let classified = events.iter().find_map(|e| match e {
-        CaseEvent::Classified(c) => Some(c.class),
-        _ => None,
-    });
-    if let (Some(class), Some(report)) = (classified, &case.report) {
-        dijkwacht_classify::evidence::remember_decision(
-            state.store.pool(),
-            id,
-            class,
-            &report.location.url,
-            &report.location.hashes,
-            state.clock.now(),
-        )
-        .await?;
-    }
+    let case = execute(&state, id, Some(decision.expected_version), command, &analyst).await?;
     Ok((
         StatusCode::OK,
         Json(ReviewOutcome {

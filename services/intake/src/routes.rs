@@ -134,6 +134,7 @@ async fn report_status(state: &AppState, row: Option<sqlx::postgres::PgRow>) -> 
             .into_iter()
             .map(|c| CaseStatusRef {
                 status: cases
+                    .cases
                     .get(&c.case_id)
                     .map_or("received", |loaded| loaded.case.status.as_str())
                     .to_owned(),

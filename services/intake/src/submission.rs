@@ -6,9 +6,8 @@ use crate::api::{CaseRef, ReportAccepted};
 use crate::validate::ValidItem;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::event::{Location, Reappeared, ReportedAgain, Reporter};
-use dijkwacht_domain::{CaseEvent, CaseId, Command, ReportId, ReportReceived};
-use dijkwacht_runtime::store::Hash;
-use dijkwacht_runtime::{EventStore, LoadedCase, Metadata, NewEvents, StoreError};
+use dijkwacht_domain::{CaseId, Command, ReportId, ReportReceived};
+use dijkwacht_runtime::{Attempt, CaseChange, CommandError, Decision, EventStore, LoadedCase, Metadata, StoreError};
 use sqlx::{PgConnection, Row};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -61,7 +60,15 @@ pub enum SubmitError {
     Database(#[from] sqlx::Error),
 }
 
-const MAX_ATTEMPTS: usize = 10;
+impl From<CommandError> for SubmitError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Contended => SubmitError::Contended,
+            CommandError::Store(store) => SubmitError::Store(store),
+            CommandError::Database(db) => SubmitError::Database(db),
+        }
+    }
+}
 
 /// Accepts a batch of reports in one transaction; outcomes are in input order. Either every
 /// new report in the batch is committed or none is.
@@ -70,75 +77,25 @@ pub async fn submit(
     submissions: &[Submission],
     now: DateTime<Utc>,
 ) -> Result<Vec<Outcome>, SubmitError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let mut tx = store.pool().begin().await?;
-        match attempt(&mut tx, submissions, now).await {
-            Ok(outcomes) => match tx.commit().await {
-                Ok(()) => return Ok(outcomes),
-                Err(error) if is_contention(&error) => continue,
-                Err(error) => return Err(error.into()),
-            },
-            Err(Attempt::Contended) => continue,
-            Err(Attempt::Failed(error)) => return Err(error),
-        }
-    }
-    Err(SubmitError::Contended)
+    let (outcomes, _) = store.transact(&Intake { submissions }, now).await?;
+    Ok(outcomes)
 }
 
-enum Attempt {
-    /// Another transaction got there first: start over with fresh reads.
-    Contended,
-    Failed(SubmitError),
+/// Reports as one decision: idempotency records and the location index are read and
+/// written in the same transaction as the cases' events.
+struct Intake<'a> {
+    submissions: &'a [Submission],
 }
 
-impl From<sqlx::Error> for Attempt {
-    fn from(error: sqlx::Error) -> Self {
-        if is_contention(&error) {
-            Attempt::Contended
-        } else {
-            Attempt::Failed(error.into())
-        }
-    }
-}
+impl Decision for Intake<'_> {
+    type Output = Vec<Outcome>;
 
-impl From<StoreError> for Attempt {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Conflict => Attempt::Contended,
-            StoreError::Database(db) => db.into(),
-            other => Attempt::Failed(other.into()),
-        }
-    }
-}
-
-/// Serialization failures and deadlocks are resolved by trying again.
-fn is_contention(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01")))
-}
-
-/// A case touched by the batch: as loaded, and what the batch adds to it.
-struct Touched {
-    loaded: LoadedCase,
-    base_version: u32,
-    base_hash: Hash,
-    pending: Vec<(CaseEvent, Metadata)>,
-}
-
-impl Touched {
-    fn new(loaded: LoadedCase) -> Self {
-        Self {
-            base_version: loaded.case.version,
-            base_hash: loaded.head_hash,
-            loaded,
-            pending: Vec::new(),
-        }
-    }
-
-    fn record(&mut self, events: Vec<CaseEvent>, metadata: &Metadata, now: DateTime<Utc>) {
-        for event in events {
-            self.loaded.case.apply(&event, now);
-            self.pending.push((event, metadata.clone()));
-        }
+    async fn decide(
+        &self,
+        tx: &mut PgConnection,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Outcome>, Vec<CaseChange>), Attempt> {
+        attempt(tx, self.submissions, now).await
     }
 }
 
@@ -163,7 +120,7 @@ async fn attempt(
     tx: &mut PgConnection,
     submissions: &[Submission],
     now: DateTime<Utc>,
-) -> Result<Vec<Outcome>, Attempt> {
+) -> Result<(Vec<Outcome>, Vec<CaseChange>), Attempt> {
     let mut earlier = earlier_reports(tx, submissions).await?;
     let mut urls: Vec<&str> = submissions
         .iter()
@@ -181,10 +138,16 @@ async fn attempt(
     }
     let indexed: HashMap<String, CaseId> = latest_case.clone();
     let known_ids: Vec<CaseId> = latest_case.values().copied().collect();
-    let mut touched: BTreeMap<CaseId, Touched> = EventStore::load_with(&mut *tx, &known_ids)
-        .await?
+    let loaded = EventStore::load_with(&mut *tx, &known_ids).await?;
+    if let Some((case_id, reason)) = loaded.unreadable.into_iter().next() {
+        return Err(Attempt::Failed(
+            StoreError::Unreadable { case_id, reason }.into(),
+        ));
+    }
+    let mut touched: BTreeMap<CaseId, CaseChange> = loaded
+        .cases
         .into_iter()
-        .map(|(id, loaded)| (id, Touched::new(loaded)))
+        .map(|(id, loaded)| (id, CaseChange::new(loaded)))
         .collect();
 
     let mut outcomes = Vec::with_capacity(submissions.len());
@@ -208,7 +171,7 @@ async fn attempt(
             let url = &item.location.url;
             let open_case = latest_case
                 .get(url)
-                .filter(|id| touched.get(id).is_some_and(|t| !t.loaded.case.is_finished()));
+                .filter(|id| touched.get(id).is_some_and(|t| !t.case.is_finished()));
             if let Some(&case_id) = open_case {
                 let again = ReportedAgain {
                     report_id,
@@ -217,12 +180,8 @@ async fn attempt(
                     claimed_class: item.claimed_class,
                 };
                 let case = touched.get_mut(&case_id).expect("open cases are loaded");
-                let events = case
-                    .loaded
-                    .case
-                    .decide(Command::ReportAgain(again), now)
+                case.decide(Command::ReportAgain(again), &metadata, now)
                     .map_err(refused)?;
-                case.record(events, &metadata, now);
                 cases.push(CaseRef {
                     case_id,
                     url: url.clone(),
@@ -238,12 +197,9 @@ async fn attempt(
                     report_id,
                     new_case_id: case_id,
                 };
-                let events = closed
-                    .loaded
-                    .case
-                    .decide(Command::RecordReappearance(reappeared), now)
+                closed
+                    .decide(Command::RecordReappearance(reappeared), &metadata, now)
                     .map_err(refused)?;
-                closed.record(events, &metadata, now);
             }
             let received = ReportReceived {
                 report_id,
@@ -255,13 +211,10 @@ async fn attempt(
                 claimed_class: item.claimed_class,
                 reappearance_of,
             };
-            let mut new_case = Touched::new(LoadedCase::new(case_id));
-            let events = new_case
-                .loaded
-                .case
-                .decide(Command::ReceiveReport(received), now)
+            let mut new_case = CaseChange::new(LoadedCase::new(case_id));
+            new_case
+                .decide(Command::ReceiveReport(received), &metadata, now)
                 .map_err(refused)?;
-            new_case.record(events, &metadata, now);
             touched.insert(case_id, new_case);
             cases.push(CaseRef {
                 case_id,
@@ -279,18 +232,8 @@ async fn attempt(
 
     index_locations(tx, &indexed, &latest_case).await?;
     record_reports(tx, &new_reports, now).await?;
-    let appends: Vec<NewEvents> = touched
-        .into_iter()
-        .filter(|(_, t)| !t.pending.is_empty())
-        .map(|(case_id, t)| NewEvents {
-            case_id,
-            expected_version: t.base_version,
-            head_hash: t.base_hash,
-            events: t.pending,
-        })
-        .collect();
-    EventStore::append_in(tx, &appends, now).await?;
-    Ok(outcomes)
+    let changes = touched.into_values().filter(|change| !change.is_empty()).collect();
+    Ok((outcomes, changes))
 }
 
 fn refused(refusal: dijkwacht_domain::Refusal) -> Attempt {
@@ -324,7 +267,7 @@ async fn earlier_reports(tx: &mut PgConnection, submissions: &[Submission]) -> R
         let accepted = ReportAccepted {
             report_id: ReportId(row.try_get("report_id")?),
             cases: serde_json::from_value(cases)
-                .map_err(|e| Attempt::Failed(SubmitError::Database(sqlx::Error::Decode(Box::new(e)))))?,
+                .map_err(|e| Attempt::Failed(sqlx::Error::Decode(Box::new(e)).into()))?,
         };
         let digest: [u8; 32] = digest.try_into().unwrap_or_default();
         earlier.insert(

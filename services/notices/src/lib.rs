@@ -24,11 +24,17 @@ impl Stage for NoticeStage {
     }
 
     async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        // Without a known host there is nobody to send a notice to: the case waits, classified,
-        // until the host is registered (a refusal would only fill the dead-letter topic).
-        let ready = matches!(event.event, CaseEvent::Classified(_))
-            && case.status == CaseStatus::Classified
-            && case.host.is_some();
+        if !matches!(event.event, CaseEvent::Classified(_)) {
+            return Ok(None);
+        }
+        self.on_wake(case).await
+    }
+
+    async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
+        // Without a known host there is nobody to send a notice to: the case waits in the
+        // operator queue (by its state) until the host is known; a refusal here would only
+        // fill the dead-letter topic.
+        let ready = case.status == CaseStatus::Classified && case.host.is_some();
         Ok(ready.then(|| Command::IssueNotice {
             notice_id: NoticeId::new(),
             policy: self.policy.clone(),

@@ -1,9 +1,15 @@
 //! The projection: read models built from the events, and the compliance statistics a
 //! regulator asks for. Rebuilt per case from its whole stream, so the order in which topics
-//! deliver events does not matter and replaying them changes nothing.
+//! deliver events does not matter and replaying them changes nothing. Every append leaves
+//! the projection a wake-up, cleared once the case is projected at that version: a message
+//! the broker lost reaches the read models all the same.
+
+mod prior_decisions;
+pub mod rebuild;
 
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId, Command, PlatformId};
+use dijkwacht_runtime::timers::{self, PROJECTION};
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -21,7 +27,7 @@ impl ProjectionStage {
 
 impl Stage for ProjectionStage {
     fn name(&self) -> &'static str {
-        "projection"
+        PROJECTION
     }
 
     fn topics(&self) -> &'static [Topic] {
@@ -32,10 +38,18 @@ impl Stage for ProjectionStage {
         Ok(None)
     }
 
-    async fn after_commit(&self, cases: &[&Case]) -> Result<Vec<(CaseId, Command)>, StageError> {
-        upsert_summaries(&self.pool, cases).await?;
+    async fn after_commit(&self, cases: &[&Case], _now: DateTime<Utc>) -> Result<Vec<(CaseId, Command)>, StageError> {
+        project(&self.pool, cases).await?;
+        let seen: Vec<(CaseId, u32)> = cases.iter().map(|case| (case.id, case.version)).collect();
+        timers::forget_seen(&self.pool, PROJECTION, &seen).await?;
         Ok(vec![])
     }
+}
+
+/// Every read model of these cases, from their states; idempotent.
+pub async fn project(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
+    upsert_summaries(pool, cases).await?;
+    prior_decisions::upsert(pool, cases).await
 }
 
 /// Writes the summary rows of many cases in one statement, each unless a newer version is

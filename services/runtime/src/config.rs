@@ -3,6 +3,8 @@
 //! `DIJKWACHT_*` environment variables (and `DATABASE_URL`). Unknown keys are an error, so
 //! a typo never silently falls back to a default. Secrets are never printed.
 
+use chrono::TimeDelta;
+use dijkwacht_domain::WaitLimits;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -27,8 +29,8 @@ pub struct Settings {
     pub reference_file: Option<PathBuf>,
     /// Prints the demo credentials at start; set only by the demo configuration.
     pub demo: bool,
-    /// Runs the relay and every stage in this process; off for an intake-only process.
-    pub stages: bool,
+    /// The parts this process runs (all by default); `dijkwacht run --only` overrides it.
+    pub parts: Vec<Part>,
     /// Starts the platform simulator in the same process on this address, if set.
     pub simulator_listen: Option<SocketAddr>,
     pub simulator_removal_delay_secs: i64,
@@ -43,11 +45,12 @@ pub struct Settings {
     pub timer_poll_ms: u64,
     pub followup_first_check_secs: i64,
     pub followup_recheck_secs: i64,
-    /// The sweeper re-publishes cases stuck longer than `sweep_stale_secs` (and younger than
-    /// `sweep_horizon_days`), looking every `sweep_interval_ms`.
-    pub sweep_interval_ms: u64,
-    pub sweep_stale_secs: i64,
-    pub sweep_horizon_days: i64,
+    /// How long a stage may take to act on an event before the case's wake-up acts instead
+    /// (a lost message, a broker that restarted empty, a crashed process).
+    pub stage_stale_secs: i64,
+    /// How long a dispatch attempt may go without an outcome before it is presumed lost and
+    /// sent again under the same idempotency key; longer than `dispatch_timeout_secs`.
+    pub dispatch_in_flight_secs: i64,
     pub dispatch_timeout_secs: u64,
     pub dispatch_max_attempts: u32,
     pub dispatch_first_backoff_secs: i64,
@@ -68,6 +71,56 @@ pub struct Settings {
     pub contact_email: String,
     pub designated_by: String,
     pub designation_reference: String,
+}
+
+/// What a process can run; each part can run, scale and be killed on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// The HTTP API.
+    Intake,
+    /// The outbox relay.
+    Relay,
+    Classify,
+    Notices,
+    Dispatch,
+    Followup,
+    Projection,
+}
+
+impl Part {
+    pub const ALL: [Part; 7] = [
+        Part::Intake,
+        Part::Relay,
+        Part::Classify,
+        Part::Notices,
+        Part::Dispatch,
+        Part::Followup,
+        Part::Projection,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Intake => "intake",
+            Part::Relay => "relay",
+            Part::Classify => "classify",
+            Part::Notices => "notices",
+            Part::Dispatch => "dispatch",
+            Part::Followup => "followup",
+            Part::Projection => "projection",
+        }
+    }
+}
+
+impl std::str::FromStr for Part {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Part::ALL.into_iter().find(|part| part.name() == name.trim()).ok_or_else(|| {
+            let known: Vec<&str> = Part::ALL.iter().map(|part| part.name()).collect();
+            format!("unknown part {name:?}; the parts are {}", known.join(", "))
+        })
+    }
 }
 
 /// A value that never appears in logs or debug output.
@@ -102,7 +155,7 @@ impl Default for Settings {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             reference_file: None,
             demo: false,
-            stages: true,
+            parts: Part::ALL.to_vec(),
             simulator_listen: None,
             simulator_removal_delay_secs: 3,
             partner_requests_per_second: 50.0,
@@ -114,9 +167,8 @@ impl Default for Settings {
             timer_poll_ms: 500,
             followup_first_check_secs: 3600,
             followup_recheck_secs: 6 * 3600,
-            sweep_interval_ms: 60_000,
-            sweep_stale_secs: 300,
-            sweep_horizon_days: 14,
+            stage_stale_secs: 300,
+            dispatch_in_flight_secs: 90,
             dispatch_timeout_secs: 30,
             dispatch_max_attempts: 8,
             dispatch_first_backoff_secs: 60,
@@ -158,6 +210,19 @@ impl Settings {
 
     pub fn database_url(&self) -> &str {
         self.database_url.expose()
+    }
+
+    /// How long each waiting state of a case may last.
+    pub fn wait_limits(&self) -> WaitLimits {
+        WaitLimits {
+            stage_stale_after: TimeDelta::seconds(self.stage_stale_secs),
+            dispatch_in_flight: TimeDelta::seconds(self.dispatch_in_flight_secs),
+            first_check_after: TimeDelta::seconds(self.followup_first_check_secs),
+        }
+    }
+
+    pub fn runs(&self, part: Part) -> bool {
+        self.parts.contains(&part)
     }
 
     /// The external brokers, or `None` for the embedded one.

@@ -1,14 +1,18 @@
 //! The one loop every stage runs (DESIGN.md §3): consume a batch, load its cases in one
-//! query, decide purely, append in one transaction, act on the durable decision, and only
-//! then store the offsets. Redelivery is harmless because deciding looks at the current
-//! state; what cannot be decoded or decided goes to the dead-letter topic.
+//! query, decide purely and append through the one command path (events, outbox rows and
+//! wake-ups in one transaction), act on the durable decision, and only then store the
+//! offsets. Beside it, the stage fires its due wake-ups, which move a case on when its
+//! message was lost. Redelivery is harmless because deciding looks at the current state;
+//! what cannot be read or decided goes to the dead-letter topic and the operator queue.
 
 use crate::clock::SharedClock;
+use crate::commands::{CaseCommand, CommandError, Rejection};
 use crate::health::Health;
 use crate::kafka;
+use crate::operator;
 use crate::shutdown::Shutdown;
-use crate::store::{EventStore, LoadedCase, Metadata, NewEvents, RecordedEvent, StoreError};
-use crate::timers;
+use crate::store::{EventStore, Loaded, Metadata, RecordedEvent, StoreError};
+use crate::timers::{self, DueTimer};
 use crate::topics::{Topic, TopicNames};
 use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_domain::{Case, CaseId, Command};
@@ -37,7 +41,16 @@ pub enum StageError {
 impl From<StoreError> for StageError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Corrupt { .. } => StageError::Permanent(error.to_string()),
+            StoreError::Corrupt { .. } | StoreError::Unreadable { .. } => StageError::Permanent(error.to_string()),
+            other => StageError::Retryable(other.to_string()),
+        }
+    }
+}
+
+impl From<CommandError> for StageError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Store(store) => store.into(),
             other => StageError::Retryable(other.to_string()),
         }
     }
@@ -65,6 +78,12 @@ pub trait Stage: Send + Sync + 'static {
         case: &Case,
     ) -> impl Future<Output = Result<Option<Command>, StageError>> + Send;
 
+    /// The command for a case whose wake-up came due: the case waits for this stage (by
+    /// [`Case::wait`]) and no message moved it on in time, or its own clock ran out.
+    fn on_wake(&self, _case: &Case) -> impl Future<Output = Result<Option<Command>, StageError>> + Send {
+        async { Ok(None) }
+    }
+
     /// Side effects that may only follow a durable decision (sending a notice, updating a
     /// read model), for all cases of a batch at once. Runs for every case the batch
     /// touched, so it must look at the state, not at what just happened. Returned commands
@@ -72,23 +91,9 @@ pub trait Stage: Send + Sync + 'static {
     fn after_commit(
         &self,
         _cases: &[&Case],
+        _now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<(CaseId, Command)>, StageError>> + Send {
         async { Ok(vec![]) }
-    }
-
-    /// When this stage wants to see the case again, by the clock.
-    fn wake_at(&self, _case: &Case) -> Option<DateTime<Utc>> {
-        None
-    }
-
-    /// The command for a case whose timer came due.
-    fn on_wake(&self, _case: &Case) -> impl Future<Output = Result<Option<Command>, StageError>> + Send {
-        async { Ok(None) }
-    }
-
-    /// Whether the loop should poll this stage's timers.
-    fn uses_timers(&self) -> bool {
-        false
     }
 }
 
@@ -99,7 +104,8 @@ pub struct LoopSettings {
     pub linger: Duration,
     /// How often due timers are looked for.
     pub timer_poll: Duration,
-    /// How long a claimed timer is hidden from other processes.
+    /// How long a claimed timer is hidden from other processes; also the first pause after
+    /// a timer fired without moving its case on.
     pub timer_lease: TimeDelta,
     pub group_prefix: String,
 }
@@ -116,7 +122,6 @@ impl Default for LoopSettings {
     }
 }
 
-const MAX_CONFLICT_RETRIES: usize = 8;
 /// `command_for` calls in flight at once within a batch (they may query the database).
 const CONCURRENT_LOOKUPS: usize = 16;
 const MAX_FOLLOW_UPS: usize = 4;
@@ -179,7 +184,7 @@ impl<S: Stage> StageLoop<S> {
         }
     }
 
-    /// Consumes until shutdown; runs the timer loop beside it when the stage uses timers.
+    /// Consumes until shutdown, with the timer loop beside it.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), StageError> {
         let name = self.stage.name();
         let ready = self.ready.clone();
@@ -198,14 +203,9 @@ impl<S: Stage> StageLoop<S> {
         tracing::info!(stage = name, ?topics, %group, "stage started");
 
         let this = Arc::new(self);
-        let timer_task = this
-            .stage
-            .uses_timers()
-            .then(|| tokio::spawn(this.clone().run_timers(shutdown.clone())));
+        let timer_task = tokio::spawn(this.clone().run_timers(shutdown.clone()));
         this.consume(&consumer, shutdown).await;
-        if let Some(task) = timer_task {
-            let _ = task.await;
-        }
+        let _ = timer_task.await;
         tracing::info!(stage = name, "stage stopped");
         Ok(())
     }
@@ -219,7 +219,8 @@ impl<S: Stage> StageLoop<S> {
                     Err(error) => {
                         tracing::warn!(stage = self.stage.name(), %error, ?backoff, "batch failed; retrying");
                         // Offsets were not stored, but the consumer has moved on: the batch is
-                        // retried here until it succeeds, never skipped.
+                        // retried here until it succeeds or the process stops (then the
+                        // uncommitted offsets and the cases' wake-ups bring it back).
                         if shutdown.sleep_or_stop(backoff).await {
                             return;
                         }
@@ -273,89 +274,96 @@ impl<S: Stage> StageLoop<S> {
                 Err(reason) => dead.push(DeadLetter { index, reason }),
             }
         }
-        let touched = self.decide_and_append(&decoded, &mut dead).await?;
-        self.settle(touched).await?;
+        let now = self.runtime.clock.now();
+        let cases = self.decide_and_append(&decoded, &mut dead, now).await?;
+        self.follow_up(cases, now).await?;
         self.dead_letter(batch, &dead).await
     }
 
-    /// Decides every decoded message against the current state and appends the result in
-    /// one transaction. On a conflict, everything is reloaded and decided again.
+    /// Decides what the batch's messages mean for their cases and appends it through the
+    /// command path; returns every case the batch named, as it is now.
     async fn decide_and_append(
         &self,
         decoded: &[(usize, RecordedEvent)],
         dead: &mut Vec<DeadLetter>,
-    ) -> Result<HashMap<CaseId, LoadedCase>, StageError> {
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Case>, StageError> {
         let mut ids: Vec<CaseId> = decoded.iter().map(|(_, event)| event.case_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let refusals_before = dead.len();
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            dead.truncate(refusals_before);
-            let mut cases = self.runtime.store.load(&ids).await?;
-            let now = self.runtime.clock.now();
-            let mut pending: BTreeMap<CaseId, NewEvents> = BTreeMap::new();
-            // Lookups for the whole batch run concurrently, each on the case as loaded;
-            // deciding stays sequential, so a later message sees what an earlier one decided
-            // and a command made stale by it decides to nothing.
-            let commands = self.commands_for(decoded, &cases).await;
-            for ((index, event), command) in decoded.iter().zip(commands) {
-                let loaded = cases
-                    .get_mut(&event.case_id)
-                    .expect("every case in the batch was loaded");
-                let command = match command {
-                    Ok(Some(command)) => command,
-                    Ok(None) => continue,
-                    Err(StageError::Permanent(reason)) => {
-                        dead.push(DeadLetter { index: *index, reason });
-                        continue;
-                    }
-                    Err(retryable) => return Err(retryable),
-                };
-                match loaded.case.decide(command, now) {
-                    Ok(events) => {
-                        let new = pending.entry(event.case_id).or_insert_with(|| NewEvents {
-                            case_id: event.case_id,
-                            expected_version: loaded.case.version,
-                            head_hash: loaded.head_hash,
-                            events: Vec::new(),
-                        });
-                        let metadata = self.metadata(&loaded.case).caused_by(event.position);
-                        for new_event in events {
-                            loaded.case.apply(&new_event, now);
-                            new.events.push((new_event, metadata.clone()));
-                        }
-                    }
-                    Err(refusal) => dead.push(DeadLetter {
+        let loaded = self.runtime.store.load(&ids).await?;
+        for (case_id, reason) in &loaded.unreadable {
+            self.set_apart(*case_id, 0, "unreadable", reason, now).await?;
+        }
+        let readable: Vec<&(usize, RecordedEvent)> = decoded
+            .iter()
+            .filter(|(index, event)| match loaded.unreadable.get(&event.case_id) {
+                Some(reason) => {
+                    dead.push(DeadLetter {
                         index: *index,
-                        reason: format!("refused: {refusal}"),
-                    }),
+                        reason: format!("unreadable case: {reason}"),
+                    });
+                    false
                 }
-            }
-            let appends: Vec<NewEvents> = pending.into_values().filter(|new| !new.events.is_empty()).collect();
-            match self.runtime.store.append(&appends, now).await {
-                Ok(_) => return Ok(cases),
-                Err(StoreError::Conflict) => {
-                    tracing::debug!(stage = self.stage.name(), "append conflict; deciding again");
-                    continue;
+                None => true,
+            })
+            .collect();
+        // Lookups for the whole batch run concurrently, each on the case as loaded; the
+        // command path decides in order, so a later message sees what an earlier one decided
+        // and a command made stale by it decides to nothing.
+        let lookups = self.commands_for(&readable, &loaded).await;
+        let mut commands = Vec::new();
+        let mut sources = Vec::new();
+        for ((index, event), lookup) in readable.iter().zip(lookups) {
+            match lookup {
+                Ok(Some(command)) => {
+                    let case = &loaded.cases[&event.case_id].case;
+                    commands.push(CaseCommand::new(
+                        event.case_id,
+                        command,
+                        self.metadata(case).caused_by(event.position),
+                    ));
+                    sources.push(*index);
                 }
-                Err(other) => return Err(other.into()),
+                Ok(None) => {}
+                Err(StageError::Permanent(reason)) => dead.push(DeadLetter { index: *index, reason }),
+                Err(retryable) => return Err(retryable),
             }
         }
-        Err(StageError::Retryable(
-            "conflicts persisted; will retry the batch".into(),
-        ))
+        let mut cases: HashMap<CaseId, Case> = loaded
+            .cases
+            .iter()
+            .map(|(id, loaded)| (*id, loaded.case.clone()))
+            .collect();
+        let executed = self
+            .runtime
+            .store
+            .execute_loaded(&commands, Some(loaded), now)
+            .await?;
+        for ((command, index), outcome) in commands.iter().zip(sources).zip(&executed.outcomes) {
+            if let Err(rejection) = outcome {
+                dead.push(DeadLetter {
+                    index,
+                    reason: rejection.to_string(),
+                });
+                self.set_apart_rejected(command.case_id, &executed.cases, rejection, now)
+                    .await?;
+            }
+        }
+        cases.extend(executed.cases);
+        Ok(cases.into_values().collect())
     }
 
     async fn commands_for(
         &self,
-        decoded: &[(usize, RecordedEvent)],
-        cases: &HashMap<CaseId, LoadedCase>,
+        decoded: &[&(usize, RecordedEvent)],
+        loaded: &Loaded,
     ) -> Vec<Result<Option<Command>, StageError>> {
         // A loop, not a closure: closures here trip the compiler's proof that the stage's
         // future is `Send` (rust-lang/rust#102211).
         let mut lookups = Vec::with_capacity(decoded.len());
         for (_, event) in decoded {
-            lookups.push(self.stage.command_for(event, &cases[&event.case_id].case));
+            lookups.push(self.stage.command_for(event, &loaded.cases[&event.case_id].case));
         }
         futures::stream::iter(lookups)
             .buffered(CONCURRENT_LOOKUPS)
@@ -363,19 +371,9 @@ impl<S: Stage> StageLoop<S> {
             .await
     }
 
-    /// After a durable decision: side effects, their follow-up commands, then timers.
-    async fn settle(&self, cases: HashMap<CaseId, LoadedCase>) -> Result<(), StageError> {
-        let cases = self
-            .follow_up(cases.into_values().map(|loaded| loaded.case).collect())
-            .await?;
-        let timers: Vec<_> = cases.iter().map(|case| (case.id, self.stage.wake_at(case))).collect();
-        timers::set(self.runtime.store.pool(), self.stage.name(), &timers).await?;
-        Ok(())
-    }
-
     /// Runs the stage's side effects and the commands they return, round after round, for
     /// the cases that got a command; returns every case as it ends up.
-    async fn follow_up(&self, cases: Vec<Case>) -> Result<Vec<Case>, StageError> {
+    async fn follow_up(&self, cases: Vec<Case>, now: DateTime<Utc>) -> Result<Vec<Case>, StageError> {
         let mut cases: BTreeMap<CaseId, Case> = cases.into_iter().map(|case| (case.id, case)).collect();
         let mut offered: Vec<CaseId> = cases.keys().copied().collect();
         for _ in 0..MAX_FOLLOW_UPS {
@@ -383,56 +381,54 @@ impl<S: Stage> StageLoop<S> {
                 break;
             }
             let round: Vec<&Case> = offered.iter().filter_map(|id| cases.get(id)).collect();
-            let commands = self.stage.after_commit(&round).await?;
-            offered = commands.iter().map(|(id, _)| *id).collect();
-            cases.extend(self.execute(commands).await?);
+            let commands: Vec<CaseCommand> = self
+                .stage
+                .after_commit(&round, now)
+                .await?
+                .into_iter()
+                .map(|(id, command)| CaseCommand::new(id, command, self.metadata(&cases[&id])))
+                .collect();
+            offered = commands.iter().map(|c| c.case_id).collect();
+            let executed = self.runtime.store.execute(&commands, now).await?;
+            for (command, outcome) in commands.iter().zip(&executed.outcomes) {
+                if let Err(rejection) = outcome {
+                    tracing::warn!(stage = self.stage.name(), case_id = %command.case_id, %rejection, "follow-up command rejected");
+                    self.set_apart_rejected(command.case_id, &executed.cases, rejection, now)
+                        .await?;
+                }
+            }
+            cases.extend(executed.cases);
         }
         Ok(cases.into_values().collect())
     }
 
-    /// Decides commands for several cases and appends the results in one transaction,
-    /// deciding again on conflict; returns the cases as they are afterwards. A refused
-    /// command is logged and skipped: a side effect's outcome cannot be dead-lettered.
-    async fn execute(&self, commands: Vec<(CaseId, Command)>) -> Result<BTreeMap<CaseId, Case>, StageError> {
-        if commands.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        let mut ids: Vec<CaseId> = commands.iter().map(|(id, _)| *id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let mut loaded = self.runtime.store.load(&ids).await?;
-            let now = self.runtime.clock.now();
-            let mut appends: BTreeMap<CaseId, NewEvents> = BTreeMap::new();
-            for (id, command) in &commands {
-                let case = loaded.get_mut(id).expect("every commanded case was loaded");
-                let events = match case.case.decide(command.clone(), now) {
-                    Ok(events) => events,
-                    Err(refusal) => {
-                        tracing::warn!(stage = self.stage.name(), case_id = %id, %refusal, "follow-up command refused");
-                        continue;
-                    }
-                };
-                let metadata = self.metadata(&case.case);
-                let append = appends.entry(*id).or_insert_with(|| NewEvents {
-                    case_id: *id,
-                    expected_version: case.case.version,
-                    head_hash: case.head_hash,
-                    events: Vec::new(),
-                });
-                for event in events {
-                    case.case.apply(&event, now);
-                    append.events.push((event, metadata.clone()));
-                }
-            }
-            let appends: Vec<NewEvents> = appends.into_values().filter(|a| !a.events.is_empty()).collect();
-            match self.runtime.store.append(&appends, now).await {
-                Ok(_) => return Ok(loaded.into_iter().map(|(id, l)| (id, l.case)).collect()),
-                Err(StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(StageError::Retryable("follow-up cases kept changing".into()))
+    async fn set_apart_rejected(
+        &self,
+        case_id: CaseId,
+        cases: &HashMap<CaseId, Case>,
+        rejection: &Rejection,
+        now: DateTime<Utc>,
+    ) -> Result<(), StageError> {
+        let version = cases.get(&case_id).map_or(0, |case| case.version);
+        let reason = match rejection {
+            Rejection::Unreadable(_) => "unreadable",
+            Rejection::Refused(_) | Rejection::VersionChanged { .. } => "refused",
+        };
+        let detail = format!("{}: {rejection}", self.stage.name());
+        self.set_apart(case_id, version, reason, &detail, now).await
+    }
+
+    async fn set_apart(
+        &self,
+        case_id: CaseId,
+        version: u32,
+        reason: &str,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StageError> {
+        tracing::warn!(stage = self.stage.name(), %case_id, reason, detail, "case set apart for operators");
+        operator::flag(self.runtime.store.pool(), case_id, version, reason, detail, now).await?;
+        Ok(())
     }
 
     fn metadata(&self, case: &Case) -> Metadata {
@@ -503,41 +499,77 @@ impl<S: Stage> StageLoop<S> {
         }
     }
 
-    /// Handles every due timer once; returns how many fired.
+    /// Fires every due wake-up of this stage once, as one batch; returns how many fired.
+    /// A claimed timer is leased: if this process dies, it comes due again.
     pub async fn fire_due_timers(&self) -> Result<usize, StageError> {
         let now = self.runtime.clock.now();
-        let lease_until = now + self.runtime.settings.timer_lease;
+        let settings = &self.runtime.settings;
+        let pool = self.runtime.store.pool();
         let due = timers::claim_due(
-            self.runtime.store.pool(),
+            pool,
             self.stage.name(),
             now,
-            lease_until,
-            self.runtime.settings.batch_size as i64,
+            now + settings.timer_lease,
+            settings.batch_size as i64,
         )
         .await?;
-        for id in &due {
-            let mut case = self.runtime.store.load_one(*id).await?.case;
-            if let Some(command) = self.stage.on_wake(&case).await? {
-                if let Some(decided) = self.execute(vec![(*id, command)]).await?.remove(id) {
-                    case = decided;
-                }
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<CaseId> = due.iter().map(|timer| timer.case_id).collect();
+        let loaded = self.runtime.store.load(&ids).await?;
+        let before: HashMap<CaseId, u32> = loaded.cases.iter().map(|(id, l)| (*id, l.case.version)).collect();
+        let mut commands = Vec::new();
+        for timer in &due {
+            let Some(case) = loaded.cases.get(&timer.case_id) else { continue };
+            if let Some(command) = self.stage.on_wake(&case.case).await? {
+                commands.push(CaseCommand::new(timer.case_id, command, self.metadata(&case.case)));
             }
-            let case = self
-                .follow_up(vec![case])
-                .await?
-                .pop()
-                .expect("follow-up keeps every case");
-            // A wake time not in the future would fire again at once: wait out the lease instead.
-            let next = self
-                .stage
-                .wake_at(&case)
-                .map(|at| if at <= now { lease_until } else { at });
-            timers::set(self.runtime.store.pool(), self.stage.name(), &[(*id, next)]).await?;
+        }
+        for (case_id, reason) in &loaded.unreadable {
+            self.set_apart(*case_id, 0, "unreadable", reason, now).await?;
+        }
+        let mut cases: HashMap<CaseId, Case> = loaded
+            .cases
+            .iter()
+            .map(|(id, loaded)| (*id, loaded.case.clone()))
+            .collect();
+        let executed = self
+            .runtime
+            .store
+            .execute_loaded(&commands, Some(loaded), now)
+            .await?;
+        for (command, outcome) in commands.iter().zip(&executed.outcomes) {
+            if let Err(rejection) = outcome {
+                self.set_apart_rejected(command.case_id, &executed.cases, rejection, now)
+                    .await?;
+            }
+        }
+        cases.extend(executed.cases);
+        let after: HashMap<CaseId, u32> = self
+            .follow_up(cases.into_values().collect(), now)
+            .await?
+            .into_iter()
+            .map(|case| (case.id, case.version))
+            .collect();
+        for timer in &due {
+            let moved_on = after.get(&timer.case_id) > before.get(&timer.case_id);
+            if !moved_on {
+                self.fired_without_progress(*timer, now).await?;
+            }
         }
         Ok(due.len())
     }
-}
 
+    async fn fired_without_progress(&self, timer: DueTimer, now: DateTime<Utc>) -> Result<(), StageError> {
+        let pool = self.runtime.store.pool();
+        let pause = self.runtime.settings.timer_lease;
+        if timers::fired_without_progress(pool, self.stage.name(), timer, pause, now).await? {
+            tracing::warn!(stage = self.stage.name(), case_id = %timer.case_id, "case set apart for operators: its wake-ups keep firing without effect");
+        }
+        Ok(())
+    }
+}
 fn decode(message: &OwnedMessage) -> Result<RecordedEvent, String> {
     let payload = message.payload().ok_or("the message has no payload")?;
     serde_json::from_slice(payload).map_err(|e| format!("undecodable event: {e}"))

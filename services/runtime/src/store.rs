@@ -4,7 +4,7 @@
 use crate::canonical::write_canonical;
 use crate::topics::Topic;
 use chrono::{DateTime, SecondsFormat, Utc};
-use dijkwacht_domain::{Case, CaseEvent, CaseId, SCHEMA_VERSION};
+use dijkwacht_domain::{Case, CaseEvent, CaseId, Command, Refusal, WaitLimits, SCHEMA_VERSION};
 use futures::TryStreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -79,13 +79,52 @@ impl LoadedCase {
     }
 }
 
-/// New events for one case, decided against `expected_version`, each with its metadata.
+/// One case's change: where its stream stood when it was loaded, the events decided on it,
+/// and the state they lead to, from which the case's next wake-up is derived.
 #[derive(Debug, Clone)]
-pub struct NewEvents {
-    pub case_id: CaseId,
-    pub expected_version: u32,
-    pub head_hash: Hash,
+pub struct CaseChange {
+    pub base_version: u32,
+    pub base_hash: Hash,
+    /// The case with `events` applied.
+    pub case: Case,
     pub events: Vec<(CaseEvent, Metadata)>,
+}
+
+impl CaseChange {
+    pub fn new(loaded: LoadedCase) -> Self {
+        Self {
+            base_version: loaded.case.version,
+            base_hash: loaded.head_hash,
+            case: loaded.case,
+            events: Vec::new(),
+        }
+    }
+
+    /// Decides `command` on the case as changed so far and records what it yields.
+    pub fn decide(&mut self, command: Command, metadata: &Metadata, now: DateTime<Utc>) -> Result<(), Refusal> {
+        for event in self.case.decide(command, now)? {
+            self.record(event, metadata.clone(), now);
+        }
+        Ok(())
+    }
+
+    /// Records an event as decided (by [`CaseChange::decide`], or by a test setting a scene).
+    pub fn record(&mut self, event: CaseEvent, metadata: Metadata, now: DateTime<Utc>) {
+        self.case.apply(&event, now);
+        self.events.push((event, metadata));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// Cases as loaded for deciding; a stream with an event that cannot be read is set apart
+/// with the reason, so one poisoned case never blocks the others.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub cases: HashMap<CaseId, LoadedCase>,
+    pub unreadable: HashMap<CaseId, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +138,9 @@ pub enum StoreError {
         version: i32,
         reason: String,
     },
+    /// A stream holds an event that cannot be read: the case is set apart for operators.
+    #[error("case {case_id} cannot be loaded: {reason}")]
+    Unreadable { case_id: CaseId, reason: String },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -114,48 +156,79 @@ pub struct ChainBreak {
 #[derive(Debug, Clone)]
 pub struct EventStore {
     pool: PgPool,
+    /// How long each waiting state may last: every append derives its cases' wake-ups
+    /// from these, in the same transaction.
+    waits: WaitLimits,
 }
 
 const SELECT_EVENTS: &str = "SELECT position, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash FROM events";
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            waits: WaitLimits::default(),
+        }
+    }
+
+    pub fn with_waits(mut self, waits: WaitLimits) -> Self {
+        self.waits = waits;
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
+    pub fn waits(&self) -> &WaitLimits {
+        &self.waits
+    }
+
     /// Loads the current state of every case named, in one query. Unknown ids load as new.
-    pub async fn load(&self, ids: &[CaseId]) -> Result<HashMap<CaseId, LoadedCase>, StoreError> {
+    pub async fn load(&self, ids: &[CaseId]) -> Result<Loaded, StoreError> {
         Self::load_with(&self.pool, ids).await
     }
 
     /// [`EventStore::load`] on a given connection or transaction.
-    pub async fn load_with<'e, E: PgExecutor<'e>>(
-        executor: E,
-        ids: &[CaseId],
-    ) -> Result<HashMap<CaseId, LoadedCase>, StoreError> {
+    pub async fn load_with<'e, E: PgExecutor<'e>>(executor: E, ids: &[CaseId]) -> Result<Loaded, StoreError> {
         let uuids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
-        let mut loaded: HashMap<CaseId, LoadedCase> = ids.iter().map(|id| (*id, LoadedCase::new(*id))).collect();
+        let mut loaded = Loaded {
+            cases: ids.iter().map(|id| (*id, LoadedCase::new(*id))).collect(),
+            unreadable: HashMap::new(),
+        };
         let sql = format!("{SELECT_EVENTS} WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version");
         let mut rows = sqlx::query(&sql).bind(&uuids).fetch(executor);
         while let Some(row) = rows.try_next().await? {
-            let stored = StoredRow::from_row(&row)?;
-            let recorded = stored.decode()?;
-            let entry = loaded
-                .entry(recorded.case_id)
-                .or_insert_with(|| LoadedCase::new(recorded.case_id));
-            entry.case.apply(&recorded.event, recorded.recorded_at);
-            entry.head_hash = stored.hash;
+            let case_id = CaseId(row.try_get("stream_id")?);
+            if loaded.unreadable.contains_key(&case_id) {
+                continue;
+            }
+            match StoredRow::from_row(&row).and_then(|stored| Ok((stored.decode()?, stored.hash))) {
+                Ok((recorded, hash)) => {
+                    let entry = loaded
+                        .cases
+                        .entry(case_id)
+                        .or_insert_with(|| LoadedCase::new(case_id));
+                    entry.case.apply(&recorded.event, recorded.recorded_at);
+                    entry.head_hash = hash;
+                }
+                Err(error @ StoreError::Corrupt { .. }) => {
+                    loaded.cases.remove(&case_id);
+                    loaded.unreadable.insert(case_id, error.to_string());
+                }
+                Err(other) => return Err(other),
+            }
         }
         Ok(loaded)
     }
 
+    /// One case; an unreadable stream is an error here.
     pub async fn load_one(&self, id: CaseId) -> Result<LoadedCase, StoreError> {
         let mut loaded = self.load(&[id]).await?;
-        Ok(loaded.remove(&id).unwrap_or_else(|| LoadedCase::new(id)))
+        if let Some(reason) = loaded.unreadable.remove(&id) {
+            return Err(StoreError::Unreadable { case_id: id, reason });
+        }
+        Ok(loaded.cases.remove(&id).unwrap_or_else(|| LoadedCase::new(id)))
     }
 
     /// Every event of one case, oldest first.
@@ -165,30 +238,34 @@ impl EventStore {
         rows.iter().map(|row| StoredRow::from_row(row)?.decode()).collect()
     }
 
-    /// Appends events for several cases in one transaction, with their outbox rows. All or
-    /// nothing: a conflict on any case rolls back every case.
+    /// Appends the changes of several cases in one transaction, with their outbox rows and
+    /// wake-ups. All or nothing: a conflict on any case rolls back every case. Services
+    /// change cases through [`EventStore::execute`] or [`EventStore::transact`]; this is
+    /// their last step, and the way tests set a scene.
     pub async fn append(
         &self,
-        batch: &[NewEvents],
+        changes: &[CaseChange],
         recorded_at: DateTime<Utc>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        if batch.iter().all(|new| new.events.is_empty()) {
+        if changes.iter().all(CaseChange::is_empty) {
             return Ok(vec![]);
         }
         let mut tx = self.pool.begin().await?;
-        let recorded = Self::append_in(&mut tx, batch, recorded_at).await?;
+        let recorded = self.append_in(&mut tx, changes, recorded_at).await?;
         tx.commit().await.map_err(conflict_or_database)?;
         Ok(recorded)
     }
 
-    /// [`EventStore::append`] inside a transaction the caller commits, so that other
-    /// writes (an idempotency record, an index row) commit or fail with the events.
-    pub async fn append_in(
+    /// [`EventStore::append`] inside a transaction the caller commits: the events, their
+    /// outbox rows and the wake-ups the new states imply, together.
+    pub(crate) async fn append_in(
+        &self,
         tx: &mut PgConnection,
-        batch: &[NewEvents],
+        changes: &[CaseChange],
         recorded_at: DateTime<Utc>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = ChainedRows::build(batch, recorded_at);
+        let changed: Vec<&CaseChange> = changes.iter().filter(|change| !change.is_empty()).collect();
+        let rows = ChainedRows::build(&changed, recorded_at);
         if rows.is_empty() {
             return Ok(vec![]);
         }
@@ -237,6 +314,8 @@ impl EventStore {
             .bind(&outbox_topics)
             .execute(&mut *tx)
             .await?;
+        let cases: Vec<&Case> = changed.iter().map(|change| &change.case).collect();
+        crate::timers::write_waits(tx, &cases, &self.waits, recorded_at).await?;
         Ok(recorded)
     }
 
@@ -339,16 +418,16 @@ struct ChainedRows {
 }
 
 impl ChainedRows {
-    fn build(batch: &[NewEvents], recorded_at: DateTime<Utc>) -> Self {
+    fn build(changes: &[&CaseChange], recorded_at: DateTime<Utc>) -> Self {
         let mut rows = Self::default();
-        for new in batch {
-            let mut prev = new.head_hash;
-            for (offset, (event, metadata_struct)) in new.events.iter().enumerate() {
+        for change in changes {
+            let mut prev = change.base_hash;
+            for (offset, (event, metadata_struct)) in change.events.iter().enumerate() {
                 let metadata = serde_json::to_value(metadata_struct).expect("metadata serializes");
-                let version = (new.expected_version as usize + offset + 1) as i32;
+                let version = (change.base_version as usize + offset + 1) as i32;
                 let (event_type, payload) = split_event(event);
                 let canonical = canonical_event(
-                    new.case_id.0,
+                    change.case.id.0,
                     version,
                     &event_type,
                     SCHEMA_VERSION,
@@ -357,7 +436,7 @@ impl ChainedRows {
                     &metadata,
                 );
                 let hash = chain_hash(&prev, &canonical);
-                rows.stream_ids.push(new.case_id.0);
+                rows.stream_ids.push(change.case.id.0);
                 rows.versions.push(version);
                 rows.types.push(event_type);
                 rows.schema_versions.push(SCHEMA_VERSION);

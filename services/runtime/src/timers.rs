@@ -1,41 +1,95 @@
-//! Per-stage timers: when a stage wants to look at a case again.
+//! Wake-ups: when a stage must look at a case again. Every append rewrites the wake-ups of
+//! the cases it changed from their new states ([`Case::wait`]), in the same transaction,
+//! so a case never waits without a timer or an operator-queue entry that will move it on.
+//! Messages on the broker are the fast path; these rows are the guarantee.
 
-use chrono::{DateTime, Utc};
-use dijkwacht_domain::CaseId;
-use sqlx::PgPool;
+use chrono::{DateTime, TimeDelta, Utc};
+use dijkwacht_domain::{Case, CaseId, Wait, WaitLimits};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// Sets (or, with `None`, clears) the timers of many cases in two statements.
-pub async fn set(pool: &PgPool, stage: &str, timers: &[(CaseId, Option<DateTime<Utc>>)]) -> Result<(), sqlx::Error> {
-    let (mut due_ids, mut due_at, mut cleared) = (Vec::new(), Vec::new(), Vec::new());
-    for (case_id, at) in timers {
-        match at {
-            Some(at) => {
-                due_ids.push(case_id.0);
-                due_at.push(*at);
+/// The projection's wake-up: every change must reach the read models, also when the
+/// broker lost the message that carried it.
+pub const PROJECTION: &str = "projection";
+
+/// A stage that fires its timer this many times without moving the case on hands the case
+/// to an operator (and keeps trying, less often).
+pub const FRUITLESS_LIMIT: i32 = 5;
+/// The longest pause between fruitless tries.
+const LONGEST_BACKOFF: TimeDelta = TimeDelta::hours(1);
+
+/// Replaces the wake-ups and operator-queue entries of `cases` with those their states imply.
+pub(crate) async fn write_waits(
+    tx: &mut PgConnection,
+    cases: &[&Case],
+    limits: &WaitLimits,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = cases.iter().map(|case| case.id.0).collect();
+    let (mut stages, mut timer_ids, mut due, mut versions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut stuck_ids, mut reasons, mut stuck_versions) = (Vec::new(), Vec::new(), Vec::new());
+    for case in cases {
+        let version = case.version as i32;
+        stages.push(PROJECTION);
+        timer_ids.push(case.id.0);
+        due.push(now + limits.stage_stale_after);
+        versions.push(version);
+        match case.wait(limits) {
+            Wait::Stage { stage, due_at } => {
+                stages.push(stage.name());
+                timer_ids.push(case.id.0);
+                due.push(due_at);
+                versions.push(version);
             }
-            None => cleared.push(case_id.0),
+            Wait::Operator(reason) => {
+                stuck_ids.push(case.id.0);
+                reasons.push(reason.as_str());
+                stuck_versions.push(version);
+            }
+            Wait::Analyst | Wait::Done => {}
         }
     }
-    if !due_ids.is_empty() {
+    sqlx::query("DELETE FROM stage_timers WHERE case_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO stage_timers (stage, case_id, due_at, version) \
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::timestamptz[], $4::int4[])",
+    )
+    .bind(&stages)
+    .bind(&timer_ids)
+    .bind(&due)
+    .bind(&versions)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM operator_queue WHERE case_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    if !stuck_ids.is_empty() {
         sqlx::query(
-            "INSERT INTO stage_timers (stage, case_id, due_at) SELECT $1, * FROM UNNEST($2::uuid[], $3::timestamptz[]) \
-             ON CONFLICT (stage, case_id) DO UPDATE SET due_at = EXCLUDED.due_at",
+            "INSERT INTO operator_queue (case_id, reason, version, since) \
+             SELECT c, r, v, $4 FROM UNNEST($1::uuid[], $2::text[], $3::int4[]) AS s (c, r, v)",
         )
-        .bind(stage)
-        .bind(&due_ids)
-        .bind(&due_at)
-        .execute(pool)
+        .bind(&stuck_ids)
+        .bind(&reasons)
+        .bind(&stuck_versions)
+        .bind(now)
+        .execute(&mut *tx)
         .await?;
     }
-    if !cleared.is_empty() {
-        sqlx::query("DELETE FROM stage_timers WHERE stage = $1 AND case_id = ANY($2)")
-            .bind(stage)
-            .bind(&cleared)
-            .execute(pool)
-            .await?;
-    }
     Ok(())
+}
+
+/// A timer claimed for firing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueTimer {
+    pub case_id: CaseId,
+    /// The case version the timer was set at.
+    pub version: u32,
+    /// How often it fired before without moving the case on.
+    pub fired: i32,
 }
 
 /// Claims up to `limit` due timers by pushing them `lease_until`, so that a concurrent
@@ -46,12 +100,12 @@ pub async fn claim_due(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<CaseId>, sqlx::Error> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
+) -> Result<Vec<DueTimer>, sqlx::Error> {
+    let rows: Vec<(Uuid, i32, i32)> = sqlx::query_as(
         "UPDATE stage_timers SET due_at = $3 WHERE stage = $1 AND case_id IN ( \
              SELECT case_id FROM stage_timers WHERE stage = $1 AND due_at <= $2 \
              ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-         RETURNING case_id",
+         RETURNING case_id, version, fired",
     )
     .bind(stage)
     .bind(now)
@@ -59,5 +113,71 @@ pub async fn claim_due(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(ids.into_iter().map(CaseId).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(case_id, version, fired)| DueTimer {
+            case_id: CaseId(case_id),
+            version: version as u32,
+            fired,
+        })
+        .collect())
+}
+
+/// A timer fired and the case did not change: try again later, each time later, and after
+/// [`FRUITLESS_LIMIT`] tries put the case in the operator queue with the stage's reason.
+/// Returns whether the case went to the operator queue just now.
+pub async fn fired_without_progress(
+    pool: &PgPool,
+    stage: &str,
+    timer: DueTimer,
+    first_pause: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let fired = timer.fired + 1;
+    let pause = (first_pause * 2_i32.pow(fired.min(16) as u32)).min(LONGEST_BACKOFF);
+    let mut tx = pool.begin().await?;
+    // Only the timer as it was claimed: an append since then has set a newer one.
+    let updated = sqlx::query(
+        "UPDATE stage_timers SET due_at = $4, fired = $5 WHERE stage = $1 AND case_id = $2 AND version = $3",
+    )
+    .bind(stage)
+    .bind(timer.case_id.0)
+    .bind(timer.version as i32)
+    .bind(now + pause)
+    .bind(fired)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let stuck = updated == 1 && fired == FRUITLESS_LIMIT;
+    if stuck {
+        crate::operator::flag_in(
+            &mut tx,
+            timer.case_id,
+            timer.version,
+            "stage_made_no_progress",
+            &format!("the {stage} stage fired {fired} times without moving the case on; it keeps trying every hour"),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(stuck)
+}
+
+/// Removes timers a stage no longer needs because it has seen the case at `version` or later.
+pub async fn forget_seen(pool: &PgPool, stage: &str, seen: &[(CaseId, u32)]) -> Result<(), sqlx::Error> {
+    if seen.is_empty() {
+        return Ok(());
+    }
+    let (ids, versions): (Vec<Uuid>, Vec<i32>) = seen.iter().map(|(id, v)| (id.0, *v as i32)).unzip();
+    sqlx::query(
+        "DELETE FROM stage_timers t USING UNNEST($2::uuid[], $3::int4[]) AS s (case_id, version) \
+         WHERE t.stage = $1 AND t.case_id = s.case_id AND t.version <= s.version",
+    )
+    .bind(stage)
+    .bind(&ids)
+    .bind(&versions)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -205,17 +205,24 @@ async fn invalid_reports_are_refused_with_pointers_and_nothing_is_stored() {
 }
 
 /// A message the broker lost (here: an outbox row marked published that never was) leaves
-/// the case waiting; once it has waited longer than allowed, the sweeper publishes it again.
+/// the case waiting; once it has waited longer than allowed, its wake-up, written with the
+/// event, moves it on.
 #[tokio::test]
-async fn a_lost_message_is_published_again_by_the_sweeper() {
+async fn a_lost_message_is_made_up_for_by_the_case_wake_up() {
     use dijkwacht_domain::event::{Location, Reporter};
     use dijkwacht_domain::CaseId;
-    use dijkwacht_runtime::{LoadedCase, Metadata, NewEvents};
+    use dijkwacht_runtime::config::Part;
+    use dijkwacht_runtime::LoadedCase;
 
-    let system = TestSystem::start(TestOptions::default()).await.unwrap();
+    // No relay: every message is lost.
+    let parts = Part::ALL.into_iter().filter(|part| *part != Part::Relay).collect();
+    let system = TestSystem::start(TestOptions {
+        parts,
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
     system.wait_until_ready().await;
-    // The event and its outbox row, already marked published, commit together: the relay
-    // never sees the row, as if the broker had lost the message.
     let case_id = CaseId::new();
     let received = dijkwacht_domain::CaseEvent::ReportReceived(dijkwacht_domain::ReportReceived {
         report_id: dijkwacht_domain::ReportId::new(),
@@ -230,22 +237,8 @@ async fn a_lost_message_is_published_again_by_the_sweeper() {
         claimed_class: None,
         reappearance_of: None,
     });
-    let mut tx = system.database.pool.begin().await.unwrap();
-    let fresh = LoadedCase::new(case_id);
-    let append = NewEvents {
-        case_id,
-        expected_version: 0,
-        head_hash: fresh.head_hash,
-        events: vec![(received, Metadata::actor("test"))],
-    };
-    dijkwacht_runtime::EventStore::append_in(&mut tx, &[append], system.clock_now())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let change = crate::support::change(&LoadedCase::new(case_id), vec![received]);
+    system.app.store.append(&[change], system.clock_now()).await.unwrap();
 
     let case = case_id.to_string();
     system.clock.advance(TimeDelta::seconds(301));

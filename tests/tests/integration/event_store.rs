@@ -1,6 +1,6 @@
 use crate::support::*;
 use dijkwacht_domain::{CaseEvent, CaseId};
-use dijkwacht_runtime::{LoadedCase, Metadata, NewEvents, StoreError};
+use dijkwacht_runtime::{LoadedCase, StoreError};
 use dijkwacht_tests::{TestDatabase, DEMO_SHA256};
 
 #[tokio::test]
@@ -44,22 +44,17 @@ async fn a_batch_append_is_all_or_nothing() {
     )
     .await;
     let stale_view = LoadedCase::new(contested);
-    let metadata = Metadata::actor("test");
-    let fresh = NewEvents {
-        case_id: CaseId::new(),
-        expected_version: 0,
-        head_hash: [0; 32],
-        events: vec![(report_received("https://a.example/2", DEMO_SHA256), metadata.clone())],
-    };
-    let conflicting = NewEvents {
-        case_id: contested,
-        expected_version: stale_view.case.version,
-        head_hash: stale_view.head_hash,
-        events: vec![(report_received("https://a.example/1", DEMO_SHA256), metadata)],
-    };
+    let fresh = change(
+        &LoadedCase::new(CaseId::new()),
+        vec![report_received("https://a.example/2", DEMO_SHA256)],
+    );
+    let conflicting = change(
+        &stale_view,
+        vec![report_received("https://a.example/1", DEMO_SHA256)],
+    );
     let outcome = store.append(&[fresh.clone(), conflicting], chrono::Utc::now()).await;
     assert!(matches!(outcome, Err(StoreError::Conflict)), "{outcome:?}");
-    assert!(store.read_stream(fresh.case_id).await.unwrap().is_empty());
+    assert!(store.read_stream(fresh.case.id).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 async fn intake_only() -> TestSystem {
     TestSystem::start(TestOptions {
-        stages: false,
+        parts: vec![dijkwacht_runtime::config::Part::Intake],
         ..TestOptions::default()
     })
     .await
@@ -163,7 +163,7 @@ async fn an_oversized_body_is_refused_with_413() {
 #[tokio::test]
 async fn a_partner_over_its_rate_limit_gets_429_with_retry_after() {
     let system = TestSystem::start(TestOptions {
-        stages: false,
+        parts: vec![dijkwacht_runtime::config::Part::Intake],
         // One request an hour after the burst: the third request cannot slip through on a
         // slow machine.
         partner_requests_per_second: 1.0 / 3600.0,

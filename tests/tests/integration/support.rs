@@ -2,7 +2,7 @@
 
 use dijkwacht_domain::event::{Location, Reporter};
 use dijkwacht_domain::*;
-use dijkwacht_runtime::{EventStore, LoadedCase, Metadata, NewEvents, RecordedEvent};
+use dijkwacht_runtime::{CaseChange, EventStore, LoadedCase, Metadata, RecordedEvent};
 use dijkwacht_tests::test_clock;
 
 pub fn report_received(url: &str, sha256: &str) -> CaseEvent {
@@ -38,14 +38,17 @@ pub async fn append_to(
     loaded: &LoadedCase,
     events: Vec<CaseEvent>,
 ) -> Result<Vec<RecordedEvent>, dijkwacht_runtime::StoreError> {
-    let metadata = Metadata::actor("test");
-    let new = NewEvents {
-        case_id: loaded.case.id,
-        expected_version: loaded.case.version,
-        head_hash: loaded.head_hash,
-        events: events.into_iter().map(|e| (e, metadata.clone())).collect(),
-    };
-    store.append(&[new], dijkwacht_runtime::Clock::now(&test_clock())).await
+    store.append(&[change(loaded, events)], dijkwacht_runtime::Clock::now(&test_clock())).await
+}
+
+/// `events` on top of a case as loaded, as a test's actor records them.
+pub fn change(loaded: &LoadedCase, events: Vec<CaseEvent>) -> CaseChange {
+    let now = dijkwacht_runtime::Clock::now(&test_clock());
+    let mut change = CaseChange::new(loaded.clone());
+    for event in events {
+        change.record(event, Metadata::actor("test"), now);
+    }
+    change
 }
 
 /// Reads `count` messages from `topics` with a fresh consumer group, failing after `timeout`.

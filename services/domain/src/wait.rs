@@ -1,0 +1,127 @@
+//! What a case waits for. Every status that is not final names who must move the case on
+//! and by when; the event store writes that wake-up in the same transaction as the events
+//! that led to it, so no case can wait without something that will move it on.
+
+use crate::case::{Case, CaseStatus};
+use chrono::{DateTime, Duration, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The stages that move cases on by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    Classify,
+    Notices,
+    Dispatch,
+    Followup,
+}
+
+impl StageKind {
+    pub const ALL: [StageKind; 4] = [Self::Classify, Self::Notices, Self::Dispatch, Self::Followup];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Classify => "classify",
+            Self::Notices => "notices",
+            Self::Dispatch => "dispatch",
+            Self::Followup => "followup",
+        }
+    }
+}
+
+/// How long each kind of waiting may last; configuration, not law.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitLimits {
+    /// How long a stage may take to act on the event it was sent before its timer acts
+    /// instead (a lost message, a broker that restarted empty, a crashed process).
+    pub stage_stale_after: Duration,
+    /// How long a dispatch attempt may stay without an outcome before it is presumed lost
+    /// and sent again under the same idempotency key.
+    pub dispatch_in_flight: Duration,
+    /// From delivery to the first removal check.
+    pub first_check_after: Duration,
+}
+
+impl Default for WaitLimits {
+    fn default() -> Self {
+        Self {
+            stage_stale_after: Duration::minutes(5),
+            dispatch_in_flight: Duration::minutes(1),
+            first_check_after: Duration::hours(1),
+        }
+    }
+}
+
+/// Why a case cannot move on without an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StuckReason {
+    /// Classified, but nobody is known to send the notice to: register the host.
+    HostUnknown,
+    /// Dispatch gave up after its last permitted attempt.
+    DispatchGaveUp,
+}
+
+impl StuckReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HostUnknown => "host_unknown",
+            Self::DispatchGaveUp => "dispatch_gave_up",
+        }
+    }
+
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::HostUnknown => "the case is classified but its host is unknown; register the host",
+            Self::DispatchGaveUp => "dispatch gave up after its last permitted attempt",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// `stage` must act by `due_at`; a message usually reaches it sooner, the timer is the
+    /// guarantee.
+    Stage { stage: StageKind, due_at: DateTime<Utc> },
+    /// An analyst must decide; the review queue shows it.
+    Analyst,
+    /// Nothing will move the case on by itself.
+    Operator(StuckReason),
+    /// Final: nothing more happens.
+    Done,
+}
+
+impl Case {
+    /// What this case waits for, from its state alone. Total over every status, so a new
+    /// status cannot be added without saying what moves it on.
+    pub fn wait(&self, limits: &WaitLimits) -> Wait {
+        let since = self.updated_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let stage = |stage, due_at| Wait::Stage { stage, due_at };
+        match self.status {
+            CaseStatus::New | CaseStatus::Forwarded | CaseStatus::Retracted | CaseStatus::Closed => Wait::Done,
+            CaseStatus::Received => stage(StageKind::Classify, since + limits.stage_stale_after),
+            CaseStatus::AwaitingReview => Wait::Analyst,
+            CaseStatus::Classified if self.host.is_none() => Wait::Operator(StuckReason::HostUnknown),
+            CaseStatus::Classified => stage(StageKind::Notices, since + limits.stage_stale_after),
+            CaseStatus::NoticeIssued => {
+                let dispatch = &self.dispatch;
+                let due_at = match (&dispatch.in_flight, dispatch.retry_at) {
+                    (Some(in_flight), _) => in_flight.started_at + limits.dispatch_in_flight,
+                    (None, Some(retry_at)) => retry_at,
+                    (None, None) => since + limits.stage_stale_after,
+                };
+                stage(StageKind::Dispatch, due_at)
+            }
+            CaseStatus::NoticeDelivered => {
+                let delivered_at = self.dispatch.delivered_at.unwrap_or(since);
+                let due_at = self
+                    .removal
+                    .next_check_at
+                    .unwrap_or(delivered_at + limits.first_check_after);
+                stage(StageKind::Followup, due_at)
+            }
+            CaseStatus::DispatchFailed => Wait::Operator(StuckReason::DispatchGaveUp),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The one command path: every change to a case — from a stage, an analyst, delisting or
+//! intake — is loaded, decided and appended here, with its outbox rows and wake-ups in the
+//! same transaction, and decided again from fresh reads when another writer got there first.
+
+use crate::store::{CaseChange, EventStore, Loaded, LoadedCase, Metadata, RecordedEvent, StoreError};
+use chrono::{DateTime, Utc};
+use dijkwacht_domain::{Case, CaseId, Command, Refusal};
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+/// How often a decision is made again from fresh reads before the caller is told to retry.
+pub const MAX_ATTEMPTS: usize = 10;
+
+/// A decision that reads what it needs inside the transaction, may write rows of its own
+/// there (an idempotency record, a location index), and returns the changes to append.
+pub trait Decision: Sync {
+    type Output: Send;
+
+    fn decide(
+        &self,
+        tx: &mut PgConnection,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(Self::Output, Vec<CaseChange>), Attempt>> + Send;
+}
+
+/// Why one attempt at a decision did not commit.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Another writer got there first: read again and decide again.
+    Contended,
+    Failed(CommandError),
+}
+
+impl From<sqlx::Error> for Attempt {
+    fn from(error: sqlx::Error) -> Self {
+        if is_contention(&error) {
+            Attempt::Contended
+        } else {
+            Attempt::Failed(error.into())
+        }
+    }
+}
+
+impl From<StoreError> for Attempt {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict => Attempt::Contended,
+            StoreError::Database(db) => db.into(),
+            other => Attempt::Failed(other.into()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("the cases kept changing under {MAX_ATTEMPTS} attempts; try again")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Serialization failures and deadlocks are resolved by trying again.
+fn is_contention(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+}
+
+/// A command for one case, and who gives it.
+#[derive(Debug, Clone)]
+pub struct CaseCommand {
+    pub case_id: CaseId,
+    pub command: Command,
+    pub metadata: Metadata,
+    /// The version the caller saw; if the case moved on since, the command is not decided.
+    pub expected_version: Option<u32>,
+}
+
+impl CaseCommand {
+    pub fn new(case_id: CaseId, command: Command, metadata: Metadata) -> Self {
+        Self {
+            case_id,
+            command,
+            metadata,
+            expected_version: None,
+        }
+    }
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    #[error("the case changed since version {expected}; it is at version {current} now")]
+    VersionChanged { expected: u32, current: u32 },
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+/// What executing commands did.
+#[derive(Debug)]
+pub struct Executed {
+    /// Every case named, as it is after the append.
+    pub cases: HashMap<CaseId, Case>,
+    /// Per command, in input order.
+    pub outcomes: Vec<Result<(), Rejection>>,
+    pub recorded: Vec<RecordedEvent>,
+}
+
+impl EventStore {
+    /// Runs `decision` in a transaction, appends its changes (events, outbox rows, wake-ups)
+    /// in the same transaction and commits; on a conflict or serialization failure the
+    /// decision is made again from fresh reads, up to [`MAX_ATTEMPTS`] times.
+    pub async fn transact<D: Decision>(
+        &self,
+        decision: &D,
+        now: DateTime<Utc>,
+    ) -> Result<(D::Output, Vec<RecordedEvent>), CommandError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut tx = self.pool().begin().await?;
+            let (output, changes) = match decision.decide(&mut tx, now).await {
+                Ok(decided) => decided,
+                Err(Attempt::Contended) => continue,
+                Err(Attempt::Failed(error)) => return Err(error),
+            };
+            let recorded = match self.append_in(&mut tx, &changes, now).await {
+                Ok(recorded) => recorded,
+                Err(error) => match Attempt::from(error) {
+                    Attempt::Contended => continue,
+                    Attempt::Failed(error) => return Err(error),
+                },
+            };
+            match tx.commit().await {
+                Ok(()) => return Ok((output, recorded)),
+                Err(error) => match Attempt::from(error) {
+                    Attempt::Contended => continue,
+                    Attempt::Failed(error) => return Err(error),
+                },
+            }
+        }
+        Err(CommandError::Contended)
+    }
+
+    /// Decides each command on its case as it is now and appends the results together.
+    pub async fn execute(&self, commands: &[CaseCommand], now: DateTime<Utc>) -> Result<Executed, CommandError> {
+        self.execute_loaded(commands, None, now).await
+    }
+
+    /// [`EventStore::execute`], first on cases the caller already loaded (read outside the
+    /// transaction: an append that raced it conflicts and the commands are decided again
+    /// on fresh reads).
+    pub async fn execute_loaded(
+        &self,
+        commands: &[CaseCommand],
+        loaded: Option<Loaded>,
+        now: DateTime<Utc>,
+    ) -> Result<Executed, CommandError> {
+        if commands.is_empty() {
+            return Ok(Executed {
+                cases: HashMap::new(),
+                outcomes: vec![],
+                recorded: vec![],
+            });
+        }
+        let decision = Commands {
+            commands,
+            preloaded: Mutex::new(loaded),
+        };
+        let ((cases, outcomes), recorded) = self.transact(&decision, now).await?;
+        Ok(Executed {
+            cases,
+            outcomes,
+            recorded,
+        })
+    }
+}
+
+struct Commands<'a> {
+    commands: &'a [CaseCommand],
+    /// Used by the first attempt only.
+    preloaded: Mutex<Option<Loaded>>,
+}
+
+type CommandsOutput = (HashMap<CaseId, Case>, Vec<Result<(), Rejection>>);
+
+impl Decision for Commands<'_> {
+    type Output = CommandsOutput;
+
+    async fn decide(
+        &self,
+        tx: &mut PgConnection,
+        now: DateTime<Utc>,
+    ) -> Result<(Self::Output, Vec<CaseChange>), Attempt> {
+        let preloaded = self.preloaded.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let loaded = match preloaded {
+            Some(loaded) => loaded,
+            None => {
+                let mut ids: Vec<CaseId> = self.commands.iter().map(|c| c.case_id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                EventStore::load_with(&mut *tx, &ids).await?
+            }
+        };
+        let Loaded { cases, unreadable } = loaded;
+        let mut changes: HashMap<CaseId, CaseChange> = cases
+            .into_iter()
+            .map(|(id, loaded)| (id, CaseChange::new(loaded)))
+            .collect();
+        let mut outcomes = Vec::with_capacity(self.commands.len());
+        for command in self.commands {
+            if let Some(reason) = unreadable.get(&command.case_id) {
+                outcomes.push(Err(Rejection::Unreadable(reason.clone())));
+                continue;
+            }
+            let change = changes
+                .entry(command.case_id)
+                .or_insert_with(|| CaseChange::new(LoadedCase::new(command.case_id)));
+            if let Some(expected) = command.expected_version.filter(|v| *v != change.case.version) {
+                outcomes.push(Err(Rejection::VersionChanged {
+                    expected,
+                    current: change.case.version,
+                }));
+                continue;
+            }
+            let decided = change.decide(command.command.clone(), &command.metadata, now);
+            outcomes.push(decided.map_err(Rejection::Refused));
+        }
+        let cases = changes.values().map(|c| (c.case.id, c.case.clone())).collect();
+        let changes = changes.into_values().filter(|c| !c.is_empty()).collect();
+        Ok(((cases, outcomes), changes))
+    }
+}
