@@ -130,6 +130,7 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
             ),
         ],
         regulators: vec![principal("regulator", regulator_key, &["compliance:read"])],
+        operators: vec![principal("operator", &format!("{partner_key}-operator"), &["operate"])],
         analysts: (1..=2)
             .map(|n| {
                 principal(
@@ -353,6 +354,11 @@ impl TestSystem {
     /// The key of analyst `analyst-{n}`.
     pub fn analyst_key(&self, n: u8) -> String {
         format!("{}-analyst-{n}", self.partner_key)
+    }
+
+    /// The key of the operator, `operator`.
+    pub fn operator_key(&self) -> String {
+        format!("{}-operator", self.partner_key)
     }
 
     /// The key of the second partner, `partner-b`.

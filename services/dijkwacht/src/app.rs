@@ -17,7 +17,7 @@ use dijkwacht_projection::ProjectionStage;
 use dijkwacht_runtime::config::{Part, Settings};
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
 use dijkwacht_runtime::reference::ReferenceData;
-use dijkwacht_runtime::relay::Relay;
+use dijkwacht_runtime::relay::{Relay, RelaySettings};
 use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
 use dijkwacht_runtime::{
     db, EventStore, Health, LoopSettings, SharedClock, Stage, StageLoop, StageRuntime, TopicNames,
@@ -159,18 +159,25 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     let topics = TopicNames::new(settings.kafka_prefix.clone());
     broker.ensure_topics(&topics, settings.kafka_partitions).await?;
     let bootstrap_servers = broker.bootstrap_servers();
-    let producer = kafka::producer(&bootstrap_servers)?;
+    let producer = kafka::producer(&bootstrap_servers, settings.kafka_message_timeout())?;
     let store = EventStore::new(pool.clone()).with_waits(settings.wait_limits());
     let health = Health::default();
 
     if settings.runs(Part::Relay) {
         let relay = Relay::new(
             pool.clone(),
-            producer.clone(),
+            bootstrap_servers.clone(),
             topics.clone(),
-            settings.batch_size as i64,
-        );
-        tasks.spawn(relay.run(Duration::from_millis(settings.relay_idle_ms), shutdown.clone()));
+            clock.clone(),
+            health.register("relay", "it has not published yet"),
+            RelaySettings {
+                batch_size: settings.batch_size as i64,
+                idle: Duration::from_millis(settings.relay_idle_ms),
+                max_lag: TimeDelta::seconds(settings.relay_max_lag_secs),
+                message_timeout: settings.kafka_message_timeout(),
+            },
+        )?;
+        tasks.spawn(relay.run(shutdown.clone()));
     }
     {
         let runtime = StageRuntime {
@@ -184,7 +191,7 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
                 batch_size: settings.batch_size,
                 linger: Duration::from_millis(settings.batch_linger_ms),
                 timer_poll: Duration::from_millis(settings.timer_poll_ms),
-                timer_lease: TimeDelta::seconds(60),
+                timer_lease: TimeDelta::seconds(settings.timer_lease_secs),
                 group_prefix: settings.kafka_prefix.clone(),
             },
         };
@@ -226,6 +233,8 @@ async fn serve_api(
             partner_requests_per_second: settings.partner_requests_per_second,
             partner_burst: settings.partner_burst,
             public_reports_per_hour: settings.public_reports_per_hour,
+            bulk_max_bytes: settings.bulk_max_bytes,
+            bulk_max_lines: settings.bulk_max_lines,
         }),
         review: Arc::new(ReviewPolicy {
             four_eyes: settings
@@ -235,6 +244,7 @@ async fn serve_api(
                     ContentClass::parse(name).with_context(|| format!("four_eyes_classes: unknown class {name:?}"))
                 })
                 .collect::<anyhow::Result<_>>()?,
+            claim_lease: TimeDelta::seconds(settings.review_claim_secs),
         }),
         home_country: settings.home_country.clone(),
         resolver: resolver(settings)?,

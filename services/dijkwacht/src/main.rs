@@ -149,6 +149,7 @@ enum KeyCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
+    let _crash_points = dijkwacht_runtime::crash::setup();
     let cli = Cli::parse();
     let settings = || Settings::load(cli.config.as_deref());
     let clock: SharedClock = Arc::new(SystemClock);

@@ -85,6 +85,8 @@ pub struct Case {
     pub classified_at: Option<DateTime<Utc>>,
     pub review: Option<ReviewRequested>,
     pub claimed_by: Option<String>,
+    /// When the claim lapses and another analyst may take the case.
+    pub claim_expires_at: Option<DateTime<Utc>>,
     /// A decision waiting for a second analyst under the four-eyes rule.
     pub pending_decision: Option<AnalystDecided>,
     pub forwarded: Option<ForwardedToHotline>,
@@ -113,6 +115,7 @@ impl Case {
             classified_at: None,
             review: None,
             claimed_by: None,
+            claim_expires_at: None,
             pending_decision: None,
             forwarded: None,
             retracted: None,
@@ -162,9 +165,15 @@ impl Case {
                 self.review = Some(review.clone());
                 self.status = CaseStatus::AwaitingReview;
             }
-            CaseEvent::ReviewClaimed(claimed) => self.claimed_by = Some(claimed.analyst_id.clone()),
+            CaseEvent::ReviewClaimed(claimed) => {
+                self.claimed_by = Some(claimed.analyst_id.clone());
+                self.claim_expires_at = claimed.expires_at;
+            }
+            // A decision ends the claim, so a second analyst can take the case under four eyes.
             CaseEvent::AnalystDecided(decided) => {
                 self.pending_decision = decided.awaiting_confirmation.then(|| decided.clone());
+                self.claimed_by = None;
+                self.claim_expires_at = None;
             }
             CaseEvent::ForwardedToHotline(forwarded) => {
                 self.forwarded = Some(forwarded.clone());
@@ -220,6 +229,12 @@ impl Case {
                 self.status = CaseStatus::Closed;
             }
         }
+    }
+
+    /// The analyst holding an unexpired claim on the case, if any.
+    pub fn claim_holder(&self, now: DateTime<Utc>) -> Option<&str> {
+        let live = self.claim_expires_at.is_none_or(|expires_at| expires_at > now);
+        self.claimed_by.as_deref().filter(|_| live)
     }
 
     pub fn is_closed(&self) -> bool {

@@ -28,8 +28,10 @@ pub enum Command {
         classification: Option<Classified>,
         forward_to: Option<ForwardedToHotline>,
     },
+    /// Takes a case from the review queue for `lease`; only its holder decides meanwhile.
     ClaimReview {
         analyst_id: String,
+        lease: Duration,
     },
     DecideReview {
         analyst_id: String,
@@ -147,14 +149,19 @@ impl Case {
                 classification,
                 forward_to,
             } => Ok(self.classify(host, classification, forward_to)),
-            Command::ClaimReview { analyst_id } => self.claim_review(analyst_id),
+            Command::ClaimReview { analyst_id, lease } => self.claim_review(analyst_id, lease, now),
             Command::DecideReview {
                 analyst_id,
                 verdict,
                 explanation,
                 four_eyes,
                 host,
-            } => self.decide_review(analyst_id, verdict, explanation, four_eyes, host),
+            } => {
+                if let Some(holder) = self.claim_holder(now).filter(|holder| *holder != analyst_id) {
+                    return Err(Refusal::ClaimedByOther(holder.to_owned()));
+                }
+                self.decide_review(analyst_id, verdict, explanation, four_eyes, host)
+            }
             Command::Retract { reason } => Ok(if self.is_finished() {
                 vec![]
             } else {
@@ -216,14 +223,18 @@ impl Case {
         events
     }
 
-    fn claim_review(&self, analyst_id: String) -> Result<Vec<CaseEvent>, Refusal> {
+    /// A claim lasts `lease`; its holder claiming again renews it, anyone else waits until
+    /// it lapses.
+    fn claim_review(&self, analyst_id: String, lease: Duration, now: DateTime<Utc>) -> Result<Vec<CaseEvent>, Refusal> {
         if self.status != CaseStatus::AwaitingReview {
             return Err(Refusal::NotInReview);
         }
-        match &self.claimed_by {
-            Some(by) if *by == analyst_id => Ok(vec![]),
-            Some(by) => Err(Refusal::ClaimedByOther(by.clone())),
-            None => Ok(vec![CaseEvent::ReviewClaimed(ReviewClaimed { analyst_id })]),
+        match self.claim_holder(now) {
+            Some(holder) if holder != analyst_id => Err(Refusal::ClaimedByOther(holder.to_owned())),
+            _ => Ok(vec![CaseEvent::ReviewClaimed(ReviewClaimed {
+                analyst_id,
+                expires_at: Some(now + lease),
+            })]),
         }
     }
 

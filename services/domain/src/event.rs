@@ -209,6 +209,9 @@ pub enum ReviewReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReviewClaimed {
     pub analyst_id: String,
+    /// Until then only this analyst may decide; absent in claims recorded before claims expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// What an analyst concluded.

@@ -98,6 +98,7 @@ fn command(pick: u8, arg: u8) -> Command {
         },
         6 => Command::ClaimReview {
             analyst_id: format!("a{}", arg % 2),
+            lease: Duration::minutes(i64::from(arg % 90)),
         },
         7 => Command::DecideReview {
             analyst_id: format!("a{}", arg % 3),

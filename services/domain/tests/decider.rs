@@ -654,30 +654,113 @@ fn a_review_decision_on_a_case_not_in_review_is_refused() {
     );
 }
 
+fn claim(analyst: &str) -> Command {
+    Command::ClaimReview {
+        analyst_id: analyst.into(),
+        lease: Duration::minutes(30),
+    }
+}
+
 #[test]
-fn a_claim_by_another_analyst_is_refused() {
+fn a_claim_holds_until_it_expires_and_only_its_holder_decides_meanwhile() {
     let mut events = awaiting_review();
-    events.push(CaseEvent::ReviewClaimed(ReviewClaimed {
-        analyst_id: "ann".into(),
-    }));
+    events.extend(given(&events).when(claim("ann"), t(0)).unwrap());
     let claimed = given(&events);
+    assert_eq!(claimed.when(claim("bob"), t(29)), Err(Refusal::ClaimedByOther("ann".into())));
     assert_eq!(
-        claimed.when(
-            Command::ClaimReview {
-                analyst_id: "ann".into()
-            },
-            t(1)
-        ),
-        Ok(vec![])
-    );
-    assert_eq!(
-        claimed.when(
-            Command::ClaimReview {
-                analyst_id: "bob".into()
-            },
-            t(1)
-        ),
+        claimed.when(decide_review("bob", actionable(), false), t(29)),
         Err(Refusal::ClaimedByOther("ann".into()))
+    );
+    // Its holder renews it; once it lapsed, anyone may take the case.
+    assert!(claimed.when(claim("ann"), t(29)).is_ok_and(|events| events.len() == 1));
+    assert_eq!(
+        claimed.when(claim("bob"), t(31)),
+        Ok(vec![CaseEvent::ReviewClaimed(ReviewClaimed {
+            analyst_id: "bob".into(),
+            expires_at: Some(t(61)),
+        })])
+    );
+    assert!(claimed.when(decide_review("bob", actionable(), false), t(31)).is_ok());
+}
+
+#[test]
+fn a_decision_ends_the_claim_so_a_second_analyst_can_confirm() {
+    let mut events = awaiting_review();
+    events.extend(given(&events).when(claim("ann"), t(0)).unwrap());
+    events.extend(given(&events).when(decide_review("ann", actionable(), true), t(1)).unwrap());
+    let pending = given(&events);
+    assert_eq!(pending.case.claimed_by, None);
+    assert!(pending.when(claim("bob"), t(2)).is_ok());
+}
+
+#[test]
+fn an_analyst_decision_records_the_host_found_now_for_a_case_whose_host_was_unknown() {
+    let mut events = vec![report_received()];
+    events.push(CaseEvent::ReviewRequested(ReviewRequested {
+        reason: ReviewReason::UnknownHost,
+    }));
+    let then = given(&events)
+        .when(
+            Command::DecideReview {
+                analyst_id: "ann".into(),
+                verdict: actionable(),
+                explanation: "depicts a child".into(),
+                four_eyes: false,
+                host: Some(host()),
+            },
+            t(1),
+        )
+        .unwrap();
+    assert_eq!(
+        then.iter().map(CaseEvent::type_name).collect::<Vec<_>>(),
+        vec!["AnalystDecided", "HostResolved", "Classified"]
+    );
+    events.extend(then);
+    assert!(matches!(
+        given(&events).case.wait(&WaitLimits::default()),
+        Wait::Stage { stage: StageKind::Notices, .. }
+    ));
+}
+
+#[test]
+fn a_case_classified_without_a_host_waits_for_an_operator_not_forever() {
+    let mut events = vec![report_received()];
+    events.push(CaseEvent::ReviewRequested(ReviewRequested {
+        reason: ReviewReason::UnknownHost,
+    }));
+    events.extend(given(&events).when(decide_review("ann", actionable(), false), t(1)).unwrap());
+    assert_eq!(
+        given(&events).case.wait(&WaitLimits::default()),
+        Wait::Operator(StuckReason::HostUnknown)
+    );
+}
+
+#[test]
+fn each_waiting_state_names_its_stage_and_deadline() {
+    let limits = WaitLimits::default();
+    let wait = |events: &[CaseEvent]| given(events).case.wait(&limits);
+    assert_eq!(
+        wait(&[report_received()]),
+        Wait::Stage {
+            stage: StageKind::Classify,
+            due_at: t(0) + limits.stage_stale_after
+        }
+    );
+    let mut events = issued(ContentClass::Csam);
+    assert_eq!(
+        wait(&events),
+        Wait::Stage {
+            stage: StageKind::Dispatch,
+            due_at: t(0) + limits.stage_stale_after
+        }
+    );
+    events.extend(given(&events).when(Command::StartDispatch, t(0)).unwrap());
+    assert_eq!(
+        wait(&events),
+        Wait::Stage {
+            stage: StageKind::Dispatch,
+            due_at: t(0) + limits.dispatch_in_flight
+        }
     );
 }
 

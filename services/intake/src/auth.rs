@@ -2,10 +2,11 @@
 
 use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use dijkwacht_runtime::auth::{authenticate, Principal};
+use std::net::SocketAddr;
 
 /// The authenticated caller. Extracting it answers 401 when the key is missing, unknown or
 /// revoked, and 429 when the caller is over its rate limit.
@@ -26,6 +27,13 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(client)| client.ip());
+        if let Some(address) = address {
+            state.limits.check_not_guessing(address)?;
+        }
         let key = parts
             .headers
             .get(AUTHORIZATION)
@@ -34,9 +42,9 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|key| !key.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let principal = authenticate(state.store.pool(), key)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let Some(principal) = authenticate(state.store.pool(), key).await? else {
+            return Err(address.map_or(ApiError::Unauthorized, |address| state.limits.unknown_key(address)));
+        };
         state
             .limits
             .check_partner(&format!("{}:{}", principal.kind, principal.id))?;

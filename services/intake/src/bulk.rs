@@ -36,10 +36,18 @@ pub async fn submit_bulk(State(state): State<AppState>, caller: Caller, body: Bo
             "the body is empty: send one JSON report per line".into(),
         ));
     }
+    let declared = axum::body::HttpBody::size_hint(&body).upper();
+    if declared.is_some_and(|bytes| bytes > state.limits.settings.bulk_max_bytes) {
+        return Err(ApiError::TooLarge(format!(
+            "a bulk request may carry at most {} bytes: split it",
+            state.limits.settings.bulk_max_bytes
+        )));
+    }
     let partner_id = partner.id.clone();
+    let limit_key = format!("{}:{}", partner.kind, partner.id);
     let (results, receiver) = mpsc::channel::<Bytes>(256);
     tokio::spawn(async move {
-        let processed = process(&state, &partner_id, body.into_data_stream(), &results).await;
+        let processed = process(&state, &partner_id, &limit_key, body.into_data_stream(), &results).await;
         if let Err(error) = processed {
             tracing::warn!(partner = %partner_id, %error, "bulk request ended early");
         }
@@ -59,6 +67,25 @@ enum BulkError {
     ClientGone,
     #[error("reading the request: {0}")]
     Read(String),
+}
+
+/// Why reading a bulk request stopped before its end: answered as the last line, after
+/// every line read so far was answered (and what was accepted stays accepted).
+enum Cut {
+    TooLarge(String),
+    RateLimited { retry_after_secs: u64 },
+}
+
+impl Cut {
+    fn answer(self, line: u64) -> BulkLineResult {
+        let message = match self {
+            Cut::TooLarge(why) => format!("413 Payload Too Large: {why}; lines from here on were not read: send them again in another request"),
+            Cut::RateLimited { retry_after_secs } => format!(
+                "429 Too Many Requests: every line counts against your rate limit; lines from here on were not read: send them again after {retry_after_secs} s"
+            ),
+        };
+        failed(line, vec![FieldError::new("", message)])
+    }
 }
 
 /// Lines waiting for their batch to be committed, in input order.
@@ -93,9 +120,13 @@ fn start(state: &AppState, lines: Lines) -> InFlight {
 async fn process(
     state: &AppState,
     partner_id: &str,
+    limit_key: &str,
     mut chunks: impl Stream<Item = Result<Bytes, axum::Error>> + Unpin,
     results: &mpsc::Sender<Bytes>,
 ) -> Result<(), BulkError> {
+    let limits = &state.limits.settings;
+    let mut bytes_read = 0u64;
+    let mut cut: Option<Cut> = None;
     let mut splitter = LineSplitter::default();
     let mut pending: Lines = Vec::with_capacity(BATCH_REPORTS);
     let mut submissions = 0usize;
@@ -126,12 +157,30 @@ async fn process(
             }
             None => None,
         };
-        let finished = chunk.is_none();
+        bytes_read += chunk.as_ref().map_or(0, |c| c.len() as u64);
+        if bytes_read > limits.bulk_max_bytes {
+            cut = Some(Cut::TooLarge(format!(
+                "a bulk request may carry at most {} bytes",
+                limits.bulk_max_bytes
+            )));
+        }
+        let finished = chunk.is_none() || cut.is_some();
         let lines = match chunk {
-            Some(chunk) => splitter.push(&chunk),
-            None => splitter.finish(),
+            Some(chunk) if cut.is_none() => splitter.push(&chunk),
+            _ => splitter.finish(),
         };
         for line in lines {
+            if number >= limits.bulk_max_lines {
+                cut = Some(Cut::TooLarge(format!(
+                    "a bulk request may carry at most {} lines",
+                    limits.bulk_max_lines
+                )));
+                break;
+            }
+            if let Err(ApiError::RateLimited { retry_after_secs }) = state.limits.check_partner(limit_key) {
+                cut = Some(Cut::RateLimited { retry_after_secs });
+                break;
+            }
             number += 1;
             let parsed = parse_line(partner_id, line);
             submissions += usize::from(parsed.is_ok());
@@ -148,10 +197,13 @@ async fn process(
                 submissions = 0;
             }
         }
-        if finished {
+        if finished || cut.is_some() {
             in_flight.push_back(start(state, pending));
             while let Some(batch) = in_flight.pop_front() {
                 answer(batch, results).await?;
+            }
+            if let Some(cut) = cut {
+                write_line(&cut.answer(number + 1), results).await?;
             }
             return Ok(());
         }
@@ -221,6 +273,15 @@ async fn write_answers(committed: Committed, results: &mpsc::Sender<Bytes>) -> R
         .await
         .map_err(|_| BulkError::ClientGone)?;
     Ok(())
+}
+
+async fn write_line(result: &BulkLineResult, results: &mpsc::Sender<Bytes>) -> Result<(), BulkError> {
+    let mut buffer = serde_json::to_vec(result).expect("results serialize");
+    buffer.push(b'\n');
+    results
+        .send(Bytes::from(buffer))
+        .await
+        .map_err(|_| BulkError::ClientGone)
 }
 
 fn succeeded(line: u64, accepted: crate::api::ReportAccepted, replayed: bool) -> BulkLineResult {

@@ -22,6 +22,8 @@ pub enum ApiError {
     ReferenceTaken(ReportId),
     /// The request contradicts the current state (a changed case, a rule); says what to do.
     Conflict(String),
+    /// The request is larger than allowed: split it.
+    TooLarge(String),
     /// Too many requests: come back after this many seconds.
     RateLimited { retry_after_secs: u64 },
     /// Our fault; the caller may retry. Details go to the log, not the caller.
@@ -77,6 +79,7 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
             ApiError::Conflict(message) => (StatusCode::CONFLICT, body("", message)).into_response(),
+            ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, body("", message)).into_response(),
             ApiError::RateLimited { retry_after_secs } => {
                 let mut response = (
                     StatusCode::TOO_MANY_REQUESTS,

@@ -6,6 +6,7 @@ pub mod api;
 mod auth;
 pub mod bulk;
 mod error;
+pub mod operator;
 pub mod import;
 pub mod limits;
 pub mod openapi;
@@ -176,6 +177,20 @@ fn documented() -> DocumentedRouter<AppState> {
                 .response(404, "reference or PIN is wrong", Some(("text/html", html())))
                 .response(413, "the form is too large", Some(("text/plain", json!({"type": "string"}))))
                 .error(429, "too many attempts from this address")
+        })
+        .route("get", "/v1/operator/queue", get(operator::queue), |op| {
+            op.summary("Cases that cannot move on by themselves, with the reason, oldest first")
+                .scope(operator::SCOPE_OPERATE)
+                .query_parameter("limit", false, "at most this many (1-1000, default 100)")
+                .json_response::<Vec<dijkwacht_runtime::operator::StuckCase>>(200, "the operator queue")
+                .error(422, "malformed query")
+        })
+        .route("get", "/v1/operator/outbox/quarantined", get(operator::quarantined), |op| {
+            op.summary("Outbox rows the relay will not publish, with the reason, oldest first")
+                .scope(operator::SCOPE_OPERATE)
+                .query_parameter("limit", false, "at most this many (1-1000, default 100)")
+                .json_response::<Vec<operator::QuarantinedRow>>(200, "the quarantined rows")
+                .error(422, "malformed query")
         })
         .route("get", "/healthz", get(routes::healthz), |op| {
             op.summary("Readiness: 200 once every stage consumes and the database answers")

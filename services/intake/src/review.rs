@@ -21,10 +21,12 @@ use sqlx::Row;
 
 pub const SCOPE_REVIEW: &str = "review";
 
-/// Which classes need a second analyst before a notice goes out.
-#[derive(Debug, Clone, Default)]
+/// Which classes need a second analyst before a notice goes out, and how long a claim
+/// keeps other analysts off a case.
+#[derive(Debug, Clone)]
 pub struct ReviewPolicy {
     pub four_eyes: Vec<ContentClass>,
+    pub claim_lease: chrono::TimeDelta,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -172,6 +174,7 @@ pub async fn claim(
         None,
         Command::ClaimReview {
             analyst_id: analyst.clone(),
+            lease: state.review.claim_lease,
         },
         &analyst,
     )

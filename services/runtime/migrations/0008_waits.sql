@@ -25,3 +25,8 @@ ALTER TABLE outbox
     ADD COLUMN quarantine_reason TEXT;
 DROP INDEX outbox_unpublished;
 CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL AND quarantined_at IS NULL;
+
+-- Operators read the operator queue and the quarantined outbox rows.
+ALTER TABLE api_keys DROP CONSTRAINT api_keys_principal_kind_check;
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_principal_kind_check
+    CHECK (principal_kind IN ('partner', 'regulator', 'analyst', 'operator'));

@@ -36,13 +36,25 @@ pub struct Settings {
     pub simulator_removal_delay_secs: i64,
     /// Requests per second and burst per API key holder; reports per hour per client
     /// address on the public form.
+    /// Every line of a bulk request counts as a request.
     pub partner_requests_per_second: f64,
     pub partner_burst: u32,
+    /// One bulk request reads at most this many bytes and lines; the rest is refused (413)
+    /// after the lines read so far are answered.
+    pub bulk_max_bytes: u64,
+    pub bulk_max_lines: u64,
     pub public_reports_per_hour: u32,
     pub batch_size: usize,
     pub batch_linger_ms: u64,
     pub relay_idle_ms: u64,
+    /// Readiness fails while the oldest unpublished event is older than this.
+    pub relay_max_lag_secs: i64,
+    /// How long the producer may try to deliver one message before the relay tries again.
+    pub kafka_message_timeout_ms: u64,
     pub timer_poll_ms: u64,
+    /// How long a claimed wake-up is hidden from other processes (a crashed claimer's
+    /// wake-ups come due again after it).
+    pub timer_lease_secs: i64,
     pub followup_first_check_secs: i64,
     pub followup_recheck_secs: i64,
     /// How long a stage may take to act on an event before the case's wake-up acts instead
@@ -66,6 +78,8 @@ pub struct Settings {
     pub index_refresh_ms: u64,
     /// Classes whose actionable review decision needs a second analyst.
     pub four_eyes_classes: Vec<String>,
+    /// How long an analyst's claim keeps others off a case.
+    pub review_claim_secs: i64,
     /// The trusted flagger itself, as named in every notice.
     pub organisation: String,
     pub contact_email: String,
@@ -158,13 +172,18 @@ impl Default for Settings {
             parts: Part::ALL.to_vec(),
             simulator_listen: None,
             simulator_removal_delay_secs: 3,
-            partner_requests_per_second: 50.0,
-            partner_burst: 200,
+            partner_requests_per_second: 500.0,
+            partner_burst: 5_000,
+            bulk_max_bytes: 1 << 30,
+            bulk_max_lines: 1_000_000,
             public_reports_per_hour: 20,
             batch_size: 500,
             batch_linger_ms: 20,
             relay_idle_ms: 50,
+            relay_max_lag_secs: 60,
+            kafka_message_timeout_ms: 30_000,
             timer_poll_ms: 500,
+            timer_lease_secs: 60,
             followup_first_check_secs: 3600,
             followup_recheck_secs: 6 * 3600,
             stage_stale_secs: 300,
@@ -180,6 +199,7 @@ impl Default for Settings {
             four_eyes_classes: ["csam", "csam_ai_generated", "grooming", "terrorist_content"]
                 .map(String::from)
                 .to_vec(),
+            review_claim_secs: 1800,
             organisation: "dijkwacht trusted flagger".into(),
             contact_email: "notices@dijkwacht.invalid".into(),
             designated_by: "Digital Services Coordinator".into(),
@@ -219,6 +239,10 @@ impl Settings {
             dispatch_in_flight: TimeDelta::seconds(self.dispatch_in_flight_secs),
             first_check_after: TimeDelta::seconds(self.followup_first_check_secs),
         }
+    }
+
+    pub fn kafka_message_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.kafka_message_timeout_ms)
     }
 
     pub fn runs(&self, part: Part) -> bool {

@@ -12,6 +12,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Partitions per topic; case ids spread over them, each case stays on one.
 pub const DEFAULT_PARTITIONS: i32 = 4;
@@ -149,12 +150,12 @@ fn base_config(bootstrap_servers: &str) -> ClientConfig {
 
 /// An idempotent producer waiting for all in-sync replicas: a publish that succeeded is
 /// durable and never duplicated by librdkafka's own retries, and per-partition order holds.
-pub fn producer(bootstrap_servers: &str) -> Result<FutureProducer, KafkaError> {
+pub fn producer(bootstrap_servers: &str, message_timeout: Duration) -> Result<FutureProducer, KafkaError> {
     base_config(bootstrap_servers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
+        .set("message.timeout.ms", message_timeout.as_millis().to_string())
         .create()
 }
 

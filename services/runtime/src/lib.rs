@@ -6,6 +6,7 @@ pub mod canonical;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod crash;
 pub mod db;
 pub mod health;
 pub mod kafka;

@@ -17,6 +17,9 @@ pub struct ReferenceData {
     pub platforms: Vec<PlatformEntry>,
     #[serde(default)]
     pub analysts: Vec<PrincipalEntry>,
+    /// Who runs the system: the operator queue, quarantined outbox rows.
+    #[serde(default)]
+    pub operators: Vec<PrincipalEntry>,
     #[serde(default)]
     pub hash_lists: Vec<HashListEntry>,
     #[serde(default)]
@@ -151,19 +154,23 @@ impl ReferenceData {
                     .await?;
             }
         }
+        let mut listed: Vec<Vec<u8>> = Vec::new();
         for (kind, principals) in [
             ("partner", &self.partners),
             ("regulator", &self.regulators),
             ("analyst", &self.analysts),
+            ("operator", &self.operators),
         ] {
             for principal in principals {
                 for key in &principal.keys {
                     let digest = hex::decode(&key.sha256).ok().filter(|d| d.len() == 32).ok_or_else(|| {
                         ReferenceError::Invalid(format!("{kind} {}: sha256 is not 64 hex digits", principal.id))
                     })?;
+                    listed.push(digest.clone());
                     sqlx::query(
                         "INSERT INTO api_keys (key_sha256, principal_kind, principal_id, scopes) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (key_sha256) DO UPDATE SET principal_kind = EXCLUDED.principal_kind, principal_id = EXCLUDED.principal_id, scopes = EXCLUDED.scopes",
+                         ON CONFLICT (key_sha256) DO UPDATE SET principal_kind = EXCLUDED.principal_kind, principal_id = EXCLUDED.principal_id, \
+                             scopes = EXCLUDED.scopes, revoked_at = NULL",
                     )
                     .bind(digest)
                     .bind(kind)
@@ -174,6 +181,15 @@ impl ReferenceData {
                 }
             }
         }
+        // A key the file no longer lists is revoked; keys issued by `dijkwacht key issue`
+        // (they have a key id) are revoked by `dijkwacht key revoke` only.
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2 WHERE key_id IS NULL AND revoked_at IS NULL AND NOT (key_sha256 = ANY($1))",
+        )
+        .bind(&listed)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         for platform in &self.platforms {
             sqlx::query(
                 "INSERT INTO platforms (platform_id, name, country, notice_endpoint, dsa_platform, language) VALUES ($1, $2, $3, $4, $5, $6) \

@@ -1,115 +1,251 @@
 //! The outbox relay: publishes committed events to Kafka and marks each outbox row only
-//! after the broker acknowledged it.
+//! after the broker acknowledged it. A row that can never be published (it cannot be read,
+//! or the broker refuses it for good) is quarantined with the reason and the rest go on. A
+//! producer that hit a fatal error is replaced. Readiness says when the relay cannot
+//! publish or falls behind, and why.
 
+use crate::clock::SharedClock;
+use crate::health::Readiness;
+use crate::kafka;
 use crate::shutdown::Shutdown;
-use crate::store::{StoreError, StoredRow};
-use crate::topics::TopicNames;
+use crate::store::StoredRow;
+use crate::topics::{Topic, TopicNames};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::future::join_all;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use sqlx::{PgPool, Row};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Only one relay publishes at a time, so events of one case leave in commit order even
 /// when several processes run a relay.
 const RELAY_LOCK: i64 = 0x646a_6b77_7265_6c61; // "djkwrela"
+/// How often the age of the oldest unpublished row is looked at.
+const LAG_CHECK_EVERY: Duration = Duration::from_secs(1);
 
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub batch_size: i64,
+    /// The pause when there is nothing to publish.
+    pub idle: Duration,
+    /// Readiness fails while the oldest unpublished row is older than this.
+    pub max_lag: TimeDelta,
+    /// How long librdkafka may try to deliver one message.
+    pub message_timeout: Duration,
+}
+
+/// What one round of publishing did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
+    pub acknowledged: usize,
+    pub quarantined: usize,
+    /// Rows left for the next round, and the last reason.
+    pub failed: usize,
+    pub last_error: Option<String>,
 }
 
 pub struct Relay {
     pool: PgPool,
+    bootstrap_servers: String,
     producer: FutureProducer,
     topics: TopicNames,
-    batch_size: i64,
+    clock: SharedClock,
+    readiness: Readiness,
+    settings: RelaySettings,
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, producer: FutureProducer, topics: TopicNames, batch_size: i64) -> Self {
-        Self {
+    pub fn new(
+        pool: PgPool,
+        bootstrap_servers: String,
+        topics: TopicNames,
+        clock: SharedClock,
+        readiness: Readiness,
+        settings: RelaySettings,
+    ) -> Result<Self, KafkaError> {
+        let producer = kafka::producer(&bootstrap_servers, settings.message_timeout)?;
+        Ok(Self {
             pool,
+            bootstrap_servers,
             producer,
             topics,
-            batch_size,
-        }
+            clock,
+            readiness,
+            settings,
+        })
     }
 
-    /// Publishes up to one batch of unpublished events; returns how many were acknowledged.
-    pub async fn publish_batch(&self) -> Result<usize, RelayError> {
+    /// Publishes up to one batch of unpublished events.
+    pub async fn publish_batch(&self) -> Result<Published, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(RELAY_LOCK)
             .fetch_one(&mut *tx)
             .await?;
         if !locked {
-            return Ok(0);
+            return Ok(Published::default());
         }
         let rows = sqlx::query(
             "SELECT o.id AS outbox_id, o.topic, e.position, e.stream_id, e.stream_version, e.event_type, e.schema_version, \
                     e.payload, e.metadata, e.recorded_at, e.prev_hash, e.hash \
              FROM outbox o JOIN events e ON e.position = o.position \
-             WHERE o.published_at IS NULL ORDER BY o.id LIMIT $1",
+             WHERE o.published_at IS NULL AND o.quarantined_at IS NULL ORDER BY o.id LIMIT $1",
         )
-        .bind(self.batch_size)
+        .bind(self.settings.batch_size)
         .fetch_all(&mut *tx)
         .await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
+        let mut quarantine: Vec<(i64, String)> = Vec::new();
         let mut messages = Vec::with_capacity(rows.len());
         for row in &rows {
             let outbox_id: i64 = row.try_get("outbox_id")?;
-            let topic: String = row.try_get("topic")?;
-            let recorded = StoredRow::from_row(row)?.decode()?;
-            let payload = serde_json::to_vec(&recorded).expect("recorded events serialize");
-            messages.push((
-                outbox_id,
-                self.topics.qualify(&topic),
-                recorded.case_id.to_string(),
-                payload,
-            ));
+            match self.message(row) {
+                Ok((topic, key, payload)) => messages.push((outbox_id, topic, key, payload)),
+                Err(reason) => quarantine.push((outbox_id, reason)),
+            }
         }
         // All sends are in flight at once; the idempotent producer keeps per-partition order.
         let deliveries = join_all(messages.iter().map(|(_, topic, key, payload)| {
             self.producer.send(
                 FutureRecord::to(topic).key(key).payload(payload),
-                Duration::from_secs(30),
+                self.settings.message_timeout,
             )
         }))
         .await;
+        let mut published = Published::default();
         let mut acknowledged = Vec::with_capacity(messages.len());
         for ((outbox_id, topic, key, _), delivery) in messages.iter().zip(deliveries) {
             match delivery {
                 Ok(_) => acknowledged.push(*outbox_id),
-                Err((error, _)) => tracing::warn!(%topic, case_id = %key, %error, "publish failed; will retry"),
+                Err((error, _)) if refused_for_good(&error) => {
+                    quarantine.push((*outbox_id, format!("the broker refused it for good: {error}")));
+                }
+                Err((error, _)) => {
+                    tracing::warn!(%topic, case_id = %key, %error, "publish failed; will retry");
+                    published.failed += 1;
+                    published.last_error = Some(error.to_string());
+                }
             }
         }
+        fail::fail_point!("relay.before-mark", |_| crate::crash::now("relay.before-mark"));
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
             .bind(&acknowledged)
             .execute(&mut *tx)
             .await?;
+        if !quarantine.is_empty() {
+            let (ids, reasons): (Vec<i64>, Vec<String>) = quarantine.into_iter().unzip();
+            for (id, reason) in ids.iter().zip(&reasons) {
+                tracing::error!(outbox_id = id, %reason, "outbox row quarantined");
+            }
+            sqlx::query(
+                "UPDATE outbox o SET quarantined_at = now(), quarantine_reason = q.reason \
+                 FROM UNNEST($1::int8[], $2::text[]) AS q (id, reason) WHERE o.id = q.id",
+            )
+            .bind(&ids)
+            .bind(&reasons)
+            .execute(&mut *tx)
+            .await?;
+            published.quarantined = ids.len();
+        }
         tx.commit().await?;
-        Ok(acknowledged.len())
+        published.acknowledged = acknowledged.len();
+        Ok(published)
+    }
+
+    /// The topic, key and payload of an outbox row, or why it can never be published.
+    fn message(&self, row: &sqlx::postgres::PgRow) -> Result<(String, String, Vec<u8>), String> {
+        let topic: String = row.try_get("topic").map_err(|e| e.to_string())?;
+        if !Topic::EVENTS.iter().any(|known| known.name() == topic) {
+            return Err(format!("unknown topic {topic:?}"));
+        }
+        let recorded = StoredRow::from_row(row)
+            .and_then(|stored| stored.decode())
+            .map_err(|e| format!("the event cannot be read: {e}"))?;
+        let payload = serde_json::to_vec(&recorded).map_err(|e| e.to_string())?;
+        Ok((self.topics.qualify(&topic), recorded.case_id.to_string(), payload))
+    }
+
+    /// How long the oldest row waiting to be published has waited.
+    pub async fn lag(&self, now: DateTime<Utc>) -> Result<Option<TimeDelta>, sqlx::Error> {
+        let oldest: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT e.recorded_at FROM outbox o JOIN events e ON e.position = o.position \
+             WHERE o.published_at IS NULL AND o.quarantined_at IS NULL ORDER BY o.id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(oldest.map(|at| now - at))
+    }
+
+    /// A producer that hit a fatal error (the idempotent producer's guarantees broke) sends
+    /// nothing more: replace it. Unacknowledged rows are simply published again.
+    fn replace_producer_if_fatal(&mut self) {
+        let Some((code, reason)) = self.producer.client().fatal_error() else {
+            return;
+        };
+        tracing::error!(?code, %reason, "the Kafka producer failed fatally; creating a new one");
+        match kafka::producer(&self.bootstrap_servers, self.settings.message_timeout) {
+            Ok(producer) => self.producer = producer,
+            Err(error) => tracing::error!(%error, "creating a new Kafka producer failed; retrying"),
+        }
     }
 
     /// Publishes until shutdown: at once while there is a backlog, every `idle` otherwise.
-    pub async fn run(self, idle: Duration, mut shutdown: Shutdown) {
+    pub async fn run(mut self, mut shutdown: Shutdown) {
+        let mut last_lag_check: Option<Instant> = None;
         loop {
-            let pause = match self.publish_batch().await {
-                Ok(n) if n as i64 >= self.batch_size => Duration::ZERO,
-                Ok(_) => idle,
+            let round = self.publish_batch().await;
+            self.replace_producer_if_fatal();
+            let full = matches!(&round, Ok(p) if p.acknowledged as i64 >= self.settings.batch_size);
+            match &round {
                 Err(error) => {
                     tracing::error!(%error, "outbox relay failed; retrying");
-                    idle.max(Duration::from_secs(1))
+                    self.readiness.not_ready(format!("the relay cannot read the outbox: {error}"));
                 }
+                Ok(published) if published.acknowledged == 0 && published.failed > 0 => {
+                    let error = published.last_error.as_deref().unwrap_or("unknown");
+                    self.readiness.not_ready(format!("the relay cannot publish: {error}"));
+                }
+                Ok(_) if last_lag_check.is_none_or(|at| at.elapsed() >= LAG_CHECK_EVERY) => {
+                    last_lag_check = Some(Instant::now());
+                    self.check_lag().await;
+                }
+                Ok(_) => {}
+            }
+            let pause = match round {
+                Ok(_) if full => Duration::ZERO,
+                Ok(_) => self.settings.idle,
+                Err(_) => self.settings.idle.max(Duration::from_secs(1)),
             };
             if shutdown.sleep_or_stop(pause).await {
                 return;
             }
         }
     }
+
+    async fn check_lag(&self) {
+        match self.lag(self.clock.now()).await {
+            Ok(Some(lag)) if lag > self.settings.max_lag => self.readiness.not_ready(format!(
+                "the oldest unpublished event has waited {} s (more than {} s)",
+                lag.num_seconds(),
+                self.settings.max_lag.num_seconds()
+            )),
+            Ok(_) => self.readiness.ready(),
+            Err(error) => self
+                .readiness
+                .not_ready(format!("the relay cannot read the outbox: {error}")),
+        }
+    }
+}
+
+/// Errors no retry can fix: the message itself is wrong for the broker.
+fn refused_for_good(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
 }

@@ -7,7 +7,7 @@
 
 use crate::clock::SharedClock;
 use crate::commands::{CaseCommand, CommandError, Rejection};
-use crate::health::Health;
+use crate::health::{Health, Readiness};
 use crate::kafka;
 use crate::operator;
 use crate::shutdown::Shutdown;
@@ -23,7 +23,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,11 +140,11 @@ pub struct StageRuntime {
 pub struct StageLoop<S: Stage> {
     stage: Arc<S>,
     runtime: StageRuntime,
-    ready: Arc<AtomicBool>,
+    ready: Readiness,
 }
 
 struct ReadinessContext {
-    ready: Arc<AtomicBool>,
+    ready: Readiness,
     stage: &'static str,
 }
 
@@ -160,7 +159,7 @@ impl ConsumerContext for ReadinessContext {
                     partitions = partitions.count(),
                     "joined consumer group"
                 );
-                self.ready.store(true, Ordering::Release);
+                self.ready.ready();
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(error) => tracing::warn!(stage = self.stage, %error, "rebalance failed"),
@@ -176,7 +175,9 @@ struct DeadLetter {
 
 impl<S: Stage> StageLoop<S> {
     pub fn new(stage: S, runtime: StageRuntime) -> Self {
-        let ready = runtime.health.register(stage.name());
+        let ready = runtime
+            .health
+            .register(stage.name(), "its consumer has not joined its group yet");
         Self {
             stage: Arc::new(stage),
             runtime,

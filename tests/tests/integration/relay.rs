@@ -1,12 +1,34 @@
 use crate::support::*;
 use dijkwacht_domain::CaseId;
-use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
-use dijkwacht_runtime::relay::Relay;
-use dijkwacht_runtime::{RecordedEvent, Topic};
-use dijkwacht_tests::{create_topics, unique_prefix, TestDatabase, DEMO_SHA256};
+use dijkwacht_runtime::kafka::EmbeddedBroker;
+use dijkwacht_runtime::relay::{Relay, RelaySettings};
+use dijkwacht_runtime::{Health, RecordedEvent, SharedClock, Topic, TopicNames};
+use dijkwacht_tests::{create_topics, eventually, test_clock, unique_prefix, TestDatabase, DEMO_SHA256};
 use rdkafka::Message;
 use std::collections::HashMap;
 use std::time::Duration;
+
+fn relay(db: &TestDatabase, bootstrap_servers: &str, topics: &TopicNames, batch_size: i64) -> Relay {
+    relay_with(db, bootstrap_servers, topics, batch_size, &Health::default())
+}
+
+fn relay_with(db: &TestDatabase, bootstrap_servers: &str, topics: &TopicNames, batch_size: i64, health: &Health) -> Relay {
+    let clock: SharedClock = std::sync::Arc::new(test_clock());
+    Relay::new(
+        db.pool.clone(),
+        bootstrap_servers.to_owned(),
+        topics.clone(),
+        clock,
+        health.register("relay", "not started"),
+        RelaySettings {
+            batch_size,
+            idle: Duration::from_millis(20),
+            max_lag: chrono::TimeDelta::seconds(60),
+            message_timeout: Duration::from_millis(1500),
+        },
+    )
+    .unwrap()
+}
 
 #[tokio::test]
 async fn every_event_reaches_the_broker_once_per_relay_run_in_case_order() {
@@ -28,12 +50,11 @@ async fn every_event_reaches_the_broker_once_per_relay_run_in_case_order() {
             written += append(&store, *case_id, vec![review_requested()]).await.len();
         }
     }
-    let producer = kafka::producer(broker.bootstrap_servers()).unwrap();
     // A small batch size makes the relay work through several batches.
-    let relay = Relay::new(db.pool.clone(), producer, topics.clone(), 7);
+    let relay = relay(&db, broker.bootstrap_servers(), &topics, 7);
     let mut published = 0;
     loop {
-        let n = relay.publish_batch().await.unwrap();
+        let n = relay.publish_batch().await.unwrap().acknowledged;
         if n == 0 {
             break;
         }
@@ -41,7 +62,7 @@ async fn every_event_reaches_the_broker_once_per_relay_run_in_case_order() {
     }
     assert_eq!(published, written);
     assert_eq!(
-        relay.publish_batch().await.unwrap(),
+        relay.publish_batch().await.unwrap().acknowledged,
         0,
         "a second run publishes nothing"
     );
@@ -71,4 +92,83 @@ async fn every_event_reaches_the_broker_once_per_relay_run_in_case_order() {
         .await
         .unwrap();
     assert_eq!(unpublished, 0);
+}
+
+#[tokio::test]
+async fn rows_that_can_never_be_published_are_quarantined_and_the_rest_go_on() {
+    let db = TestDatabase::create().await.unwrap();
+    let store = db.store();
+    let broker = EmbeddedBroker::start(1).unwrap();
+    let topics = create_topics(&broker, &unique_prefix(), 1).unwrap();
+    let (poisoned, healthy) = (CaseId::new(), CaseId::new());
+    append(&store, poisoned, vec![report_received("https://a.example/p", DEMO_SHA256)]).await;
+    append(&store, healthy, vec![report_received("https://a.example/h", DEMO_SHA256)]).await;
+    // An event no code can read any more, and a row for a topic that does not exist.
+    sqlx::query("UPDATE events SET payload = '\"not an object\"' WHERE stream_id = $1")
+        .bind(poisoned.0)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO outbox (position, topic) SELECT position, 'no-such-topic' FROM events WHERE stream_id = $1")
+        .bind(healthy.0)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let relay = relay(&db, broker.bootstrap_servers(), &topics, 10);
+    let published = relay.publish_batch().await.unwrap();
+    assert_eq!((published.acknowledged, published.quarantined), (1, 2));
+    assert_eq!(relay.publish_batch().await.unwrap().acknowledged, 0);
+    let reasons: Vec<(String, String)> = sqlx::query_as(
+        "SELECT topic, quarantine_reason FROM outbox WHERE quarantined_at IS NOT NULL ORDER BY topic",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(reasons[0].0, "no-such-topic");
+    assert!(reasons[0].1.contains("unknown topic"), "{}", reasons[0].1);
+    assert!(reasons[1].1.contains("cannot be read"), "{}", reasons[1].1);
+    let messages = consume(
+        broker.bootstrap_servers(),
+        &[topics.of(Topic::Reports)],
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let event: RecordedEvent = serde_json::from_slice(messages[0].payload().unwrap()).unwrap();
+    assert_eq!(event.case_id, healthy);
+}
+
+#[tokio::test]
+async fn readiness_fails_while_the_relay_cannot_publish_and_says_why() {
+    let db = TestDatabase::create().await.unwrap();
+    append(&db.store(), CaseId::new(), vec![report_received("https://a.example/r", DEMO_SHA256)]).await;
+    // Nothing listens there: every publish times out.
+    let unreachable = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let health = Health::default();
+    let relay = relay_with(&db, &unreachable, &TopicNames::new(unique_prefix()), 10, &health);
+    let (trigger, shutdown) = dijkwacht_runtime::shutdown::channel();
+    let task = tokio::spawn(relay.run(shutdown));
+    let reason = eventually("the relay to report it cannot publish", Duration::from_secs(30), || async {
+        let report = health.report();
+        let reason = report.components["relay"].clone();
+        (!report.ready && reason.contains("cannot publish")).then_some(reason)
+    })
+    .await;
+    assert!(reason.contains("the relay cannot publish"), "{reason}");
+    trigger.trigger();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn readiness_fails_while_the_oldest_unpublished_event_waits_too_long() {
+    let db = TestDatabase::create().await.unwrap();
+    let broker = EmbeddedBroker::start(1).unwrap();
+    let topics = create_topics(&broker, &unique_prefix(), 1).unwrap();
+    let relay = relay(&db, broker.bootstrap_servers(), &topics, 10);
+    let recorded = append(&db.store(), CaseId::new(), vec![report_received("https://a.example/l", DEMO_SHA256)]).await;
+    let at = recorded[0].recorded_at;
+    assert_eq!(relay.lag(at + chrono::TimeDelta::seconds(61)).await.unwrap(), Some(chrono::TimeDelta::seconds(61)));
+    relay.publish_batch().await.unwrap();
+    assert_eq!(relay.lag(at + chrono::TimeDelta::seconds(61)).await.unwrap(), None);
 }

@@ -58,7 +58,7 @@ async fn start_classify(f: &Fixture) -> RunningStage {
         clock: Arc::new(test_clock()),
         topics: f.topics.clone(),
         bootstrap_servers: f.broker.bootstrap_servers().to_owned(),
-        producer: kafka::producer(f.broker.bootstrap_servers()).unwrap(),
+        producer: kafka::producer(f.broker.bootstrap_servers(), Duration::from_secs(30)).unwrap(),
         health: Health::default(),
         settings: LoopSettings {
             linger: Duration::from_millis(5),
