@@ -215,6 +215,8 @@ pub fn listed_report_line(reference: &str, url: &str) -> bytes::Bytes {
 /// simulated platform, all on one manual clock.
 pub struct TestSystem {
     pub app: RunningApp,
+    /// What the app was started with; [`TestSystem::restart`] starts it again with these.
+    pub settings: Settings,
     pub simulator: Simulator,
     pub simulator_addr: SocketAddr,
     pub clock: ManualClock,
@@ -284,6 +286,7 @@ impl TestSystem {
             dispatch_timeout_secs: 5,
             parts: options.parts,
             resolver: "static".into(),
+            outbound_allowed_ranges: vec!["127.0.0.0/8".into()],
             static_hosts: [
                 (OFFSHORE_HOST.to_owned(), vec![OFFSHORE_ADDRESS.parse()?]),
                 (FORUM_HOST.to_owned(), vec!["198.51.100.9".parse()?]),
@@ -304,6 +307,7 @@ impl TestSystem {
         let app = app::start(&settings, shared, broker).await?;
         Ok(Self {
             app,
+            settings,
             simulator,
             simulator_addr,
             clock,
@@ -312,6 +316,19 @@ impl TestSystem {
             regulator_key,
             http: reqwest::Client::new(),
         })
+    }
+
+    /// Stops the app and starts it again with `parts`, on the same database, simulator and
+    /// clock, but on a new embedded broker with new topics and groups: whatever the old
+    /// broker held is gone.
+    pub async fn restart(self, parts: Vec<Part>) -> anyhow::Result<Self> {
+        let Self { app, mut settings, .. } = self;
+        app.stop().await;
+        settings.parts = parts;
+        settings.kafka_prefix = unique_prefix();
+        let broker = Broker::Embedded(Arc::new(EmbeddedBroker::start(1)?));
+        let app = app::start(&settings, Arc::new(self.clock.clone()), broker).await?;
+        Ok(Self { app, settings, ..self })
     }
 
     /// Waits until `/healthz` answers 200: every stage has joined its consumer group.

@@ -17,6 +17,7 @@ use dijkwacht_projection::ProjectionStage;
 use dijkwacht_runtime::config::{Part, Settings};
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
 use dijkwacht_runtime::reference::ReferenceData;
+use dijkwacht_runtime::outbound::AddressPolicy;
 use dijkwacht_runtime::relay::{Relay, RelaySettings};
 use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
 use dijkwacht_runtime::{
@@ -309,12 +310,13 @@ async fn spawn_stages(
     if settings.runs(Part::Notices) {
         spawn_stage(tasks, NoticeStage::new(notice_policy(settings)), runtime, shutdown);
     }
+    let addresses = AddressPolicy::allowing(&settings.outbound_allowed_ranges).map_err(anyhow::Error::msg)?;
     if settings.runs(Part::Dispatch) {
-        let stage = DispatchStage::new(dispatch_policy, request_timeout, in_flight_limit)?;
+        let stage = DispatchStage::new(dispatch_policy, request_timeout, in_flight_limit, addresses.clone())?;
         spawn_stage(tasks, stage, runtime, shutdown);
     }
     if settings.runs(Part::Followup) {
-        spawn_stage(tasks, FollowupStage::new(followup_policy)?, runtime, shutdown);
+        spawn_stage(tasks, FollowupStage::new(followup_policy, addresses)?, runtime, shutdown);
     }
     if settings.runs(Part::Projection) {
         spawn_stage(tasks, ProjectionStage::new(pool.clone()), runtime, shutdown);

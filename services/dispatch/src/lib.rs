@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_domain::case::InFlight;
 use dijkwacht_domain::event::Channel;
 use dijkwacht_domain::{Case, CaseEvent, CaseId, Command, DispatchOutcome, DispatchPolicy, Notice};
+use dijkwacht_runtime::outbound::{self, AddressPolicy, Refused};
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -22,6 +23,8 @@ pub struct DispatchStage {
     /// An attempt older than this with no recorded outcome is presumed lost and re-sent
     /// (the same limit the case's wake-up is set by).
     in_flight_limit: TimeDelta,
+    /// Which addresses a notice may go to.
+    addresses: AddressPolicy,
 }
 
 /// What a platform may answer to a notice.
@@ -35,23 +38,42 @@ impl DispatchStage {
         policy: DispatchPolicy,
         request_timeout: Duration,
         in_flight_limit: TimeDelta,
+        addresses: AddressPolicy,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        // No redirects: one would turn the POST into a GET whose 200 says nothing about the
+        // notice, so every 3xx is a failed attempt, with the Location recorded.
+        let http = addresses
+            .client_builder(0)
             .timeout(request_timeout)
-            // A redirect would turn the POST into a GET whose 200 says nothing about the
-            // notice: every 3xx is a failed attempt, with the Location recorded.
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("dijkwacht/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             http,
             policy,
             in_flight_limit,
+            addresses,
         })
     }
 
     async fn send(&self, channel: &Channel, notice: &Notice) -> DispatchOutcome {
         let Channel::Http { endpoint } = channel;
+        let refused = |refused: &Refused| DispatchOutcome::Failed {
+            reason: format!("not sent: {refused}"),
+            retryable: false,
+        };
+        match reqwest::Url::parse(endpoint) {
+            Ok(url) => {
+                if let Err(why) = self.addresses.check_url(&url) {
+                    return refused(&why);
+                }
+            }
+            Err(error) => {
+                return DispatchOutcome::Failed {
+                    reason: format!("the endpoint {endpoint:?} is not a URL: {error}"),
+                    retryable: false,
+                }
+            }
+        }
         let response = self
             .http
             .post(endpoint)
@@ -62,10 +84,13 @@ impl DispatchStage {
         let response = match response {
             Ok(response) => response,
             Err(error) => {
+                if let Some(why) = outbound::refusal(&error) {
+                    return refused(why);
+                }
                 return DispatchOutcome::Failed {
                     reason: format!("request to {endpoint} failed: {error}"),
                     retryable: true,
-                }
+                };
             }
         };
         let status = response.status();

@@ -3,6 +3,7 @@
 
 use chrono::TimeDelta;
 use dijkwacht_domain::{Case, Command, Observation};
+use dijkwacht_runtime::outbound::AddressPolicy;
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use reqwest::StatusCode;
 use std::time::Duration;
@@ -18,20 +19,31 @@ pub struct FollowupPolicy {
 pub struct FollowupStage {
     http: reqwest::Client,
     policy: FollowupPolicy,
+    addresses: AddressPolicy,
 }
 
 impl FollowupStage {
-    pub fn new(policy: FollowupPolicy) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    pub fn new(policy: FollowupPolicy, addresses: AddressPolicy) -> Result<Self, reqwest::Error> {
+        let http = addresses
+            .client_builder(5)
             .timeout(Duration::from_secs(15))
-            .redirect(reqwest::redirect::Policy::limited(5))
             .user_agent(concat!("dijkwacht-removal-check/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, policy })
+        Ok(Self {
+            http,
+            policy,
+            addresses,
+        })
     }
 
     /// The status of a location: HEAD first, GET (headers only) where HEAD is not allowed.
+    /// A location at a refused address is never contacted, and counts as unreachable.
     pub async fn observe(&self, url: &str) -> Observation {
+        let literal_refused = reqwest::Url::parse(url).map(|url| self.addresses.check_url(&url));
+        if let Ok(Err(refused)) = literal_refused {
+            tracing::warn!(%url, %refused, "removal check refused");
+            return Observation::Unreachable;
+        }
         let status = match self.http.head(url).send().await {
             Ok(response) if response.status() == StatusCode::METHOD_NOT_ALLOWED => {
                 // Dropping the response unread closes the connection: the body is never fetched.

@@ -71,6 +71,9 @@ pub struct Settings {
     /// Country code → partner id of that country's hotline: CSAM hosted there by a non-DSA
     /// host is forwarded instead of noticed.
     pub hotline_network: BTreeMap<String, String>,
+    /// Non-public address ranges that notices and removal checks may reach all the same
+    /// (CIDR or single addresses); everything internal is refused otherwise.
+    pub outbound_allowed_ranges: Vec<String>,
     /// `system` (the operating system's DNS) or `static` (only `static_hosts`).
     pub resolver: String,
     pub static_hosts: BTreeMap<String, Vec<IpAddr>>,
@@ -193,6 +196,7 @@ impl Default for Settings {
             dispatch_first_backoff_secs: 60,
             home_country: "NL".into(),
             hotline_network: BTreeMap::new(),
+            outbound_allowed_ranges: vec![],
             resolver: "system".into(),
             static_hosts: BTreeMap::new(),
             index_refresh_ms: 2000,

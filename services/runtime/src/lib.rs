@@ -11,6 +11,7 @@ pub mod db;
 pub mod health;
 pub mod kafka;
 pub mod operator;
+pub mod outbound;
 pub mod reference;
 pub mod relay;
 pub mod shutdown;

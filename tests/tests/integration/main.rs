@@ -4,6 +4,7 @@
 mod classification;
 mod end_to_end;
 mod event_store;
+mod faults;
 mod files;
 mod intake;
 mod processes;

@@ -1,0 +1,306 @@
+//! Nothing stuck, nothing lost, nothing sent twice: cases in every waiting state survive a
+//! broker that forgets everything, because their wake-ups were written with their events.
+
+use chrono::TimeDelta;
+use dijkwacht_domain::event::{HostMatch, Location, Reporter};
+use dijkwacht_domain::*;
+use dijkwacht_runtime::config::Part;
+use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
+use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn report(system: &TestSystem, name: &str) -> ReportReceived {
+    ReportReceived {
+        report_id: ReportId::new(),
+        reporter: Reporter::Partner {
+            partner_id: "partner-a".into(),
+            partner_reference: name.into(),
+        },
+        location: Location {
+            url: system.content_url(name),
+            hashes: vec![MediaHash::parse(HashAlgorithm::Sha256, DEMO_SHA256, None).unwrap()],
+        },
+        claimed_class: None,
+        reappearance_of: None,
+    }
+}
+
+fn host(system: &TestSystem) -> HostResolved {
+    HostResolved {
+        platform_id: PlatformId(PLATFORM_ID.into()),
+        platform_name: "Simulated platform".into(),
+        country: "NL".into(),
+        dsa_platform: true,
+        matched: HostMatch::Domain {
+            domain: "127.0.0.1".into(),
+        },
+        notice_endpoint: format!("http://{}/notices", system.simulator_addr),
+        hosting_provider: None,
+    }
+}
+
+fn classify(host: Option<HostResolved>, at: chrono::DateTime<chrono::Utc>) -> Command {
+    Command::Classify {
+        host,
+        classification: Some(Classified {
+            class: ContentClass::Csam,
+            legal_ground: ContentClass::Csam.legal_ground(at.date_naive()),
+            evidence: Evidence::HashListMatch {
+                list: "national".into(),
+                list_version: 1,
+                algorithm: HashAlgorithm::Sha256,
+                value: DEMO_SHA256.into(),
+                distance: None,
+            },
+            automated: true,
+        }),
+        forward_to: None,
+    }
+}
+
+fn policy() -> DispatchPolicy {
+    DispatchPolicy {
+        max_attempts: 8,
+        first_backoff: TimeDelta::seconds(60),
+    }
+}
+
+/// Carries out `commands` on a new case through the command path, one at a time, as the
+/// stages would have; returns the case id.
+async fn case_in_state(store: &EventStore, now: chrono::DateTime<chrono::Utc>, commands: Vec<Command>) -> CaseId {
+    let case_id = CaseId::new();
+    for command in commands {
+        let executed = store
+            .execute(&[CaseCommand::new(case_id, command, Metadata::actor("test"))], now)
+            .await
+            .unwrap();
+        assert_eq!(executed.outcomes, vec![Ok(())]);
+    }
+    case_id
+}
+
+async fn event_types(store: &EventStore, case_id: CaseId) -> Vec<&'static str> {
+    store
+        .read_stream(case_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.type_name())
+        .collect()
+}
+
+fn count(events: &[&str], name: &str) -> usize {
+    events.iter().filter(|e| **e == name).count()
+}
+
+/// Read models as rows of text, to compare the running projection with a rebuild.
+async fn read_models(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT row_to_json(s)::text FROM (SELECT * FROM case_summaries ORDER BY case_id) s \
+         UNION ALL SELECT row_to_json(p)::text FROM (SELECT * FROM prior_decisions ORDER BY kind, key) p",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Every case's summary is at the case's latest version.
+async fn projection_caught_up(pool: &sqlx::PgPool) -> bool {
+    let behind: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT stream_id, max(stream_version) AS v FROM events GROUP BY stream_id) e \
+         LEFT JOIN case_summaries s ON s.case_id = e.stream_id WHERE s.version IS DISTINCT FROM e.v",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    behind == 0
+}
+
+pub async fn assert_read_models_equal_a_rebuild(system: &TestSystem) {
+    let pool = &system.database.pool;
+    eventually("the projection to catch up", Duration::from_secs(60), || async {
+        projection_caught_up(pool).await.then_some(())
+    })
+    .await;
+    let running = read_models(pool).await;
+    dijkwacht_projection::rebuild::rebuild(&system.database.store())
+        .await
+        .unwrap();
+    assert_eq!(running, read_models(pool).await, "read models differ from a rebuild");
+}
+
+#[tokio::test]
+async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything() {
+    // Nothing runs while the cases are brought into their states.
+    let system = TestSystem::start(TestOptions {
+        parts: vec![],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    // The app's store: its wake-ups follow the test's limits.
+    let store = system.app.store.clone();
+    let now = system.clock_now();
+    let notice = |_| Command::IssueNotice {
+        notice_id: NoticeId::new(),
+        policy: dijkwacht::app::notice_policy(&system.settings),
+    };
+    let delivered = Command::RecordDispatchOutcome {
+        attempt: 1,
+        outcome: DispatchOutcome::Delivered {
+            platform_reference: None,
+        },
+        policy: policy(),
+    };
+    let failed = Command::RecordDispatchOutcome {
+        attempt: 1,
+        outcome: DispatchOutcome::Failed {
+            reason: "503".into(),
+            retryable: true,
+        },
+        policy: policy(),
+    };
+    let received = case_in_state(&store, now, vec![Command::ReceiveReport(report(&system, "received"))]).await;
+    let classified = case_in_state(
+        &store,
+        now,
+        vec![Command::ReceiveReport(report(&system, "classified")), classify(Some(host(&system)), now)],
+    )
+    .await;
+    let issued = case_in_state(
+        &store,
+        now,
+        vec![
+            Command::ReceiveReport(report(&system, "issued")),
+            classify(Some(host(&system)), now),
+            notice(()),
+        ],
+    )
+    .await;
+    // The process died between recording the attempt and sending it.
+    let in_flight = case_in_state(
+        &store,
+        now,
+        vec![
+            Command::ReceiveReport(report(&system, "in-flight")),
+            classify(Some(host(&system)), now),
+            notice(()),
+            Command::StartDispatch,
+        ],
+    )
+    .await;
+    let retrying = case_in_state(
+        &store,
+        now,
+        vec![
+            Command::ReceiveReport(report(&system, "retrying")),
+            classify(Some(host(&system)), now),
+            notice(()),
+            Command::StartDispatch,
+            failed,
+        ],
+    )
+    .await;
+    let awaiting_removal = case_in_state(
+        &store,
+        now,
+        vec![
+            Command::ReceiveReport(report(&system, "awaiting-removal")),
+            classify(Some(host(&system)), now),
+            notice(()),
+            Command::StartDispatch,
+            delivered,
+        ],
+    )
+    .await;
+    // Classified by an analyst while its host was (and is) unknown.
+    let no_host = case_in_state(
+        &store,
+        now,
+        vec![
+            Command::ReceiveReport(report(&system, "no-host")),
+            classify(None, now),
+            Command::DecideReview {
+                analyst_id: "analyst-1".into(),
+                verdict: Verdict::Actionable {
+                    class: ContentClass::Csam,
+                    legal_ground: ContentClass::Csam.legal_ground(now.date_naive()),
+                },
+                explanation: "depicts a child".into(),
+                four_eyes: false,
+                host: None,
+            },
+        ],
+    )
+    .await;
+    // The broker had every message and lost them all.
+    sqlx::query("UPDATE outbox SET published_at = now()")
+        .execute(&system.database.pool)
+        .await
+        .unwrap();
+
+    let system = system.restart(Part::ALL.to_vec()).await.unwrap();
+    system.wait_until_ready().await;
+    system.clock.advance(TimeDelta::seconds(301));
+
+    let notice_sent = [received, classified, issued, in_flight, retrying];
+    for case_id in notice_sent {
+        eventually("a delivered notice", Duration::from_secs(60), || async {
+            event_types(&store, case_id)
+                .await
+                .contains(&"NoticeDelivered")
+                .then_some(())
+        })
+        .await;
+    }
+    eventually("a removal check", Duration::from_secs(60), || async {
+        event_types(&store, awaiting_removal)
+            .await
+            .contains(&"StillOnline")
+            .then_some(())
+    })
+    .await;
+    for case_id in notice_sent.into_iter().chain([awaiting_removal]) {
+        let events = event_types(&store, case_id).await;
+        assert_eq!(count(&events, "NoticeIssued"), 1, "{case_id}: {events:?}");
+        assert_eq!(count(&events, "NoticeDelivered"), 1, "{case_id}: {events:?}");
+    }
+    let in_flight_events = event_types(&store, in_flight).await;
+    assert_eq!(count(&in_flight_events, "DispatchStarted"), 1, "the lost attempt is re-sent, not restarted");
+
+    // One notice per case at the platform, whatever was re-sent.
+    let notices = system.simulator.notices();
+    let mut per_case: BTreeMap<String, usize> = BTreeMap::new();
+    for received in &notices {
+        *per_case
+            .entry(received.notice["case_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_case.len(), notice_sent.len());
+    assert!(per_case.values().all(|n| *n == 1), "{per_case:?}");
+
+    // The case nobody can send a notice for waits for an operator, with its reason.
+    let (status, queue) = system
+        .get("/v1/operator/queue", &system.operator_key())
+        .await;
+    assert_eq!(status, 200);
+    let stuck: Vec<(&str, &str)> = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry["case_id"].as_str().unwrap(), entry["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stuck, vec![(no_host.to_string().as_str(), "host_unknown")]);
+    let (_, health) = system.get("/healthz", "").await;
+    assert_eq!(health["operator_queue"], 1);
+    assert_eq!(
+        event_types(&store, no_host).await,
+        vec!["ReportReceived", "ReviewRequested", "AnalystDecided", "Classified"],
+        "nothing is tried for it"
+    );
+
+    assert_eq!(store.verify().await.unwrap(), vec![]);
+    assert_read_models_equal_a_rebuild(&system).await;
+    system.app.stop().await;
+}
