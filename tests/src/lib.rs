@@ -318,13 +318,13 @@ impl TestSystem {
         })
     }
 
-    /// Stops the app and starts it again with `parts`, on the same database, simulator and
-    /// clock, but on a new embedded broker with new topics and groups: whatever the old
-    /// broker held is gone.
-    pub async fn restart(self, parts: Vec<Part>) -> anyhow::Result<Self> {
+    /// Stops the app and starts it again with its settings changed by `change`, on the same
+    /// database, simulator and clock, but on a new embedded broker with new topics and
+    /// groups: whatever the old broker held is gone.
+    pub async fn restart(self, change: impl FnOnce(&mut Settings)) -> anyhow::Result<Self> {
         let Self { app, mut settings, .. } = self;
         app.stop().await;
-        settings.parts = parts;
+        change(&mut settings);
         settings.kafka_prefix = unique_prefix();
         let broker = Broker::Embedded(Arc::new(EmbeddedBroker::start(1)?));
         let app = app::start(&settings, Arc::new(self.clock.clone()), broker).await?;

@@ -265,7 +265,17 @@ async fn analysts_decide_with_four_eyes_and_their_decision_is_reused() {
         .collect();
     assert_eq!(analysts, vec!["analyst-1", "analyst-2"]);
 
-    // The same media elsewhere is decided by the analysts' earlier decision.
+    // The same media elsewhere is decided by the analysts' earlier decision, once the
+    // projection has derived it from their events.
+    eventually("the decision to be remembered", Duration::from_secs(30), || async {
+        let remembered: i64 = sqlx::query_scalar("SELECT count(*) FROM prior_decisions WHERE case_id = $1::uuid")
+            .bind(&case_id)
+            .fetch_one(&system.database.pool)
+            .await
+            .ok()?;
+        (remembered > 0).then_some(())
+    })
+    .await;
     let again = bulk(
         &system,
         &system.partner_b_key(),

@@ -240,7 +240,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
         .await
         .unwrap();
 
-    let system = system.restart(Part::ALL.to_vec()).await.unwrap();
+    let system = system.restart(|settings| settings.parts = Part::ALL.to_vec()).await.unwrap();
     system.wait_until_ready().await;
     system.clock.advance(TimeDelta::seconds(301));
 

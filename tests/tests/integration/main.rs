@@ -2,6 +2,7 @@
 //! One test binary, so the workspace links once.
 
 mod classification;
+mod dispatch;
 mod end_to_end;
 mod event_store;
 mod faults;
