@@ -236,6 +236,7 @@ pub struct TestOptions {
     pub partner_requests_per_second: f64,
     pub partner_burst: u32,
     pub public_reports_per_hour: u32,
+    pub bulk_max_lines: u64,
 }
 
 impl Default for TestOptions {
@@ -248,6 +249,7 @@ impl Default for TestOptions {
             partner_requests_per_second: 10_000.0,
             partner_burst: 10_000,
             public_reports_per_hour: 20,
+            bulk_max_lines: 1_000_000,
         }
     }
 }
@@ -297,6 +299,7 @@ impl TestSystem {
             partner_requests_per_second: options.partner_requests_per_second,
             partner_burst: options.partner_burst,
             public_reports_per_hour: options.public_reports_per_hour,
+            bulk_max_lines: options.bulk_max_lines,
             organisation: "Test Hotline".into(),
             contact_email: "notices@hotline.test".into(),
             designated_by: "Test DSC".into(),

@@ -402,3 +402,101 @@ async fn the_public_form_gives_a_receipt_that_shows_the_status_and_nothing_else(
     .await;
     system.app.stop().await;
 }
+
+/// Sends NDJSON lines to the bulk endpoint; the answer's lines.
+async fn bulk_lines(system: &TestSystem, lines: &[Value]) -> Vec<Value> {
+    let body: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    let answer = system
+        .http
+        .post(system.api("/v1/reports/bulk"))
+        .bearer_auth(&system.partner_key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    answer
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_bulk_over_its_line_limit_answers_what_it_read_then_413_and_keeps_it() {
+    let system = TestSystem::start(TestOptions {
+        parts: vec![dijkwacht_runtime::config::Part::Intake],
+        bulk_max_lines: 3,
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let lines: Vec<Value> = (0..5)
+        .map(|i| report(&format!("BL-{i}"), &format!("https://bulk-limit.example/{i}")))
+        .collect();
+    let answers = bulk_lines(&system, &lines).await;
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert!(answers[..3].iter().all(|a| a["report_id"].is_string()));
+    let cut = answers[3]["errors"][0]["message"].as_str().unwrap();
+    assert!(cut.starts_with("413") && cut.contains("at most 3 lines"), "{cut}");
+    assert_eq!(answers[3]["line"], 4);
+    assert_eq!(count(&system, "reports").await, 3, "the lines answered stay committed");
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn every_bulk_line_counts_against_the_rate_limit() {
+    let system = TestSystem::start(TestOptions {
+        parts: vec![dijkwacht_runtime::config::Part::Intake],
+        partner_requests_per_second: 1.0 / 3600.0,
+        partner_burst: 4,
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let lines: Vec<Value> = (0..6)
+        .map(|i| report(&format!("BR-{i}"), &format!("https://bulk-rate.example/{i}")))
+        .collect();
+    // The request itself takes one of the four; three lines fit.
+    let answers = bulk_lines(&system, &lines).await;
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    let cut = answers[3]["errors"][0]["message"].as_str().unwrap();
+    assert!(cut.starts_with("429"), "{cut}");
+    assert_eq!(count(&system, "reports").await, 3);
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_guessing_keys_is_refused_before_any_lookup() {
+    let system = intake_only().await;
+    let body = report("G-1", "https://guess.example/1");
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(post_report(&system, &format!("guess-{i}"), &body).await.0);
+    }
+    assert_eq!(statuses[..10], [401; 10]);
+    assert_eq!(statuses[10..], [429, 429]);
+    // From that address even a valid key waits: the key is not looked up at all.
+    assert_eq!(post_report(&system, &system.partner_key, &body).await.0, 429);
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn reloading_the_reference_data_revokes_the_keys_it_no_longer_lists() {
+    let system = intake_only().await;
+    let body = |i: u32| report(&format!("RV-{i}"), &format!("https://revoke.example/{i}"));
+    assert_eq!(post_report(&system, &system.partner_b_key(), &body(1)).await.0, 202);
+    let issued = auth::issue_key(&system.database.pool, "partner", "partner-b", &["reports:write".into()], None)
+        .await
+        .unwrap();
+    let mut reference = dijkwacht_tests::reference_data(&system.partner_key, &system.regulator_key, "http://127.0.0.1:9/notices");
+    reference.partners.retain(|partner| partner.id != "partner-b");
+    reference.load_into(&system.database.pool, system.clock_now()).await.unwrap();
+    assert_eq!(post_report(&system, &system.partner_b_key(), &body(2)).await.0, 401);
+    assert_eq!(post_report(&system, &system.partner_key, &body(3)).await.0, 202);
+    // A key issued by command is revoked by command only.
+    assert_eq!(post_report(&system, &issued.key, &body(4)).await.0, 202);
+    system.app.stop().await;
+}
