@@ -9,7 +9,7 @@ use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaErrorCode, RDKafkaRespErr};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -32,14 +32,22 @@ pub enum BrokerError {
 /// `Send`; dropping this value shuts it down.
 pub struct EmbeddedBroker {
     bootstrap_servers: String,
-    requests: Option<mpsc::Sender<TopicRequest>>,
+    requests: Option<mpsc::Sender<BrokerRequest>>,
     thread: Option<JoinHandle<()>>,
 }
 
-struct TopicRequest {
-    name: String,
-    partitions: i32,
-    done: mpsc::Sender<Result<(), KafkaError>>,
+enum BrokerRequest {
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        done: mpsc::Sender<Result<(), KafkaError>>,
+    },
+    /// The next requests of this kind fail with these errors, one each (for fault tests).
+    FailRequests {
+        api: RDKafkaApiKey,
+        errors: Vec<RDKafkaRespErr>,
+        done: mpsc::Sender<Result<(), KafkaError>>,
+    },
 }
 
 impl std::fmt::Debug for EmbeddedBroker {
@@ -53,7 +61,7 @@ impl std::fmt::Debug for EmbeddedBroker {
 impl EmbeddedBroker {
     pub fn start(brokers: i32) -> Result<Self, BrokerError> {
         let (ready_tx, ready_rx) = mpsc::channel();
-        let (requests_tx, requests_rx) = mpsc::channel::<TopicRequest>();
+        let (requests_tx, requests_rx) = mpsc::channel::<BrokerRequest>();
         let thread = std::thread::Builder::new()
             .name("embedded-kafka".into())
             .spawn(move || {
@@ -65,11 +73,17 @@ impl EmbeddedBroker {
                     }
                 };
                 let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                // Serves topic requests until every sender is gone, then drops the cluster.
+                // Serves requests until every sender is gone, then drops the cluster.
                 for request in requests_rx {
-                    let _ = request
-                        .done
-                        .send(cluster.create_topic(&request.name, request.partitions, 1));
+                    let _ = match request {
+                        BrokerRequest::CreateTopic { name, partitions, done } => {
+                            done.send(cluster.create_topic(&name, partitions, 1))
+                        }
+                        BrokerRequest::FailRequests { api, errors, done } => {
+                            cluster.request_errors(api, &errors);
+                            done.send(Ok(()))
+                        }
+                    };
                 }
             })
             .map_err(|e| BrokerError::Embedded(e.to_string()))?;
@@ -90,24 +104,38 @@ impl EmbeddedBroker {
 
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), BrokerError> {
         let (done, result) = mpsc::channel();
-        let request = TopicRequest {
+        self.ask(BrokerRequest::CreateTopic {
             name: name.to_owned(),
             partitions,
             done,
-        };
-        let gone = || BrokerError::Embedded("the broker thread has stopped".into());
+        })?;
+        Self::answer(result)?.map_err(|source| BrokerError::CreateTopic {
+            topic: name.to_owned(),
+            source,
+        })
+    }
+
+    /// Makes the next requests of kind `api` fail with `errors`, one per request.
+    pub fn fail_requests(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) -> Result<(), BrokerError> {
+        let (done, result) = mpsc::channel();
+        self.ask(BrokerRequest::FailRequests {
+            api,
+            errors: errors.to_vec(),
+            done,
+        })?;
+        Ok(Self::answer(result)??)
+    }
+
+    fn ask(&self, request: BrokerRequest) -> Result<(), BrokerError> {
         self.requests
             .as_ref()
-            .ok_or_else(gone)?
+            .ok_or_else(broker_gone)?
             .send(request)
-            .map_err(|_| gone())?;
-        result
-            .recv()
-            .map_err(|_| gone())?
-            .map_err(|source| BrokerError::CreateTopic {
-                topic: name.to_owned(),
-                source,
-            })
+            .map_err(|_| broker_gone())
+    }
+
+    fn answer<T>(result: mpsc::Receiver<T>) -> Result<T, BrokerError> {
+        result.recv().map_err(|_| broker_gone())
     }
 }
 
@@ -118,6 +146,10 @@ impl Drop for EmbeddedBroker {
             let _ = thread.join();
         }
     }
+}
+
+fn broker_gone() -> BrokerError {
+    BrokerError::Embedded("the broker thread has stopped".into())
 }
 
 /// Creates every dijkwacht topic on an external cluster; topics that exist are left alone.

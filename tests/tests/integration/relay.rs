@@ -172,3 +172,30 @@ async fn readiness_fails_while_the_oldest_unpublished_event_waits_too_long() {
     relay.publish_batch().await.unwrap();
     assert_eq!(relay.lag(at + chrono::TimeDelta::seconds(61)).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_producer_that_failed_fatally_is_replaced_and_publishing_goes_on() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let db = TestDatabase::create().await.unwrap();
+    let broker = EmbeddedBroker::start(1).unwrap();
+    let topics = create_topics(&broker, &unique_prefix(), 1).unwrap();
+    // The idempotent producer's first request for a producer id is refused in a way
+    // librdkafka treats as fatal: that producer will never send anything.
+    broker
+        .fail_requests(
+            RDKafkaApiKey::InitProducerId,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED],
+        )
+        .unwrap();
+    let case_id = CaseId::new();
+    append(&db.store(), case_id, vec![report_received("https://a.example/f", DEMO_SHA256)]).await;
+    let health = Health::default();
+    let relay = relay_with(&db, broker.bootstrap_servers(), &topics, 10, &health);
+    let (trigger, shutdown) = dijkwacht_runtime::shutdown::channel();
+    let task = tokio::spawn(relay.run(shutdown));
+    let messages = consume(broker.bootstrap_servers(), &[topics.of(Topic::Reports)], 1, Duration::from_secs(30)).await;
+    let event: RecordedEvent = serde_json::from_slice(messages[0].payload().unwrap()).unwrap();
+    assert_eq!(event.case_id, case_id);
+    trigger.trigger();
+    task.await.unwrap();
+}

@@ -163,3 +163,30 @@ async fn a_poison_message_is_dead_lettered_and_the_next_one_processed() {
     assert!(reason.contains("undecodable"), "{reason}");
     stage.stop().await;
 }
+
+#[tokio::test]
+async fn a_case_whose_stream_cannot_be_read_is_set_apart_and_the_batch_goes_on() {
+    let f = fixture().await;
+    let reports = f.topics.of(Topic::Reports);
+    let bootstrap = f.broker.bootstrap_servers().to_owned();
+    let (poisoned, poisoned_payload) = reported_case(&f, "poisoned").await;
+    let (good, good_payload) = reported_case(&f, "good-after-poison").await;
+    // The stored event no longer decodes (a bad migration, a manual edit).
+    sqlx::query("UPDATE events SET event_type = 'NoSuchEvent' WHERE stream_id = $1")
+        .bind(poisoned.0)
+        .execute(&f.db.pool)
+        .await
+        .unwrap();
+    produce(&bootstrap, &reports, &poisoned.to_string(), &poisoned_payload).await;
+    produce(&bootstrap, &reports, &good.to_string(), &good_payload).await;
+    let stage = start_classify(&f).await;
+
+    wait_classified(&f.store, good).await;
+    let dead = consume(&bootstrap, &[f.topics.of(Topic::DeadLetter)], 1, Duration::from_secs(30)).await;
+    assert_eq!(dead[0].key(), Some(poisoned.to_string().as_bytes()));
+    let stuck = dijkwacht_runtime::operator::list(&f.db.pool, 10).await.unwrap();
+    assert_eq!(stuck.len(), 1);
+    assert_eq!((stuck[0].case_id, stuck[0].reason.as_str()), (poisoned, "unreadable"));
+    assert!(stuck[0].detail.as_deref().unwrap().contains("NoSuchEvent"), "{:?}", stuck[0].detail);
+    stage.stop().await;
+}
