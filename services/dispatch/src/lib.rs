@@ -125,6 +125,7 @@ impl DispatchStage {
     /// One delivery attempt and the command that records its outcome.
     async fn attempt(&self, case_id: CaseId, in_flight: InFlight, notice: Notice) -> (CaseId, Command) {
         let outcome = self.send(&in_flight.channel, &notice).await;
+        dijkwacht_runtime::crash::point("dispatch.after-post");
         if let DispatchOutcome::Failed { reason, .. } = &outcome {
             tracing::warn!(%case_id, attempt = in_flight.attempt, %reason, "notice not delivered");
         }

@@ -3,6 +3,14 @@
 //! the variable at start), so a test can prove that a restart makes up for whatever was
 //! cut short there. Without the variable every point is a map lookup that finds nothing.
 
+/// A crash point: ends the process here when `FAILPOINTS` sets `name` to `return`
+/// (e.g. `dispatch.after-post=2*off->return` lets two pass and ends at the third).
+pub fn point(name: &str) {
+    if fail::eval(name, |_| ()).is_some() {
+        now(name);
+    }
+}
+
 /// Ends the process now, without unwinding or flushing anything.
 pub fn now(point: &str) -> ! {
     eprintln!("dijkwacht: crash point {point} reached; aborting");

@@ -148,6 +148,24 @@ impl Drop for EmbeddedBroker {
     }
 }
 
+/// Which of `names` the cluster does not have yet (a cluster without the admin API, such as
+/// another process's embedded broker, has its topics made for it beforehand).
+fn existing_topics_missing(
+    admin: &AdminClient<DefaultClientContext>,
+    names: Vec<String>,
+) -> Result<Vec<String>, BrokerError> {
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, std::time::Duration::from_secs(10))?;
+    let existing: std::collections::HashSet<&str> = metadata
+        .topics()
+        .iter()
+        .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
+        .map(|topic| topic.name())
+        .collect();
+    Ok(names.into_iter().filter(|name| !existing.contains(name.as_str())).collect())
+}
+
 fn broker_gone() -> BrokerError {
     BrokerError::Embedded("the broker thread has stopped".into())
 }
@@ -155,7 +173,10 @@ fn broker_gone() -> BrokerError {
 /// Creates every dijkwacht topic on an external cluster; topics that exist are left alone.
 pub async fn ensure_topics(bootstrap_servers: &str, topics: &TopicNames, partitions: i32) -> Result<(), BrokerError> {
     let admin: AdminClient<DefaultClientContext> = base_config(bootstrap_servers).create()?;
-    let names = topics.all();
+    let names = existing_topics_missing(&admin, topics.all())?;
+    if names.is_empty() {
+        return Ok(());
+    }
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))

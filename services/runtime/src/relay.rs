@@ -95,6 +95,9 @@ impl Relay {
         .bind(self.settings.batch_size)
         .fetch_all(&mut *tx)
         .await?;
+        if rows.is_empty() {
+            return Ok(Published::default());
+        }
         let mut quarantine: Vec<(i64, String)> = Vec::new();
         let mut messages = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -127,7 +130,7 @@ impl Relay {
                 }
             }
         }
-        fail::fail_point!("relay.before-mark", |_| crate::crash::now("relay.before-mark"));
+        crate::crash::point("relay.before-mark");
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
             .bind(&acknowledged)
             .execute(&mut *tx)

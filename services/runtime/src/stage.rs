@@ -229,6 +229,7 @@ impl<S: Stage> StageLoop<S> {
                     }
                 }
             }
+            self.crash_point("before-offsets");
             if let Err(error) = store_offsets(consumer, &batch) {
                 tracing::warn!(stage = self.stage.name(), %error, "storing offsets failed; the batch may be redelivered");
             }
@@ -277,7 +278,9 @@ impl<S: Stage> StageLoop<S> {
         }
         let now = self.runtime.clock.now();
         let cases = self.decide_and_append(&decoded, &mut dead, now).await?;
+        self.crash_point("after-append");
         self.follow_up(cases, now).await?;
+        self.crash_point("after-follow-up-append");
         self.dead_letter(batch, &dead).await
     }
 
@@ -432,6 +435,11 @@ impl<S: Stage> StageLoop<S> {
         Ok(())
     }
 
+    /// `{stage}.{point}`: see [`crate::crash`].
+    fn crash_point(&self, point: &str) {
+        crate::crash::point(&format!("{}.{point}", self.stage.name()));
+    }
+
     fn metadata(&self, case: &Case) -> Metadata {
         let metadata = Metadata::actor(format!("stage:{}", self.stage.name()));
         match &case.report {
@@ -517,6 +525,7 @@ impl<S: Stage> StageLoop<S> {
         if due.is_empty() {
             return Ok(0);
         }
+        self.crash_point("after-claim");
         let ids: Vec<CaseId> = due.iter().map(|timer| timer.case_id).collect();
         let loaded = self.runtime.store.load(&ids).await?;
         let before: HashMap<CaseId, u32> = loaded.cases.iter().map(|(id, l)| (*id, l.case.version)).collect();

@@ -35,6 +35,8 @@ struct Inbox {
     by_key: HashMap<String, usize>,
     /// Content path → when the platform takes it down.
     removals: HashMap<String, DateTime<Utc>>,
+    /// Every `POST /notices`, duplicates and refusals included: what a sender really sent.
+    raw_posts: usize,
 }
 
 #[derive(Clone)]
@@ -56,6 +58,7 @@ impl Simulator {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/notices", post(receive_notice).get(list_notices))
+            .route("/notices/stats", get(stats))
             .route("/content/{*path}", get(content))
             .with_state(self.clone())
     }
@@ -63,6 +66,11 @@ impl Simulator {
     /// Every notice received, in arrival order.
     pub fn notices(&self) -> Vec<ReceivedNotice> {
         self.lock().notices.clone()
+    }
+
+    /// Every `POST /notices` so far, duplicates and refusals included.
+    pub fn raw_posts(&self) -> usize {
+        self.lock().raw_posts
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
@@ -108,6 +116,7 @@ fn missing_elements(notice: &Value) -> Vec<&'static str> {
 }
 
 async fn receive_notice(State(sim): State<Simulator>, headers: HeaderMap, Json(notice): Json<Value>) -> Response {
+    sim.lock().raw_posts += 1;
     let Some(key) = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -158,6 +167,12 @@ async fn receive_notice(State(sim): State<Simulator>, headers: HeaderMap, Json(n
         notice,
     });
     (StatusCode::ACCEPTED, Json(json!({"notice_reference": reference}))).into_response()
+}
+
+/// Counts for tests across processes: raw POSTs and distinct notices.
+async fn stats(State(sim): State<Simulator>) -> Json<Value> {
+    let inbox = sim.lock();
+    Json(json!({"raw_posts": inbox.raw_posts, "notices": inbox.notices.len()}))
 }
 
 async fn list_notices(State(sim): State<Simulator>) -> Json<Vec<ReceivedNotice>> {

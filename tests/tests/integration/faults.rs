@@ -6,7 +6,7 @@ use dijkwacht_domain::event::{HostMatch, Location, Reporter};
 use dijkwacht_domain::*;
 use dijkwacht_runtime::config::Part;
 use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
-use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
+use dijkwacht_tests::{eventually, TestDatabase, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -117,14 +117,14 @@ async fn projection_caught_up(pool: &sqlx::PgPool) -> bool {
     behind == 0
 }
 
-pub async fn assert_read_models_equal_a_rebuild(system: &TestSystem) {
-    let pool = &system.database.pool;
+pub async fn assert_read_models_equal_a_rebuild(database: &TestDatabase) {
+    let pool = &database.pool;
     eventually("the projection to catch up", Duration::from_secs(60), || async {
         projection_caught_up(pool).await.then_some(())
     })
     .await;
     let running = read_models(pool).await;
-    dijkwacht_projection::rebuild::rebuild(&system.database.store())
+    dijkwacht_projection::rebuild::rebuild(&database.store())
         .await
         .unwrap();
     assert_eq!(running, read_models(pool).await, "read models differ from a rebuild");
@@ -301,6 +301,6 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
     );
 
     assert_eq!(store.verify().await.unwrap(), vec![]);
-    assert_read_models_equal_a_rebuild(&system).await;
+    assert_read_models_equal_a_rebuild(&system.database).await;
     system.app.stop().await;
 }

@@ -2,6 +2,8 @@
 //! One test binary, so the workspace links once.
 
 mod classification;
+mod crashes;
+mod deployment;
 mod dispatch;
 mod end_to_end;
 mod event_store;
