@@ -6,6 +6,7 @@
 #   infra/postgres.sh stop
 #   infra/postgres.sh status
 #   infra/postgres.sh drop-test-databases
+#   infra/postgres.sh destroy  stop and remove the cluster (for a test's own cluster)
 #
 # Listens on 127.0.0.1:${DIJKWACHT_PG_PORT:-54329} with trust authentication for local
 # connections only: a development and test database, never a production one.
@@ -96,11 +97,18 @@ drop-test-databases)
             "$bin/dropdb" -h 127.0.0.1 -p "$port" -U postgres --if-exists "$name"
         done
     ;;
+destroy)
+    # A cluster of its own for one test (the multi-process test restarts it): stop and remove.
+    if [ -f "$data/postmaster.pid" ]; then
+        as_postgres "$bin/pg_ctl" -D "$data" -m immediate -w stop >/dev/null || true
+    fi
+    rm -rf "$data"
+    ;;
 status)
     if ready; then echo "up on 127.0.0.1:$port ($data)"; else echo "down ($data)"; exit 1; fi
     ;;
 *)
-    echo "usage: $0 start|stop|status|drop-test-databases" >&2
+    echo "usage: $0 start|stop|destroy|status|drop-test-databases" >&2
     exit 2
     ;;
 esac

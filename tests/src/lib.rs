@@ -31,7 +31,12 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> anyhow::Result<Self> {
-        let admin_url = admin_database_url();
+        Self::create_on(&admin_database_url()).await
+    }
+
+    /// A database of its own on the server at `admin_url`.
+    pub async fn create_on(admin_url: &str) -> anyhow::Result<Self> {
+        let admin_url = admin_url.to_owned();
         let name = format!("dijkwacht_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&admin_url)
             .await
@@ -395,6 +400,16 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
     let (_trigger, shutdown) = dijkwacht_runtime::shutdown::channel();
     // The trigger is dropped with this task, which lives as long as the test runtime.
     let _ = dijkwacht_intake::serve(listener, router, shutdown).await;
+}
+
+/// An idempotent producer for tests, as the processes make them.
+pub fn test_producer(bootstrap_servers: &str) -> rdkafka::producer::FutureProducer {
+    dijkwacht_runtime::kafka::producer(&dijkwacht_runtime::kafka::ProducerSettings {
+        bootstrap_servers: bootstrap_servers.to_owned(),
+        message_timeout: Duration::from_secs(30),
+        idempotence: true,
+    })
+    .expect("a producer")
 }
 
 /// The topic names of a prefix, created on the embedded broker with `partitions` each.

@@ -124,10 +124,40 @@ pub fn notice_policy(settings: &Settings) -> NoticePolicy {
     }
 }
 
+/// How long a starting process waits for the database and the broker before it gives up.
+const START_PATIENCE: Duration = Duration::from_secs(180);
+
+/// Tries `attempt` again, waiting longer each time, until it succeeds or
+/// [`START_PATIENCE`] has passed.
+async fn patiently<T, E, F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Into<anyhow::Error>,
+{
+    let give_up = tokio::time::Instant::now() + START_PATIENCE;
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match attempt().await.map_err(Into::into) {
+            Ok(value) => return Ok(value),
+            Err(error) if tokio::time::Instant::now() + pause < give_up => {
+                tracing::warn!(%error, ?pause, "{what} failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            Err(error) => return Err(error.context(format!("{what} failed for {} s", START_PATIENCE.as_secs()))),
+        }
+    }
+}
+
 /// Starts everything: database (migrated), reference data, simulator, topics, relay,
 /// stages and the HTTP API.
 pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> anyhow::Result<RunningApp> {
-    let pool = db::connect(settings.database_url(), settings.database_max_connections).await?;
+    // A process that restarts while the database or the broker is away waits for them.
+    let pool = patiently("connecting to PostgreSQL", || {
+        db::connect(settings.database_url(), settings.database_max_connections)
+    })
+    .await?;
     db::migrate(&pool).await?;
     if let Some(file) = &settings.reference_file {
         ReferenceData::from_file(file)?
@@ -158,16 +188,16 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     };
 
     let topics = TopicNames::new(settings.kafka_prefix.clone());
-    broker.ensure_topics(&topics, settings.kafka_partitions).await?;
+    patiently("reaching the Kafka broker", || broker.ensure_topics(&topics, settings.kafka_partitions)).await?;
     let bootstrap_servers = broker.bootstrap_servers();
-    let producer = kafka::producer(&bootstrap_servers, settings.kafka_message_timeout())?;
+    let producer = kafka::producer(&settings.producer_settings(&bootstrap_servers))?;
     let store = EventStore::new(pool.clone()).with_waits(settings.wait_limits());
     let health = Health::default();
 
     if settings.runs(Part::Relay) {
         let relay = Relay::new(
             pool.clone(),
-            bootstrap_servers.clone(),
+            settings.producer_settings(&bootstrap_servers),
             topics.clone(),
             clock.clone(),
             health.register("relay", "it has not published yet"),
@@ -175,7 +205,6 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
                 batch_size: settings.batch_size as i64,
                 idle: Duration::from_millis(settings.relay_idle_ms),
                 max_lag: TimeDelta::seconds(settings.relay_max_lag_secs),
-                message_timeout: settings.kafka_message_timeout(),
             },
         )?;
         tasks.spawn(relay.run(shutdown.clone()));

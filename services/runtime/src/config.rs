@@ -4,6 +4,7 @@
 //! a typo never silently falls back to a default. Secrets are never printed.
 
 use chrono::TimeDelta;
+use crate::kafka::ProducerSettings;
 use dijkwacht_domain::WaitLimits;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -51,6 +52,9 @@ pub struct Settings {
     pub relay_max_lag_secs: i64,
     /// How long the producer may try to deliver one message before the relay tries again.
     pub kafka_message_timeout_ms: u64,
+    /// The idempotent producer; off only for brokers that cannot take its epoch bump after a
+    /// message timeout (Tansu 0.6.0).
+    pub kafka_idempotence: bool,
     pub timer_poll_ms: u64,
     /// How long a claimed wake-up is hidden from other processes (a crashed claimer's
     /// wake-ups come due again after it).
@@ -185,6 +189,7 @@ impl Default for Settings {
             relay_idle_ms: 50,
             relay_max_lag_secs: 60,
             kafka_message_timeout_ms: 30_000,
+            kafka_idempotence: true,
             timer_poll_ms: 500,
             timer_lease_secs: 60,
             followup_first_check_secs: 3600,
@@ -245,8 +250,12 @@ impl Settings {
         }
     }
 
-    pub fn kafka_message_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.kafka_message_timeout_ms)
+    pub fn producer_settings(&self, bootstrap_servers: &str) -> ProducerSettings {
+        ProducerSettings {
+            bootstrap_servers: bootstrap_servers.to_owned(),
+            message_timeout: std::time::Duration::from_millis(self.kafka_message_timeout_ms),
+            idempotence: self.kafka_idempotence,
+        }
     }
 
     pub fn runs(&self, part: Part) -> bool {

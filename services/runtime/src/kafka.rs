@@ -201,15 +201,35 @@ fn base_config(bootstrap_servers: &str) -> ClientConfig {
     config
 }
 
-/// An idempotent producer waiting for all in-sync replicas: a publish that succeeded is
-/// durable and never duplicated by librdkafka's own retries, and per-partition order holds.
-pub fn producer(bootstrap_servers: &str, message_timeout: Duration) -> Result<FutureProducer, KafkaError> {
-    base_config(bootstrap_servers)
-        .set("enable.idempotence", "true")
+/// How a process produces.
+#[derive(Debug, Clone)]
+pub struct ProducerSettings {
+    pub bootstrap_servers: String,
+    /// How long librdkafka may try to deliver one message.
+    pub message_timeout: Duration,
+    /// Off only for brokers that cannot take a producer's epoch bump after a message
+    /// timeout (Tansu 0.6.0 fails on it).
+    pub idempotence: bool,
+}
+
+/// A producer waiting for all in-sync replicas: a publish that succeeded is durable. Normally
+/// idempotent, so librdkafka's own retries never duplicate and per-partition order holds;
+/// without idempotence one request in flight keeps the order, and a duplicate is harmless
+/// because every stage decides on the case's state.
+pub fn producer(settings: &ProducerSettings) -> Result<FutureProducer, KafkaError> {
+    let mut config = base_config(&settings.bootstrap_servers);
+    config
         .set("acks", "all")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", message_timeout.as_millis().to_string())
-        .create()
+        .set("message.timeout.ms", settings.message_timeout.as_millis().to_string());
+    if settings.idempotence {
+        config.set("enable.idempotence", "true");
+    } else {
+        config
+            .set("enable.idempotence", "false")
+            .set("max.in.flight.requests.per.connection", "1");
+    }
+    config.create()
 }
 
 /// A consumer that stores offsets only when told to: a stage stores them after its append

@@ -6,7 +6,7 @@
 
 use crate::clock::SharedClock;
 use crate::health::Readiness;
-use crate::kafka;
+use crate::kafka::{self, ProducerSettings};
 use crate::shutdown::Shutdown;
 use crate::store::StoredRow;
 use crate::topics::{Topic, TopicNames};
@@ -31,8 +31,6 @@ pub struct RelaySettings {
     pub idle: Duration,
     /// Readiness fails while the oldest unpublished row is older than this.
     pub max_lag: TimeDelta,
-    /// How long librdkafka may try to deliver one message.
-    pub message_timeout: Duration,
 }
 
 /// What one round of publishing did.
@@ -47,7 +45,7 @@ pub struct Published {
 
 pub struct Relay {
     pool: PgPool,
-    bootstrap_servers: String,
+    producer_settings: ProducerSettings,
     producer: FutureProducer,
     topics: TopicNames,
     clock: SharedClock,
@@ -58,16 +56,16 @@ pub struct Relay {
 impl Relay {
     pub fn new(
         pool: PgPool,
-        bootstrap_servers: String,
+        producer_settings: ProducerSettings,
         topics: TopicNames,
         clock: SharedClock,
         readiness: Readiness,
         settings: RelaySettings,
     ) -> Result<Self, KafkaError> {
-        let producer = kafka::producer(&bootstrap_servers, settings.message_timeout)?;
+        let producer = kafka::producer(&producer_settings)?;
         Ok(Self {
             pool,
-            bootstrap_servers,
+            producer_settings,
             producer,
             topics,
             clock,
@@ -111,7 +109,7 @@ impl Relay {
         let deliveries = join_all(messages.iter().map(|(_, topic, key, payload)| {
             self.producer.send(
                 FutureRecord::to(topic).key(key).payload(payload),
-                self.settings.message_timeout,
+                self.producer_settings.message_timeout,
             )
         }))
         .await;
@@ -186,7 +184,7 @@ impl Relay {
             return;
         };
         tracing::error!(?code, %reason, "the Kafka producer failed fatally; creating a new one");
-        match kafka::producer(&self.bootstrap_servers, self.settings.message_timeout) {
+        match kafka::producer(&self.producer_settings) {
             Ok(producer) => self.producer = producer,
             Err(error) => tracing::error!(%error, "creating a new Kafka producer failed; retrying"),
         }

@@ -1,6 +1,6 @@
 use crate::support::*;
 use dijkwacht_domain::CaseId;
-use dijkwacht_runtime::kafka::EmbeddedBroker;
+use dijkwacht_runtime::kafka::{EmbeddedBroker, ProducerSettings};
 use dijkwacht_runtime::relay::{Relay, RelaySettings};
 use dijkwacht_runtime::{Health, RecordedEvent, SharedClock, Topic, TopicNames};
 use dijkwacht_tests::{create_topics, eventually, test_clock, unique_prefix, TestDatabase, DEMO_SHA256};
@@ -16,7 +16,11 @@ fn relay_with(db: &TestDatabase, bootstrap_servers: &str, topics: &TopicNames, b
     let clock: SharedClock = std::sync::Arc::new(test_clock());
     Relay::new(
         db.pool.clone(),
-        bootstrap_servers.to_owned(),
+        ProducerSettings {
+            bootstrap_servers: bootstrap_servers.to_owned(),
+            message_timeout: Duration::from_millis(1500),
+            idempotence: true,
+        },
         topics.clone(),
         clock,
         health.register("relay", "not started"),
@@ -24,7 +28,6 @@ fn relay_with(db: &TestDatabase, bootstrap_servers: &str, topics: &TopicNames, b
             batch_size,
             idle: Duration::from_millis(20),
             max_lag: chrono::TimeDelta::seconds(60),
-            message_timeout: Duration::from_millis(1500),
         },
     )
     .unwrap()

@@ -2,7 +2,7 @@ use crate::support::*;
 use dijkwacht_classify::host::StaticResolver;
 use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex};
 use dijkwacht_domain::{CaseEvent, CaseId};
-use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
+use dijkwacht_runtime::kafka::EmbeddedBroker;
 use dijkwacht_runtime::shutdown;
 use dijkwacht_runtime::{EventStore, Health, LoopSettings, StageLoop, StageRuntime, Topic, TopicNames};
 use dijkwacht_tests::{
@@ -58,7 +58,7 @@ async fn start_classify(f: &Fixture) -> RunningStage {
         clock: Arc::new(test_clock()),
         topics: f.topics.clone(),
         bootstrap_servers: f.broker.bootstrap_servers().to_owned(),
-        producer: kafka::producer(f.broker.bootstrap_servers(), Duration::from_secs(30)).unwrap(),
+        producer: dijkwacht_tests::test_producer(f.broker.bootstrap_servers()),
         health: Health::default(),
         settings: LoopSettings {
             linger: Duration::from_millis(5),

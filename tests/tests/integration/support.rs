@@ -83,7 +83,7 @@ pub async fn consume(
 
 /// Produces raw bytes to a topic, keyed.
 pub async fn produce(bootstrap_servers: &str, topic: &str, key: &str, payload: &[u8]) {
-    let producer = dijkwacht_runtime::kafka::producer(bootstrap_servers, std::time::Duration::from_secs(30)).unwrap();
+    let producer = dijkwacht_tests::test_producer(bootstrap_servers);
     producer
         .send(
             rdkafka::producer::FutureRecord::to(topic).key(key).payload(payload),
