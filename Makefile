@@ -14,7 +14,7 @@ export DIJKWACHT_SCHEMATHESIS := $(VENV)/bin/schemathesis
 # Tansu (a Kafka-compatible broker) for the multi-process tests, built once outside the clone.
 export DIJKWACHT_TANSU := $(HOME)/.cache/dijkwacht-tools/bin/tansu
 
-.PHONY: run test test-processes bench lint fmt schemas postgres postgres-stop build tools
+.PHONY: run test test-faults bench lint fmt schemas postgres postgres-stop build tools
 
 build:
 	cargo build -p dijkwacht
@@ -23,7 +23,8 @@ build:
 run: build postgres
 	$(BIN) --config infra/demo/dijkwacht.toml run
 
-## Every test: unit, integration and end-to-end (needs the local PostgreSQL, started here).
+## Every test: unit, integration, end-to-end and the fault tests, among them the binary as
+## separate processes on a Tansu broker (PostgreSQL and the tools are provisioned here).
 test: postgres tools
 	@infra/postgres.sh drop-test-databases
 	cargo build -p dijkwacht
@@ -33,11 +34,10 @@ test: postgres tools
 		cargo test --workspace --no-fail-fast; \
 	fi
 
-## The binary as separate processes on a Tansu broker, one killed mid-run (builds Tansu once).
-test-processes: postgres
-	@infra/tansu.sh install >/dev/null
+## Only the fault tests: crash points, the broker forgetting, processes killed on Tansu.
+test-faults: postgres tools
 	cargo build -p dijkwacht
-	cargo nextest run -p dijkwacht-tests --run-ignored ignored-only processes
+	cargo nextest run -p dijkwacht-tests -E 'test(/^crashes::/) | test(/^processes::/) | test(/^faults::/)'
 
 ## Benchmarks (release build); figures and their commands go to BENCHMARKS.md.
 bench: postgres
@@ -46,6 +46,8 @@ bench: postgres
 	cargo bench -p dijkwacht-tests --bench bulk_intake
 	@infra/postgres.sh drop-test-databases
 	cargo bench -p dijkwacht-tests --bench pipeline
+	cargo build --release -p dijkwacht
+	cargo bench -p dijkwacht-tests --bench faults
 
 lint:
 	cargo fmt --all --check
@@ -61,10 +63,13 @@ schemas: build
 postgres:
 	infra/postgres.sh start
 
+## Test tools, built or installed once outside the clone: schemathesis, and the Tansu broker
+## (10-15 minutes to build the first time).
 tools:
 	@if ! "$(DIJKWACHT_SCHEMATHESIS)" --version 2>/dev/null | grep -q "$(SCHEMATHESIS_VERSION)"; then \
 		python3 -m venv "$(VENV)" && "$(VENV)/bin/pip" install -q "schemathesis==$(SCHEMATHESIS_VERSION)"; \
 	fi
+	@infra/tansu.sh install >/dev/null
 
 postgres-stop:
 	infra/postgres.sh stop

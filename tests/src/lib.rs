@@ -1,6 +1,8 @@
 //! The test harness: every test gets a fresh world — its own database, its own embedded
 //! broker and topic prefix, its own clock and its own simulated platform.
 
+pub mod deployment;
+
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
 use dijkwacht::{app, Broker, RunningApp};
@@ -400,6 +402,42 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
     let (_trigger, shutdown) = dijkwacht_runtime::shutdown::channel();
     // The trigger is dropped with this task, which lives as long as the test runtime.
     let _ = dijkwacht_intake::serve(listener, router, shutdown).await;
+}
+
+/// Read models as rows of text, to compare the running projection with a rebuild.
+async fn read_models(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT row_to_json(s)::text FROM (SELECT * FROM case_summaries ORDER BY case_id) s \
+         UNION ALL SELECT row_to_json(p)::text FROM (SELECT * FROM prior_decisions ORDER BY kind, key) p",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Every case's summary is at the case's latest version.
+async fn projection_caught_up(pool: &sqlx::PgPool) -> bool {
+    let behind: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT stream_id, max(stream_version) AS v FROM events GROUP BY stream_id) e \
+         LEFT JOIN case_summaries s ON s.case_id = e.stream_id WHERE s.version IS DISTINCT FROM e.v",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    behind == 0
+}
+
+pub async fn assert_read_models_equal_a_rebuild(database: &TestDatabase) {
+    let pool = &database.pool;
+    eventually("the projection to catch up", Duration::from_secs(60), || async {
+        projection_caught_up(pool).await.then_some(())
+    })
+    .await;
+    let running = read_models(pool).await;
+    dijkwacht_projection::rebuild::rebuild(&database.store(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(running, read_models(pool).await, "read models differ from a rebuild");
 }
 
 /// An idempotent producer for tests, as the processes make them.

@@ -16,8 +16,8 @@ use dijkwacht_notices::NoticeStage;
 use dijkwacht_projection::ProjectionStage;
 use dijkwacht_runtime::config::{Part, Settings};
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
-use dijkwacht_runtime::reference::ReferenceData;
 use dijkwacht_runtime::outbound::AddressPolicy;
+use dijkwacht_runtime::reference::ReferenceData;
 use dijkwacht_runtime::relay::{Relay, RelaySettings};
 use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
 use dijkwacht_runtime::{
@@ -188,7 +188,10 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     };
 
     let topics = TopicNames::new(settings.kafka_prefix.clone());
-    patiently("reaching the Kafka broker", || broker.ensure_topics(&topics, settings.kafka_partitions)).await?;
+    patiently("reaching the Kafka broker", || {
+        broker.ensure_topics(&topics, settings.kafka_partitions)
+    })
+    .await?;
     let bootstrap_servers = broker.bootstrap_servers();
     let producer = kafka::producer(&settings.producer_settings(&bootstrap_servers))?;
     let store = EventStore::new(pool.clone()).with_waits(settings.wait_limits());
@@ -320,7 +323,9 @@ async fn spawn_stages(
     let request_timeout = Duration::from_secs(settings.dispatch_timeout_secs);
     let in_flight_limit = TimeDelta::seconds(settings.dispatch_in_flight_secs);
     if in_flight_limit <= TimeDelta::from_std(request_timeout)? {
-        anyhow::bail!("dispatch_in_flight_secs must be longer than dispatch_timeout_secs, or live attempts are sent twice");
+        anyhow::bail!(
+            "dispatch_in_flight_secs must be longer than dispatch_timeout_secs, or live attempts are sent twice"
+        );
     }
     if settings.runs(Part::Classify) {
         let index = SharedIndex::load(pool).await?;
@@ -345,7 +350,12 @@ async fn spawn_stages(
         spawn_stage(tasks, stage, runtime, shutdown);
     }
     if settings.runs(Part::Followup) {
-        spawn_stage(tasks, FollowupStage::new(followup_policy, addresses)?, runtime, shutdown);
+        spawn_stage(
+            tasks,
+            FollowupStage::new(followup_policy, addresses)?,
+            runtime,
+            shutdown,
+        );
     }
     if settings.runs(Part::Projection) {
         spawn_stage(tasks, ProjectionStage::new(pool.clone()), runtime, shutdown);

@@ -41,7 +41,8 @@ enum Command {
     Migrate,
     /// Recomputes every case's hash chain; exits 1 if any event was altered.
     Verify,
-    /// Rebuilds the read models (case summaries, analysts' prior decisions) from the events.
+    /// Rebuilds what is derived from the events: read models (case summaries, analysts'
+    /// prior decisions), every case's wake-up and operator-queue entry.
     Rebuild,
     /// Loads reference data (partners, keys, platforms, hash lists) from a TOML file.
     LoadReference { file: PathBuf },
@@ -180,12 +181,16 @@ async fn main() -> anyhow::Result<()> {
             bail!("{} event(s) fail verification", breaks.len())
         }
         Command::Rebuild => {
-            let pool = db::connect(settings()?.database_url(), 2).await?;
+            let settings = settings()?;
+            let pool = db::connect(settings.database_url(), 2).await?;
             db::migrate(&pool).await?;
-            let rebuilt = dijkwacht_projection::rebuild::rebuild(&EventStore::new(pool)).await?;
-            println!("read models rebuilt from {} case(s)", rebuilt.cases);
+            let rebuilt = dijkwacht_projection::rebuild::rebuild(&store(pool, &settings), clock.now()).await?;
+            println!("read models and wake-ups rebuilt from {} case(s)", rebuilt.cases);
             if rebuilt.unreadable > 0 {
-                bail!("{} case(s) could not be read; `dijkwacht verify` lists them", rebuilt.unreadable);
+                bail!(
+                    "{} case(s) could not be read; `dijkwacht verify` lists them",
+                    rebuilt.unreadable
+                );
             }
             Ok(())
         }

@@ -136,14 +136,26 @@ fn command(pick: u8, arg: u8) -> Command {
 /// its command can apply, and only final states wait for nothing.
 fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> {
     match case.wait(&WaitLimits::default()) {
-        Wait::Stage { stage: StageKind::Classify, .. } => prop_assert_eq!(case.status, CaseStatus::Received),
-        Wait::Stage { stage: StageKind::Notices, .. } => {
+        Wait::Stage {
+            stage: StageKind::Classify,
+            ..
+        } => prop_assert_eq!(case.status, CaseStatus::Received),
+        Wait::Stage {
+            stage: StageKind::Notices,
+            ..
+        } => {
             prop_assert!(case.host.is_some() && case.classification.is_some() && case.notice.is_none());
         }
-        Wait::Stage { stage: StageKind::Dispatch, .. } => {
+        Wait::Stage {
+            stage: StageKind::Dispatch,
+            ..
+        } => {
             prop_assert!(case.notice.is_some() && case.dispatch.delivered_at.is_none() && !case.dispatch.gave_up);
         }
-        Wait::Stage { stage: StageKind::Followup, .. } => {
+        Wait::Stage {
+            stage: StageKind::Followup,
+            ..
+        } => {
             prop_assert!(case.dispatch.delivered_at.is_some() && !case.is_finished());
         }
         Wait::Analyst => prop_assert_eq!(case.status, CaseStatus::AwaitingReview),

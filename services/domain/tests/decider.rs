@@ -666,7 +666,10 @@ fn a_claim_holds_until_it_expires_and_only_its_holder_decides_meanwhile() {
     let mut events = awaiting_review();
     events.extend(given(&events).when(claim("ann"), t(0)).unwrap());
     let claimed = given(&events);
-    assert_eq!(claimed.when(claim("bob"), t(29)), Err(Refusal::ClaimedByOther("ann".into())));
+    assert_eq!(
+        claimed.when(claim("bob"), t(29)),
+        Err(Refusal::ClaimedByOther("ann".into()))
+    );
     assert_eq!(
         claimed.when(decide_review("bob", actionable(), false), t(29)),
         Err(Refusal::ClaimedByOther("ann".into()))
@@ -687,7 +690,11 @@ fn a_claim_holds_until_it_expires_and_only_its_holder_decides_meanwhile() {
 fn a_decision_ends_the_claim_so_a_second_analyst_can_confirm() {
     let mut events = awaiting_review();
     events.extend(given(&events).when(claim("ann"), t(0)).unwrap());
-    events.extend(given(&events).when(decide_review("ann", actionable(), true), t(1)).unwrap());
+    events.extend(
+        given(&events)
+            .when(decide_review("ann", actionable(), true), t(1))
+            .unwrap(),
+    );
     let pending = given(&events);
     assert_eq!(pending.case.claimed_by, None);
     assert!(pending.when(claim("bob"), t(2)).is_ok());
@@ -718,7 +725,10 @@ fn an_analyst_decision_records_the_host_found_now_for_a_case_whose_host_was_unkn
     events.extend(then);
     assert!(matches!(
         given(&events).case.wait(&WaitLimits::default()),
-        Wait::Stage { stage: StageKind::Notices, .. }
+        Wait::Stage {
+            stage: StageKind::Notices,
+            ..
+        }
     ));
 }
 
@@ -728,7 +738,11 @@ fn a_case_classified_without_a_host_waits_for_an_operator_not_forever() {
     events.push(CaseEvent::ReviewRequested(ReviewRequested {
         reason: ReviewReason::UnknownHost,
     }));
-    events.extend(given(&events).when(decide_review("ann", actionable(), false), t(1)).unwrap());
+    events.extend(
+        given(&events)
+            .when(decide_review("ann", actionable(), false), t(1))
+            .unwrap(),
+    );
     assert_eq!(
         given(&events).case.wait(&WaitLimits::default()),
         Wait::Operator(StuckReason::HostUnknown)

@@ -99,5 +99,4 @@ impl Stage for FollowupStage {
             recheck_after: self.policy.recheck_after,
         }))
     }
-
 }

@@ -6,10 +6,10 @@ pub mod api;
 mod auth;
 pub mod bulk;
 mod error;
-pub mod operator;
 pub mod import;
 pub mod limits;
 pub mod openapi;
+pub mod operator;
 pub mod public;
 pub mod review;
 pub mod routes;
@@ -189,7 +189,7 @@ fn documented() -> DocumentedRouter<AppState> {
             op.summary("Outbox rows the relay will not publish, with the reason, oldest first")
                 .scope(operator::SCOPE_OPERATE)
                 .query_parameter("limit", false, "at most this many (1-1000, default 100)")
-                .json_response::<Vec<operator::QuarantinedRow>>(200, "the quarantined rows")
+                .json_response::<Vec<dijkwacht_runtime::relay::QuarantinedRow>>(200, "the quarantined rows")
                 .error(422, "malformed query")
         })
         .route("get", "/healthz", get(routes::healthz), |op| {

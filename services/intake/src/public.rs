@@ -401,7 +401,12 @@ async fn show_status(state: &AppState, client: SocketAddr, query: StatusQuery) -
     let shown: Vec<Shown> = cases
         .into_iter()
         .map(|c| Shown {
-            status: plain_status(loaded.cases.get(&c.case_id).map_or(CaseStatus::Received, |l| l.case.status)),
+            status: plain_status(
+                loaded
+                    .cases
+                    .get(&c.case_id)
+                    .map_or(CaseStatus::Received, |l| l.case.status),
+            ),
             url: c.url,
         })
         .collect();

@@ -140,9 +140,7 @@ async fn attempt(
     let known_ids: Vec<CaseId> = latest_case.values().copied().collect();
     let loaded = EventStore::load_with(&mut *tx, &known_ids).await?;
     if let Some((case_id, reason)) = loaded.unreadable.into_iter().next() {
-        return Err(Attempt::Failed(
-            StoreError::Unreadable { case_id, reason }.into(),
-        ));
+        return Err(Attempt::Failed(StoreError::Unreadable { case_id, reason }.into()));
     }
     let mut touched: BTreeMap<CaseId, CaseChange> = loaded
         .cases

@@ -9,7 +9,8 @@ pub async fn upsert(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
     let (mut kinds, mut keys, mut classes, mut case_ids, mut decided_at) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for case in cases {
-        let (Some(classified), Some(at), Some(report)) = (&case.classification, case.classified_at, &case.report) else {
+        let (Some(classified), Some(at), Some(report)) = (&case.classification, case.classified_at, &case.report)
+        else {
             continue;
         };
         if !matches!(classified.evidence, Evidence::AnalystReview { .. }) {

@@ -1,7 +1,9 @@
-//! Rebuilding the read models from the events alone: after a bug fix, after restoring a
-//! backup, and in tests as the reference the running projection must equal.
+//! Rebuilding what is derived from the events alone — the read models, and each case's
+//! wake-ups and operator-queue entry: after a bug fix, after restoring a backup, after an
+//! upgrade from before wake-ups, and in tests as the reference the projection must equal.
 
 use crate::project;
+use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId};
 use dijkwacht_runtime::{EventStore, StoreError};
 
@@ -15,12 +17,14 @@ pub struct Rebuilt {
     pub unreadable: usize,
 }
 
-/// Empties the read models and projects every case again, in one transaction per chunk
-/// after the first (a reader sees the tables fill up; nothing else writes them meanwhile
-/// but the projection stage, whose upserts are idempotent).
-pub async fn rebuild(store: &EventStore) -> Result<Rebuilt, StoreError> {
+/// Empties the read models and projects every case again, chunk by chunk (a reader sees
+/// the tables fill up; nothing else writes them meanwhile but the projection stage, whose
+/// upserts are idempotent); rewrites every case's wake-ups as of `now`.
+pub async fn rebuild(store: &EventStore, now: DateTime<Utc>) -> Result<Rebuilt, StoreError> {
     let pool = store.pool();
-    sqlx::query("TRUNCATE case_summaries, prior_decisions").execute(pool).await?;
+    sqlx::query("TRUNCATE case_summaries, prior_decisions")
+        .execute(pool)
+        .await?;
     let mut rebuilt = Rebuilt::default();
     let mut after = uuid::Uuid::nil();
     loop {
@@ -37,6 +41,7 @@ pub async fn rebuild(store: &EventStore) -> Result<Rebuilt, StoreError> {
         let loaded = store.load(&ids).await?;
         let cases: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
         project(pool, &cases).await?;
+        store.rewrite_waits(&cases, now).await?;
         rebuilt.cases += cases.len();
         rebuilt.unreadable += loaded.unreadable.len();
     }

@@ -3,8 +3,8 @@
 //! `DIJKWACHT_*` environment variables (and `DATABASE_URL`). Unknown keys are an error, so
 //! a typo never silently falls back to a default. Secrets are never printed.
 
-use chrono::TimeDelta;
 use crate::kafka::ProducerSettings;
+use chrono::TimeDelta;
 use dijkwacht_domain::WaitLimits;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -137,10 +137,13 @@ impl std::str::FromStr for Part {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Part::ALL.into_iter().find(|part| part.name() == name.trim()).ok_or_else(|| {
-            let known: Vec<&str> = Part::ALL.iter().map(|part| part.name()).collect();
-            format!("unknown part {name:?}; the parts are {}", known.join(", "))
-        })
+        Part::ALL
+            .into_iter()
+            .find(|part| part.name() == name.trim())
+            .ok_or_else(|| {
+                let known: Vec<&str> = Part::ALL.iter().map(|part| part.name()).collect();
+                format!("unknown part {name:?}; the parts are {}", known.join(", "))
+            })
     }
 }
 

@@ -154,16 +154,17 @@ fn existing_topics_missing(
     admin: &AdminClient<DefaultClientContext>,
     names: Vec<String>,
 ) -> Result<Vec<String>, BrokerError> {
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, std::time::Duration::from_secs(10))?;
+    let metadata = admin.inner().fetch_metadata(None, std::time::Duration::from_secs(10))?;
     let existing: std::collections::HashSet<&str> = metadata
         .topics()
         .iter()
         .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
         .map(|topic| topic.name())
         .collect();
-    Ok(names.into_iter().filter(|name| !existing.contains(name.as_str())).collect())
+    Ok(names
+        .into_iter()
+        .filter(|name| !existing.contains(name.as_str()))
+        .collect())
 }
 
 fn broker_gone() -> BrokerError {

@@ -22,9 +22,9 @@ pub mod timers;
 pub mod topics;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use commands::{Attempt, CaseCommand, CommandError, Decision, Executed, Rejection};
 pub use health::Health;
 pub use shutdown::Shutdown;
 pub use stage::{LoopSettings, Stage, StageError, StageLoop, StageRuntime};
-pub use commands::{Attempt, CaseCommand, CommandError, Decision, Executed, Rejection};
 pub use store::{CaseChange, EventStore, Loaded, LoadedCase, Metadata, RecordedEvent, StoreError};
 pub use topics::{Topic, TopicNames};

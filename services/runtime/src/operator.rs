@@ -58,9 +58,18 @@ pub(crate) async fn flag_in(
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
+struct QueueRow {
+    case_id: uuid::Uuid,
+    reason: String,
+    detail: Option<String>,
+    version: i32,
+    since: DateTime<Utc>,
+}
+
 /// The queue, oldest first.
 pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<StuckCase>, sqlx::Error> {
-    let rows: Vec<(uuid::Uuid, String, Option<String>, i32, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<QueueRow> = sqlx::query_as(
         "SELECT case_id, reason, detail, version, since FROM operator_queue ORDER BY since, case_id LIMIT $1",
     )
     .bind(limit)
@@ -68,16 +77,18 @@ pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<StuckCase>, sqlx::Err
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(case_id, reason, detail, version, since)| StuckCase {
-            case_id: CaseId(case_id),
-            reason,
-            detail,
-            version: version as u32,
-            since,
+        .map(|row| StuckCase {
+            case_id: CaseId(row.case_id),
+            reason: row.reason,
+            detail: row.detail,
+            version: row.version as u32,
+            since: row.since,
         })
         .collect())
 }
 
 pub async fn count(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM operator_queue").fetch_one(pool).await
+    sqlx::query_scalar("SELECT count(*) FROM operator_queue")
+        .fetch_one(pool)
+        .await
 }

@@ -16,7 +16,9 @@ pub struct AddressPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{host} is refused: {reason} address {address} (allow its range in outbound_allowed_ranges if it is really meant)")]
+#[error(
+    "{host} is refused: {reason} address {address} (allow its range in outbound_allowed_ranges if it is really meant)"
+)]
 pub struct Refused {
     pub host: String,
     pub address: IpAddr,
@@ -165,7 +167,19 @@ mod tests {
     #[test]
     fn internal_addresses_are_refused_unless_their_range_is_allowed() {
         let strict = AddressPolicy::default();
-        for refused in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fd00:ec2::254", "fe80::1", "::ffff:127.0.0.1"] {
+        for refused in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(strict.check("h", refused.parse().unwrap()).is_err(), "{refused}");
         }
         for public in ["198.51.100.7", "93.184.216.34", "2001:db8::1"] {
@@ -182,7 +196,9 @@ mod tests {
     fn address_literals_in_urls_are_checked() {
         let strict = AddressPolicy::default();
         let url = |s: &str| reqwest::Url::parse(s).unwrap();
-        assert!(strict.check_url(&url("http://169.254.169.254/latest/meta-data")).is_err());
+        assert!(strict
+            .check_url(&url("http://169.254.169.254/latest/meta-data"))
+            .is_err());
         assert!(strict.check_url(&url("http://[::1]:8080/")).is_err());
         assert!(strict.check_url(&url("https://platform.example/notices")).is_ok());
     }

@@ -15,6 +15,8 @@ use futures::future::join_all;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row};
 use std::time::{Duration, Instant};
 
@@ -200,7 +202,8 @@ impl Relay {
             match &round {
                 Err(error) => {
                     tracing::error!(%error, "outbox relay failed; retrying");
-                    self.readiness.not_ready(format!("the relay cannot read the outbox: {error}"));
+                    self.readiness
+                        .not_ready(format!("the relay cannot read the outbox: {error}"));
                 }
                 Ok(published) if published.acknowledged == 0 && published.failed > 0 => {
                     let error = published.last_error.as_deref().unwrap_or("unknown");
@@ -236,6 +239,28 @@ impl Relay {
                 .not_ready(format!("the relay cannot read the outbox: {error}")),
         }
     }
+}
+
+/// An outbox row the relay set apart, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, sqlx::FromRow)]
+pub struct QuarantinedRow {
+    pub outbox_id: i64,
+    /// The event's global position.
+    pub position: i64,
+    pub topic: String,
+    pub reason: String,
+    pub quarantined_at: DateTime<Utc>,
+}
+
+/// The quarantined rows, oldest first.
+pub async fn quarantined(pool: &PgPool, limit: i64) -> Result<Vec<QuarantinedRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id AS outbox_id, position, topic, coalesce(quarantine_reason, '') AS reason, quarantined_at FROM outbox \
+         WHERE quarantined_at IS NOT NULL ORDER BY quarantined_at, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// Errors no retry can fix: the message itself is wrong for the broker.

@@ -339,11 +339,7 @@ impl<S: Stage> StageLoop<S> {
             .iter()
             .map(|(id, loaded)| (*id, loaded.case.clone()))
             .collect();
-        let executed = self
-            .runtime
-            .store
-            .execute_loaded(&commands, Some(loaded), now)
-            .await?;
+        let executed = self.runtime.store.execute_loaded(&commands, Some(loaded), now).await?;
         for ((command, index), outcome) in commands.iter().zip(sources).zip(&executed.outcomes) {
             if let Err(rejection) = outcome {
                 dead.push(DeadLetter {
@@ -531,7 +527,9 @@ impl<S: Stage> StageLoop<S> {
         let before: HashMap<CaseId, u32> = loaded.cases.iter().map(|(id, l)| (*id, l.case.version)).collect();
         let mut commands = Vec::new();
         for timer in &due {
-            let Some(case) = loaded.cases.get(&timer.case_id) else { continue };
+            let Some(case) = loaded.cases.get(&timer.case_id) else {
+                continue;
+            };
             if let Some(command) = self.stage.on_wake(&case.case).await? {
                 commands.push(CaseCommand::new(timer.case_id, command, self.metadata(&case.case)));
             }
@@ -544,11 +542,7 @@ impl<S: Stage> StageLoop<S> {
             .iter()
             .map(|(id, loaded)| (*id, loaded.case.clone()))
             .collect();
-        let executed = self
-            .runtime
-            .store
-            .execute_loaded(&commands, Some(loaded), now)
-            .await?;
+        let executed = self.runtime.store.execute_loaded(&commands, Some(loaded), now).await?;
         for (command, outcome) in commands.iter().zip(&executed.outcomes) {
             if let Err(rejection) = outcome {
                 self.set_apart_rejected(command.case_id, &executed.cases, rejection, now)

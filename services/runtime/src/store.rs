@@ -205,10 +205,7 @@ impl EventStore {
             }
             match StoredRow::from_row(&row).and_then(|stored| Ok((stored.decode()?, stored.hash))) {
                 Ok((recorded, hash)) => {
-                    let entry = loaded
-                        .cases
-                        .entry(case_id)
-                        .or_insert_with(|| LoadedCase::new(case_id));
+                    let entry = loaded.cases.entry(case_id).or_insert_with(|| LoadedCase::new(case_id));
                     entry.case.apply(&recorded.event, recorded.recorded_at);
                     entry.head_hash = hash;
                 }
@@ -317,6 +314,15 @@ impl EventStore {
         let cases: Vec<&Case> = changed.iter().map(|change| &change.case).collect();
         crate::timers::write_waits(tx, &cases, &self.waits, recorded_at).await?;
         Ok(recorded)
+    }
+
+    /// Writes the wake-ups and operator-queue entries of `cases` afresh from their states,
+    /// as an append would: for a rebuild, or cases recorded before wake-ups existed.
+    pub async fn rewrite_waits(&self, cases: &[&Case], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        crate::timers::write_waits(&mut tx, cases, &self.waits, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Recomputes every stream's hash chain. Returns the breaks found; empty means intact.

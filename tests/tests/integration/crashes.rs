@@ -3,7 +3,7 @@
 //! acknowledgement and the outbox mark — is made up for by the next one: every case ends
 //! with exactly one notice, delivered once.
 
-use crate::deployment::{free_port, Deployment, BATCH};
+use dijkwacht_tests::deployment::{free_port, Deployment, BATCH};
 use std::time::Duration;
 
 const CASES: usize = 120;
@@ -17,9 +17,15 @@ async fn crash_and_recover(failpoint: &str, first_parts: &[&str]) {
     let mut first = deployment.spawn(first_parts, port, &[("FAILPOINTS", failpoint)]);
     deployment.wait_healthy(port).await;
     deployment.submit(port, "crash", CASES).await;
-    assert!(first.exited_within(Duration::from_secs(90)).await, "{failpoint} was never reached");
+    assert!(
+        first.exited_within(Duration::from_secs(90)).await,
+        "{failpoint} was never reached"
+    );
     let delivered_before = deployment.count_events("NoticeDelivered").await;
-    assert!((delivered_before as usize) < CASES, "{failpoint}: everything was done before the crash");
+    assert!(
+        (delivered_before as usize) < CASES,
+        "{failpoint}: everything was done before the crash"
+    );
 
     let port = free_port();
     let _second = deployment.spawn(&[], port, &[]);

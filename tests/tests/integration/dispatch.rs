@@ -24,11 +24,15 @@ async fn report(system: &TestSystem, name: &str) -> String {
 /// The case's events as stored, once one of them is `event_type`.
 async fn settled_on(system: &TestSystem, case_id: &str, event_type: &str) -> Vec<Value> {
     let id = dijkwacht_domain::CaseId(case_id.parse().unwrap());
-    eventually(&format!("{event_type} on {case_id}"), Duration::from_secs(60), || async {
-        let stream = system.app.store.read_stream(id).await.ok()?;
-        let events: Vec<Value> = stream.iter().map(|e| serde_json::to_value(&e.event).unwrap()).collect();
-        events.iter().any(|e| e["type"] == event_type).then_some(events)
-    })
+    eventually(
+        &format!("{event_type} on {case_id}"),
+        Duration::from_secs(60),
+        || async {
+            let stream = system.app.store.read_stream(id).await.ok()?;
+            let events: Vec<Value> = stream.iter().map(|e| serde_json::to_value(&e.event).unwrap()).collect();
+            events.iter().any(|e| e["type"] == event_type).then_some(events)
+        },
+    )
     .await
 }
 
@@ -63,7 +67,10 @@ async fn a_redirect_is_a_failed_attempt_with_its_location_never_followed() {
     let events = settled_on(&system, &case_id, "DispatchFailed").await;
     let failed = events.iter().find(|e| e["type"] == "DispatchFailed").unwrap();
     let reason = failed["reason"].as_str().unwrap();
-    assert!(reason.contains("302") && reason.contains("redirecting to http://"), "{reason}");
+    assert!(
+        reason.contains("302") && reason.contains("redirecting to http://"),
+        "{reason}"
+    );
     assert!(failed["retry_at"].is_null(), "a redirect is not retried: {failed}");
     assert!(!events.iter().any(|e| e["type"] == "NoticeDelivered"));
     assert!(system.simulator.notices().is_empty(), "nothing reached the simulator");

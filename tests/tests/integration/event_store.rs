@@ -48,10 +48,7 @@ async fn a_batch_append_is_all_or_nothing() {
         &LoadedCase::new(CaseId::new()),
         vec![report_received("https://a.example/2", DEMO_SHA256)],
     );
-    let conflicting = change(
-        &stale_view,
-        vec![report_received("https://a.example/1", DEMO_SHA256)],
-    );
+    let conflicting = change(&stale_view, vec![report_received("https://a.example/1", DEMO_SHA256)]);
     let outcome = store.append(&[fresh.clone(), conflicting], chrono::Utc::now()).await;
     assert!(matches!(outcome, Err(StoreError::Conflict)), "{outcome:?}");
     assert!(store.read_stream(fresh.case.id).await.unwrap().is_empty());

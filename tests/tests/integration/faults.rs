@@ -6,7 +6,9 @@ use dijkwacht_domain::event::{HostMatch, Location, Reporter};
 use dijkwacht_domain::*;
 use dijkwacht_runtime::config::Part;
 use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
-use dijkwacht_tests::{eventually, TestDatabase, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
+use dijkwacht_tests::{
+    assert_read_models_equal_a_rebuild, eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -94,42 +96,6 @@ fn count(events: &[&str], name: &str) -> usize {
     events.iter().filter(|e| **e == name).count()
 }
 
-/// Read models as rows of text, to compare the running projection with a rebuild.
-async fn read_models(pool: &sqlx::PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT row_to_json(s)::text FROM (SELECT * FROM case_summaries ORDER BY case_id) s \
-         UNION ALL SELECT row_to_json(p)::text FROM (SELECT * FROM prior_decisions ORDER BY kind, key) p",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-}
-
-/// Every case's summary is at the case's latest version.
-async fn projection_caught_up(pool: &sqlx::PgPool) -> bool {
-    let behind: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT stream_id, max(stream_version) AS v FROM events GROUP BY stream_id) e \
-         LEFT JOIN case_summaries s ON s.case_id = e.stream_id WHERE s.version IS DISTINCT FROM e.v",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    behind == 0
-}
-
-pub async fn assert_read_models_equal_a_rebuild(database: &TestDatabase) {
-    let pool = &database.pool;
-    eventually("the projection to catch up", Duration::from_secs(60), || async {
-        projection_caught_up(pool).await.then_some(())
-    })
-    .await;
-    let running = read_models(pool).await;
-    dijkwacht_projection::rebuild::rebuild(&database.store())
-        .await
-        .unwrap();
-    assert_eq!(running, read_models(pool).await, "read models differ from a rebuild");
-}
-
 #[tokio::test]
 async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything() {
     // Nothing runs while the cases are brought into their states.
@@ -165,7 +131,10 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
     let classified = case_in_state(
         &store,
         now,
-        vec![Command::ReceiveReport(report(&system, "classified")), classify(Some(host(&system)), now)],
+        vec![
+            Command::ReceiveReport(report(&system, "classified")),
+            classify(Some(host(&system)), now),
+        ],
     )
     .await;
     let issued = case_in_state(
@@ -240,7 +209,10 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
         .await
         .unwrap();
 
-    let system = system.restart(|settings| settings.parts = Part::ALL.to_vec()).await.unwrap();
+    let system = system
+        .restart(|settings| settings.parts = Part::ALL.to_vec())
+        .await
+        .unwrap();
     system.wait_until_ready().await;
     system.clock.advance(TimeDelta::seconds(301));
 
@@ -267,7 +239,11 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
         assert_eq!(count(&events, "NoticeDelivered"), 1, "{case_id}: {events:?}");
     }
     let in_flight_events = event_types(&store, in_flight).await;
-    assert_eq!(count(&in_flight_events, "DispatchStarted"), 1, "the lost attempt is re-sent, not restarted");
+    assert_eq!(
+        count(&in_flight_events, "DispatchStarted"),
+        1,
+        "the lost attempt is re-sent, not restarted"
+    );
 
     // One notice per case at the platform, whatever was re-sent.
     let notices = system.simulator.notices();
@@ -281,9 +257,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
     assert!(per_case.values().all(|n| *n == 1), "{per_case:?}");
 
     // The case nobody can send a notice for waits for an operator, with its reason.
-    let (status, queue) = system
-        .get("/v1/operator/queue", &system.operator_key())
-        .await;
+    let (status, queue) = system.get("/v1/operator/queue", &system.operator_key()).await;
     assert_eq!(status, 200);
     let stuck: Vec<(&str, &str)> = queue
         .as_array()

@@ -488,12 +488,22 @@ async fn reloading_the_reference_data_revokes_the_keys_it_no_longer_lists() {
     let system = intake_only().await;
     let body = |i: u32| report(&format!("RV-{i}"), &format!("https://revoke.example/{i}"));
     assert_eq!(post_report(&system, &system.partner_b_key(), &body(1)).await.0, 202);
-    let issued = auth::issue_key(&system.database.pool, "partner", "partner-b", &["reports:write".into()], None)
+    let issued = auth::issue_key(
+        &system.database.pool,
+        "partner",
+        "partner-b",
+        &["reports:write".into()],
+        None,
+    )
+    .await
+    .unwrap();
+    let mut reference =
+        dijkwacht_tests::reference_data(&system.partner_key, &system.regulator_key, "http://127.0.0.1:9/notices");
+    reference.partners.retain(|partner| partner.id != "partner-b");
+    reference
+        .load_into(&system.database.pool, system.clock_now())
         .await
         .unwrap();
-    let mut reference = dijkwacht_tests::reference_data(&system.partner_key, &system.regulator_key, "http://127.0.0.1:9/notices");
-    reference.partners.retain(|partner| partner.id != "partner-b");
-    reference.load_into(&system.database.pool, system.clock_now()).await.unwrap();
     assert_eq!(post_report(&system, &system.partner_b_key(), &body(2)).await.0, 401);
     assert_eq!(post_report(&system, &system.partner_key, &body(3)).await.0, 202);
     // A key issued by command is revoked by command only.

@@ -3,7 +3,6 @@
 
 mod classification;
 mod crashes;
-mod deployment;
 mod dispatch;
 mod end_to_end;
 mod event_store;

@@ -4,7 +4,7 @@
 //! the producer's message timeout, and PostgreSQL restarts. Nothing is lost and no platform
 //! gets a notice twice.
 
-use crate::deployment::{free_port, quiet, wait_for_port, BrokerProcess, Deployment, Process, BATCH};
+use dijkwacht_tests::deployment::{free_port, quiet, wait_for_port, BrokerProcess, Deployment, Process, BATCH};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -20,7 +20,11 @@ fn tansu() -> PathBuf {
         || PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/dijkwacht-tools/bin/tansu"),
         PathBuf::from,
     );
-    assert!(path.exists(), "{} is missing: `make tools` builds Tansu", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: `make tools` builds Tansu",
+        path.display()
+    );
     path
 }
 
@@ -80,7 +84,13 @@ async fn start_tansu(dir: &Path) -> BrokerProcess {
     // Tansu resolves a sqlite path against its working directory.
     quiet(&mut broker)
         .current_dir(dir)
-        .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
+        .args([
+            "broker",
+            "--listener-url",
+            &listener,
+            "--advertised-listener-url",
+            &listener,
+        ])
         .args(["--storage-engine", "sqlite://tansu.db"]);
     let process = Process(broker.spawn().expect("tansu runs"));
     wait_for_port(port).await;
@@ -104,7 +114,9 @@ async fn every_process_killed_the_broker_frozen_and_the_database_restarted_loses
     let dir = std::env::temp_dir().join(format!("dijkwacht-processes-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let broker = start_tansu(&dir).await;
-    let database = dijkwacht_tests::TestDatabase::create_on(&postgres.admin_url()).await.unwrap();
+    let database = dijkwacht_tests::TestDatabase::create_on(&postgres.admin_url())
+        .await
+        .unwrap();
     let deployment = Deployment::start_on(database, broker).await;
 
     // Tansu 0.6.0 panics on the epoch bump with which an idempotent producer recovers from
@@ -163,6 +175,8 @@ async fn every_process_killed_the_broker_frozen_and_the_database_restarted_loses
     let raw = deployment.simulator.raw_posts();
     eprintln!("{raw} raw POSTs for {REPORTS} notices");
     // Each dispatch process killed may have had at most one batch of notices on the way.
-    deployment.assert_exactly_once(REPORTS, REPORTS + KILLS_PER_STAGE * BATCH).await;
+    deployment
+        .assert_exactly_once(REPORTS, REPORTS + KILLS_PER_STAGE * BATCH)
+        .await;
     drop(stages);
 }

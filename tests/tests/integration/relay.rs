@@ -12,7 +12,13 @@ fn relay(db: &TestDatabase, bootstrap_servers: &str, topics: &TopicNames, batch_
     relay_with(db, bootstrap_servers, topics, batch_size, &Health::default())
 }
 
-fn relay_with(db: &TestDatabase, bootstrap_servers: &str, topics: &TopicNames, batch_size: i64, health: &Health) -> Relay {
+fn relay_with(
+    db: &TestDatabase,
+    bootstrap_servers: &str,
+    topics: &TopicNames,
+    batch_size: i64,
+    health: &Health,
+) -> Relay {
     let clock: SharedClock = std::sync::Arc::new(test_clock());
     Relay::new(
         db.pool.clone(),
@@ -104,30 +110,41 @@ async fn rows_that_can_never_be_published_are_quarantined_and_the_rest_go_on() {
     let broker = EmbeddedBroker::start(1).unwrap();
     let topics = create_topics(&broker, &unique_prefix(), 1).unwrap();
     let (poisoned, healthy) = (CaseId::new(), CaseId::new());
-    append(&store, poisoned, vec![report_received("https://a.example/p", DEMO_SHA256)]).await;
-    append(&store, healthy, vec![report_received("https://a.example/h", DEMO_SHA256)]).await;
+    append(
+        &store,
+        poisoned,
+        vec![report_received("https://a.example/p", DEMO_SHA256)],
+    )
+    .await;
+    append(
+        &store,
+        healthy,
+        vec![report_received("https://a.example/h", DEMO_SHA256)],
+    )
+    .await;
     // An event no code can read any more, and a row for a topic that does not exist.
     sqlx::query("UPDATE events SET payload = '\"not an object\"' WHERE stream_id = $1")
         .bind(poisoned.0)
         .execute(&db.pool)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO outbox (position, topic) SELECT position, 'no-such-topic' FROM events WHERE stream_id = $1")
-        .bind(healthy.0)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO outbox (position, topic) SELECT position, 'no-such-topic' FROM events WHERE stream_id = $1",
+    )
+    .bind(healthy.0)
+    .execute(&db.pool)
+    .await
+    .unwrap();
 
     let relay = relay(&db, broker.bootstrap_servers(), &topics, 10);
     let published = relay.publish_batch().await.unwrap();
     assert_eq!((published.acknowledged, published.quarantined), (1, 2));
     assert_eq!(relay.publish_batch().await.unwrap().acknowledged, 0);
-    let reasons: Vec<(String, String)> = sqlx::query_as(
-        "SELECT topic, quarantine_reason FROM outbox WHERE quarantined_at IS NOT NULL ORDER BY topic",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let reasons: Vec<(String, String)> =
+        sqlx::query_as("SELECT topic, quarantine_reason FROM outbox WHERE quarantined_at IS NOT NULL ORDER BY topic")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(reasons[0].0, "no-such-topic");
     assert!(reasons[0].1.contains("unknown topic"), "{}", reasons[0].1);
     assert!(reasons[1].1.contains("cannot be read"), "{}", reasons[1].1);
@@ -145,18 +162,34 @@ async fn rows_that_can_never_be_published_are_quarantined_and_the_rest_go_on() {
 #[tokio::test]
 async fn readiness_fails_while_the_relay_cannot_publish_and_says_why() {
     let db = TestDatabase::create().await.unwrap();
-    append(&db.store(), CaseId::new(), vec![report_received("https://a.example/r", DEMO_SHA256)]).await;
+    append(
+        &db.store(),
+        CaseId::new(),
+        vec![report_received("https://a.example/r", DEMO_SHA256)],
+    )
+    .await;
     // Nothing listens there: every publish times out.
-    let unreachable = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let unreachable = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
     let health = Health::default();
     let relay = relay_with(&db, &unreachable, &TopicNames::new(unique_prefix()), 10, &health);
     let (trigger, shutdown) = dijkwacht_runtime::shutdown::channel();
     let task = tokio::spawn(relay.run(shutdown));
-    let reason = eventually("the relay to report it cannot publish", Duration::from_secs(30), || async {
-        let report = health.report();
-        let reason = report.components["relay"].clone();
-        (!report.ready && reason.contains("cannot publish")).then_some(reason)
-    })
+    let reason = eventually(
+        "the relay to report it cannot publish",
+        Duration::from_secs(30),
+        || async {
+            let report = health.report();
+            let reason = report.components["relay"].clone();
+            (!report.ready && reason.contains("cannot publish")).then_some(reason)
+        },
+    )
     .await;
     assert!(reason.contains("the relay cannot publish"), "{reason}");
     trigger.trigger();
@@ -169,9 +202,17 @@ async fn readiness_fails_while_the_oldest_unpublished_event_waits_too_long() {
     let broker = EmbeddedBroker::start(1).unwrap();
     let topics = create_topics(&broker, &unique_prefix(), 1).unwrap();
     let relay = relay(&db, broker.bootstrap_servers(), &topics, 10);
-    let recorded = append(&db.store(), CaseId::new(), vec![report_received("https://a.example/l", DEMO_SHA256)]).await;
+    let recorded = append(
+        &db.store(),
+        CaseId::new(),
+        vec![report_received("https://a.example/l", DEMO_SHA256)],
+    )
+    .await;
     let at = recorded[0].recorded_at;
-    assert_eq!(relay.lag(at + chrono::TimeDelta::seconds(61)).await.unwrap(), Some(chrono::TimeDelta::seconds(61)));
+    assert_eq!(
+        relay.lag(at + chrono::TimeDelta::seconds(61)).await.unwrap(),
+        Some(chrono::TimeDelta::seconds(61))
+    );
     relay.publish_batch().await.unwrap();
     assert_eq!(relay.lag(at + chrono::TimeDelta::seconds(61)).await.unwrap(), None);
 }
@@ -191,12 +232,23 @@ async fn a_producer_that_failed_fatally_is_replaced_and_publishing_goes_on() {
         )
         .unwrap();
     let case_id = CaseId::new();
-    append(&db.store(), case_id, vec![report_received("https://a.example/f", DEMO_SHA256)]).await;
+    append(
+        &db.store(),
+        case_id,
+        vec![report_received("https://a.example/f", DEMO_SHA256)],
+    )
+    .await;
     let health = Health::default();
     let relay = relay_with(&db, broker.bootstrap_servers(), &topics, 10, &health);
     let (trigger, shutdown) = dijkwacht_runtime::shutdown::channel();
     let task = tokio::spawn(relay.run(shutdown));
-    let messages = consume(broker.bootstrap_servers(), &[topics.of(Topic::Reports)], 1, Duration::from_secs(30)).await;
+    let messages = consume(
+        broker.bootstrap_servers(),
+        &[topics.of(Topic::Reports)],
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     let event: RecordedEvent = serde_json::from_slice(messages[0].payload().unwrap()).unwrap();
     assert_eq!(event.case_id, case_id);
     trigger.trigger();

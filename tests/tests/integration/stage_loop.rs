@@ -182,11 +182,21 @@ async fn a_case_whose_stream_cannot_be_read_is_set_apart_and_the_batch_goes_on()
     let stage = start_classify(&f).await;
 
     wait_classified(&f.store, good).await;
-    let dead = consume(&bootstrap, &[f.topics.of(Topic::DeadLetter)], 1, Duration::from_secs(30)).await;
+    let dead = consume(
+        &bootstrap,
+        &[f.topics.of(Topic::DeadLetter)],
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(dead[0].key(), Some(poisoned.to_string().as_bytes()));
     let stuck = dijkwacht_runtime::operator::list(&f.db.pool, 10).await.unwrap();
     assert_eq!(stuck.len(), 1);
     assert_eq!((stuck[0].case_id, stuck[0].reason.as_str()), (poisoned, "unreadable"));
-    assert!(stuck[0].detail.as_deref().unwrap().contains("NoSuchEvent"), "{:?}", stuck[0].detail);
+    assert!(
+        stuck[0].detail.as_deref().unwrap().contains("NoSuchEvent"),
+        "{:?}",
+        stuck[0].detail
+    );
     stage.stop().await;
 }

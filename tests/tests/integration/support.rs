@@ -38,7 +38,9 @@ pub async fn append_to(
     loaded: &LoadedCase,
     events: Vec<CaseEvent>,
 ) -> Result<Vec<RecordedEvent>, dijkwacht_runtime::StoreError> {
-    store.append(&[change(loaded, events)], dijkwacht_runtime::Clock::now(&test_clock())).await
+    store
+        .append(&[change(loaded, events)], dijkwacht_runtime::Clock::now(&test_clock()))
+        .await
 }
 
 /// `events` on top of a case as loaded, as a test's actor records them.

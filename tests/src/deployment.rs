@@ -2,11 +2,13 @@
 //! test process, or a Tansu process), the platform simulator in this process, and as many
 //! `dijkwacht run` processes as a test starts and kills.
 
-use crate::faults::assert_read_models_equal_a_rebuild;
+use crate::{
+    assert_read_models_equal_a_rebuild, create_topics, eventually, reference_data, unique_prefix, TestDatabase,
+    DEMO_SHA256,
+};
 use dijkwacht_runtime::kafka::EmbeddedBroker;
 use dijkwacht_runtime::{SharedClock, SystemClock};
 use dijkwacht_simulator::Simulator;
-use dijkwacht_tests::{create_topics, eventually, reference_data, unique_prefix, TestDatabase, DEMO_SHA256};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -56,8 +58,9 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The `dijkwacht` binary next to this test binary (`make test` builds it first).
+/// The `dijkwacht` binary of this build (`make test` and `make bench` build it first).
 pub fn dijkwacht() -> PathBuf {
+    // Test and bench binaries live in `target/<profile>/deps`, the binary one level up.
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().and_then(Path::parent).unwrap().join("dijkwacht");
     assert!(path.exists(), "{} is missing: `make test` builds it", path.display());
@@ -72,16 +75,27 @@ pub fn quiet(command: &mut Command) -> &mut Command {
 }
 
 pub async fn wait_for_port(port: u16) {
-    eventually(&format!("something listening on {port}"), Duration::from_secs(60), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
-    })
+    eventually(
+        &format!("something listening on {port}"),
+        Duration::from_secs(60),
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
     .await;
 }
 
 pub enum BrokerProcess {
     /// Lives in this test process, so it outlives every `dijkwacht` process.
     Embedded(EmbeddedBroker),
-    Tansu { process: Process, port: u16, dir: PathBuf },
+    Tansu {
+        process: Process,
+        port: u16,
+        dir: PathBuf,
+    },
 }
 
 pub struct Deployment {
@@ -206,7 +220,11 @@ impl Deployment {
             .text()
             .await
             .unwrap();
-        assert_eq!(answer.lines().filter(|l| l.contains("report_id")).count(), count, "{answer}");
+        assert_eq!(
+            answer.lines().filter(|l| l.contains("report_id")).count(),
+            count,
+            "{answer}"
+        );
     }
 
     pub async fn count_events(&self, event_type: &str) -> i64 {
