@@ -296,9 +296,6 @@ impl<S: Stage> StageLoop<S> {
         ids.sort_unstable();
         ids.dedup();
         let loaded = self.runtime.store.load(&ids).await?;
-        for (case_id, reason) in &loaded.unreadable {
-            self.set_apart(*case_id, 0, "unreadable", reason, now).await?;
-        }
         let readable: Vec<&(usize, RecordedEvent)> = decoded
             .iter()
             .filter(|(index, event)| match loaded.unreadable.get(&event.case_id) {
@@ -334,24 +331,52 @@ impl<S: Stage> StageLoop<S> {
                 Err(retryable) => return Err(retryable),
             }
         }
-        let mut cases: HashMap<CaseId, Case> = loaded
-            .cases
-            .iter()
-            .map(|(id, loaded)| (*id, loaded.case.clone()))
-            .collect();
-        let executed = self.runtime.store.execute_loaded(&commands, Some(loaded), now).await?;
-        for ((command, index), outcome) in commands.iter().zip(sources).zip(&executed.outcomes) {
-            if let Err(rejection) = outcome {
+        let (cases, rejections) = self.execute(&commands, Some(loaded), now).await?;
+        for (index, rejection) in sources.into_iter().zip(rejections) {
+            if let Some(rejection) = rejection {
                 dead.push(DeadLetter {
                     index,
                     reason: rejection.to_string(),
                 });
-                self.set_apart_rejected(command.case_id, &executed.cases, rejection, now)
-                    .await?;
             }
         }
+        Ok(cases)
+    }
+
+    /// Executes `commands` through the command path, on `loaded` first if given; returns
+    /// every case named or loaded as it is now, and per command its rejection, if any. A
+    /// rejected command's case, and a loaded case that cannot be read, go to the operator
+    /// queue.
+    async fn execute(
+        &self,
+        commands: &[CaseCommand],
+        loaded: Option<Loaded>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Case>, Vec<Option<Rejection>>), StageError> {
+        let mut cases: HashMap<CaseId, Case> = HashMap::new();
+        if let Some(loaded) = &loaded {
+            for (case_id, reason) in &loaded.unreadable {
+                self.set_apart(*case_id, 0, "unreadable", reason, now).await?;
+            }
+            cases.extend(loaded.cases.iter().map(|(id, loaded)| (*id, loaded.case.clone())));
+        }
+        let executed = self.runtime.store.execute_loaded(commands, loaded, now).await?;
+        let mut rejections = Vec::with_capacity(commands.len());
+        for (command, outcome) in commands.iter().zip(executed.outcomes) {
+            let rejection = outcome.err();
+            if let Some(rejection) = &rejection {
+                let version = executed.cases.get(&command.case_id).map_or(0, |case| case.version);
+                let reason = match rejection {
+                    Rejection::Unreadable(_) => "unreadable",
+                    Rejection::Refused(_) | Rejection::VersionChanged { .. } => "refused",
+                };
+                let detail = format!("{}: {rejection}", self.stage.name());
+                self.set_apart(command.case_id, version, reason, &detail, now).await?;
+            }
+            rejections.push(rejection);
+        }
         cases.extend(executed.cases);
-        Ok(cases.into_values().collect())
+        Ok((cases.into_values().collect(), rejections))
     }
 
     async fn commands_for(
@@ -389,33 +414,10 @@ impl<S: Stage> StageLoop<S> {
                 .map(|(id, command)| CaseCommand::new(id, command, self.metadata(&cases[&id])))
                 .collect();
             offered = commands.iter().map(|c| c.case_id).collect();
-            let executed = self.runtime.store.execute(&commands, now).await?;
-            for (command, outcome) in commands.iter().zip(&executed.outcomes) {
-                if let Err(rejection) = outcome {
-                    tracing::warn!(stage = self.stage.name(), case_id = %command.case_id, %rejection, "follow-up command rejected");
-                    self.set_apart_rejected(command.case_id, &executed.cases, rejection, now)
-                        .await?;
-                }
-            }
-            cases.extend(executed.cases);
+            let (changed, _) = self.execute(&commands, None, now).await?;
+            cases.extend(changed.into_iter().map(|case| (case.id, case)));
         }
         Ok(cases.into_values().collect())
-    }
-
-    async fn set_apart_rejected(
-        &self,
-        case_id: CaseId,
-        cases: &HashMap<CaseId, Case>,
-        rejection: &Rejection,
-        now: DateTime<Utc>,
-    ) -> Result<(), StageError> {
-        let version = cases.get(&case_id).map_or(0, |case| case.version);
-        let reason = match rejection {
-            Rejection::Unreadable(_) => "unreadable",
-            Rejection::Refused(_) | Rejection::VersionChanged { .. } => "refused",
-        };
-        let detail = format!("{}: {rejection}", self.stage.name());
-        self.set_apart(case_id, version, reason, &detail, now).await
     }
 
     async fn set_apart(
@@ -534,24 +536,9 @@ impl<S: Stage> StageLoop<S> {
                 commands.push(CaseCommand::new(timer.case_id, command, self.metadata(&case.case)));
             }
         }
-        for (case_id, reason) in &loaded.unreadable {
-            self.set_apart(*case_id, 0, "unreadable", reason, now).await?;
-        }
-        let mut cases: HashMap<CaseId, Case> = loaded
-            .cases
-            .iter()
-            .map(|(id, loaded)| (*id, loaded.case.clone()))
-            .collect();
-        let executed = self.runtime.store.execute_loaded(&commands, Some(loaded), now).await?;
-        for (command, outcome) in commands.iter().zip(&executed.outcomes) {
-            if let Err(rejection) = outcome {
-                self.set_apart_rejected(command.case_id, &executed.cases, rejection, now)
-                    .await?;
-            }
-        }
-        cases.extend(executed.cases);
+        let (cases, _) = self.execute(&commands, Some(loaded), now).await?;
         let after: HashMap<CaseId, u32> = self
-            .follow_up(cases.into_values().collect(), now)
+            .follow_up(cases, now)
             .await?
             .into_iter()
             .map(|case| (case.id, case.version))

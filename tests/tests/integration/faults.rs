@@ -1,6 +1,7 @@
 //! Nothing stuck, nothing lost, nothing sent twice: cases in every waiting state survive a
 //! broker that forgets everything, because their wake-ups were written with their events.
 
+use crate::support::event_types;
 use chrono::TimeDelta;
 use dijkwacht_domain::event::{HostMatch, Location, Reporter};
 use dijkwacht_domain::*;
@@ -80,16 +81,6 @@ async fn case_in_state(store: &EventStore, now: chrono::DateTime<chrono::Utc>, c
         assert_eq!(executed.outcomes, vec![Ok(())]);
     }
     case_id
-}
-
-async fn event_types(store: &EventStore, case_id: CaseId) -> Vec<&'static str> {
-    store
-        .read_stream(case_id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.event.type_name())
-        .collect()
 }
 
 fn count(events: &[&str], name: &str) -> usize {

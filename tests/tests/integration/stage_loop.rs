@@ -91,16 +91,6 @@ async fn reported_case(f: &Fixture, path: &str) -> (CaseId, Vec<u8>) {
     (case_id, serde_json::to_vec(&recorded[0]).unwrap())
 }
 
-async fn event_types(store: &EventStore, case_id: CaseId) -> Vec<&'static str> {
-    store
-        .read_stream(case_id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.event.type_name())
-        .collect()
-}
-
 async fn wait_classified(store: &EventStore, case_id: CaseId) {
     eventually("the case to be classified", Duration::from_secs(30), || async {
         event_types(store, case_id).await.contains(&"Classified").then_some(())

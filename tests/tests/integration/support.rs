@@ -27,6 +27,17 @@ pub fn review_requested() -> CaseEvent {
     })
 }
 
+/// The types of a case's events, oldest first.
+pub async fn event_types(store: &EventStore, case_id: CaseId) -> Vec<&'static str> {
+    store
+        .read_stream(case_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.type_name())
+        .collect()
+}
+
 /// Appends `events` to `case_id` on top of what it holds.
 pub async fn append(store: &EventStore, case_id: CaseId, events: Vec<CaseEvent>) -> Vec<RecordedEvent> {
     let loaded = store.load_one(case_id).await.unwrap();
