@@ -122,6 +122,13 @@ impl DispatchStage {
 }
 
 impl DispatchStage {
+    fn start(&self) -> Command {
+        Command::StartDispatch {
+            lost_after: self.in_flight_limit,
+            policy: self.policy,
+        }
+    }
+
     /// One delivery attempt and the command that records its outcome.
     async fn attempt(&self, case_id: CaseId, in_flight: InFlight, notice: Notice) -> (CaseId, Command) {
         let outcome = self.send(&in_flight.channel, &notice).await;
@@ -148,19 +155,17 @@ impl Stage for DispatchStage {
     }
 
     async fn command_for(&self, event: &RecordedEvent, _case: &Case) -> Result<Option<Command>, StageError> {
-        Ok(matches!(event.event, CaseEvent::NoticeIssued(_)).then_some(Command::StartDispatch))
+        Ok(matches!(event.event, CaseEvent::NoticeIssued(_)).then(|| self.start()))
     }
 
-    /// The attempt a case has in flight, if this process should send it: one this very
-    /// decision started (its start time is `now`), or one so old that the process that
-    /// started it must have died. An attempt another live process is sending is left to it.
+    /// Sends the attempts this very decision started (their start time is `now`). An
+    /// attempt started earlier belongs to the process that started it; if that process died,
+    /// the decider replaces the attempt once it is presumed lost, and it is sent from here.
     async fn after_commit(&self, cases: &[&Case], now: DateTime<Utc>) -> Result<Vec<(CaseId, Command)>, StageError> {
         let pending: Vec<(CaseId, InFlight, Notice)> = cases
             .iter()
             .filter_map(|case| Some((case.id, case.dispatch.in_flight.clone()?, case.notice.clone()?)))
-            .filter(|(_, in_flight, _)| {
-                in_flight.started_at == now || in_flight.started_at + self.in_flight_limit <= now
-            })
+            .filter(|(_, in_flight, _)| in_flight.started_at == now)
             .collect();
         let sends = pending
             .into_iter()
@@ -171,9 +176,9 @@ impl Stage for DispatchStage {
             .await)
     }
 
-    /// A retry that came due, or a notice whose message never arrived; an attempt in
-    /// flight for too long is re-sent by `after_commit`.
-    async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
-        Ok(case.dispatch.in_flight.is_none().then_some(Command::StartDispatch))
+    /// A retry that came due, a notice whose message never arrived, or an attempt presumed
+    /// lost: the decider tells which.
+    async fn on_wake(&self, _case: &Case) -> Result<Option<Command>, StageError> {
+        Ok(Some(self.start()))
     }
 }

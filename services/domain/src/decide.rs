@@ -51,7 +51,13 @@ pub enum Command {
         notice_id: NoticeId,
         policy: NoticePolicy,
     },
-    StartDispatch,
+    /// Starts the next attempt: the first, a retry that came due, or a new one in place of
+    /// an attempt without an outcome for `lost_after` (presumed lost with the process that
+    /// was sending it; the notice id keeps it one notice at the platform).
+    StartDispatch {
+        lost_after: Duration,
+        policy: DispatchPolicy,
+    },
     RecordDispatchOutcome {
         attempt: u32,
         outcome: DispatchOutcome,
@@ -168,7 +174,7 @@ impl Case {
                 vec![CaseEvent::Retracted(Retracted { reason })]
             }),
             Command::IssueNotice { notice_id, policy } => self.issue_notice(notice_id, &policy, now),
-            Command::StartDispatch => self.start_dispatch(now),
+            Command::StartDispatch { lost_after, policy } => self.start_dispatch(lost_after, policy, now),
             Command::RecordDispatchOutcome {
                 attempt,
                 outcome,
@@ -313,26 +319,52 @@ impl Case {
         })])
     }
 
-    fn start_dispatch(&self, now: DateTime<Utc>) -> Result<Vec<CaseEvent>, Refusal> {
+    fn start_dispatch(
+        &self,
+        lost_after: Duration,
+        policy: DispatchPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CaseEvent>, Refusal> {
         let notice = self.notice.as_ref().ok_or(Refusal::NoNotice)?;
         let dispatch = &self.dispatch;
-        let waiting_for_retry = dispatch.retry_at.is_some_and(|at| at > now);
-        if dispatch.delivered_at.is_some()
-            || dispatch.in_flight.is_some()
-            || dispatch.gave_up
-            || waiting_for_retry
-            || self.is_finished()
-        {
+        if dispatch.delivered_at.is_some() || dispatch.gave_up || self.is_finished() {
             return Ok(vec![]);
         }
         let host = self.host.as_ref().ok_or(Refusal::HostUnknown)?;
-        Ok(vec![CaseEvent::DispatchStarted(DispatchStarted {
-            notice_id: notice.notice_id,
-            attempt: dispatch.attempts + 1,
-            channel: Channel::Http {
-                endpoint: host.notice_endpoint.clone(),
-            },
-        })])
+        let start = |attempt| {
+            CaseEvent::DispatchStarted(DispatchStarted {
+                notice_id: notice.notice_id,
+                attempt,
+                channel: Channel::Http {
+                    endpoint: host.notice_endpoint.clone(),
+                },
+            })
+        };
+        if let Some(in_flight) = &dispatch.in_flight {
+            if in_flight.started_at + lost_after > now {
+                return Ok(vec![]);
+            }
+            // Every attempt gets an outcome: this one is recorded as lost, and the next
+            // starts at once unless the attempts are used up.
+            let retry_at = (in_flight.attempt < policy.max_attempts).then_some(now);
+            let lost = CaseEvent::DispatchFailed(DispatchFailed {
+                notice_id: notice.notice_id,
+                attempt: in_flight.attempt,
+                reason: format!(
+                    "no outcome {} s after it started: presumed lost with the process sending it",
+                    lost_after.num_seconds()
+                ),
+                retry_at,
+            });
+            return Ok(match retry_at {
+                Some(_) => vec![lost, start(in_flight.attempt + 1)],
+                None => vec![lost],
+            });
+        }
+        if dispatch.retry_at.is_some_and(|at| at > now) {
+            return Ok(vec![]);
+        }
+        Ok(vec![start(dispatch.attempts + 1)])
     }
 
     fn record_dispatch_outcome(

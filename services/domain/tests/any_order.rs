@@ -70,7 +70,13 @@ fn command(pick: u8, arg: u8) -> Command {
                 designation_reference: "x".into(),
             },
         },
-        3 => Command::StartDispatch,
+        3 => Command::StartDispatch {
+            lost_after: Duration::minutes(45),
+            policy: DispatchPolicy {
+                max_attempts: 3,
+                first_backoff: Duration::minutes(10),
+            },
+        },
         4 => Command::RecordDispatchOutcome {
             attempt: u32::from(arg % 4),
             outcome: if arg.is_multiple_of(3) {

@@ -279,7 +279,7 @@ fn a_notice_for_an_unclassified_case_is_refused() {
 
 #[test]
 fn a_command_for_a_case_that_does_not_exist_is_refused() {
-    assert_eq!(given(&[]).when(Command::StartDispatch, t(0)), Err(Refusal::NoSuchCase));
+    assert_eq!(given(&[]).when(start(), t(0)), Err(Refusal::NoSuchCase));
 }
 
 #[test]
@@ -297,10 +297,28 @@ fn a_second_notice_is_never_issued() {
 #[test]
 fn dispatch_starts_once_and_is_not_restarted_while_in_flight() {
     let scenario = given(&issued(ContentClass::Csam));
-    assert_eq!(scenario.when(Command::StartDispatch, t(2)), Ok(vec![started(1)]));
+    assert_eq!(scenario.when(start(), t(2)), Ok(vec![started(1)]));
     let mut events = issued(ContentClass::Csam);
     events.push(started(1));
-    assert_eq!(given(&events).when(Command::StartDispatch, t(2)), Ok(vec![]));
+    assert_eq!(given(&events).when(start(), t(2)), Ok(vec![]));
+}
+
+#[test]
+fn an_attempt_without_an_outcome_for_too_long_is_recorded_as_lost_and_replaced_once() {
+    let mut events = issued(ContentClass::Csam);
+    events.push(started(1));
+    let in_flight = given(&events);
+    assert_eq!(in_flight.when(start(), t(9)), Ok(vec![]), "not lost yet");
+    let replaced = in_flight.when(start(), t(10)).unwrap();
+    assert_eq!(replaced.len(), 2);
+    assert!(
+        matches!(&replaced[0], CaseEvent::DispatchFailed(DispatchFailed { attempt: 1, retry_at: Some(at), .. }) if *at == t(10))
+    );
+    assert_eq!(replaced[1], started(2));
+    // Whoever decides next sees the new attempt in flight and starts nothing.
+    events.extend(replaced);
+    let case = Case::from_events(CaseId(uuid::Uuid::nil()), events.iter().map(|e| (e, t(10))));
+    assert_eq!(case.decide(start(), t(11)), Ok(vec![]));
 }
 
 #[test]
@@ -362,12 +380,8 @@ fn a_failed_dispatch_backs_off_then_gives_up() {
         })]
     );
     events.extend(first);
-    assert_eq!(
-        given(&events).when(Command::StartDispatch, t(3)),
-        Ok(vec![]),
-        "not before retry_at"
-    );
-    assert_eq!(given(&events).when(Command::StartDispatch, t(4)), Ok(vec![started(2)]));
+    assert_eq!(given(&events).when(start(), t(3)), Ok(vec![]), "not before retry_at");
+    assert_eq!(given(&events).when(start(), t(4)), Ok(vec![started(2)]));
     events.push(started(2));
     let second = given(&events).when(failure(2), t(5)).unwrap();
     assert!(matches!(&second[0], CaseEvent::DispatchFailed(f) if f.retry_at == Some(t(7))));
@@ -378,7 +392,7 @@ fn a_failed_dispatch_backs_off_then_gives_up() {
     events.extend(last);
     let gave_up = given(&events);
     assert_eq!(gave_up.case.status, CaseStatus::DispatchFailed);
-    assert_eq!(gave_up.when(Command::StartDispatch, t(60)), Ok(vec![]));
+    assert_eq!(gave_up.when(start(), t(60)), Ok(vec![]));
 }
 
 #[test]
@@ -654,6 +668,14 @@ fn a_review_decision_on_a_case_not_in_review_is_refused() {
     );
 }
 
+/// Starts dispatch; an attempt counts as lost after ten minutes without an outcome.
+fn start() -> Command {
+    Command::StartDispatch {
+        lost_after: Duration::minutes(10),
+        policy: dispatch_policy(),
+    }
+}
+
 fn claim(analyst: &str) -> Command {
     Command::ClaimReview {
         analyst_id: analyst.into(),
@@ -768,7 +790,7 @@ fn each_waiting_state_names_its_stage_and_deadline() {
             due_at: t(0) + limits.stage_stale_after
         }
     );
-    events.extend(given(&events).when(Command::StartDispatch, t(0)).unwrap());
+    events.extend(given(&events).when(start(), t(0)).unwrap());
     assert_eq!(
         wait(&events),
         Wait::Stage {
@@ -798,6 +820,6 @@ fn a_retracted_case_sends_and_checks_nothing_more() {
     events.extend(retracted);
     let case = given(&events);
     assert_eq!(case.case.status, CaseStatus::Retracted);
-    assert_eq!(case.when(Command::StartDispatch, t(3)), Ok(vec![]));
+    assert_eq!(case.when(start(), t(3)), Ok(vec![]));
     assert_eq!(case.when(Command::Retract { reason: "again".into() }, t(3)), Ok(vec![]));
 }

@@ -146,7 +146,10 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
             Command::ReceiveReport(report(&system, "in-flight")),
             classify(Some(host(&system)), now),
             notice(()),
-            Command::StartDispatch,
+            Command::StartDispatch {
+                lost_after: TimeDelta::seconds(90),
+                policy: policy(),
+            },
         ],
     )
     .await;
@@ -157,7 +160,10 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
             Command::ReceiveReport(report(&system, "retrying")),
             classify(Some(host(&system)), now),
             notice(()),
-            Command::StartDispatch,
+            Command::StartDispatch {
+                lost_after: TimeDelta::seconds(90),
+                policy: policy(),
+            },
             failed,
         ],
     )
@@ -169,7 +175,10 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
             Command::ReceiveReport(report(&system, "awaiting-removal")),
             classify(Some(host(&system)), now),
             notice(()),
-            Command::StartDispatch,
+            Command::StartDispatch {
+                lost_after: TimeDelta::seconds(90),
+                policy: policy(),
+            },
             delivered,
         ],
     )
