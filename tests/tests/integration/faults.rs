@@ -240,9 +240,12 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
     }
     let in_flight_events = event_types(&store, in_flight).await;
     assert_eq!(
-        count(&in_flight_events, "DispatchStarted"),
-        1,
-        "the lost attempt is re-sent, not restarted"
+        (
+            count(&in_flight_events, "DispatchFailed"),
+            count(&in_flight_events, "DispatchStarted")
+        ),
+        (1, 2),
+        "the lost attempt is recorded as failed and replaced once"
     );
 
     // One notice per case at the platform, whatever was re-sent.
