@@ -3,6 +3,7 @@
 ALTER TABLE stage_timers
     ADD COLUMN version INTEGER NOT NULL DEFAULT 0,
     ADD COLUMN fired   INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX stage_timers_case ON stage_timers (case_id);
 
 -- Cases that cannot move on by themselves, with the reason; cleared by the case's next change.
 CREATE TABLE operator_queue (

@@ -4,7 +4,7 @@
 //! Messages on the broker are the fast path; these rows are the guarantee.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use dijkwacht_domain::{Case, CaseId, StageKind, Wait, WaitLimits};
+use dijkwacht_domain::{Case, CaseId, Wait, WaitLimits};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -49,36 +49,28 @@ pub(crate) async fn write_waits(
             Wait::Analyst | Wait::Done => {}
         }
     }
-    // One round trip: the timers wanted are upserted, the case's other timers and any
-    // operator-queue entry it no longer deserves are deleted (by primary key: every stage
-    // name is listed).
+    sqlx::query("DELETE FROM stage_timers WHERE case_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
-        "WITH wanted AS ( \
-             SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::timestamptz[], $4::int4[]) AS w (stage, case_id, due_at, version)), \
-         gone AS ( \
-             DELETE FROM stage_timers t WHERE t.stage = ANY($6) AND t.case_id = ANY($5) \
-             AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.stage = t.stage AND w.case_id = t.case_id)), \
-         unstuck AS ( \
-             DELETE FROM operator_queue q WHERE q.case_id = ANY($5) AND NOT (q.case_id = ANY($7))) \
-         INSERT INTO stage_timers (stage, case_id, due_at, version, fired) \
-         SELECT stage, case_id, due_at, version, 0 FROM wanted \
-         ON CONFLICT (stage, case_id) DO UPDATE SET due_at = EXCLUDED.due_at, version = EXCLUDED.version, fired = 0",
+        "INSERT INTO stage_timers (stage, case_id, due_at, version) \
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::timestamptz[], $4::int4[])",
     )
     .bind(&stages)
     .bind(&timer_ids)
     .bind(&due)
     .bind(&versions)
-    .bind(&ids)
-    .bind(StageKind::ALL.iter().map(|stage| stage.name()).chain([PROJECTION]).collect::<Vec<_>>())
-    .bind(&stuck_ids)
     .execute(&mut *tx)
     .await?;
+    sqlx::query("DELETE FROM operator_queue WHERE case_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
     if !stuck_ids.is_empty() {
         sqlx::query(
             "INSERT INTO operator_queue (case_id, reason, version, since) \
-             SELECT c, r, v, $4 FROM UNNEST($1::uuid[], $2::text[], $3::int4[]) AS s (c, r, v) \
-             ON CONFLICT (case_id) DO UPDATE SET reason = EXCLUDED.reason, detail = NULL, version = EXCLUDED.version, \
-                 since = EXCLUDED.since",
+             SELECT c, r, v, $4 FROM UNNEST($1::uuid[], $2::text[], $3::int4[]) AS s (c, r, v)",
         )
         .bind(&stuck_ids)
         .bind(&reasons)
