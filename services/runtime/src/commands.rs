@@ -103,7 +103,7 @@ pub enum Rejection {
 /// What executing commands did.
 #[derive(Debug)]
 pub struct Executed {
-    /// Every case named, as it is after the append.
+    /// Every case named or preloaded, as it is after the append.
     pub cases: HashMap<CaseId, Case>,
     /// Per command, in input order.
     pub outcomes: Vec<Result<(), Rejection>>,
@@ -151,7 +151,7 @@ impl EventStore {
 
     /// [`EventStore::execute`], first on cases the caller already loaded (read outside the
     /// transaction: an append that raced it conflicts and the commands are decided again
-    /// on fresh reads).
+    /// on fresh reads). Every loaded case comes back too, whether it got a command or not.
     pub async fn execute_loaded(
         &self,
         commands: &[CaseCommand],
@@ -159,14 +159,20 @@ impl EventStore {
         now: DateTime<Utc>,
     ) -> Result<Executed, CommandError> {
         if commands.is_empty() {
+            let cases = loaded.map(|loaded| loaded.cases).unwrap_or_default();
             return Ok(Executed {
-                cases: HashMap::new(),
+                cases: cases.into_iter().map(|(id, loaded)| (id, loaded.case)).collect(),
                 outcomes: vec![],
                 recorded: vec![],
             });
         }
+        let mut ids: Vec<CaseId> = commands.iter().map(|c| c.case_id).collect();
+        ids.extend(loaded.iter().flat_map(|loaded| loaded.cases.keys().copied()));
+        ids.sort_unstable();
+        ids.dedup();
         let decision = Commands {
             commands,
+            ids,
             preloaded: Mutex::new(loaded),
         };
         let ((cases, outcomes), recorded) = self.transact(&decision, now).await?;
@@ -180,6 +186,8 @@ impl EventStore {
 
 struct Commands<'a> {
     commands: &'a [CaseCommand],
+    /// Every case to load and return: those commanded and those preloaded.
+    ids: Vec<CaseId>,
     /// Used by the first attempt only.
     preloaded: Mutex<Option<Loaded>>,
 }
@@ -197,12 +205,7 @@ impl Decision for Commands<'_> {
         let preloaded = self.preloaded.lock().unwrap_or_else(|p| p.into_inner()).take();
         let loaded = match preloaded {
             Some(loaded) => loaded,
-            None => {
-                let mut ids: Vec<CaseId> = self.commands.iter().map(|c| c.case_id).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                EventStore::load_with(&mut *tx, &ids).await?
-            }
+            None => EventStore::load_with(&mut *tx, &self.ids).await?,
         };
         let Loaded { cases, unreadable } = loaded;
         let mut changes: HashMap<CaseId, CaseChange> = cases

@@ -353,12 +353,10 @@ impl<S: Stage> StageLoop<S> {
         loaded: Option<Loaded>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<Case>, Vec<Option<Rejection>>), StageError> {
-        let mut cases: HashMap<CaseId, Case> = HashMap::new();
         if let Some(loaded) = &loaded {
             for (case_id, reason) in &loaded.unreadable {
                 self.set_apart(*case_id, 0, "unreadable", reason, now).await?;
             }
-            cases.extend(loaded.cases.iter().map(|(id, loaded)| (*id, loaded.case.clone())));
         }
         let executed = self.runtime.store.execute_loaded(commands, loaded, now).await?;
         let mut rejections = Vec::with_capacity(commands.len());
@@ -375,8 +373,7 @@ impl<S: Stage> StageLoop<S> {
             }
             rejections.push(rejection);
         }
-        cases.extend(executed.cases);
-        Ok((cases.into_values().collect(), rejections))
+        Ok((executed.cases.into_values().collect(), rejections))
     }
 
     async fn commands_for(
