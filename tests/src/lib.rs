@@ -153,6 +153,8 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
                 name: "Simulated platform".into(),
                 country: "NL".into(),
                 notice_endpoint: notice_endpoint.into(),
+                channels: vec![],
+                templates_dir: None,
                 domains: vec!["127.0.0.1".into()],
                 ranges: vec![],
                 dsa_platform: true,
@@ -163,6 +165,8 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
                 name: "A forum".into(),
                 country: "NL".into(),
                 notice_endpoint: notice_endpoint.into(),
+                channels: vec![],
+                templates_dir: None,
                 domains: vec![FORUM_HOST.into()],
                 ranges: vec![],
                 dsa_platform: true,
@@ -173,6 +177,8 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
                 name: "Off-shore hosting".into(),
                 country: "US".into(),
                 notice_endpoint: notice_endpoint.into(),
+                channels: vec![],
+                templates_dir: None,
                 domains: vec![],
                 ranges: vec!["198.51.100.0/24".into()],
                 dsa_platform: false,
@@ -339,6 +345,36 @@ impl TestSystem {
         let broker = Broker::Embedded(Arc::new(EmbeddedBroker::start(1)?));
         let app = app::start(&settings, Arc::new(self.clock.clone()), broker).await?;
         Ok(Self { app, settings, ..self })
+    }
+
+    /// Changes a platform's registry entry (its notice endpoint, and its `dispatch` column:
+    /// channels, templates) and restarts, so dispatch reads the registry afresh.
+    pub async fn reregister_platform(
+        self,
+        platform_id: &str,
+        notice_endpoint: &str,
+        dispatch: serde_json::Value,
+    ) -> anyhow::Result<Self> {
+        sqlx::query("UPDATE platforms SET notice_endpoint = $1, dispatch = $2 WHERE platform_id = $3")
+            .bind(notice_endpoint)
+            .bind(dispatch)
+            .bind(platform_id)
+            .execute(&self.database.pool)
+            .await?;
+        let system = self.restart(|_| {}).await?;
+        system.wait_until_ready().await;
+        Ok(system)
+    }
+
+    /// The analyst tasks other than review: `(case id, task)`, oldest first.
+    pub async fn analyst_tasks(&self) -> Vec<(String, String)> {
+        sqlx::query_as::<_, (uuid::Uuid, String)>("SELECT case_id, task FROM analyst_tasks ORDER BY since, case_id")
+            .fetch_all(&self.database.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(case_id, task)| (case_id.to_string(), task))
+            .collect()
     }
 
     /// Waits until `/healthz` answers 200: every stage has joined its consumer group.

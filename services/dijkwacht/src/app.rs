@@ -6,6 +6,10 @@ use anyhow::Context;
 use chrono::TimeDelta;
 use dijkwacht_classify::host::{Resolver, StaticResolver, SystemResolver};
 use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex};
+use dijkwacht_dispatch::api::ApiSender;
+use dijkwacht_dispatch::email::EmailSender;
+use dijkwacht_dispatch::registry::Directory;
+use dijkwacht_dispatch::settings::DispatchSettings;
 use dijkwacht_dispatch::DispatchStage;
 use dijkwacht_domain::ContentClass;
 use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
@@ -346,7 +350,20 @@ async fn spawn_stages(
     }
     let addresses = AddressPolicy::allowing(&settings.outbound_allowed_ranges).map_err(anyhow::Error::msg)?;
     if settings.runs(Part::Dispatch) {
-        let stage = DispatchStage::new(dispatch_policy, request_timeout, in_flight_limit, addresses.clone())?;
+        let section = DispatchSettings::from_section(&settings.dispatch).map_err(anyhow::Error::msg)?;
+        let directory = Directory::load(pool).await?;
+        tasks.spawn(directory.clone().keep_fresh(
+            pool.clone(),
+            Duration::from_secs(section.registry_refresh_secs),
+            shutdown.clone(),
+        ));
+        let stage = DispatchStage::new(
+            dispatch_policy,
+            in_flight_limit,
+            ApiSender::new(addresses.clone(), request_timeout)?,
+            EmailSender::new(&section)?,
+            directory,
+        )?;
         spawn_stage(tasks, stage, runtime, shutdown);
     }
     if settings.runs(Part::Followup) {

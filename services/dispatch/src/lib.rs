@@ -1,145 +1,191 @@
-//! The dispatch stage: delivers issued notices to platforms.
+//! The dispatch stage: delivers issued notices to platforms over the channels the platform
+//! registry gives them, in order of preference — HTTPS API, e-mail, or a web form an
+//! analyst fills in.
 //!
-//! The attempt is recorded (`DispatchStarted`) before the request leaves and its outcome
-//! after; the notice id travels as `Idempotency-Key`, so a retry after a crash reaches the
-//! platform as the same notice, never a second one.
+//! The attempt is recorded (`DispatchStarted`) before the message leaves and its outcome
+//! after; the notice id travels as `Idempotency-Key` (and in the e-mail's Message-ID), so a
+//! retry after a crash reaches the platform as the same notice, never a second one. Every
+//! message is rendered in the platform's language and checked for the DSA Art. 16(2)
+//! elements before it leaves; an incomplete one never does.
 
+pub mod api;
+pub mod email;
+pub mod registry;
+pub mod render;
+pub mod secret;
+pub mod settings;
+
+use crate::api::ApiSender;
+use crate::email::{EmailSender, Outgoing};
+use crate::registry::{ApiAuth, ChannelConfig, Directory, PlatformRoute};
+use crate::render::{RenderError, Rendered, Subject, Templates};
 use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_domain::case::InFlight;
-use dijkwacht_domain::event::Channel;
-use dijkwacht_domain::{Case, CaseEvent, CaseId, Command, DispatchOutcome, DispatchPolicy, Notice};
-use dijkwacht_runtime::outbound::{self, AddressPolicy, Refused};
+use dijkwacht_domain::{
+    AfterFailure, Case, CaseEvent, CaseId, Channel, Command, DispatchOutcome, DispatchPolicy, Notice,
+};
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use futures::StreamExt;
-use serde::Deserialize;
-use std::time::Duration;
+use serde::Serialize;
+use std::sync::Arc;
 
 /// Notices in flight at once per process.
 const CONCURRENT_SENDS: usize = 16;
 
 pub struct DispatchStage {
-    http: reqwest::Client,
+    api: ApiSender,
+    email: EmailSender,
+    templates: Templates,
+    directory: Directory,
     policy: DispatchPolicy,
     /// An attempt older than this with no recorded outcome is presumed lost and re-sent
     /// (the same limit the case's wake-up is set by).
     in_flight_limit: TimeDelta,
-    /// Which addresses a notice may go to.
-    addresses: AddressPolicy,
 }
 
-/// What a platform may answer to a notice.
-#[derive(Debug, Deserialize)]
-struct Receipt {
-    notice_reference: Option<String>,
+/// The body of an API notice: the notice's fields, and its text in the platform's language.
+#[derive(Serialize)]
+struct ApiNotice<'a> {
+    #[serde(flatten)]
+    notice: &'a Notice,
+    language: &'a str,
+    subject: &'a str,
+    message: &'a str,
 }
 
 impl DispatchStage {
     pub fn new(
         policy: DispatchPolicy,
-        request_timeout: Duration,
         in_flight_limit: TimeDelta,
-        addresses: AddressPolicy,
-    ) -> Result<Self, reqwest::Error> {
-        // No redirects: one would turn the POST into a GET whose 200 says nothing about the
-        // notice, so every 3xx is a failed attempt, with the Location recorded.
-        let http = addresses
-            .client_builder(0)
-            .timeout(request_timeout)
-            .user_agent(concat!("dijkwacht/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        api: ApiSender,
+        email: EmailSender,
+        directory: Directory,
+    ) -> Result<Self, RenderError> {
         Ok(Self {
-            http,
+            api,
+            email,
+            templates: Templates::built_in()?,
+            directory,
             policy,
             in_flight_limit,
-            addresses,
         })
     }
 
-    async fn send(&self, channel: &Channel, notice: &Notice) -> DispatchOutcome {
-        let Channel::Http { endpoint } = channel;
-        let refused = |refused: &Refused| DispatchOutcome::Failed {
-            reason: format!("not sent: {refused}"),
-            retryable: false,
-        };
-        match reqwest::Url::parse(endpoint) {
-            Ok(url) => {
-                if let Err(why) = self.addresses.check_url(&url) {
-                    return refused(&why);
-                }
-            }
-            Err(error) => {
-                return DispatchOutcome::Failed {
-                    reason: format!("the endpoint {endpoint:?} is not a URL: {error}"),
-                    retryable: false,
-                }
-            }
-        }
-        let response = self
-            .http
-            .post(endpoint)
-            .header("Idempotency-Key", notice.notice_id.to_string())
-            .json(notice)
-            .send()
-            .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => {
-                if let Some(why) = outbound::refusal(&error) {
-                    return refused(why);
-                }
-                return DispatchOutcome::Failed {
-                    reason: format!("request to {endpoint} failed: {error}"),
-                    retryable: true,
-                };
-            }
-        };
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or("(none)");
-            // The endpoint moved: sending again to the same address cannot help, an operator
-            // must correct the platform's registry entry.
-            return DispatchOutcome::Failed {
-                reason: format!("{endpoint} answered {status} redirecting to {location}; redirects are not followed"),
-                retryable: false,
-            };
-        }
-        if status.is_success() {
-            let receipt = response.json::<Receipt>().await.ok();
-            return DispatchOutcome::Delivered {
-                platform_reference: receipt.and_then(|r| r.notice_reference),
-            };
-        }
-        let body: String = response.text().await.unwrap_or_default().chars().take(500).collect();
-        DispatchOutcome::Failed {
-            reason: format!("{endpoint} answered {status}: {body}"),
-            retryable: status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429,
-        }
+    /// The platform's channels; a platform missing from the registry keeps the notice
+    /// endpoint recorded when its host was resolved.
+    fn route_of(&self, case: &Case) -> Option<Arc<PlatformRoute>> {
+        let host = case.host.as_ref()?;
+        self.directory.get(&host.platform_id.0).or_else(|| {
+            (!host.notice_endpoint.is_empty()).then(|| {
+                Arc::new(PlatformRoute {
+                    platform_id: host.platform_id.to_string(),
+                    name: host.platform_name.clone(),
+                    language: "en".into(),
+                    channels: vec![ChannelConfig::Api {
+                        endpoint: host.notice_endpoint.clone(),
+                        auth: ApiAuth::None,
+                    }],
+                    templates_dir: None,
+                })
+            })
+        })
     }
-}
 
-impl DispatchStage {
-    fn start(&self) -> Command {
+    fn start(&self, case: &Case) -> Command {
         Command::StartDispatch {
             lost_after: self.in_flight_limit,
             policy: self.policy,
+            channels: self
+                .route_of(case)
+                .map(|route| route.channel_list())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The message for `notice` in the platform's language, complete or refused.
+    pub fn render(&self, route: &PlatformRoute, channel: &Channel, notice: &Notice) -> Result<Rendered, RenderError> {
+        let subject = Subject {
+            notices: &[notice],
+            platform_name: &route.name,
+        };
+        self.templates
+            .render(subject, channel.kind(), &route.language, route.templates_dir.as_deref())
+    }
+
+    async fn send(
+        &self,
+        route: &PlatformRoute,
+        channel: &Channel,
+        notice: &Notice,
+        now: DateTime<Utc>,
+    ) -> DispatchOutcome {
+        let rendered = match self.render(route, channel, notice) {
+            Ok(rendered) => rendered,
+            // An incomplete message, or a platform template that does not render: nothing
+            // is sent, and an analyst sees why.
+            Err(error) => {
+                return DispatchOutcome::Failed {
+                    reason: format!("not sent: {error}"),
+                    next: AfterFailure::Stop,
+                }
+            }
+        };
+        let notice_json = serde_json::to_vec(notice).expect("a notice serialises");
+        match channel {
+            Channel::Http { endpoint } => {
+                let auth = match route.config_of(channel) {
+                    Some(ChannelConfig::Api { auth, .. }) => auth.clone(),
+                    _ => ApiAuth::None,
+                };
+                let body = ApiNotice {
+                    notice,
+                    language: &rendered.language,
+                    subject: &rendered.subject,
+                    message: &rendered.text,
+                };
+                let body = serde_json::to_vec(&body).expect("a notice serialises");
+                self.api
+                    .send(endpoint, &auth, &notice.notice_id.to_string(), body, now)
+                    .await
+            }
+            Channel::Email { to } => {
+                let outgoing = Outgoing {
+                    to,
+                    message_id: self.email.message_id(&format!("notice-{}", notice.notice_id)),
+                    rendered: &rendered,
+                    notice_json,
+                };
+                self.email.send(outgoing).await
+            }
+            Channel::Manual { .. } => unreachable!("hand submissions are not sent by the stage"),
         }
     }
 
     /// One delivery attempt and the command that records its outcome.
-    async fn attempt(&self, case_id: CaseId, in_flight: InFlight, notice: Notice) -> (CaseId, Command) {
-        let outcome = self.send(&in_flight.channel, &notice).await;
+    async fn attempt(
+        &self,
+        case_id: CaseId,
+        route: Arc<PlatformRoute>,
+        in_flight: InFlight,
+        notice: Notice,
+        now: DateTime<Utc>,
+    ) -> (CaseId, Command) {
+        let outcome = self.send(&route, &in_flight.channel, &notice, now).await;
         dijkwacht_runtime::crash::point("dispatch.after-post");
-        if let DispatchOutcome::Failed { reason, .. } = &outcome {
-            tracing::warn!(%case_id, attempt = in_flight.attempt, %reason, "notice not delivered");
+        match &outcome {
+            DispatchOutcome::Failed { reason, .. } => {
+                tracing::warn!(%case_id, attempt = in_flight.attempt, channel = in_flight.channel.kind(), %reason, "notice not delivered")
+            }
+            DispatchOutcome::Rejected { reason, .. } => {
+                tracing::warn!(%case_id, attempt = in_flight.attempt, channel = in_flight.channel.kind(), %reason, "platform rejected the notice")
+            }
+            DispatchOutcome::Delivered { .. } => {}
         }
         let command = Command::RecordDispatchOutcome {
             attempt: in_flight.attempt,
             outcome,
             policy: self.policy,
+            channels: route.channel_list(),
         };
         (case_id, command)
     }
@@ -154,31 +200,36 @@ impl Stage for DispatchStage {
         &[Topic::Notices]
     }
 
-    async fn command_for(&self, event: &RecordedEvent, _case: &Case) -> Result<Option<Command>, StageError> {
-        Ok(matches!(event.event, CaseEvent::NoticeIssued(_)).then(|| self.start()))
+    async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
+        Ok(matches!(event.event, CaseEvent::NoticeIssued(_)).then(|| self.start(case)))
     }
 
     /// Sends the attempts this very decision started (their start time is `now`). An
     /// attempt started earlier belongs to the process that started it; if that process died,
     /// the decider replaces the attempt once it is presumed lost, and it is sent from here.
+    /// A web-form attempt waits for its analyst.
     async fn after_commit(&self, cases: &[&Case], now: DateTime<Utc>) -> Result<Vec<(CaseId, Command)>, StageError> {
-        let pending: Vec<(CaseId, InFlight, Notice)> = cases
+        let pending: Vec<_> = cases
             .iter()
-            .filter_map(|case| Some((case.id, case.dispatch.in_flight.clone()?, case.notice.clone()?)))
-            .filter(|(_, in_flight, _)| in_flight.started_at == now)
+            .filter_map(|case| {
+                let in_flight = case.dispatch.in_flight.clone()?;
+                let sendable = in_flight.started_at == now && !matches!(in_flight.channel, Channel::Manual { .. });
+                sendable.then_some(())?;
+                Some((case.id, self.route_of(case)?, in_flight, case.notice.clone()?))
+            })
             .collect();
         let sends = pending
             .into_iter()
-            .map(|(case_id, in_flight, notice)| self.attempt(case_id, in_flight, notice));
+            .map(|(case_id, route, in_flight, notice)| self.attempt(case_id, route, in_flight, notice, now));
         Ok(futures::stream::iter(sends)
             .buffer_unordered(CONCURRENT_SENDS)
             .collect()
             .await)
     }
 
-    /// A retry that came due, a notice whose message never arrived, or an attempt presumed
-    /// lost: the decider tells which.
-    async fn on_wake(&self, _case: &Case) -> Result<Option<Command>, StageError> {
-        Ok(Some(self.start()))
+    /// A retry that came due, a notice whose message never arrived, an attempt presumed
+    /// lost, or the next channel: the decider tells which.
+    async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
+        Ok(Some(self.start(case)))
     }
 }

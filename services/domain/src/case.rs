@@ -18,8 +18,10 @@ pub enum CaseStatus {
     Classified,
     NoticeIssued,
     NoticeDelivered,
-    /// Dispatch gave up after its last permitted attempt.
+    /// Dispatch gave up: no channel of the platform took the notice.
     DispatchFailed,
+    /// The platform refused the notice.
+    Rejected,
     /// Handed to the hotline of the hosting country.
     Forwarded,
     /// The classification was withdrawn; nothing more is sent.
@@ -37,6 +39,7 @@ impl CaseStatus {
             Self::NoticeIssued => "notice_issued",
             Self::NoticeDelivered => "notice_delivered",
             Self::DispatchFailed => "dispatch_failed",
+            Self::Rejected => "rejected",
             Self::Forwarded => "forwarded",
             Self::Retracted => "retracted",
             Self::Closed => "closed",
@@ -53,8 +56,16 @@ pub struct InFlight {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DispatchState {
-    /// Attempts started so far.
+    /// Attempts started so far, on every channel.
     pub attempts: u32,
+    /// The channel of the latest attempt, and how many attempts in a row went to it.
+    pub channel: Option<Channel>,
+    pub channel_attempts: u32,
+    /// Channels done with: the next attempt goes to the platform's first other channel.
+    pub exhausted: Vec<Channel>,
+    /// Why dispatch gave up, for the analyst who takes over.
+    pub gave_up_reason: Option<String>,
+    pub rejected: Option<PlatformRejected>,
     /// The attempt recorded as started whose outcome is not yet recorded.
     pub in_flight: Option<InFlight>,
     pub retry_at: Option<DateTime<Utc>>,
@@ -89,6 +100,9 @@ pub struct Case {
     pub claim_expires_at: Option<DateTime<Utc>>,
     /// A decision waiting for a second analyst under the four-eyes rule.
     pub pending_decision: Option<AnalystDecided>,
+    /// The explanation of the analyst decision that classified the case, which its notice
+    /// quotes as the evidence.
+    pub assessment: Option<String>,
     pub forwarded: Option<ForwardedToHotline>,
     pub retracted: Option<Retracted>,
     pub notice: Option<Notice>,
@@ -117,6 +131,7 @@ impl Case {
             claimed_by: None,
             claim_expires_at: None,
             pending_decision: None,
+            assessment: None,
             forwarded: None,
             retracted: None,
             notice: None,
@@ -172,6 +187,9 @@ impl Case {
             // A decision ends the claim, so a second analyst can take the case under four eyes.
             CaseEvent::AnalystDecided(decided) => {
                 self.pending_decision = decided.awaiting_confirmation.then(|| decided.clone());
+                if !decided.awaiting_confirmation {
+                    self.assessment = Some(decided.explanation.clone());
+                }
                 self.claimed_by = None;
                 self.claim_expires_at = None;
             }
@@ -188,6 +206,13 @@ impl Case {
                 self.status = CaseStatus::NoticeIssued;
             }
             CaseEvent::DispatchStarted(started) => {
+                let dispatch = &mut self.dispatch;
+                if dispatch.channel.as_ref() == Some(&started.channel) {
+                    dispatch.channel_attempts += 1;
+                } else {
+                    dispatch.channel = Some(started.channel.clone());
+                    dispatch.channel_attempts = 1;
+                }
                 self.dispatch.attempts = started.attempt;
                 self.dispatch.retry_at = None;
                 self.dispatch.in_flight = Some(InFlight {
@@ -206,13 +231,27 @@ impl Case {
                 }
             }
             CaseEvent::DispatchFailed(failed) => {
-                self.dispatch.in_flight = None;
-                self.dispatch.retry_at = failed.retry_at;
+                let dispatch = &mut self.dispatch;
+                let channel = dispatch.in_flight.take().map(|in_flight| in_flight.channel);
+                dispatch.retry_at = failed.retry_at;
+                if let Some(channel) = channel.filter(|_| failed.channel_exhausted) {
+                    dispatch.exhausted.push(channel);
+                }
                 if failed.retry_at.is_none() {
-                    self.dispatch.gave_up = true;
-                    if !self.is_finished() {
-                        self.status = CaseStatus::DispatchFailed;
-                    }
+                    self.give_up(&failed.reason);
+                }
+            }
+            CaseEvent::DispatchAbandoned(abandoned) => self.give_up(&abandoned.reason),
+            CaseEvent::PlatformRejected(rejected) => {
+                if rejected
+                    .attempt
+                    .is_some_and(|attempt| attempt == self.dispatch.attempts)
+                {
+                    self.dispatch.in_flight = None;
+                }
+                self.dispatch.rejected = Some(rejected.clone());
+                if !self.is_finished() {
+                    self.status = CaseStatus::Rejected;
                 }
             }
             CaseEvent::StillOnline(still) => {
@@ -228,6 +267,15 @@ impl Case {
                 self.closed_at = Some(at);
                 self.status = CaseStatus::Closed;
             }
+        }
+    }
+
+    fn give_up(&mut self, reason: &str) {
+        self.dispatch.retry_at = None;
+        self.dispatch.gave_up = true;
+        self.dispatch.gave_up_reason = Some(reason.to_owned());
+        if !self.is_finished() {
+            self.status = CaseStatus::DispatchFailed;
         }
     }
 

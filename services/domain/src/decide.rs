@@ -54,14 +54,23 @@ pub enum Command {
     /// Starts the next attempt: the first, a retry that came due, or a new one in place of
     /// an attempt without an outcome for `lost_after` (presumed lost with the process that
     /// was sending it; the notice id keeps it one notice at the platform).
+    /// `channels` are the platform's, in its order of preference.
     StartDispatch {
         lost_after: Duration,
         policy: DispatchPolicy,
+        channels: Vec<Channel>,
     },
     RecordDispatchOutcome {
         attempt: u32,
         outcome: DispatchOutcome,
         policy: DispatchPolicy,
+        channels: Vec<Channel>,
+    },
+    /// An analyst submitted the notice by hand (a web form, or after dispatch gave up).
+    RecordManualSubmission {
+        analyst_id: String,
+        /// What the platform's form answered, e.g. its ticket number.
+        reference: Option<String>,
     },
     RecordRemovalCheck {
         observation: Observation,
@@ -71,25 +80,59 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchOutcome {
-    Delivered { platform_reference: Option<String> },
-    Failed { reason: String, retryable: bool },
+    Delivered {
+        platform_reference: Option<String>,
+        message_id: Option<String>,
+    },
+    /// The platform refused the notice itself (HTTP 409/422 or an explicit refusal).
+    Rejected {
+        reason: String,
+        answer: Option<String>,
+    },
+    Failed {
+        reason: String,
+        next: AfterFailure,
+    },
+}
+
+/// What a failed attempt calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Transient (5xx, time-out, 429): the same channel again after the back-off, and not
+    /// before the platform asked (`Retry-After`).
+    Retry { not_before: Option<DateTime<Utc>> },
+    /// This channel cannot take the notice (credentials refused, endpoint moved): the next.
+    NextChannel,
+    /// Nothing automatic can help (the message would lack an Art. 16(2) element): an analyst.
+    Stop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchPolicy {
+    /// Attempts per channel before the next channel is tried.
     pub max_attempts: u32,
-    /// Delay before the second attempt; doubles with every further attempt.
+    /// Delay before the second attempt; doubles with every further attempt, of which a
+    /// random-looking half is taken off so that retries of many notices spread out.
     pub first_backoff: Duration,
 }
 
 impl DispatchPolicy {
-    fn retry_at(&self, attempt: u32, retryable: bool, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if !retryable || attempt >= self.max_attempts {
-            return None;
-        }
+    /// Exponential back-off with "equal jitter". The jitter is drawn from the notice id and
+    /// the attempt, so a decision stays a pure function of its inputs.
+    pub fn backoff(&self, notice_id: NoticeId, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(16);
-        Some(now + self.first_backoff * 2_i32.pow(doublings))
+        let full = (self.first_backoff * 2_i32.pow(doublings)).num_milliseconds();
+        let seed = notice_id.0.as_u128() as u64 ^ (notice_id.0.as_u128() >> 64) as u64 ^ u64::from(attempt);
+        let fraction = (splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64;
+        Duration::milliseconds(full / 2 + (full as f64 / 2.0 * fraction) as i64)
     }
+}
+
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// What a removal check saw: the status of the location, never its content.
@@ -124,6 +167,8 @@ pub enum Refusal {
     NotInReview,
     #[error("the case is claimed by analyst {0}")]
     ClaimedByOther(String),
+    #[error("an automatic delivery attempt is in flight")]
+    DispatchInFlight,
     #[error("the four-eyes rule needs a second analyst; {0} made the first decision")]
     SameAnalyst(String),
 }
@@ -174,12 +219,20 @@ impl Case {
                 vec![CaseEvent::Retracted(Retracted { reason })]
             }),
             Command::IssueNotice { notice_id, policy } => self.issue_notice(notice_id, &policy, now),
-            Command::StartDispatch { lost_after, policy } => self.start_dispatch(lost_after, policy, now),
+            Command::StartDispatch {
+                lost_after,
+                policy,
+                channels,
+            } => self.start_dispatch(lost_after, policy, &channels, now),
             Command::RecordDispatchOutcome {
                 attempt,
                 outcome,
                 policy,
-            } => Ok(self.record_dispatch_outcome(attempt, outcome, policy, now)),
+                channels,
+            } => Ok(self.record_dispatch_outcome(attempt, outcome, policy, &channels, now)),
+            Command::RecordManualSubmission { analyst_id, reference } => {
+                self.record_manual_submission(analyst_id, reference)
+            }
             Command::RecordRemovalCheck {
                 observation,
                 recheck_after,
@@ -319,52 +372,70 @@ impl Case {
         })])
     }
 
+    /// The platform's first channel that is not done with.
+    fn next_channel<'c>(&self, channels: &'c [Channel], also_done: Option<&Channel>) -> Option<&'c Channel> {
+        channels
+            .iter()
+            .find(|channel| !self.dispatch.exhausted.contains(channel) && Some(*channel) != also_done)
+    }
+
+    fn dispatch_is_over(&self) -> bool {
+        let dispatch = &self.dispatch;
+        dispatch.delivered_at.is_some() || dispatch.gave_up || dispatch.rejected.is_some() || self.is_finished()
+    }
+
     fn start_dispatch(
         &self,
         lost_after: Duration,
         policy: DispatchPolicy,
+        channels: &[Channel],
         now: DateTime<Utc>,
     ) -> Result<Vec<CaseEvent>, Refusal> {
         let notice = self.notice.as_ref().ok_or(Refusal::NoNotice)?;
-        let dispatch = &self.dispatch;
-        if dispatch.delivered_at.is_some() || dispatch.gave_up || self.is_finished() {
+        if self.dispatch_is_over() {
             return Ok(vec![]);
         }
-        let host = self.host.as_ref().ok_or(Refusal::HostUnknown)?;
-        let start = |attempt| {
-            CaseEvent::DispatchStarted(DispatchStarted {
-                notice_id: notice.notice_id,
+        let notice_id = notice.notice_id;
+        let dispatch = &self.dispatch;
+        let start_or_abandon = |attempt, also_done| match self.next_channel(channels, also_done) {
+            Some(channel) => CaseEvent::DispatchStarted(DispatchStarted {
+                notice_id,
                 attempt,
-                channel: Channel::Http {
-                    endpoint: host.notice_endpoint.clone(),
+                channel: channel.clone(),
+            }),
+            None => CaseEvent::DispatchAbandoned(DispatchAbandoned {
+                notice_id,
+                reason: match channels {
+                    [] => "the platform has no channel for notices in the registry".to_owned(),
+                    _ => "every channel of the platform was tried without success".to_owned(),
                 },
-            })
+            }),
         };
         if let Some(in_flight) = &dispatch.in_flight {
-            if in_flight.started_at + lost_after > now {
+            // A hand submission waits for its analyst, however long it takes.
+            if matches!(in_flight.channel, Channel::Manual { .. }) || in_flight.started_at + lost_after > now {
                 return Ok(vec![]);
             }
             // Every attempt gets an outcome: this one is recorded as lost, and the next
-            // starts at once unless the attempts are used up.
-            let retry_at = (in_flight.attempt < policy.max_attempts).then_some(now);
+            // starts at once, on the next channel once this one's attempts are used up.
+            let exhausted = dispatch.channel_attempts >= policy.max_attempts;
             let lost = CaseEvent::DispatchFailed(DispatchFailed {
-                notice_id: notice.notice_id,
+                notice_id,
                 attempt: in_flight.attempt,
                 reason: format!(
                     "no outcome {} s after it started: presumed lost with the process sending it",
                     lost_after.num_seconds()
                 ),
-                retry_at,
+                retry_at: Some(now),
+                channel_exhausted: exhausted,
             });
-            return Ok(match retry_at {
-                Some(_) => vec![lost, start(in_flight.attempt + 1)],
-                None => vec![lost],
-            });
+            let also_done = exhausted.then_some(&in_flight.channel);
+            return Ok(vec![lost, start_or_abandon(in_flight.attempt + 1, also_done)]);
         }
         if dispatch.retry_at.is_some_and(|at| at > now) {
             return Ok(vec![]);
         }
-        Ok(vec![start(dispatch.attempts + 1)])
+        Ok(vec![start_or_abandon(dispatch.attempts + 1, None)])
     }
 
     fn record_dispatch_outcome(
@@ -372,6 +443,7 @@ impl Case {
         attempt: u32,
         outcome: DispatchOutcome,
         policy: DispatchPolicy,
+        channels: &[Channel],
         now: DateTime<Utc>,
     ) -> Vec<CaseEvent> {
         let (Some(in_flight), Some(notice)) = (&self.dispatch.in_flight, &self.notice) else {
@@ -382,18 +454,89 @@ impl Case {
         }
         let notice_id = notice.notice_id;
         vec![match outcome {
-            DispatchOutcome::Delivered { platform_reference } => CaseEvent::NoticeDelivered(NoticeDelivered {
+            DispatchOutcome::Delivered {
+                platform_reference,
+                message_id,
+            } => CaseEvent::NoticeDelivered(NoticeDelivered {
                 notice_id,
                 attempt,
                 platform_reference,
+                message_id,
+                submitted_by: None,
             }),
-            DispatchOutcome::Failed { reason, retryable } => CaseEvent::DispatchFailed(DispatchFailed {
+            DispatchOutcome::Rejected { reason, answer } => CaseEvent::PlatformRejected(PlatformRejected {
                 notice_id,
-                attempt,
+                attempt: Some(attempt),
                 reason,
-                retry_at: policy.retry_at(attempt, retryable, now),
+                answer,
             }),
+            DispatchOutcome::Failed { mut reason, next } => {
+                let exhausted = match next {
+                    AfterFailure::Retry { .. } => self.dispatch.channel_attempts >= policy.max_attempts,
+                    AfterFailure::NextChannel | AfterFailure::Stop => true,
+                };
+                let retry_at = match next {
+                    AfterFailure::Stop => None,
+                    AfterFailure::Retry { not_before } if !exhausted => {
+                        let backed_off = now + policy.backoff(notice_id, self.dispatch.channel_attempts);
+                        Some(not_before.map_or(backed_off, |asked| asked.max(backed_off)))
+                    }
+                    _ => self.next_channel(channels, Some(&in_flight.channel)).map(|_| now),
+                };
+                if retry_at.is_none() && next != AfterFailure::Stop {
+                    reason.push_str("; no other channel is left to try");
+                }
+                CaseEvent::DispatchFailed(DispatchFailed {
+                    notice_id,
+                    attempt,
+                    reason,
+                    retry_at,
+                    channel_exhausted: exhausted,
+                })
+            }
         }]
+    }
+
+    /// Records a notice an analyst submitted by hand: the web-form attempt waiting for it,
+    /// or, after dispatch gave up, a hand delivery of its own.
+    fn record_manual_submission(
+        &self,
+        analyst_id: String,
+        reference: Option<String>,
+    ) -> Result<Vec<CaseEvent>, Refusal> {
+        let notice = self.notice.as_ref().ok_or(Refusal::NoNotice)?;
+        if self.is_finished() {
+            return Err(Refusal::CaseClosed);
+        }
+        if self.dispatch.delivered_at.is_some() {
+            return Ok(vec![]);
+        }
+        let delivered = |attempt| {
+            CaseEvent::NoticeDelivered(NoticeDelivered {
+                notice_id: notice.notice_id,
+                attempt,
+                platform_reference: reference.clone(),
+                message_id: None,
+                submitted_by: Some(analyst_id.clone()),
+            })
+        };
+        match &self.dispatch.in_flight {
+            Some(in_flight) if matches!(in_flight.channel, Channel::Manual { .. }) => {
+                Ok(vec![delivered(in_flight.attempt)])
+            }
+            Some(_) => Err(Refusal::DispatchInFlight),
+            None => {
+                let attempt = self.dispatch.attempts + 1;
+                Ok(vec![
+                    CaseEvent::DispatchStarted(DispatchStarted {
+                        notice_id: notice.notice_id,
+                        attempt,
+                        channel: Channel::Manual { form_url: None },
+                    }),
+                    delivered(attempt),
+                ])
+            }
+        }
     }
 
     fn record_removal_check(

@@ -29,6 +29,8 @@ pub enum CaseEvent {
     DispatchStarted(DispatchStarted),
     NoticeDelivered(NoticeDelivered),
     DispatchFailed(DispatchFailed),
+    DispatchAbandoned(DispatchAbandoned),
+    PlatformRejected(PlatformRejected),
     StillOnline(StillOnline),
     RemovalVerified(RemovalVerified),
     CaseClosed(CaseClosed),
@@ -52,6 +54,8 @@ impl CaseEvent {
             Self::DispatchStarted(_) => "DispatchStarted",
             Self::NoticeDelivered(_) => "NoticeDelivered",
             Self::DispatchFailed(_) => "DispatchFailed",
+            Self::DispatchAbandoned(_) => "DispatchAbandoned",
+            Self::PlatformRejected(_) => "PlatformRejected",
             Self::StillOnline(_) => "StillOnline",
             Self::RemovalVerified(_) => "RemovalVerified",
             Self::CaseClosed(_) => "CaseClosed",
@@ -270,11 +274,29 @@ pub struct NoticeIssued {
     pub notice: Box<Notice>,
 }
 
-/// How a notice travels to the platform.
+/// How a notice travels to the platform. Addresses only: credentials stay in the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Channel {
+    /// The platform's notice API (HTTPS).
     Http { endpoint: String },
+    /// E-mail to the platform's abuse or notice address.
+    Email { to: String },
+    /// The platform takes notices only through a web form: an analyst submits it by hand.
+    Manual {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        form_url: Option<String>,
+    },
+}
+
+impl Channel {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Http { .. } => "http",
+            Self::Email { .. } => "email",
+            Self::Manual { .. } => "manual",
+        }
+    }
 }
 
 /// Recorded before the notice leaves, so a crash mid-send is visible and retried with the
@@ -293,6 +315,13 @@ pub struct NoticeDelivered {
     /// The platform's own reference for the notice, when it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_reference: Option<String>,
+    /// The id of the message that carried the notice (an e-mail's Message-ID), so answers
+    /// and bounces can be matched to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The analyst who submitted it by hand (web-form platforms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -303,6 +332,31 @@ pub struct DispatchFailed {
     /// When the next attempt is due; absent when dispatch has given up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<DateTime<Utc>>,
+    /// This attempt's channel is done with (its attempts used up, or it cannot take the
+    /// notice at all): the next attempt goes to the platform's next channel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub channel_exhausted: bool,
+}
+
+/// No channel of the platform is left to try: an analyst delivers the notice by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DispatchAbandoned {
+    pub notice_id: NoticeId,
+    pub reason: String,
+}
+
+/// The platform refused the notice (HTTP 409/422 or an explicit refusal): a fact about our
+/// precision that regulators may ask for, and an analyst's task to assess.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlatformRejected {
+    pub notice_id: NoticeId,
+    /// The attempt the refusal answered; absent when it came later as a platform's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    pub reason: String,
+    /// The platform's answer as received, cut to a few kilobytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// A removal check found the location still answering.

@@ -16,10 +16,10 @@ pub mod taxonomy;
 pub mod wait;
 
 pub use case::{Case, CaseStatus, DispatchState, RemovalState};
-pub use decide::{Command, DispatchOutcome, DispatchPolicy, Observation, Refusal};
+pub use decide::{AfterFailure, Command, DispatchOutcome, DispatchPolicy, Observation, Refusal};
 pub use event::*;
 pub use hash::{HashAlgorithm, HashError, MediaHash};
 pub use ids::{CaseId, NoticeId, PartnerId, PlatformId, ReportId};
 pub use notice::{Notice, NoticePolicy};
 pub use taxonomy::{ContentClass, LegalGround};
-pub use wait::{StageKind, StuckReason, Wait, WaitLimits};
+pub use wait::{AnalystTask, StageKind, StuckReason, Wait, WaitLimits};

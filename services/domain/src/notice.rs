@@ -3,7 +3,7 @@
 
 use crate::case::Case;
 use crate::decide::Refusal;
-use crate::event::Location;
+use crate::event::{Evidence, Location};
 use crate::ids::{CaseId, NoticeId, PlatformId};
 use crate::taxonomy::{ContentClass, LegalGround};
 use chrono::{DateTime, Utc};
@@ -68,6 +68,18 @@ pub struct Notice {
     pub tdb_decision_ground: String,
     /// Art. 16(2)(a): why the information is illegal, facts and provision.
     pub explanation: String,
+    /// What the assessment rests on, exactly as recorded; absent in notices issued before
+    /// notices named their evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// The analysts' own explanation, when analysts classified the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessment: Option<String>,
+    /// When the location was reported to us, and when it was assessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessed_at: Option<DateTime<Utc>>,
     /// Art. 16(2)(d).
     pub good_faith_statement: String,
     pub requested_action: String,
@@ -113,8 +125,19 @@ impl Notice {
             notifier,
             locations: vec![report.location.clone()],
             content_class: class,
-            explanation: explanation(class, &illegality, &report.location, &host.platform_name),
+            explanation: explanation(&Facts {
+                class,
+                illegality: &illegality,
+                location: &report.location,
+                platform: &host.platform_name,
+                evidence: &classification.evidence,
+                assessment: case.assessment.as_deref(),
+            }),
             illegality,
+            evidence: Some(classification.evidence.clone()),
+            assessment: case.assessment.clone(),
+            reported_at: case.received_at,
+            assessed_at: case.classified_at,
             tdb_category: class.tdb_category().to_owned(),
             tdb_keywords: class.tdb_keywords().iter().map(|k| (*k).to_owned()).collect(),
             tdb_decision_ground: class.tdb_decision_ground().to_owned(),
@@ -126,28 +149,66 @@ impl Notice {
     }
 }
 
-fn explanation(class: ContentClass, illegality: &Illegality, location: &Location, platform: &str) -> String {
-    let hashes = match location.hashes.len() {
-        0 => String::new(),
-        1 => " The media there matches 1 hash listed below.".to_owned(),
-        n => format!(" The media there matches {n} hashes listed below."),
+struct Facts<'a> {
+    class: ContentClass,
+    illegality: &'a Illegality,
+    location: &'a Location,
+    platform: &'a str,
+    evidence: &'a Evidence,
+    assessment: Option<&'a str>,
+}
+
+/// The explanation says what the assessment rests on and nothing more: a hash-list match
+/// is claimed only when one was recorded.
+fn explanation(facts: &Facts) -> String {
+    let what = describe(facts.class);
+    let basis = match facts.evidence {
+        Evidence::HashListMatch {
+            list,
+            list_version,
+            algorithm,
+            distance,
+            ..
+        } => match distance {
+            Some(distance) => format!(
+                "The media there matches an entry of hash list {list} (version {list_version}) by {algorithm} at Hamming distance {distance}.",
+                algorithm = algorithm.as_str(),
+            ),
+            None => format!(
+                "The media there matches an entry of hash list {list} (version {list_version}) exactly, by {algorithm}.",
+                algorithm = algorithm.as_str(),
+            ),
+        },
+        Evidence::UrlRule { rule_id } => format!("The location matches our URL rule {rule_id}."),
+        Evidence::PriorDecision { case_id } => {
+            format!("Our analysts assessed the same location or media before (case {case_id}).")
+        }
+        Evidence::TrustedClaim { partner_id } => {
+            format!("Partner hotline {partner_id}, trusted to assess this category, classified it so.")
+        }
+        Evidence::AnalystReview { analysts } => match facts.assessment {
+            Some(assessment) => format!(
+                "{} of our analysts assessed it: \"{assessment}\"",
+                analysts.len().max(1)
+            ),
+            None => format!("{} of our analysts assessed it.", analysts.len().max(1)),
+        },
     };
-    let what = describe(class);
-    match illegality {
+    let url = &facts.location.url;
+    let platform = facts.platform;
+    match facts.illegality {
         Illegality::Illegal { legal_ground } => format!(
-            "The content at {url} on {platform} was assessed as {what}.{hashes} Making it available is an offence under {provision} ({jurisdiction}).",
-            url = location.url,
+            "The content at {url} on {platform} was assessed as {what}. {basis} Making it available is an offence under {provision} ({jurisdiction}).",
             provision = legal_ground.provision,
             jurisdiction = legal_ground.jurisdiction,
         ),
         Illegality::IncompatibleWithTerms => format!(
-            "The content at {url} on {platform} was assessed as {what}.{hashes} It is not illegal as such; we flag it as incompatible with your terms and conditions.",
-            url = location.url,
+            "The content at {url} on {platform} was assessed as {what}. {basis} It is not illegal as such; we flag it as incompatible with your terms and conditions.",
         ),
     }
 }
 
-fn describe(class: ContentClass) -> &'static str {
+pub fn describe(class: ContentClass) -> &'static str {
     match class {
         ContentClass::Csam => "child sexual abuse material",
         ContentClass::CsamAiGenerated => "AI-generated child sexual abuse material",

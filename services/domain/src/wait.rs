@@ -3,6 +3,7 @@
 //! that led to it, so no case can wait without something that will move it on.
 
 use crate::case::{Case, CaseStatus};
+use crate::event::Channel;
 use chrono::{DateTime, Duration, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -59,22 +60,44 @@ impl Default for WaitLimits {
 pub enum StuckReason {
     /// Classified, but nobody is known to send the notice to: register the host.
     HostUnknown,
-    /// Dispatch gave up after its last permitted attempt.
-    DispatchGaveUp,
 }
 
 impl StuckReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HostUnknown => "host_unknown",
-            Self::DispatchGaveUp => "dispatch_gave_up",
         }
     }
 
     pub fn explain(self) -> &'static str {
         match self {
             Self::HostUnknown => "the case is classified but its host is unknown; register the host",
-            Self::DispatchGaveUp => "dispatch gave up after its last permitted attempt",
+        }
+    }
+}
+
+/// What an analyst must do for the case to move on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalystTask {
+    /// Classify it: the review queue.
+    Review,
+    /// The platform takes notices through a web form only: paste the notice, then record it.
+    SubmitNotice,
+    /// No channel took the notice (or its message would have been incomplete): deliver it
+    /// by other means, or correct the registry.
+    DeliverByHand,
+    /// The platform refused the notice: assess its reason.
+    AssessRejection,
+}
+
+impl AnalystTask {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Review => "review",
+            Self::SubmitNotice => "submit_notice",
+            Self::DeliverByHand => "deliver_by_hand",
+            Self::AssessRejection => "assess_rejection",
         }
     }
 }
@@ -84,8 +107,8 @@ pub enum Wait {
     /// `stage` must act by `due_at`; a message usually reaches it sooner, the timer is the
     /// guarantee.
     Stage { stage: StageKind, due_at: DateTime<Utc> },
-    /// An analyst must decide; the review queue shows it.
-    Analyst,
+    /// An analyst must act; the review queue or the dispatch tasks show it.
+    Analyst(AnalystTask),
     /// Nothing will move the case on by itself.
     Operator(StuckReason),
     /// Final: nothing more happens.
@@ -101,12 +124,15 @@ impl Case {
         match self.status {
             CaseStatus::New | CaseStatus::Forwarded | CaseStatus::Retracted | CaseStatus::Closed => Wait::Done,
             CaseStatus::Received => stage(StageKind::Classify, since + limits.stage_stale_after),
-            CaseStatus::AwaitingReview => Wait::Analyst,
+            CaseStatus::AwaitingReview => Wait::Analyst(AnalystTask::Review),
             CaseStatus::Classified if self.host.is_none() => Wait::Operator(StuckReason::HostUnknown),
             CaseStatus::Classified => stage(StageKind::Notices, since + limits.stage_stale_after),
             CaseStatus::NoticeIssued => {
                 let dispatch = &self.dispatch;
                 let due_at = match (&dispatch.in_flight, dispatch.retry_at) {
+                    (Some(in_flight), _) if matches!(in_flight.channel, Channel::Manual { .. }) => {
+                        return Wait::Analyst(AnalystTask::SubmitNotice)
+                    }
                     (Some(in_flight), _) => in_flight.started_at + limits.dispatch_in_flight,
                     (None, Some(retry_at)) => retry_at,
                     (None, None) => since + limits.stage_stale_after,
@@ -121,7 +147,8 @@ impl Case {
                     .unwrap_or(delivered_at + limits.first_check_after);
                 stage(StageKind::Followup, due_at)
             }
-            CaseStatus::DispatchFailed => Wait::Operator(StuckReason::DispatchGaveUp),
+            CaseStatus::DispatchFailed => Wait::Analyst(AnalystTask::DeliverByHand),
+            CaseStatus::Rejected => Wait::Analyst(AnalystTask::AssessRejection),
         }
     }
 }

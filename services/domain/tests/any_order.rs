@@ -39,6 +39,22 @@ fn host() -> HostResolved {
     }
 }
 
+/// The platform's channels; the registry may change between two decisions.
+fn channels(arg: u8) -> Vec<Channel> {
+    let api = Channel::Http {
+        endpoint: "https://videos.example/dsa".into(),
+    };
+    let email = Channel::Email {
+        to: "abuse@videos.example".into(),
+    };
+    match arg % 5 {
+        0 => vec![Channel::Manual { form_url: None }],
+        1 => vec![],
+        2 => vec![email],
+        _ => vec![api, email],
+    }
+}
+
 /// Every command a stage or an analyst can send, with the variations that matter.
 fn command(pick: u8, arg: u8) -> Command {
     let class = if arg.is_multiple_of(2) {
@@ -46,7 +62,11 @@ fn command(pick: u8, arg: u8) -> Command {
     } else {
         ContentClass::SelfHarm
     };
-    match pick % 11 {
+    match pick % 12 {
+        10 => Command::RecordManualSubmission {
+            analyst_id: "ann".into(),
+            reference: None,
+        },
         0 => Command::ReceiveReport(report()),
         1 => Command::Classify {
             host: (!arg.is_multiple_of(3)).then(host),
@@ -76,23 +96,37 @@ fn command(pick: u8, arg: u8) -> Command {
                 max_attempts: 3,
                 first_backoff: Duration::minutes(10),
             },
+            channels: channels(arg),
         },
         4 => Command::RecordDispatchOutcome {
             attempt: u32::from(arg % 4),
-            outcome: if arg.is_multiple_of(3) {
-                DispatchOutcome::Failed {
+            outcome: match arg % 7 {
+                0 | 3 => DispatchOutcome::Failed {
                     reason: "503".into(),
-                    retryable: arg.is_multiple_of(2),
-                }
-            } else {
-                DispatchOutcome::Delivered {
+                    next: AfterFailure::Retry { not_before: None },
+                },
+                6 => DispatchOutcome::Failed {
+                    reason: "401".into(),
+                    next: AfterFailure::NextChannel,
+                },
+                5 => DispatchOutcome::Failed {
+                    reason: "incomplete".into(),
+                    next: AfterFailure::Stop,
+                },
+                4 => DispatchOutcome::Rejected {
+                    reason: "not illegal here".into(),
+                    answer: None,
+                },
+                _ => DispatchOutcome::Delivered {
                     platform_reference: None,
-                }
+                    message_id: None,
+                },
             },
             policy: DispatchPolicy {
                 max_attempts: 3,
                 first_backoff: Duration::minutes(1),
             },
+            channels: channels(arg),
         },
         5 => Command::RecordRemovalCheck {
             observation: if arg.is_multiple_of(2) {
@@ -164,9 +198,15 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
         } => {
             prop_assert!(case.dispatch.delivered_at.is_some() && !case.is_finished());
         }
-        Wait::Analyst => prop_assert_eq!(case.status, CaseStatus::AwaitingReview),
+        Wait::Analyst(AnalystTask::Review) => prop_assert_eq!(case.status, CaseStatus::AwaitingReview),
+        Wait::Analyst(AnalystTask::SubmitNotice) => {
+            let channel = case.dispatch.in_flight.as_ref().map(|in_flight| &in_flight.channel);
+            let manual = matches!(channel, Some(Channel::Manual { .. }));
+            prop_assert!(manual, "waits for a hand submission without a web-form attempt");
+        }
+        Wait::Analyst(AnalystTask::DeliverByHand) => prop_assert!(case.dispatch.gave_up),
+        Wait::Analyst(AnalystTask::AssessRejection) => prop_assert!(case.dispatch.rejected.is_some()),
         Wait::Operator(StuckReason::HostUnknown) => prop_assert!(case.host.is_none()),
-        Wait::Operator(StuckReason::DispatchGaveUp) => prop_assert!(case.dispatch.gave_up),
         Wait::Done => prop_assert!(case.is_finished() || case.forwarded.is_some()),
     }
     Ok(())
@@ -221,13 +261,14 @@ proptest! {
             _ => None,
         }).collect();
         prop_assert_eq!(attempts.clone(), (1..=attempts.len() as u32).collect::<Vec<_>>());
-        prop_assert!(attempts.len() <= 3);
+        // Three per channel, of three channels at most, and one by hand.
+        prop_assert!(attempts.len() <= 10);
         // After the case is finished nothing new is started: only facts about what already
         // happened (the outcome of an attempt in flight) and a reappearance are recorded.
         if let Some(finished) = history.iter().position(|(e, _)| matches!(e, CaseEvent::CaseClosed(_) | CaseEvent::Retracted(_))) {
             let after = &history[finished + 1..];
             prop_assert!(
-                after.iter().all(|(e, _)| matches!(e, CaseEvent::Reappeared(_) | CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_))),
+                after.iter().all(|(e, _)| matches!(e, CaseEvent::Reappeared(_) | CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_) | CaseEvent::PlatformRejected(_))),
                 "after finishing: {:?}", &history[finished..]
             );
             prop_assert!(after.iter().filter(|(e, _)| !matches!(e, CaseEvent::Reappeared(_))).count() <= 1);

@@ -132,6 +132,8 @@ fn delivered() -> Vec<CaseEvent> {
         notice_id: notice_id(),
         attempt: 1,
         platform_reference: Some("P-1".into()),
+        message_id: None,
+        submitted_by: None,
     }));
     events
 }
@@ -328,13 +330,15 @@ fn a_delivery_is_recorded_for_the_attempt_in_flight_only() {
     let scenario = given(&events);
     let delivered = DispatchOutcome::Delivered {
         platform_reference: Some("P-1".into()),
+        message_id: None,
     };
     assert_eq!(
         scenario.when(
             Command::RecordDispatchOutcome {
                 attempt: 1,
                 outcome: delivered.clone(),
-                policy: dispatch_policy()
+                policy: dispatch_policy(),
+                channels: channels(),
             },
             t(3)
         ),
@@ -342,6 +346,8 @@ fn a_delivery_is_recorded_for_the_attempt_in_flight_only() {
             notice_id: notice_id(),
             attempt: 1,
             platform_reference: Some("P-1".into()),
+            message_id: None,
+            submitted_by: None,
         })])
     );
     assert_eq!(
@@ -349,7 +355,8 @@ fn a_delivery_is_recorded_for_the_attempt_in_flight_only() {
             Command::RecordDispatchOutcome {
                 attempt: 2,
                 outcome: delivered,
-                policy: dispatch_policy()
+                policy: dispatch_policy(),
+                channels: channels(),
             },
             t(3)
         ),
@@ -358,41 +365,184 @@ fn a_delivery_is_recorded_for_the_attempt_in_flight_only() {
 }
 
 #[test]
-fn a_failed_dispatch_backs_off_then_gives_up() {
+fn a_failed_dispatch_backs_off_with_jitter_then_gives_up() {
     let mut events = issued(ContentClass::Csam);
     events.push(started(1));
     let failure = |attempt| Command::RecordDispatchOutcome {
         attempt,
         outcome: DispatchOutcome::Failed {
             reason: "HTTP 503".into(),
-            retryable: true,
+            next: AfterFailure::Retry { not_before: None },
         },
         policy: dispatch_policy(),
+        channels: vec![api()],
     };
     let first = given(&events).when(failure(1), t(3)).unwrap();
-    assert_eq!(
-        first,
-        vec![CaseEvent::DispatchFailed(DispatchFailed {
-            notice_id: notice_id(),
-            attempt: 1,
-            reason: "HTTP 503".into(),
-            retry_at: Some(t(4)),
-        })]
+    let [CaseEvent::DispatchFailed(failed)] = &first[..] else {
+        panic!("{first:?}")
+    };
+    // Half the back-off is fixed, the other half spread by the notice id.
+    let retry_at = failed.retry_at.unwrap();
+    assert!(
+        retry_at >= t(3) + Duration::seconds(30) && retry_at <= t(4),
+        "{retry_at}"
     );
+    assert!(!failed.channel_exhausted);
     events.extend(first);
-    assert_eq!(given(&events).when(start(), t(3)), Ok(vec![]), "not before retry_at");
-    assert_eq!(given(&events).when(start(), t(4)), Ok(vec![started(2)]));
+    assert_eq!(
+        given(&events).when(start(), retry_at - Duration::seconds(1)),
+        Ok(vec![]),
+        "not before retry_at"
+    );
+    assert_eq!(given(&events).when(start(), retry_at), Ok(vec![started(2)]));
     events.push(started(2));
     let second = given(&events).when(failure(2), t(5)).unwrap();
-    assert!(matches!(&second[0], CaseEvent::DispatchFailed(f) if f.retry_at == Some(t(7))));
+    assert!(
+        matches!(&second[0], CaseEvent::DispatchFailed(f) if f.retry_at.is_some_and(|at| at >= t(6) && at <= t(7)))
+    );
     events.extend(second);
     events.push(started(3));
     let last = given(&events).when(failure(3), t(8)).unwrap();
-    assert!(matches!(&last[0], CaseEvent::DispatchFailed(f) if f.retry_at.is_none()));
+    assert!(
+        matches!(&last[0], CaseEvent::DispatchFailed(f) if f.retry_at.is_none() && f.reason.ends_with("no other channel is left to try"))
+    );
     events.extend(last);
     let gave_up = given(&events);
     assert_eq!(gave_up.case.status, CaseStatus::DispatchFailed);
+    assert_eq!(
+        gave_up.case.wait(&WaitLimits::default()),
+        Wait::Analyst(AnalystTask::DeliverByHand)
+    );
     assert_eq!(gave_up.when(start(), t(60)), Ok(vec![]));
+}
+
+#[test]
+fn a_platform_asking_to_wait_is_not_retried_sooner() {
+    let mut events = issued(ContentClass::Csam);
+    events.push(started(1));
+    let asked = t(3) + Duration::hours(1);
+    let then = given(&events)
+        .when(
+            Command::RecordDispatchOutcome {
+                attempt: 1,
+                outcome: DispatchOutcome::Failed {
+                    reason: "429".into(),
+                    next: AfterFailure::Retry {
+                        not_before: Some(asked),
+                    },
+                },
+                policy: dispatch_policy(),
+                channels: channels(),
+            },
+            t(3),
+        )
+        .unwrap();
+    assert!(matches!(&then[..], [CaseEvent::DispatchFailed(f)] if f.retry_at == Some(asked)));
+}
+
+#[test]
+fn a_channel_that_cannot_take_the_notice_hands_over_to_the_next() {
+    let mut events = issued(ContentClass::Csam);
+    events.push(started(1));
+    let refused = given(&events)
+        .when(
+            Command::RecordDispatchOutcome {
+                attempt: 1,
+                outcome: DispatchOutcome::Failed {
+                    reason: "401 credentials refused".into(),
+                    next: AfterFailure::NextChannel,
+                },
+                policy: dispatch_policy(),
+                channels: channels(),
+            },
+            t(3),
+        )
+        .unwrap();
+    assert!(matches!(&refused[..], [CaseEvent::DispatchFailed(f)] if f.retry_at == Some(t(3)) && f.channel_exhausted));
+    events.extend(refused);
+    let next = given(&events).when(start(), t(3)).unwrap();
+    assert_eq!(
+        next,
+        vec![CaseEvent::DispatchStarted(DispatchStarted {
+            notice_id: notice_id(),
+            attempt: 2,
+            channel: email(),
+        })]
+    );
+    // Once the e-mail is done with too, nothing is left: an analyst takes over.
+    events.extend(next);
+    events.push(CaseEvent::DispatchFailed(DispatchFailed {
+        notice_id: notice_id(),
+        attempt: 2,
+        reason: "550 mailbox unavailable".into(),
+        retry_at: Some(t(4)),
+        channel_exhausted: true,
+    }));
+    let abandoned = given(&events).when(start(), t(4)).unwrap();
+    assert!(matches!(&abandoned[..], [CaseEvent::DispatchAbandoned(_)]));
+}
+
+#[test]
+fn a_refusal_by_the_platform_is_recorded_and_goes_to_an_analyst() {
+    let mut events = issued(ContentClass::Csam);
+    events.push(started(1));
+    let rejected = given(&events)
+        .when(
+            Command::RecordDispatchOutcome {
+                attempt: 1,
+                outcome: DispatchOutcome::Rejected {
+                    reason: "not illegal in our view".into(),
+                    answer: Some("{}".into()),
+                },
+                policy: dispatch_policy(),
+                channels: channels(),
+            },
+            t(3),
+        )
+        .unwrap();
+    assert!(matches!(&rejected[..], [CaseEvent::PlatformRejected(r)] if r.attempt == Some(1)));
+    events.extend(rejected);
+    let case = given(&events);
+    assert_eq!(case.case.status, CaseStatus::Rejected);
+    assert_eq!(
+        case.case.wait(&WaitLimits::default()),
+        Wait::Analyst(AnalystTask::AssessRejection)
+    );
+    assert_eq!(
+        case.when(start(), t(60)),
+        Ok(vec![]),
+        "a refused notice is not sent again"
+    );
+}
+
+#[test]
+fn a_web_form_waits_for_its_analyst_and_is_recorded_once() {
+    let mut events = issued(ContentClass::Csam);
+    let form = Channel::Manual {
+        form_url: Some("https://videos.example/report".into()),
+    };
+    let start_manual = Command::StartDispatch {
+        lost_after: Duration::minutes(10),
+        policy: dispatch_policy(),
+        channels: vec![form.clone()],
+    };
+    events.extend(given(&events).when(start_manual.clone(), t(2)).unwrap());
+    let waiting = given(&events);
+    assert_eq!(
+        waiting.case.wait(&WaitLimits::default()),
+        Wait::Analyst(AnalystTask::SubmitNotice)
+    );
+    assert_eq!(waiting.when(start_manual, t(600)), Ok(vec![]), "never presumed lost");
+    let submit = Command::RecordManualSubmission {
+        analyst_id: "ann".into(),
+        reference: Some("TICKET-9".into()),
+    };
+    let submitted = waiting.when(submit.clone(), t(700)).unwrap();
+    assert!(
+        matches!(&submitted[..], [CaseEvent::NoticeDelivered(d)] if d.attempt == 1 && d.submitted_by.as_deref() == Some("ann"))
+    );
+    events.extend(submitted);
+    assert_eq!(given(&events).when(submit, t(701)), Ok(vec![]));
 }
 
 #[test]
@@ -673,7 +823,25 @@ fn start() -> Command {
     Command::StartDispatch {
         lost_after: Duration::minutes(10),
         policy: dispatch_policy(),
+        channels: channels(),
     }
+}
+
+fn api() -> Channel {
+    Channel::Http {
+        endpoint: host().notice_endpoint,
+    }
+}
+
+fn email() -> Channel {
+    Channel::Email {
+        to: "abuse@videos.example".into(),
+    }
+}
+
+/// The platform's channels: its API first, then e-mail.
+fn channels() -> Vec<Channel> {
+    vec![api(), email()]
 }
 
 fn claim(analyst: &str) -> Command {
@@ -822,4 +990,44 @@ fn a_retracted_case_sends_and_checks_nothing_more() {
     assert_eq!(case.case.status, CaseStatus::Retracted);
     assert_eq!(case.when(start(), t(3)), Ok(vec![]));
     assert_eq!(case.when(Command::Retract { reason: "again".into() }, t(3)), Ok(vec![]));
+}
+
+#[test]
+fn a_notice_names_its_evidence_and_claims_no_match_that_did_not_happen() {
+    let by_hash = &issued(ContentClass::Csam)[3];
+    let CaseEvent::NoticeIssued(NoticeIssued { notice }) = by_hash else {
+        panic!("{by_hash:?}")
+    };
+    assert!(notice
+        .explanation
+        .contains("hash list national (version 3) exactly, by sha256"));
+    assert_eq!(notice.reported_at, Some(t(0)));
+    assert_eq!(notice.assessed_at, Some(t(0)));
+
+    let mut events = awaiting_review();
+    events.extend(
+        given(&events)
+            .when(decide_review("ann", actionable(), false), t(1))
+            .unwrap(),
+    );
+    events.push(CaseEvent::HostResolved(host()));
+    let by_analyst = given(&events)
+        .when(
+            Command::IssueNotice {
+                notice_id: notice_id(),
+                policy: policy(),
+            },
+            t(2),
+        )
+        .unwrap();
+    let [CaseEvent::NoticeIssued(NoticeIssued { notice })] = &by_analyst[..] else {
+        panic!("{by_analyst:?}")
+    };
+    assert!(!notice.explanation.contains("hash"), "{}", notice.explanation);
+    assert!(
+        notice.explanation.contains("1 of our analysts assessed it"),
+        "{}",
+        notice.explanation
+    );
+    assert!(notice.assessment.is_some());
 }

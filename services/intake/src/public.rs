@@ -342,7 +342,7 @@ fn plain_status(status: CaseStatus) -> &'static str {
         CaseStatus::New | CaseStatus::Received | CaseStatus::AwaitingReview | CaseStatus::Classified => {
             "in behandeling / being assessed"
         }
-        CaseStatus::NoticeIssued | CaseStatus::NoticeDelivered | CaseStatus::DispatchFailed => {
+        CaseStatus::NoticeIssued | CaseStatus::NoticeDelivered | CaseStatus::DispatchFailed | CaseStatus::Rejected => {
             "verwijderverzoek verstuurd / removal requested"
         }
         CaseStatus::Forwarded => {

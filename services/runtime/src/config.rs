@@ -92,6 +92,9 @@ pub struct Settings {
     pub contact_email: String,
     pub designated_by: String,
     pub designation_reference: String,
+    /// The dispatch part's own section (`[dispatch]`, `DIJKWACHT_DISPATCH__KEY`), read and
+    /// checked by that part: `dijkwacht_dispatch::settings::DispatchSettings`.
+    pub dispatch: serde_json::Value,
 }
 
 /// What a process can run; each part can run, scale and be killed on its own.
@@ -216,6 +219,7 @@ impl Default for Settings {
             contact_email: "notices@dijkwacht.invalid".into(),
             designated_by: "Digital Services Coordinator".into(),
             designation_reference: "unset".into(),
+            dispatch: serde_json::Value::Object(Default::default()),
         }
     }
 }
@@ -236,7 +240,7 @@ impl Settings {
         }
         figment = figment
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
-            .merge(Env::prefixed("DIJKWACHT_").ignore(NOT_SETTINGS));
+            .merge(Env::prefixed("DIJKWACHT_").ignore(NOT_SETTINGS).split("__"));
         figment.extract().map_err(|e| ConfigError(Box::new(e)))
     }
 

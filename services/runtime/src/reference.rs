@@ -62,7 +62,16 @@ pub struct PlatformEntry {
     pub id: String,
     pub name: String,
     pub country: String,
+    /// Shorthand for one API channel without authentication, when `channels` is empty.
+    #[serde(default)]
     pub notice_endpoint: String,
+    /// Its channels in order of preference, as the dispatch part reads them
+    /// (`services/dispatch/src/registry.rs`): `api` (with `auth`), `email`, `manual`.
+    #[serde(default)]
+    pub channels: Vec<serde_json::Value>,
+    /// A directory of the platform's own message templates.
+    #[serde(default)]
+    pub templates_dir: Option<String>,
     #[serde(default)]
     pub domains: Vec<String>,
     /// CIDR ranges the platform hosts from.
@@ -192,9 +201,10 @@ impl ReferenceData {
         .await?;
         for platform in &self.platforms {
             sqlx::query(
-                "INSERT INTO platforms (platform_id, name, country, notice_endpoint, dsa_platform, language) VALUES ($1, $2, $3, $4, $5, $6) \
+                "INSERT INTO platforms (platform_id, name, country, notice_endpoint, dsa_platform, language, dispatch) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (platform_id) DO UPDATE SET name = EXCLUDED.name, country = EXCLUDED.country, \
-                 notice_endpoint = EXCLUDED.notice_endpoint, dsa_platform = EXCLUDED.dsa_platform, language = EXCLUDED.language",
+                 notice_endpoint = EXCLUDED.notice_endpoint, dsa_platform = EXCLUDED.dsa_platform, language = EXCLUDED.language, \
+                 dispatch = EXCLUDED.dispatch",
             )
             .bind(&platform.id)
             .bind(&platform.name)
@@ -202,6 +212,7 @@ impl ReferenceData {
             .bind(&platform.notice_endpoint)
             .bind(platform.dsa_platform)
             .bind(&platform.language)
+            .bind(serde_json::json!({"channels": platform.channels, "templates_dir": platform.templates_dir}))
             .execute(&mut *tx)
             .await?;
             for range in &platform.ranges {

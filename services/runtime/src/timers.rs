@@ -4,7 +4,7 @@
 //! Messages on the broker are the fast path; these rows are the guarantee.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use dijkwacht_domain::{Case, CaseId, Wait, WaitLimits};
+use dijkwacht_domain::{AnalystTask, Case, CaseId, Wait, WaitLimits};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -18,7 +18,8 @@ pub const FRUITLESS_LIMIT: i32 = 5;
 /// The longest pause between fruitless tries.
 const LONGEST_BACKOFF: TimeDelta = TimeDelta::hours(1);
 
-/// Replaces the wake-ups and operator-queue entries of `cases` with those their states imply.
+/// Replaces the wake-ups, operator-queue entries and analyst tasks of `cases` with those
+/// their states imply.
 pub(crate) async fn write_waits(
     tx: &mut PgConnection,
     cases: &[&Case],
@@ -28,6 +29,7 @@ pub(crate) async fn write_waits(
     let ids: Vec<Uuid> = cases.iter().map(|case| case.id.0).collect();
     let (mut stages, mut timer_ids, mut due, mut versions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut stuck_ids, mut reasons, mut stuck_versions) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut task_ids, mut tasks, mut task_versions) = (Vec::new(), Vec::new(), Vec::new());
     for case in cases {
         let version = case.version as i32;
         stages.push(PROJECTION);
@@ -46,7 +48,13 @@ pub(crate) async fn write_waits(
                 reasons.push(reason.as_str());
                 stuck_versions.push(version);
             }
-            Wait::Analyst | Wait::Done => {}
+            // The review queue is read from the case summaries; every other task is listed here.
+            Wait::Analyst(AnalystTask::Review) | Wait::Done => {}
+            Wait::Analyst(task) => {
+                task_ids.push(case.id.0);
+                tasks.push(task.as_str());
+                task_versions.push(version);
+            }
         }
     }
     sqlx::query("DELETE FROM stage_timers WHERE case_id = ANY($1)")
@@ -75,6 +83,22 @@ pub(crate) async fn write_waits(
         .bind(&stuck_ids)
         .bind(&reasons)
         .bind(&stuck_versions)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("DELETE FROM analyst_tasks WHERE case_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    if !task_ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO analyst_tasks (case_id, task, version, since) \
+             SELECT c, t, v, $4 FROM UNNEST($1::uuid[], $2::text[], $3::int4[]) AS s (c, t, v)",
+        )
+        .bind(&task_ids)
+        .bind(&tasks)
+        .bind(&task_versions)
         .bind(now)
         .execute(&mut *tx)
         .await?;

@@ -55,9 +55,11 @@ impl Topic {
             | CaseEvent::ForwardedToHotline(_)
             | CaseEvent::Retracted(_) => Topic::Classifications,
             CaseEvent::NoticeIssued(_) => Topic::Notices,
-            CaseEvent::DispatchStarted(_) | CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_) => {
-                Topic::Dispatches
-            }
+            CaseEvent::DispatchStarted(_)
+            | CaseEvent::NoticeDelivered(_)
+            | CaseEvent::DispatchFailed(_)
+            | CaseEvent::DispatchAbandoned(_)
+            | CaseEvent::PlatformRejected(_) => Topic::Dispatches,
             CaseEvent::StillOnline(_) | CaseEvent::RemovalVerified(_) | CaseEvent::CaseClosed(_) => Topic::Followups,
         }
     }

@@ -43,6 +43,13 @@ fn host(system: &TestSystem) -> HostResolved {
     }
 }
 
+/// The simulated platform's one channel: its API.
+fn channels(system: &TestSystem) -> Vec<Channel> {
+    vec![Channel::Http {
+        endpoint: host(system).notice_endpoint,
+    }]
+}
+
 fn classify(host: Option<HostResolved>, at: chrono::DateTime<chrono::Utc>) -> Command {
     Command::Classify {
         host,
@@ -107,16 +114,19 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
         attempt: 1,
         outcome: DispatchOutcome::Delivered {
             platform_reference: None,
+            message_id: None,
         },
         policy: policy(),
+        channels: channels(&system),
     };
     let failed = Command::RecordDispatchOutcome {
         attempt: 1,
         outcome: DispatchOutcome::Failed {
             reason: "503".into(),
-            retryable: true,
+            next: AfterFailure::Retry { not_before: None },
         },
         policy: policy(),
+        channels: channels(&system),
     };
     let received = case_in_state(&store, now, vec![Command::ReceiveReport(report(&system, "received"))]).await;
     let classified = case_in_state(
@@ -149,6 +159,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
             Command::StartDispatch {
                 lost_after: TimeDelta::seconds(90),
                 policy: policy(),
+                channels: channels(&system),
             },
         ],
     )
@@ -163,6 +174,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
             Command::StartDispatch {
                 lost_after: TimeDelta::seconds(90),
                 policy: policy(),
+                channels: channels(&system),
             },
             failed,
         ],
@@ -178,6 +190,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
             Command::StartDispatch {
                 lost_after: TimeDelta::seconds(90),
                 policy: policy(),
+                channels: channels(&system),
             },
             delivered,
         ],

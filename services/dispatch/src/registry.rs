@@ -1,0 +1,200 @@
+//! Each platform's channels, in its order of preference, from the platform registry
+//! (`platforms.dispatch`, loaded from the reference file). Kept in memory and refreshed, so
+//! a registry change reaches dispatch without a restart.
+
+use crate::secret::SecretRef;
+use dijkwacht_domain::Channel;
+use serde::Deserialize;
+use sqlx::{PgPool, Row};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// One way to reach a platform, with what it takes to use it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChannelConfig {
+    Api {
+        endpoint: String,
+        #[serde(default)]
+        auth: ApiAuth,
+    },
+    Email {
+        to: String,
+    },
+    Manual {
+        #[serde(default)]
+        form_url: Option<String>,
+    },
+}
+
+impl ChannelConfig {
+    /// The channel as events record it: its address, never its credentials.
+    pub fn channel(&self) -> Channel {
+        match self {
+            Self::Api { endpoint, .. } => Channel::Http {
+                endpoint: endpoint.clone(),
+            },
+            Self::Email { to } => Channel::Email { to: to.clone() },
+            Self::Manual { form_url } => Channel::Manual {
+                form_url: form_url.clone(),
+            },
+        }
+    }
+}
+
+/// How dispatch proves itself to a platform's API.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ApiAuth {
+    #[default]
+    None,
+    Bearer {
+        token: SecretRef,
+    },
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4): a token fetched, cached until shortly
+    /// before it expires, and fetched again.
+    Oauth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretRef,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+    /// An HMAC-SHA256 signature over the timestamp and the body, in request headers.
+    Hmac {
+        secret: SecretRef,
+        #[serde(default)]
+        key_id: Option<String>,
+    },
+}
+
+/// What dispatch needs to know of a platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformRoute {
+    pub platform_id: String,
+    pub name: String,
+    /// ISO 639-1; notices are written in it where a wording exists, else in English.
+    pub language: String,
+    pub channels: Vec<ChannelConfig>,
+    /// The platform's own templates, where it has them.
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl PlatformRoute {
+    /// The configuration of a channel an attempt was started on.
+    pub fn config_of(&self, channel: &Channel) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|config| config.channel() == *channel)
+    }
+
+    pub fn channel_list(&self) -> Vec<Channel> {
+        self.channels.iter().map(ChannelConfig::channel).collect()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DispatchColumn {
+    #[serde(default)]
+    channels: Vec<ChannelConfig>,
+    #[serde(default)]
+    templates_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("platform {platform}: {message}")]
+    Invalid { platform: String, message: String },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Platform id → route.
+type Routes = HashMap<String, Arc<PlatformRoute>>;
+
+/// Every platform's route, as last read from the registry. Readers take a snapshot; a
+/// refresh swaps in a new one.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    routes: Arc<RwLock<Arc<Routes>>>,
+}
+
+impl Directory {
+    pub async fn load(pool: &PgPool) -> Result<Self, RegistryError> {
+        let directory = Self::default();
+        directory.refresh(pool).await?;
+        Ok(directory)
+    }
+
+    /// A directory of the given routes, for tests and tools.
+    pub fn of(routes: impl IntoIterator<Item = PlatformRoute>) -> Self {
+        let routes = routes
+            .into_iter()
+            .map(|route| (route.platform_id.clone(), Arc::new(route)))
+            .collect();
+        Self {
+            routes: Arc::new(RwLock::new(Arc::new(routes))),
+        }
+    }
+
+    pub fn get(&self, platform_id: &str) -> Option<Arc<PlatformRoute>> {
+        self.snapshot().get(platform_id).cloned()
+    }
+
+    fn snapshot(&self) -> Arc<Routes> {
+        self.routes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Reads the registry again. A platform whose channels do not parse is an error naming
+    /// it; the routes read before stay in use.
+    pub async fn refresh(&self, pool: &PgPool) -> Result<(), RegistryError> {
+        let rows = sqlx::query("SELECT platform_id, name, language, notice_endpoint, dispatch FROM platforms")
+            .fetch_all(pool)
+            .await?;
+        let mut routes = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let platform_id: String = row.try_get("platform_id")?;
+            let column: serde_json::Value = row.try_get("dispatch")?;
+            let parsed: DispatchColumn = serde_json::from_value(column).map_err(|error| RegistryError::Invalid {
+                platform: platform_id.clone(),
+                message: format!("channels: {error}"),
+            })?;
+            let endpoint: String = row.try_get("notice_endpoint")?;
+            // A registry entry with only a notice endpoint has one channel: its API, as
+            // before channels were configurable.
+            let channels = match parsed.channels {
+                channels if channels.is_empty() && !endpoint.is_empty() => vec![ChannelConfig::Api {
+                    endpoint,
+                    auth: ApiAuth::None,
+                }],
+                channels => channels,
+            };
+            let route = PlatformRoute {
+                platform_id: platform_id.clone(),
+                name: row.try_get("name")?,
+                language: row.try_get("language")?,
+                channels,
+                templates_dir: parsed.templates_dir,
+            };
+            routes.insert(platform_id, Arc::new(route));
+        }
+        *self.routes.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(routes);
+        Ok(())
+    }
+
+    /// Refreshes every `period` until shutdown; a failed refresh keeps the last routes.
+    pub async fn keep_fresh(self, pool: PgPool, period: Duration, mut shutdown: dijkwacht_runtime::Shutdown) {
+        loop {
+            if shutdown.sleep_or_stop(period).await {
+                return;
+            }
+            if let Err(error) = self.refresh(&pool).await {
+                tracing::warn!(%error, "reading the platform registry failed; keeping the last routes");
+            }
+        }
+    }
+}
