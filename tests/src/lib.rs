@@ -11,8 +11,10 @@ use dijkwacht_runtime::kafka::EmbeddedBroker;
 use dijkwacht_runtime::reference::{
     HashEntry, HashListEntry, KeyEntry, PlatformEntry, PrincipalEntry, ReferenceData, UrlRuleEntry,
 };
+use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
 use dijkwacht_runtime::{auth, db, EventStore, ManualClock, SharedClock, TopicNames};
-use dijkwacht_simulator::Simulator;
+use dijkwacht_simulator::platform::Behaviour;
+use dijkwacht_simulator::{smtp, Simulator};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -237,6 +239,8 @@ pub struct TestSystem {
     pub partner_key: String,
     pub regulator_key: String,
     pub http: reqwest::Client,
+    /// Keeps the simulated mail server running while the system lives.
+    pub mail_server: Option<Arc<ShutdownTrigger>>,
 }
 
 /// What a test may change about the system it starts.
@@ -250,6 +254,11 @@ pub struct TestOptions {
     pub partner_burst: u32,
     pub public_reports_per_hour: u32,
     pub bulk_max_lines: u64,
+    /// Simulated platforms by id, served at `/platforms/{id}/notices` of the simulator.
+    pub simulated_platforms: Vec<(String, Behaviour)>,
+    /// Starts the simulated mail server with STARTTLS (a certificate made for the test)
+    /// and points the dispatch relay at it.
+    pub mail: bool,
 }
 
 impl Default for TestOptions {
@@ -263,8 +272,48 @@ impl Default for TestOptions {
             partner_burst: 10_000,
             public_reports_per_hour: 20,
             bulk_max_lines: 1_000_000,
+            simulated_platforms: vec![],
+            mail: false,
         }
     }
+}
+
+/// A certificate authority and a `localhost` certificate it signed, both PEM, in a
+/// directory of their own: `ca.pem`, `cert.pem`, `key.pem`.
+pub fn localhost_certificates() -> anyhow::Result<std::path::PathBuf> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "dijkwacht test CA");
+    let ca = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate()?;
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])?.signed_by(&leaf_key, &issuer)?;
+    let dir = std::env::temp_dir().join(format!("dijkwacht-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("ca.pem"), ca.pem())?;
+    std::fs::write(dir.join("cert.pem"), leaf.pem())?;
+    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem())?;
+    Ok(dir)
+}
+
+/// Starts the simulated mail server with STARTTLS on a port of its own; returns its
+/// address, the CA file to trust and what stops it.
+async fn start_mail_server(simulator: &Simulator) -> anyhow::Result<(SocketAddr, std::path::PathBuf, ShutdownTrigger)> {
+    let dir = localhost_certificates()?;
+    let tls = smtp::tls_config(
+        &std::fs::read(dir.join("cert.pem"))?,
+        &std::fs::read(dir.join("key.pem"))?,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (trigger, shutdown) = shutdown::channel();
+    tokio::spawn(smtp::serve(listener, simulator.clone(), Some(tls), shutdown));
+    Ok((addr, dir.join("ca.pem"), trigger))
 }
 
 impl TestSystem {
@@ -272,7 +321,12 @@ impl TestSystem {
         let database = TestDatabase::create().await?;
         let clock = test_clock();
         let shared: SharedClock = Arc::new(clock.clone());
-        let simulator = Simulator::new(shared.clone(), chrono::TimeDelta::seconds(options.removal_delay_secs));
+        let simulator = Simulator::new(shared.clone(), chrono::TimeDelta::seconds(options.removal_delay_secs))
+            .with_platforms(options.simulated_platforms);
+        let mail = match options.mail {
+            true => Some(start_mail_server(&simulator).await?),
+            false => None,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let simulator_addr = listener.local_addr()?;
         let router = simulator.router();
@@ -317,6 +371,17 @@ impl TestSystem {
             contact_email: "notices@hotline.test".into(),
             designated_by: "Test DSC".into(),
             designation_reference: "TF-TEST-1".into(),
+            dispatch: match &mail {
+                Some((addr, ca_file, _)) => serde_json::json!({
+                    "smtp_host": "localhost",
+                    "smtp_port": addr.port(),
+                    "smtp_security": "starttls",
+                    "smtp_ca_file": ca_file,
+                    "mail_from": "notices@hotline.test",
+                    "reply_to": "answers@hotline.test",
+                }),
+                None => serde_json::json!({}),
+            },
             ..Settings::default()
         };
         let broker = Broker::Embedded(Arc::new(EmbeddedBroker::start(1)?));
@@ -331,6 +396,7 @@ impl TestSystem {
             partner_key,
             regulator_key,
             http: reqwest::Client::new(),
+            mail_server: mail.map(|(_, _, stop)| Arc::new(stop)),
         })
     }
 

@@ -27,7 +27,9 @@ use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
 use dijkwacht_runtime::{
     db, EventStore, Health, LoopSettings, SharedClock, Stage, StageLoop, StageRuntime, TopicNames,
 };
-use dijkwacht_simulator::Simulator;
+use dijkwacht_simulator::platform::Behaviour;
+use dijkwacht_simulator::{smtp, Simulator};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,10 +74,18 @@ impl Broker {
     }
 }
 
+/// The platform simulator of a process, where it runs one.
+#[derive(Clone)]
+pub struct RunningSimulator {
+    pub http_addr: SocketAddr,
+    pub smtp_addr: Option<SocketAddr>,
+    pub simulator: Simulator,
+}
+
 /// A started process; [`RunningApp::stop`] drains it.
 pub struct RunningApp {
     pub http_addr: SocketAddr,
-    pub simulator: Option<(SocketAddr, Simulator)>,
+    pub simulator: Option<RunningSimulator>,
     pub health: Health,
     pub store: EventStore,
     pub broker: Broker,
@@ -173,21 +183,7 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     let mut tasks = JoinSet::new();
 
     let simulator = match settings.simulator_listen {
-        Some(addr) => {
-            let simulator = Simulator::new(clock.clone(), TimeDelta::seconds(settings.simulator_removal_delay_secs));
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the platform simulator to {addr}"))?;
-            let local = listener.local_addr()?;
-            let router = simulator.router();
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                if let Err(error) = dijkwacht_intake::serve(listener, router, stop).await {
-                    tracing::error!(%error, "platform simulator stopped");
-                }
-            });
-            Some((local, simulator))
-        }
+        Some(addr) => Some(start_simulator(settings, addr, clock.clone(), &mut tasks, &shutdown).await?),
         None => None,
     };
 
@@ -245,6 +241,55 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         broker,
         trigger,
         tasks,
+    })
+}
+
+/// The platform simulator: its HTTP API on `addr`, and its mail server where configured.
+async fn start_simulator(
+    settings: &Settings,
+    addr: SocketAddr,
+    clock: SharedClock,
+    tasks: &mut JoinSet<()>,
+    shutdown: &dijkwacht_runtime::Shutdown,
+) -> anyhow::Result<RunningSimulator> {
+    let platforms: BTreeMap<String, Behaviour> =
+        serde_json::from_value(settings.simulator_platforms.clone()).context("simulator_platforms")?;
+    let simulator =
+        Simulator::new(clock, TimeDelta::seconds(settings.simulator_removal_delay_secs)).with_platforms(platforms);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the platform simulator to {addr}"))?;
+    let http_addr = listener.local_addr()?;
+    let router = simulator.router();
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(error) = dijkwacht_intake::serve(listener, router, stop).await {
+            tracing::error!(%error, "platform simulator stopped");
+        }
+    });
+    let smtp_addr = match settings.simulator_smtp_listen {
+        Some(smtp_addr) => {
+            let tls = match (&settings.simulator_smtp_certificate, &settings.simulator_smtp_key) {
+                (Some(certificate), Some(key)) => Some(
+                    smtp::tls_config(&std::fs::read(certificate)?, &std::fs::read(key)?)
+                        .map_err(anyhow::Error::msg)
+                        .context("the simulator's SMTP certificate")?,
+                ),
+                _ => None,
+            };
+            let listener = TcpListener::bind(smtp_addr)
+                .await
+                .with_context(|| format!("binding the simulated mail server to {smtp_addr}"))?;
+            let local = listener.local_addr()?;
+            tasks.spawn(smtp::serve(listener, simulator.clone(), tls, shutdown.clone()));
+            Some(local)
+        }
+        None => None,
+    };
+    Ok(RunningSimulator {
+        http_addr,
+        smtp_addr,
+        simulator,
     })
 }
 

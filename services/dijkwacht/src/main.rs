@@ -327,8 +327,14 @@ async fn run(settings: &Settings, clock: SharedClock) -> anyhow::Result<()> {
     println!("dijkwacht is running");
     println!("  HTTP API             http://{}", running.http_addr);
     println!("  broker               {broker}");
-    if let Some((addr, _)) = &running.simulator {
-        println!("  platform simulator   http://{addr}  (GET /notices lists what it received)");
+    if let Some(simulator) = &running.simulator {
+        println!(
+            "  platform simulator   http://{}  (GET /notices and GET /mail list what it received)",
+            simulator.http_addr
+        );
+        if let Some(smtp) = simulator.smtp_addr {
+            println!("  simulated mail       smtp://{smtp}");
+        }
     }
     if settings.demo {
         println!("  demo partner key     demo-partner-key");

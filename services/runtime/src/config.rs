@@ -35,6 +35,14 @@ pub struct Settings {
     /// Starts the platform simulator in the same process on this address, if set.
     pub simulator_listen: Option<SocketAddr>,
     pub simulator_removal_delay_secs: i64,
+    /// The simulated platforms' mail server listens here, if set.
+    pub simulator_smtp_listen: Option<SocketAddr>,
+    /// Its STARTTLS certificate chain and key (PEM files); plain SMTP without them.
+    pub simulator_smtp_certificate: Option<PathBuf>,
+    pub simulator_smtp_key: Option<PathBuf>,
+    /// Simulated platforms by id, each with its behaviour
+    /// (`dijkwacht_simulator::platform::Behaviour`), served at `/platforms/{id}/notices`.
+    pub simulator_platforms: serde_json::Value,
     /// Requests per second and burst per API key holder; reports per hour per client
     /// address on the public form.
     /// Every line of a bulk request counts as a request.
@@ -185,6 +193,10 @@ impl Default for Settings {
             parts: Part::ALL.to_vec(),
             simulator_listen: None,
             simulator_removal_delay_secs: 3,
+            simulator_smtp_listen: None,
+            simulator_smtp_certificate: None,
+            simulator_smtp_key: None,
+            simulator_platforms: serde_json::Value::Object(Default::default()),
             partner_requests_per_second: 500.0,
             partner_burst: 5_000,
             bulk_max_bytes: 1 << 30,

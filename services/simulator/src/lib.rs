@@ -1,11 +1,22 @@
-//! A platform, simulated: the outside world for demos and tests.
+//! Platforms, simulated: the outside world for demos and tests.
 //!
-//! It receives notices at `POST /notices` (deduplicated by `Idempotency-Key`, rejecting a
-//! notice that lacks a DSA Art. 16(2) element), lists them at `GET /notices`, and serves
-//! every path under `/content/` with 200 until it has "removed" that path, a configurable
-//! delay after a notice named it, then with 410. Time comes from a [`Clock`], so tests
-//! decide when the removal happens. It serves placeholder text, never media.
+//! Notices arrive by API at `POST /notices` (the default platform) or
+//! `POST /platforms/{id}/notices` (a configured one, with its authentication and behaviour:
+//! see [`platform::Behaviour`]), and by e-mail through the simulated mail server
+//! ([`smtp`]). Each is deduplicated (by `Idempotency-Key`, or by Message-ID) and refused
+//! when it lacks a DSA Art. 16(2) element. `GET /notices` and `GET /mail` list what arrived;
+//! `GET /notices/stats` counts raw requests and messages as well as distinct notices.
+//! Every path under `/content/` answers 200 until the platform "removed" it, a configurable
+//! delay after a notice named it, then 410. Time comes from a [`Clock`], so tests decide
+//! when a removal happens. It serves placeholder text, never media.
+//!
+//! [`Clock`]: dijkwacht_runtime::Clock
 
+pub mod platform;
+pub mod smtp;
+
+use crate::platform::{Behaviour, Denied, SimulatedAuth};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,15 +24,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_runtime::SharedClock;
+use mail_parser::MimeHeaders;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub const CONTENT_PREFIX: &str = "/content/";
+/// The platform behind `POST /notices`: no authentication, answers at once.
+pub const DEFAULT_PLATFORM: &str = "default";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedNotice {
+    pub platform: String,
     pub notice_reference: String,
     pub received_at: DateTime<Utc>,
     pub idempotency_key: String,
@@ -29,14 +45,54 @@ pub struct ReceivedNotice {
     pub notice: Value,
 }
 
+/// One message as the mail server took it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedMail {
+    pub queued_as: String,
+    pub received_at: DateTime<Utc>,
+    pub envelope_from: String,
+    pub recipients: Vec<String>,
+    /// Whether the session was encrypted (STARTTLS) when the message was sent.
+    pub secured: bool,
+    pub authenticated_as: Option<String>,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub reply_to: Option<String>,
+    pub auto_submitted: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    /// The machine-readable notice attached as JSON, when there was one.
+    pub notice: Option<Value>,
+    /// What was missing from the notice; a message missing nothing is acted on.
+    pub missing: Vec<&'static str>,
+    /// A second copy of a Message-ID already received.
+    pub duplicate: bool,
+}
+
+/// The SMTP envelope and session facts of a message.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    pub from: String,
+    pub recipients: Vec<String>,
+    pub secured: bool,
+    pub authenticated_as: Option<String>,
+}
+
 #[derive(Default)]
 struct Inbox {
     notices: Vec<ReceivedNotice>,
-    by_key: HashMap<String, usize>,
+    by_key: HashMap<(String, String), usize>,
+    mail: Vec<ReceivedMail>,
     /// Content path → when the platform takes it down.
     removals: HashMap<String, DateTime<Utc>>,
-    /// Every `POST /notices`, duplicates and refusals included: what a sender really sent.
+    /// Every notice request, duplicates and refusals included: what a sender really sent.
     raw_posts: usize,
+    raw_posts_by_platform: HashMap<String, usize>,
+    /// Notice requests per platform, for behaviours that change after the first few.
+    answered: HashMap<String, u32>,
+    /// OAuth access tokens issued → (platform, expiry).
+    tokens: HashMap<String, (String, DateTime<Utc>)>,
+    tokens_issued: usize,
 }
 
 #[derive(Clone)]
@@ -44,6 +100,7 @@ pub struct Simulator {
     inbox: Arc<Mutex<Inbox>>,
     clock: SharedClock,
     removal_delay: TimeDelta,
+    platforms: Arc<HashMap<String, Behaviour>>,
 }
 
 impl Simulator {
@@ -52,29 +109,153 @@ impl Simulator {
             inbox: Arc::new(Mutex::new(Inbox::default())),
             clock,
             removal_delay,
+            platforms: Arc::new(HashMap::new()),
         }
+    }
+
+    /// Adds platforms with their behaviours, served at `/platforms/{id}/notices`.
+    pub fn with_platforms(mut self, platforms: impl IntoIterator<Item = (String, Behaviour)>) -> Self {
+        let mut all = (*self.platforms).clone();
+        all.extend(platforms);
+        self.platforms = Arc::new(all);
+        self
     }
 
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/notices", post(receive_notice).get(list_notices))
+            .route("/notices", post(receive_default_notice).get(list_notices))
             .route("/notices/stats", get(stats))
+            .route("/platforms/{platform}/notices", post(receive_platform_notice))
+            .route("/platforms/{platform}/oauth/token", post(issue_token))
+            .route("/mail", get(list_mail))
             .route("/content/{*path}", get(content))
             .with_state(self.clone())
     }
 
-    /// Every notice received, in arrival order.
+    /// Every notice received by API, in arrival order.
     pub fn notices(&self) -> Vec<ReceivedNotice> {
         self.lock().notices.clone()
     }
 
-    /// Every `POST /notices` so far, duplicates and refusals included.
+    /// Every message the mail server took, in arrival order, duplicates included.
+    pub fn mail(&self) -> Vec<ReceivedMail> {
+        self.lock().mail.clone()
+    }
+
+    /// Every notice request so far, duplicates and refusals included.
     pub fn raw_posts(&self) -> usize {
         self.lock().raw_posts
     }
 
+    /// Notice requests to one platform, duplicates and refusals included.
+    pub fn raw_posts_to(&self, platform: &str) -> usize {
+        self.lock().raw_posts_by_platform.get(platform).copied().unwrap_or(0)
+    }
+
+    /// OAuth tokens handed out so far.
+    pub fn tokens_issued(&self) -> usize {
+        self.lock().tokens_issued
+    }
+
+    /// Withdraws every token issued, as a platform does when it rotates its keys.
+    pub fn revoke_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn behaviour(&self, platform: &str) -> Option<&Behaviour> {
+        self.platforms.get(platform)
+    }
+
+    fn schedule_removals(&self, inbox: &mut Inbox, notice: &Value, never_removes: bool) {
+        if never_removes {
+            return;
+        }
+        let remove_at = self.clock.now() + self.removal_delay;
+        for url in notice["locations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["url"].as_str())
+        {
+            if let Some(path) = url::Url::parse(url).ok().map(|u| u.path().to_owned()) {
+                inbox.removals.entry(path).or_insert(remove_at);
+            }
+        }
+    }
+
+    /// The platform whose mailbox `address` is, if one is configured for it.
+    fn platform_of_mailbox(&self, address: &str) -> Option<&Behaviour> {
+        self.platforms.values().find(|behaviour| {
+            behaviour
+                .mailbox
+                .as_deref()
+                .is_some_and(|mailbox| mailbox.eq_ignore_ascii_case(address))
+        })
+    }
+
+    /// A recipient the mail server bounces (550): none given, or the mailbox of a platform
+    /// that takes no e-mail (it has an API or a form only).
+    pub(crate) fn refuses_mail_for(&self, address: &str) -> bool {
+        address.is_empty() || self.platform_of_mailbox(address).is_some_and(|b| b.refuses_mail)
+    }
+
+    /// Takes one message from the mail server; returns its queue id.
+    pub(crate) fn receive_mail(&self, transcript: &Transcript, data: &[u8]) -> String {
+        let parsed = mail_parser::MessageParser::default().parse(data);
+        let now = self.clock.now();
+        let mut inbox = self.lock();
+        let queued_as = format!("SIM-MAIL-{:06}", inbox.mail.len() + 1);
+        let header = |name: &str| {
+            parsed
+                .as_ref()
+                .and_then(|message| message.header_raw(name))
+                .map(|value| value.trim().to_owned())
+        };
+        let notice = parsed.as_ref().and_then(|message| {
+            message
+                .attachments()
+                .find(|part| part.attachment_name() == Some("notice.json"))
+                .and_then(|part| serde_json::from_slice::<Value>(part.contents()).ok())
+        });
+        let message_id = header("Message-ID");
+        let duplicate = message_id
+            .as_ref()
+            .is_some_and(|id| inbox.mail.iter().any(|mail| mail.message_id.as_ref() == Some(id)));
+        let missing = notice
+            .as_ref()
+            .map_or_else(|| vec!["the notice.json attachment"], missing_elements);
+        if !duplicate && missing.is_empty() {
+            let never_removes = transcript
+                .recipients
+                .iter()
+                .any(|to| self.platform_of_mailbox(to).is_some_and(|b| b.never_removes));
+            if let Some(notice) = &notice {
+                self.schedule_removals(&mut inbox, notice, never_removes);
+            }
+        }
+        let mail = ReceivedMail {
+            queued_as: queued_as.clone(),
+            received_at: now,
+            envelope_from: transcript.from.clone(),
+            recipients: transcript.recipients.clone(),
+            secured: transcript.secured,
+            authenticated_as: transcript.authenticated_as.clone(),
+            message_id,
+            subject: parsed.as_ref().and_then(|m| m.subject()).map(str::to_owned),
+            reply_to: header("Reply-To"),
+            auto_submitted: header("Auto-Submitted"),
+            text: parsed.as_ref().and_then(|m| m.body_text(0)).map(|t| t.into_owned()),
+            html: parsed.as_ref().and_then(|m| m.body_html(0)).map(|t| t.into_owned()),
+            notice,
+            missing,
+            duplicate,
+        };
+        inbox.mail.push(mail);
+        queued_as
     }
 }
 
@@ -115,68 +296,160 @@ fn missing_elements(notice: &Value) -> Vec<&'static str> {
     missing
 }
 
-async fn receive_notice(State(sim): State<Simulator>, headers: HeaderMap, Json(notice): Json<Value>) -> Response {
-    sim.lock().raw_posts += 1;
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+async fn receive_default_notice(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    receive_notice(sim, DEFAULT_PLATFORM.to_owned(), headers, body).await
+}
+
+async fn receive_platform_notice(
+    State(sim): State<Simulator>,
+    Path(platform): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    receive_notice(sim, platform, headers, body).await
+}
+
+async fn receive_notice(sim: Simulator, platform: String, headers: HeaderMap, body: Bytes) -> Response {
+    let behaviour = match sim.behaviour(&platform) {
+        Some(behaviour) => behaviour.clone(),
+        None if platform == DEFAULT_PLATFORM => Behaviour::default(),
+        None => return answer(StatusCode::NOT_FOUND, json!({"error": "no such platform"})),
+    };
+    let request_number = {
+        let mut inbox = sim.lock();
+        inbox.raw_posts += 1;
+        *inbox.raw_posts_by_platform.entry(platform.clone()).or_default() += 1;
+        let answered = inbox.answered.entry(platform.clone()).or_default();
+        *answered += 1;
+        *answered
+    };
+    if behaviour.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(behaviour.delay_ms)).await;
+    }
+    if behaviour.no_api {
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({"error": "this platform takes no notices by API"}),
+        );
+    }
+    let now = sim.clock.now();
+    let admitted = behaviour.admit(&headers, &body, now, |token| {
+        sim.lock()
+            .tokens
+            .get(token)
+            .is_some_and(|(owner, expires)| *owner == platform && *expires > now)
+    });
+    if let Err(Denied::Unauthorized(why)) = admitted {
+        return answer(StatusCode::UNAUTHORIZED, json!({"error": why}));
+    }
+    if request_number <= behaviour.unavailable_first {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "temporarily unavailable"}),
+        );
+    }
+    if request_number <= behaviour.unavailable_first + behaviour.throttle_first {
+        let mut response = answer(StatusCode::TOO_MANY_REQUESTS, json!({"error": "slow down"}));
+        response
+            .headers_mut()
+            .insert("retry-after", behaviour.retry_after_secs.into());
+        return response;
+    }
     let Some(key) = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
     else {
-        return (
+        return answer(
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": "Idempotency-Key header is required"})),
-        )
-            .into_response();
+            json!({"error": "Idempotency-Key header is required"}),
+        );
+    };
+    let Ok(notice) = serde_json::from_slice::<Value>(&body) else {
+        return answer(StatusCode::BAD_REQUEST, json!({"error": "the body is not JSON"}));
     };
     let missing = missing_elements(&notice);
     if !missing.is_empty() {
-        return (
+        return answer(
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": "incomplete notice", "missing": missing})),
-        )
-            .into_response();
+            json!({"error": "incomplete notice", "reason": "incomplete notice", "missing": missing}),
+        );
     }
-    let now = sim.clock.now();
+    if let Some(reason) = &behaviour.rejects {
+        return answer(StatusCode::UNPROCESSABLE_ENTITY, json!({"reason": reason}));
+    }
     let mut inbox = sim.lock();
-    if let Some(&index) = inbox.by_key.get(&key) {
+    if let Some(&index) = inbox.by_key.get(&(platform.clone(), key.clone())) {
         let original = &inbox.notices[index];
-        return (
+        return answer(
             StatusCode::OK,
-            Json(json!({"notice_reference": original.notice_reference, "duplicate": true})),
-        )
-            .into_response();
+            json!({"notice_reference": original.notice_reference, "duplicate": true}),
+        );
     }
-    let remove_at = now + sim.removal_delay;
-    for url in notice["locations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l["url"].as_str())
-    {
-        if let Some(path) = url::Url::parse(url).ok().map(|u| u.path().to_owned()) {
-            inbox.removals.entry(path).or_insert(remove_at);
-        }
-    }
+    sim.schedule_removals(&mut inbox, &notice, behaviour.never_removes);
     let index = inbox.notices.len();
     let reference = format!("SIM-{:06}", index + 1);
-    inbox.by_key.insert(key.clone(), index);
+    inbox.by_key.insert((platform.clone(), key.clone()), index);
     inbox.notices.push(ReceivedNotice {
+        platform,
         notice_reference: reference.clone(),
         received_at: now,
         idempotency_key: key,
         notice,
     });
-    (StatusCode::ACCEPTED, Json(json!({"notice_reference": reference}))).into_response()
+    answer(StatusCode::ACCEPTED, json!({"notice_reference": reference}))
 }
 
-/// Counts for tests across processes: raw POSTs and distinct notices.
+/// OAuth 2.0 client credentials: a token for a client that proves itself with HTTP Basic.
+async fn issue_token(State(sim): State<Simulator>, Path(platform): Path<String>, headers: HeaderMap) -> Response {
+    let Some(behaviour) = sim.behaviour(&platform) else {
+        return answer(StatusCode::NOT_FOUND, json!({"error": "no such platform"}));
+    };
+    let SimulatedAuth::Oauth2 {
+        token_lifetime_secs, ..
+    } = behaviour.auth
+    else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({"error": "this platform issues no tokens"}),
+        );
+    };
+    if !behaviour.client_authenticated(&headers) {
+        return answer(StatusCode::UNAUTHORIZED, json!({"error": "invalid_client"}));
+    }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let expires = sim.clock.now() + TimeDelta::seconds(token_lifetime_secs as i64);
+    let mut inbox = sim.lock();
+    inbox.tokens.insert(token.clone(), (platform, expires));
+    inbox.tokens_issued += 1;
+    answer(
+        StatusCode::OK,
+        json!({"access_token": token, "token_type": "Bearer", "expires_in": token_lifetime_secs}),
+    )
+}
+
+/// Counts for tests across processes: raw requests and messages, distinct notices.
 async fn stats(State(sim): State<Simulator>) -> Json<Value> {
     let inbox = sim.lock();
-    Json(json!({"raw_posts": inbox.raw_posts, "notices": inbox.notices.len()}))
+    Json(json!({
+        "raw_posts": inbox.raw_posts,
+        "notices": inbox.notices.len(),
+        "raw_mail": inbox.mail.len(),
+        "mail": inbox.mail.iter().filter(|mail| !mail.duplicate).count(),
+        "tokens_issued": inbox.tokens_issued,
+    }))
 }
 
 async fn list_notices(State(sim): State<Simulator>) -> Json<Vec<ReceivedNotice>> {
     Json(sim.notices())
+}
+
+async fn list_mail(State(sim): State<Simulator>) -> Json<Vec<ReceivedMail>> {
+    Json(sim.mail())
 }
 
 async fn content(State(sim): State<Simulator>, Path(path): Path<String>) -> Response {
