@@ -1,6 +1,7 @@
 //! Integration and end-to-end tests against real PostgreSQL and the embedded Kafka broker.
 //! One test binary, so the workspace links once.
 
+mod channels;
 mod classification;
 mod crashes;
 mod dispatch;

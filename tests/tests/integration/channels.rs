@@ -1,0 +1,364 @@
+//! Every channel and every way a platform proves who may send to it, against the simulated
+//! platforms and their mail server: what arrives, what is recorded, and what happens when a
+//! channel will not take the notice.
+
+use chrono::TimeDelta;
+use dijkwacht_simulator::platform::{Behaviour, SimulatedAuth};
+use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Reports one listed location; returns its case id.
+async fn report_at(system: &TestSystem, name: &str, url: &str) -> String {
+    let (status, accepted) = system
+        .post(
+            "/v1/reports",
+            &system.partner_key,
+            &json!({"partner_reference": name, "items": [{"url": url,
+                "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    accepted["cases"][0]["case_id"].as_str().unwrap().to_owned()
+}
+
+async fn report(system: &TestSystem, name: &str) -> String {
+    report_at(system, name, &system.content_url(name)).await
+}
+
+/// The case's events as stored, once one of them is `event_type`.
+async fn settled_on(system: &TestSystem, case_id: &str, event_type: &str) -> Vec<Value> {
+    let id = dijkwacht_domain::CaseId(case_id.parse().unwrap());
+    eventually(
+        &format!("{event_type} on {case_id}"),
+        Duration::from_secs(60),
+        || async {
+            let stream = system.app.store.read_stream(id).await.ok()?;
+            let events: Vec<Value> = stream.iter().map(|e| serde_json::to_value(&e.event).unwrap()).collect();
+            events.iter().any(|e| e["type"] == event_type).then_some(events)
+        },
+    )
+    .await
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+fn secret_file(value: &str) -> String {
+    let path = std::env::temp_dir().join(format!("dijkwacht-secret-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&path, value).unwrap();
+    format!("file:{}", path.display())
+}
+
+fn behaviour(auth: SimulatedAuth) -> Behaviour {
+    Behaviour {
+        auth,
+        ..Behaviour::default()
+    }
+}
+
+fn endpoint(system: &TestSystem, platform: &str) -> String {
+    format!("http://{}/platforms/{platform}/notices", system.simulator_addr)
+}
+
+/// Adds a platform serving `domain` with the given channels.
+async fn add_platform(system: &TestSystem, id: &str, domain: &str, dispatch: Value) {
+    sqlx::query(
+        "INSERT INTO platforms (platform_id, name, country, notice_endpoint, dispatch) VALUES ($1, $2, 'NL', '', $3)",
+    )
+    .bind(id)
+    .bind(format!("Platform {id}"))
+    .bind(dispatch)
+    .execute(&system.database.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO platform_domains (domain, platform_id) VALUES ($1, $2)")
+        .bind(domain)
+        .bind(id)
+        .execute(&system.database.pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn each_api_authentication_mode_is_accepted_by_its_platform() {
+    std::env::set_var("DIJKWACHT_TEST_HMAC_SECRET", "hmac-secret-new");
+    let system = TestSystem::start(TestOptions {
+        simulated_platforms: vec![
+            (
+                "bearer".into(),
+                behaviour(SimulatedAuth::Bearer { token: "t0ken".into() }),
+            ),
+            (
+                "oauth".into(),
+                behaviour(SimulatedAuth::Oauth2 {
+                    client_id: "dijkwacht".into(),
+                    client_secret: "s3cret".into(),
+                    token_lifetime_secs: 3600,
+                }),
+            ),
+            (
+                "hmac".into(),
+                // Mid-rotation: the platform accepts the old and the new secret.
+                behaviour(SimulatedAuth::Hmac {
+                    secrets: vec!["hmac-secret-old".into(), "hmac-secret-new".into()],
+                    max_skew_secs: 300,
+                }),
+            ),
+        ],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let bearer = json!({"channels": [{"kind": "api", "endpoint": endpoint(&system, "bearer"),
+        "auth": {"kind": "bearer", "token": secret_file("t0ken")}}]});
+    let oauth = json!({"channels": [{"kind": "api", "endpoint": endpoint(&system, "oauth"),
+        "auth": {"kind": "oauth2", "token_url": format!("http://{}/platforms/oauth/oauth/token", system.simulator_addr),
+                 "client_id": "dijkwacht", "client_secret": secret_file("s3cret")}}]});
+    let hmac = json!({"channels": [{"kind": "api", "endpoint": endpoint(&system, "hmac"),
+        "auth": {"kind": "hmac", "secret": "env:DIJKWACHT_TEST_HMAC_SECRET", "key_id": "2026-11"}}]});
+    add_platform(&system, "oauth-platform", "oauth.localhost", oauth).await;
+    add_platform(&system, "hmac-platform", "hmac.localhost", hmac).await;
+    let system = system.reregister_platform(PLATFORM_ID, "", bearer).await.unwrap();
+
+    let by_bearer = report(&system, "bearer").await;
+    let by_oauth = [
+        report_at(&system, "oauth-1", "http://oauth.localhost/v/1").await,
+        report_at(&system, "oauth-2", "http://oauth.localhost/v/2").await,
+    ];
+    let by_hmac = report_at(&system, "hmac", "http://hmac.localhost/v/1").await;
+    for case_id in [&by_bearer, &by_oauth[0], &by_oauth[1], &by_hmac] {
+        let events = settled_on(&system, case_id, "NoticeDelivered").await;
+        assert!(!types(&events).contains(&"DispatchFailed"), "{events:?}");
+    }
+    let platforms: Vec<String> = system.simulator.notices().iter().map(|n| n.platform.clone()).collect();
+    for platform in ["bearer", "oauth", "hmac"] {
+        assert!(platforms.contains(&platform.to_owned()), "{platforms:?}");
+    }
+    assert_eq!(system.simulator.raw_posts(), 4, "one request per notice");
+    assert_eq!(system.simulator.tokens_issued(), 1, "the OAuth token is cached");
+    // No secret is recorded in any event.
+    let dump: String = sqlx::query_scalar::<_, String>("SELECT string_agg(payload::text, ' ') FROM events")
+        .fetch_one(&system.database.pool)
+        .await
+        .unwrap();
+    for secret in ["t0ken", "s3cret", "hmac-secret"] {
+        assert!(!dump.contains(secret), "{secret} leaked into the events");
+    }
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_oauth_token_is_fetched_again_and_the_notice_delivered() {
+    let system = TestSystem::start(TestOptions {
+        simulated_platforms: vec![(
+            "oauth".into(),
+            behaviour(SimulatedAuth::Oauth2 {
+                client_id: "dijkwacht".into(),
+                client_secret: "s3cret".into(),
+                token_lifetime_secs: 3600,
+            }),
+        )],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let oauth = json!({"channels": [{"kind": "api", "endpoint": endpoint(&system, "oauth"),
+        "auth": {"kind": "oauth2", "token_url": format!("http://{}/platforms/oauth/oauth/token", system.simulator_addr),
+                 "client_id": "dijkwacht", "client_secret": secret_file("s3cret")}}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", oauth).await.unwrap();
+    let first = report(&system, "first").await;
+    settled_on(&system, &first, "NoticeDelivered").await;
+    system.simulator.revoke_tokens();
+    let second = report(&system, "second").await;
+    let events = settled_on(&system, &second, "DispatchFailed").await;
+    let failed = events.iter().find(|e| e["type"] == "DispatchFailed").unwrap();
+    assert!(failed["reason"].as_str().unwrap().contains("401"), "{failed}");
+    system.clock.advance(TimeDelta::hours(1));
+    settled_on(&system, &second, "NoticeDelivered").await;
+    assert_eq!(system.simulator.tokens_issued(), 2);
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn an_email_notice_arrives_over_starttls_with_every_part() {
+    let system = TestSystem::start(TestOptions {
+        mail: true,
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let email = json!({"channels": [{"kind": "email", "to": "abuse@platform.test"}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", email).await.unwrap();
+    let case_id = report(&system, "by-mail").await;
+    let events = settled_on(&system, &case_id, "NoticeDelivered").await;
+    let delivered = events.iter().find(|e| e["type"] == "NoticeDelivered").unwrap();
+    let mail = system.simulator.mail();
+    assert_eq!(mail.len(), 1);
+    let mail = &mail[0];
+    assert!(mail.secured, "the relay used STARTTLS");
+    assert_eq!(mail.recipients, ["abuse@platform.test"]);
+    assert_eq!(
+        mail.message_id.as_deref(),
+        delivered["message_id"].as_str(),
+        "the Message-ID is recorded"
+    );
+    assert!(mail.reply_to.as_deref().unwrap().contains("answers@hotline.test"));
+    assert_eq!(mail.auto_submitted.as_deref(), Some("auto-generated"));
+    let notice_id = delivered["notice_id"].as_str().unwrap();
+    assert!(
+        mail.subject.as_deref().unwrap().contains(notice_id),
+        "{:?}",
+        mail.subject
+    );
+    // The platform's language is Dutch; the HTML alternative and the JSON notice are there.
+    assert!(mail.text.as_deref().unwrap().contains("Geacht team"), "{:?}", mail.text);
+    assert!(mail.html.as_deref().unwrap().contains("<h2>"));
+    assert_eq!(mail.notice.as_ref().unwrap()["notice_id"], notice_id);
+    assert!(mail.missing.is_empty(), "{:?}", mail.missing);
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn refused_api_credentials_hand_the_notice_to_email() {
+    let system = TestSystem::start(TestOptions {
+        mail: true,
+        simulated_platforms: vec![(
+            "strict".into(),
+            behaviour(SimulatedAuth::Bearer { token: "right".into() }),
+        )],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let channels = json!({"channels": [
+        {"kind": "api", "endpoint": endpoint(&system, "strict"), "auth": {"kind": "bearer", "token": secret_file("wrong")}},
+        {"kind": "email", "to": "abuse@platform.test"},
+    ]});
+    let system = system.reregister_platform(PLATFORM_ID, "", channels).await.unwrap();
+    let case_id = report(&system, "fallback").await;
+    let events = settled_on(&system, &case_id, "NoticeDelivered").await;
+    assert_eq!(
+        types(&events)[4..],
+        [
+            "DispatchStarted",
+            "DispatchFailed",
+            "DispatchStarted",
+            "NoticeDelivered"
+        ]
+    );
+    assert_eq!(events[4]["channel"]["kind"], "http");
+    assert_eq!(events[5]["channel_exhausted"], true);
+    assert!(events[5]["reason"].as_str().unwrap().contains("401"));
+    assert_eq!(
+        events[6]["channel"],
+        json!({"kind": "email", "to": "abuse@platform.test"})
+    );
+    assert_eq!(
+        system.simulator.raw_posts_to("strict"),
+        1,
+        "refused credentials are not tried again"
+    );
+    assert_eq!(system.simulator.mail().len(), 1);
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refusal_is_recorded_with_the_platforms_reason_for_an_analyst() {
+    let system = TestSystem::start(TestOptions {
+        simulated_platforms: vec![(
+            "picky".into(),
+            Behaviour {
+                rejects: Some("not illegal under our terms".into()),
+                ..Behaviour::default()
+            },
+        )],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = json!({"channels": [{"kind": "api", "endpoint": endpoint(&system, "picky")}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let case_id = report(&system, "refused").await;
+    let events = settled_on(&system, &case_id, "PlatformRejected").await;
+    let rejected = events.last().unwrap();
+    assert_eq!(rejected["reason"], "not illegal under our terms");
+    assert!(rejected["answer"].as_str().unwrap().contains("not illegal"));
+    assert_eq!(
+        system.analyst_tasks().await,
+        vec![(case_id, "assess_rejection".to_owned())]
+    );
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_platform_that_asks_to_slow_down_is_not_asked_again_sooner() {
+    let system = TestSystem::start(TestOptions {
+        simulated_platforms: vec![(
+            "busy".into(),
+            Behaviour {
+                unavailable_first: 1,
+                throttle_first: 1,
+                retry_after_secs: 3600,
+                ..Behaviour::default()
+            },
+        )],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = json!({"channels": [{"kind": "api", "endpoint": endpoint(&system, "busy")}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let start = system.clock_now();
+    let case_id = report(&system, "busy").await;
+    // 503: back-off (the first is 30-60 s by default).
+    let events = settled_on(&system, &case_id, "DispatchFailed").await;
+    let unavailable = events.iter().find(|e| e["type"] == "DispatchFailed").unwrap();
+    assert!(unavailable["reason"].as_str().unwrap().contains("503"));
+    system.clock.advance(TimeDelta::seconds(60));
+    // 429 with Retry-After: 3600 s — the next attempt waits for it, not for the back-off.
+    let events = eventually("the 429", Duration::from_secs(60), || async {
+        let events = settled_on(&system, &case_id, "DispatchFailed").await;
+        (events.iter().filter(|e| e["type"] == "DispatchFailed").count() == 2).then_some(events)
+    })
+    .await;
+    let throttled = events.iter().rfind(|e| e["type"] == "DispatchFailed").unwrap();
+    let retry_at: chrono::DateTime<chrono::Utc> = throttled["retry_at"].as_str().unwrap().parse().unwrap();
+    assert!(retry_at >= start + TimeDelta::seconds(60 + 3600), "{retry_at}");
+    system.clock.advance(TimeDelta::seconds(1800));
+    assert_eq!(system.simulator.raw_posts_to("busy"), 2, "not before Retry-After");
+    system.clock.advance(TimeDelta::seconds(1801));
+    settled_on(&system, &case_id, "NoticeDelivered").await;
+    assert_eq!(system.simulator.raw_posts_to("busy"), 3);
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_platform_template_that_drops_an_element_sends_nothing_and_tells_an_analyst_why() {
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("dijkwacht-templates-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("text.j2"),
+        "Please remove {% for l in locations %}{{ l.url }} {% endfor %}",
+    )
+    .unwrap();
+    let api = json!({"templates_dir": dir, "channels": [{"kind": "api", "endpoint": format!("http://{}/notices", system.simulator_addr)}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let case_id = report(&system, "incomplete").await;
+    let events = settled_on(&system, &case_id, "DispatchFailed").await;
+    let failed = events.last().unwrap();
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Art. 16(2)(a)") && reason.contains("Art. 22"),
+        "{reason}"
+    );
+    assert!(failed["retry_at"].is_null());
+    assert_eq!(system.simulator.raw_posts(), 0, "nothing left");
+    assert_eq!(
+        system.analyst_tasks().await,
+        vec![(case_id, "deliver_by_hand".to_owned())]
+    );
+    system.app.stop().await;
+}
