@@ -3,12 +3,18 @@
 //! signal stops them all.
 
 use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
+use axum::{Json, Router};
 use chrono::TimeDelta;
 use dijkwacht_classify::host::{Resolver, StaticResolver, SystemResolver};
 use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex};
 use dijkwacht_dispatch::api::ApiSender;
 use dijkwacht_dispatch::email::EmailSender;
 use dijkwacht_dispatch::registry::Directory;
+use dijkwacht_dispatch::render::Templates;
+use dijkwacht_dispatch::routes::DispatchApi;
 use dijkwacht_dispatch::settings::DispatchSettings;
 use dijkwacht_dispatch::DispatchStage;
 use dijkwacht_domain::ContentClass;
@@ -293,6 +299,39 @@ async fn start_simulator(
     })
 }
 
+/// Every part's routes, side by side, and the OpenAPI description of them all.
+fn api_router(intake: AppState, dispatch: DispatchApi) -> Router {
+    let document = Arc::new(openapi());
+    dijkwacht_intake::router(intake)
+        .merge(
+            dijkwacht_dispatch::routes::documented()
+                .into_parts("", "")
+                .0
+                .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
+                .with_state(dispatch),
+        )
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { ([(CONTENT_TYPE, "application/json")], Json((*document).clone())) }
+            }),
+        )
+}
+
+/// The OpenAPI 3.1 description of the whole HTTP API, as served at `/openapi.json`.
+pub fn openapi() -> serde_json::Value {
+    let version = env!("CARGO_PKG_VERSION");
+    dijkwacht_http::openapi::merge(
+        "dijkwacht",
+        version,
+        [
+            dijkwacht_intake::documented().into_parts("", version).1,
+            dijkwacht_dispatch::routes::documented().into_parts("", version).1,
+        ],
+    )
+}
+
 /// The HTTP API (readiness only when this process does not run the intake); returns where
 /// it listens.
 async fn serve_api(
@@ -332,7 +371,26 @@ async fn serve_api(
         resolver: resolver(settings)?,
     };
     let router = if settings.runs(Part::Intake) {
-        dijkwacht_intake::router(state)
+        let directory = Directory::load(state.store.pool()).await?;
+        tasks.spawn(
+            directory.clone().keep_fresh(
+                state.store.pool().clone(),
+                Duration::from_secs(
+                    DispatchSettings::from_section(&settings.dispatch)
+                        .map_err(anyhow::Error::msg)?
+                        .registry_refresh_secs,
+                ),
+                shutdown.clone(),
+            ),
+        );
+        let dispatch = DispatchApi {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            limits: state.limits.clone(),
+            directory,
+            templates: Arc::new(Templates::built_in()?),
+        };
+        api_router(state, dispatch)
     } else {
         dijkwacht_intake::health_router(state)
     };

@@ -1,6 +1,7 @@
 //! The JSON Schemas of everything dijkwacht exchanges, generated from the Rust types.
 //! `dijkwacht schemas` writes them to `schemas/`; a test fails when the files are stale.
 
+use dijkwacht_dispatch::routes::{DispatchTask, ManualSubmission};
 use dijkwacht_domain::{CaseEvent, Notice};
 use dijkwacht_intake::api::{BulkLineResult, CaseView, ErrorBody, ReportAccepted, ReportStatus, SubmitReport};
 use dijkwacht_projection::PlatformCompliance;
@@ -21,6 +22,8 @@ fn catalog() -> Vec<(&'static str, Schema)> {
         ("api/bulk-line-result.schema.json", schema_for!(BulkLineResult)),
         ("api/error.schema.json", schema_for!(ErrorBody)),
         ("api/platform-compliance.schema.json", schema_for!(PlatformCompliance)),
+        ("api/dispatch-tasks.schema.json", schema_for!(Vec<DispatchTask>)),
+        ("api/manual-submission.schema.json", schema_for!(ManualSubmission)),
     ]
 }
 
@@ -36,7 +39,7 @@ pub fn render() -> BTreeMap<&'static str, String> {
         .into_iter()
         .map(|(path, schema)| (path, pretty(&schema)))
         .collect();
-    files.insert("openapi.json", pretty(&dijkwacht_intake::openapi()));
+    files.insert("openapi.json", pretty(&crate::app::openapi()));
     files
 }
 

@@ -12,6 +12,7 @@ pub mod api;
 pub mod email;
 pub mod registry;
 pub mod render;
+pub mod routes;
 pub mod secret;
 pub mod settings;
 

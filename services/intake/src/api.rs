@@ -6,6 +6,8 @@ use dijkwacht_domain::{CaseId, ContentClass, HashAlgorithm, ReportId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use dijkwacht_http::error::{ErrorBody, FieldError};
+
 /// `POST /v1/reports`: one report by a partner, naming one or more locations.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -111,29 +113,4 @@ pub struct CaseEventView {
     #[serde(rename = "type")]
     pub event_type: String,
     pub recorded_at: DateTime<Utc>,
-}
-
-/// Every 4xx answer: what was wrong and where.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct ErrorBody {
-    pub errors: Vec<FieldError>,
-    /// For `409 Conflict`: the report that already holds this reference.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report_id: Option<ReportId>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct FieldError {
-    /// JSON Pointer (RFC 6901) to the offending value; empty for the whole request.
-    pub pointer: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            pointer: pointer.into(),
-            message: message.into(),
-        }
-    }
 }

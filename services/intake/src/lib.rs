@@ -3,12 +3,8 @@
 //! The OpenAPI description is built from the same route table as the router.
 
 pub mod api;
-mod auth;
 pub mod bulk;
-mod error;
 pub mod import;
-pub mod limits;
-pub mod openapi;
 pub mod operator;
 pub mod public;
 pub mod review;
@@ -18,20 +14,19 @@ pub mod validate;
 
 use api::{BulkLineResult, CaseView, ReportAccepted, ReportStatus, SubmitReport};
 use axum::extract::DefaultBodyLimit;
-use axum::http::header::CONTENT_TYPE;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use dijkwacht_projection::PlatformCompliance;
 use dijkwacht_runtime::{EventStore, Health, SharedClock, Shutdown};
 use openapi::DocumentedRouter;
 use routes::{SCOPE_COMPLIANCE_READ, SCOPE_REPORTS_READ, SCOPE_REPORTS_WRITE};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
-pub use error::ApiError;
-pub use limits::{LimitSettings, Limits};
+pub use dijkwacht_http::{auth, error, limits, openapi};
+pub use dijkwacht_http::{ApiError, LimitSettings, Limits};
 
 /// Request bodies above this are refused with 413 before they are read (bulk excepted:
 /// it streams).
@@ -50,11 +45,22 @@ pub struct AppState {
     pub resolver: Arc<dyn dijkwacht_classify::host::Resolver>,
 }
 
+impl dijkwacht_http::Edge for AppState {
+    fn pool(&self) -> &sqlx::PgPool {
+        self.store.pool()
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
 fn html() -> Value {
     json!({"type": "string", "contentMediaType": "text/html"})
 }
 
-fn documented() -> DocumentedRouter<AppState> {
+/// The intake's routes with their OpenAPI description.
+pub fn documented() -> DocumentedRouter<AppState> {
     DocumentedRouter::new()
         .route("post", "/v1/reports", post(routes::submit_report), |op| {
             op.summary("Submit a report of one or more locations")
@@ -199,29 +205,16 @@ fn documented() -> DocumentedRouter<AppState> {
         })
 }
 
-/// The OpenAPI 3.1 document of this API, as served at `/openapi.json`.
-pub fn openapi() -> Value {
-    static DOCUMENT: LazyLock<Value> =
-        LazyLock::new(|| documented().into_parts("dijkwacht", env!("CARGO_PKG_VERSION")).1);
-    DOCUMENT.clone()
-}
-
 /// Readiness only, for a process that runs stages but not the intake.
 pub fn health_router(state: AppState) -> Router {
     Router::new().route("/healthz", get(routes::healthz)).with_state(state)
 }
 
+/// The intake's routes; the binary adds the other parts' and `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    let (router, document) = documented().into_parts("dijkwacht", env!("CARGO_PKG_VERSION"));
-    let document = Arc::new(document);
-    router
-        .route(
-            "/openapi.json",
-            get(move || {
-                let document = document.clone();
-                async move { ([(CONTENT_TYPE, "application/json")], Json((*document).clone())) }
-            }),
-        )
+    documented()
+        .into_parts("dijkwacht intake", env!("CARGO_PKG_VERSION"))
+        .0
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

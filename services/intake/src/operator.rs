@@ -7,21 +7,11 @@ use crate::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
+use dijkwacht_http::{list_limit as limit, ListQuery};
 use dijkwacht_runtime::operator::{self, StuckCase};
 use dijkwacht_runtime::relay::{self, QuarantinedRow};
-use serde::Deserialize;
 
 pub const SCOPE_OPERATE: &str = "operate";
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
-    pub limit: Option<i64>,
-}
-
-fn limit(query: Result<Query<ListQuery>, QueryRejection>) -> Result<i64, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::Invalid(vec![crate::api::FieldError::new("", e.body_text())]))?;
-    Ok(query.limit.unwrap_or(100).clamp(1, 1000))
-}
 
 /// Stuck cases, oldest first.
 pub async fn queue(

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use dijkwacht_classify::host::resolve_host;
-use dijkwacht_domain::{CaseId, Command, ContentClass, LegalGround, Refusal, Verdict};
-use dijkwacht_runtime::{CaseCommand, Metadata, Rejection};
+use dijkwacht_domain::{CaseId, Command, ContentClass, LegalGround, Verdict};
+use dijkwacht_http::case_id;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -127,10 +127,6 @@ pub async fn queue(
     Ok(Json(items))
 }
 
-fn refused(refusal: Refusal) -> ApiError {
-    ApiError::Conflict(refusal.to_string())
-}
-
 /// Decides `command` on the case as it is at `expected_version` (or as it is now), through
 /// the one command path.
 async fn execute(
@@ -140,25 +136,15 @@ async fn execute(
     command: Command,
     actor: &str,
 ) -> Result<dijkwacht_domain::Case, ApiError> {
-    let command = CaseCommand {
+    dijkwacht_http::execute_one(
+        &state.store,
+        state.clock.now(),
+        case_id,
         expected_version,
-        ..CaseCommand::new(case_id, command, Metadata::actor(format!("analyst:{actor}")))
-    };
-    let mut executed = state.store.execute(&[command], state.clock.now()).await?;
-    let case = executed.cases.remove(&case_id).ok_or(ApiError::NotFound)?;
-    match executed.outcomes.pop().expect("one outcome per command") {
-        Ok(()) => Ok(case),
-        Err(_) if case.version == 0 => Err(ApiError::NotFound),
-        Err(Rejection::Refused(refusal)) => Err(refused(refusal)),
-        Err(Rejection::VersionChanged { expected, current }) => Err(ApiError::Conflict(format!(
-            "the case changed since version {expected}; it is at version {current} now: reload it and decide again"
-        ))),
-        Err(Rejection::Unreadable(reason)) => Err(ApiError::Conflict(reason)),
-    }
-}
-
-fn case_id(raw: &str) -> Result<CaseId, ApiError> {
-    uuid::Uuid::parse_str(raw).map(CaseId).map_err(|_| ApiError::NotFound)
+        command,
+        format!("analyst:{actor}"),
+    )
+    .await
 }
 
 pub async fn claim(

@@ -362,3 +362,48 @@ async fn a_platform_template_that_drops_an_element_sends_nothing_and_tells_an_an
     );
     system.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_web_form_platform_gives_an_analyst_the_text_to_paste_and_records_the_submission() {
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
+    let form = json!({"channels": [{"kind": "manual", "form_url": "https://platform.test/report-form"}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", form).await.unwrap();
+    let case_id = report(&system, "by-hand").await;
+    settled_on(&system, &case_id, "DispatchStarted").await;
+    let analyst = system.analyst_key(1);
+    let tasks = eventually("the task", Duration::from_secs(30), || async {
+        let (status, tasks) = system.get("/v1/dispatch/tasks", &analyst).await;
+        assert_eq!(status, 200, "{tasks}");
+        (tasks.as_array()?.len() == 1).then_some(tasks)
+    })
+    .await;
+    let task = &tasks[0];
+    assert_eq!(task["case_id"], case_id.as_str());
+    assert_eq!(task["task"], "submit_notice");
+    assert_eq!(task["form_url"], "https://platform.test/report-form");
+    assert_eq!(task["message"]["language"], "nl");
+    let text = task["message"]["text"].as_str().unwrap();
+    assert!(text.contains(&system.content_url("by-hand")), "{text}");
+    // Nothing was sent by itself, however long the form waits.
+    system.clock.advance(TimeDelta::days(2));
+    assert_eq!(system.simulator.raw_posts(), 0);
+
+    let path = format!("/v1/dispatch/tasks/{case_id}/submission");
+    let (status, body) = system.post(&path, &system.partner_key, &json!({})).await;
+    assert_eq!(status, 403, "partners do not submit for analysts: {body}");
+    let (status, body) = system.post(&path, &analyst, &json!({"reference": "FORM-77"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "notice_delivered");
+    let events = settled_on(&system, &case_id, "NoticeDelivered").await;
+    let delivered = events.last().unwrap();
+    assert_eq!(delivered["submitted_by"], "analyst-1");
+    assert_eq!(delivered["platform_reference"], "FORM-77");
+    let (status, again) = system.post(&path, &analyst, &json!({"reference": "FORM-77"})).await;
+    assert_eq!((status, &again["version"]), (200, &body["version"]), "recorded once");
+    let (_, tasks) = system.get("/v1/dispatch/tasks", &analyst).await;
+    assert_eq!(tasks, json!([]));
+    let (status, invalid) = system.post(&path, &analyst, &json!({"reference": ""})).await;
+    assert_eq!(status, 422);
+    assert_eq!(invalid["errors"][0]["pointer"], "/reference");
+    system.app.stop().await;
+}

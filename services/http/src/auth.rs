@@ -1,11 +1,12 @@
 //! Bearer-key authentication as an axum extractor, with the caller's rate limit.
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::limits::Limits;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use dijkwacht_runtime::auth::{authenticate, Principal};
+use sqlx::PgPool;
 use std::net::SocketAddr;
 
 /// The authenticated caller. Extracting it answers 401 when the key is missing, unknown or
@@ -23,16 +24,23 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// What a router's state gives the edge: where keys are looked up, and the rate limits
+/// (one set per process, shared by every part's routes).
+pub trait Edge: Send + Sync {
+    fn pool(&self) -> &PgPool;
+    fn limits(&self) -> &Limits;
+}
+
+impl<S: Edge> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let address = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(client)| client.ip());
         if let Some(address) = address {
-            state.limits.check_not_guessing(address)?;
+            state.limits().check_not_guessing(address)?;
         }
         let key = parts
             .headers
@@ -42,11 +50,11 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|key| !key.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let Some(principal) = authenticate(state.store.pool(), key).await? else {
-            return Err(address.map_or(ApiError::Unauthorized, |address| state.limits.unknown_key(address)));
+        let Some(principal) = authenticate(state.pool(), key).await? else {
+            return Err(address.map_or(ApiError::Unauthorized, |address| state.limits().unknown_key(address)));
         };
         state
-            .limits
+            .limits()
             .check_partner(&format!("{}:{}", principal.kind, principal.id))?;
         Ok(Caller(principal))
     }

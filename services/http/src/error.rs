@@ -1,10 +1,36 @@
 //! Every failure of the API becomes one of these; each says what the caller should do.
 
-use crate::api::{ErrorBody, FieldError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dijkwacht_domain::ReportId;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Every 4xx answer: what was wrong and where.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorBody {
+    pub errors: Vec<FieldError>,
+    /// For `409 Conflict`: the report that already holds this reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_id: Option<ReportId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FieldError {
+    /// JSON Pointer (RFC 6901) to the offending value; empty for the whole request.
+    pub pointer: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub enum ApiError {

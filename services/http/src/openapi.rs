@@ -2,7 +2,7 @@
 //! route table, with the schemars schemas of the bodies: a route cannot exist without its
 //! documentation, and a body cannot be documented differently from how it is checked.
 
-use crate::api::ErrorBody;
+use crate::error::ErrorBody;
 use axum::routing::MethodRouter;
 use axum::Router;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -74,6 +74,30 @@ impl<S: Clone + Send + Sync + 'static> DocumentedRouter<S> {
         });
         (self.router, document)
     }
+}
+
+/// One OpenAPI document from the documents of several parts: their paths and schemas side
+/// by side (a path or schema named twice must be the same in both).
+pub fn merge(title: &str, version: &str, documents: impl IntoIterator<Item = Value>) -> Value {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    for document in documents {
+        if let Some(Value::Object(more)) = document.get("paths") {
+            paths.extend(more.clone());
+        }
+        if let Some(Value::Object(more)) = document.pointer("/components/schemas") {
+            schemas.extend(more.clone());
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+    })
 }
 
 impl<S: Clone + Send + Sync + 'static> Default for DocumentedRouter<S> {

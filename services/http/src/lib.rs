@@ -1,0 +1,64 @@
+//! The edge of the HTTP API that every part's routes share: who is calling (bearer keys and
+//! their scopes), how fast they may call, how a failure is answered (a status and a JSON
+//! Pointer), and the OpenAPI description grown with the routes. A part exports its own
+//! documented router; the binary mounts them side by side.
+
+pub mod auth;
+pub mod error;
+pub mod limits;
+pub mod openapi;
+
+pub use auth::{Caller, Edge};
+pub use error::{ApiError, ErrorBody, FieldError};
+pub use limits::{LimitSettings, Limits};
+pub use openapi::DocumentedRouter;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    pub limit: Option<i64>,
+}
+
+/// The `limit` of a list request: 1–1000, 100 when not given.
+pub fn list_limit(query: Result<Query<ListQuery>, QueryRejection>) -> Result<i64, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::Invalid(vec![FieldError::new("", e.body_text())]))?;
+    Ok(query.limit.unwrap_or(100).clamp(1, 1000))
+}
+
+use dijkwacht_domain::{Case, CaseId, Command};
+use dijkwacht_runtime::{CaseCommand, EventStore, Metadata, Rejection};
+
+/// Decides `command` on one case through the one command path, for a request: the case as
+/// it is after, or the answer for the caller (404 for no such case, 409 with the reason).
+pub async fn execute_one(
+    store: &EventStore,
+    now: chrono::DateTime<chrono::Utc>,
+    case_id: CaseId,
+    expected_version: Option<u32>,
+    command: Command,
+    actor: String,
+) -> Result<Case, ApiError> {
+    let command = CaseCommand {
+        expected_version,
+        ..CaseCommand::new(case_id, command, Metadata::actor(actor))
+    };
+    let mut executed = store.execute(&[command], now).await?;
+    let case = executed.cases.remove(&case_id).ok_or(ApiError::NotFound)?;
+    match executed.outcomes.pop().expect("one outcome per command") {
+        Ok(()) => Ok(case),
+        Err(_) if case.version == 0 => Err(ApiError::NotFound),
+        Err(Rejection::Refused(refusal)) => Err(ApiError::Conflict(refusal.to_string())),
+        Err(Rejection::VersionChanged { expected, current }) => Err(ApiError::Conflict(format!(
+            "the case changed since version {expected}; it is at version {current} now: reload it and decide again"
+        ))),
+        Err(Rejection::Unreadable(reason)) => Err(ApiError::Conflict(reason)),
+    }
+}
+
+/// A case id from a path; anything else is a case that does not exist.
+pub fn case_id(raw: &str) -> Result<CaseId, ApiError> {
+    raw.parse().map(CaseId).map_err(|_| ApiError::NotFound)
+}
