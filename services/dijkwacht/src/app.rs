@@ -16,7 +16,7 @@ use dijkwacht_dispatch::registry::Directory;
 use dijkwacht_dispatch::render::Templates;
 use dijkwacht_dispatch::routes::DispatchApi;
 use dijkwacht_dispatch::settings::DispatchSettings;
-use dijkwacht_dispatch::DispatchStage;
+use dijkwacht_dispatch::{DispatchParts, DispatchStage};
 use dijkwacht_domain::ContentClass;
 use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
 use dijkwacht_followup::{FollowupPolicy, FollowupStage};
@@ -460,13 +460,15 @@ async fn spawn_stages(
             Duration::from_secs(section.registry_refresh_secs),
             shutdown.clone(),
         ));
-        let stage = DispatchStage::new(
-            dispatch_policy,
+        let stage = DispatchStage::new(DispatchParts {
+            policy: dispatch_policy,
             in_flight_limit,
-            ApiSender::new(addresses.clone(), request_timeout)?,
-            EmailSender::new(&section)?,
+            api: ApiSender::new(addresses.clone(), request_timeout)?,
+            email: EmailSender::new(&section)?,
             directory,
-        )?;
+            pool: pool.clone(),
+            clock: runtime.clock.clone(),
+        })?;
         spawn_stage(tasks, stage, runtime, shutdown);
     }
     if settings.runs(Part::Followup) {

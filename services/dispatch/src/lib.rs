@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod email;
+pub mod pace;
 pub mod registry;
 pub mod render;
 pub mod routes;
@@ -18,6 +19,7 @@ pub mod settings;
 
 use crate::api::ApiSender;
 use crate::email::{EmailSender, Outgoing};
+use crate::pace::Pacer;
 use crate::registry::{ApiAuth, ChannelConfig, Directory, PlatformRoute};
 use crate::render::{RenderError, Rendered, Subject, Templates};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -25,7 +27,7 @@ use dijkwacht_domain::case::InFlight;
 use dijkwacht_domain::{
     AfterFailure, Case, CaseEvent, CaseId, Channel, Command, DispatchOutcome, DispatchPolicy, Notice,
 };
-use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
+use dijkwacht_runtime::{RecordedEvent, SharedClock, Stage, StageError, Topic};
 use futures::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
@@ -38,6 +40,10 @@ pub struct DispatchStage {
     email: EmailSender,
     templates: Templates,
     directory: Directory,
+    pacer: Pacer,
+    /// Where breaker changes are written for operators, and the clock pacing runs on.
+    pool: sqlx::PgPool,
+    clock: SharedClock,
     policy: DispatchPolicy,
     /// An attempt older than this with no recorded outcome is presumed lost and re-sent
     /// (the same limit the case's wake-up is set by).
@@ -54,21 +60,29 @@ struct ApiNotice<'a> {
     message: &'a str,
 }
 
+/// What the stage is built from.
+pub struct DispatchParts {
+    pub policy: DispatchPolicy,
+    pub in_flight_limit: TimeDelta,
+    pub api: ApiSender,
+    pub email: EmailSender,
+    pub directory: Directory,
+    pub pool: sqlx::PgPool,
+    pub clock: SharedClock,
+}
+
 impl DispatchStage {
-    pub fn new(
-        policy: DispatchPolicy,
-        in_flight_limit: TimeDelta,
-        api: ApiSender,
-        email: EmailSender,
-        directory: Directory,
-    ) -> Result<Self, RenderError> {
+    pub fn new(parts: DispatchParts) -> Result<Self, RenderError> {
         Ok(Self {
-            api,
-            email,
+            api: parts.api,
+            email: parts.email,
             templates: Templates::built_in()?,
-            directory,
-            policy,
-            in_flight_limit,
+            directory: parts.directory,
+            pacer: Pacer::default(),
+            pool: parts.pool,
+            clock: parts.clock,
+            policy: parts.policy,
+            in_flight_limit: parts.in_flight_limit,
         })
     }
 
@@ -87,19 +101,43 @@ impl DispatchStage {
                         auth: ApiAuth::None,
                     }],
                     templates_dir: None,
+                    pace: Default::default(),
                 })
             })
         })
     }
 
     fn start(&self, case: &Case) -> Command {
+        let route = self.route_of(case);
+        let now = self.clock.now();
+        let holds_slot = case.dispatch.deferred_until.is_some_and(|until| until <= now);
+        let pace = route
+            .as_ref()
+            .and_then(|route| self.pacer.admit(&route.platform_id, &route.pace, now, holds_slot));
         Command::StartDispatch {
             lost_after: self.in_flight_limit,
             policy: self.policy,
-            channels: self
-                .route_of(case)
-                .map(|route| route.channel_list())
-                .unwrap_or_default(),
+            channels: route.map(|route| route.channel_list()).unwrap_or_default(),
+            pace,
+        }
+    }
+
+    /// Counts the outcome towards the platform's breaker; a change is written for operators.
+    async fn pace_outcome(&self, route: &PlatformRoute, outcome: &DispatchOutcome, now: DateTime<Utc>) {
+        let failed = match outcome {
+            DispatchOutcome::Failed {
+                next: AfterFailure::Retry { .. },
+                ..
+            } => true,
+            // Our own refusal or a wrong address says nothing about the platform's health.
+            DispatchOutcome::Failed { .. } => return,
+            DispatchOutcome::Delivered { .. } | DispatchOutcome::Rejected { .. } => false,
+        };
+        if let Some(change) = self.pacer.record(&route.platform_id, &route.pace, failed, now) {
+            tracing::warn!(platform = %change.platform_id, state = ?change.state, failures = change.failures, "circuit breaker changed");
+            if let Err(error) = pace::save(&self.pool, &change, now).await {
+                tracing::warn!(%error, "saving the circuit breaker's state failed");
+            }
         }
     }
 
@@ -173,6 +211,7 @@ impl DispatchStage {
     ) -> (CaseId, Command) {
         let outcome = self.send(&route, &in_flight.channel, &notice, now).await;
         dijkwacht_runtime::crash::point("dispatch.after-post");
+        self.pace_outcome(&route, &outcome, now).await;
         match &outcome {
             DispatchOutcome::Failed { reason, .. } => {
                 tracing::warn!(%case_id, attempt = in_flight.attempt, channel = in_flight.channel.kind(), %reason, "notice not delivered")

@@ -2,6 +2,7 @@
 //! (`platforms.dispatch`, loaded from the reference file). Kept in memory and refreshed, so
 //! a registry change reaches dispatch without a restart.
 
+use crate::pace::PaceConfig;
 use crate::secret::SecretRef;
 use dijkwacht_domain::Channel;
 use serde::Deserialize;
@@ -80,6 +81,7 @@ pub struct PlatformRoute {
     pub channels: Vec<ChannelConfig>,
     /// The platform's own templates, where it has them.
     pub templates_dir: Option<PathBuf>,
+    pub pace: PaceConfig,
 }
 
 impl PlatformRoute {
@@ -100,6 +102,8 @@ struct DispatchColumn {
     channels: Vec<ChannelConfig>,
     #[serde(default)]
     templates_dir: Option<PathBuf>,
+    #[serde(default)]
+    pace: PaceConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +146,11 @@ impl Directory {
         self.snapshot().get(platform_id).cloned()
     }
 
+    /// Every platform's route.
+    pub fn all(&self) -> Vec<Arc<PlatformRoute>> {
+        self.snapshot().values().cloned().collect()
+    }
+
     fn snapshot(&self) -> Arc<Routes> {
         self.routes
             .read()
@@ -179,6 +188,7 @@ impl Directory {
                 language: row.try_get("language")?,
                 channels,
                 templates_dir: parsed.templates_dir,
+                pace: parsed.pace,
             };
             routes.insert(platform_id, Arc::new(route));
         }

@@ -2,6 +2,7 @@
 //! in, a notice no channel took, a platform's refusal to assess), with the text to paste
 //! in the platform's language, and record a notice they submitted.
 
+use crate::pace::BreakerState;
 use crate::registry::{Directory, PlatformRoute};
 use crate::render::Templates;
 use axum::body::Bytes;
@@ -20,6 +21,8 @@ use std::sync::Arc;
 
 /// Analysts' keys carry it; the same scope as the review queue.
 pub const SCOPE_REVIEW: &str = "review";
+/// Operators' keys carry it.
+pub const SCOPE_OPERATE: &str = "operate";
 
 #[derive(Clone)]
 pub struct DispatchApi {
@@ -82,6 +85,23 @@ pub struct SubmissionRecorded {
     pub version: u32,
 }
 
+/// Our pace towards one platform, as operators see it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PlatformPace {
+    pub platform_id: String,
+    pub name: String,
+    /// Notices per second at most; absent when unlimited.
+    pub per_second: Option<f64>,
+    pub breaker_failures: u32,
+    pub breaker_cooldown_secs: i64,
+    /// As a dispatch process last saw it: `closed`, `open` or `half_open`.
+    pub breaker: BreakerState,
+    /// Failed attempts in a row.
+    pub failures: u32,
+    pub open_until: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
 fn analyst(caller: &Caller) -> Result<String, ApiError> {
     let principal = caller.require(SCOPE_REVIEW)?;
     if principal.kind != "analyst" {
@@ -100,6 +120,11 @@ pub fn documented() -> DocumentedRouter<DispatchApi> {
                 .json_response::<Vec<DispatchTask>>(200, "the tasks")
                 .error(422, "malformed query")
         })
+        .route("get", "/v1/dispatch/pace", get(pace), |op| {
+            op.summary("Each platform's rate limit and circuit breaker")
+                .scope(SCOPE_OPERATE)
+                .json_response::<Vec<PlatformPace>>(200, "every platform in the registry, by id")
+        })
         .route(
             "post",
             "/v1/dispatch/tasks/{case_id}/submission",
@@ -117,6 +142,55 @@ pub fn documented() -> DocumentedRouter<DispatchApi> {
                     )
             },
         )
+}
+
+async fn pace(State(api): State<DispatchApi>, caller: Caller) -> Result<Json<Vec<PlatformPace>>, ApiError> {
+    caller.require(SCOPE_OPERATE)?;
+    let rows = sqlx::query("SELECT platform_id, breaker, failures, open_until, updated_at FROM dispatch_pace")
+        .fetch_all(api.store.pool())
+        .await?;
+    let mut seen = std::collections::HashMap::new();
+    for row in rows {
+        let breaker = match row.try_get::<String, _>("breaker")?.as_str() {
+            "open" => BreakerState::Open,
+            "half_open" => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        };
+        let platform_id: String = row.try_get("platform_id")?;
+        seen.insert(
+            platform_id,
+            (
+                breaker,
+                row.try_get::<i32, _>("failures")? as u32,
+                row.try_get("open_until")?,
+                row.try_get("updated_at")?,
+            ),
+        );
+    }
+    let mut platforms: Vec<PlatformPace> = api
+        .directory
+        .all()
+        .into_iter()
+        .map(|route| {
+            let (breaker, failures, open_until, updated_at) =
+                seen.get(&route.platform_id)
+                    .cloned()
+                    .unwrap_or((BreakerState::Closed, 0, None, None));
+            PlatformPace {
+                platform_id: route.platform_id.clone(),
+                name: route.name.clone(),
+                per_second: route.pace.per_second,
+                breaker_failures: route.pace.breaker_failures,
+                breaker_cooldown_secs: route.pace.breaker_cooldown_secs,
+                breaker,
+                failures,
+                open_until,
+                updated_at,
+            }
+        })
+        .collect();
+    platforms.sort_by(|a, b| a.platform_id.cmp(&b.platform_id));
+    Ok(Json(platforms))
 }
 
 async fn tasks(

@@ -66,6 +66,8 @@ pub struct DispatchState {
     /// Why dispatch gave up, for the analyst who takes over.
     pub gave_up_reason: Option<String>,
     pub rejected: Option<PlatformRejected>,
+    /// Until when our pace held the next attempt back; the slot is the case's when it wakes.
+    pub deferred_until: Option<DateTime<Utc>>,
     /// The attempt recorded as started whose outcome is not yet recorded.
     pub in_flight: Option<InFlight>,
     pub retry_at: Option<DateTime<Utc>>,
@@ -215,6 +217,7 @@ impl Case {
                 }
                 self.dispatch.attempts = started.attempt;
                 self.dispatch.retry_at = None;
+                self.dispatch.deferred_until = None;
                 self.dispatch.in_flight = Some(InFlight {
                     attempt: started.attempt,
                     started_at: at,
@@ -242,6 +245,10 @@ impl Case {
                 }
             }
             CaseEvent::DispatchAbandoned(abandoned) => self.give_up(&abandoned.reason),
+            CaseEvent::DispatchDeferred(deferred) => {
+                self.dispatch.retry_at = Some(deferred.until);
+                self.dispatch.deferred_until = Some(deferred.until);
+            }
             CaseEvent::PlatformRejected(rejected) => {
                 if rejected
                     .attempt

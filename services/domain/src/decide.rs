@@ -54,11 +54,13 @@ pub enum Command {
     /// Starts the next attempt: the first, a retry that came due, or a new one in place of
     /// an attempt without an outcome for `lost_after` (presumed lost with the process that
     /// was sending it; the notice id keeps it one notice at the platform).
-    /// `channels` are the platform's, in its order of preference.
+    /// `channels` are the platform's, in its order of preference; `pace` holds the attempt
+    /// back when the platform must not be sent to yet.
     StartDispatch {
         lost_after: Duration,
         policy: DispatchPolicy,
         channels: Vec<Channel>,
+        pace: Option<Deferral>,
     },
     RecordDispatchOutcome {
         attempt: u32,
@@ -93,6 +95,14 @@ pub enum DispatchOutcome {
         reason: String,
         next: AfterFailure,
     },
+}
+
+/// Not before `until`, because of `reason` (our rate limit towards the platform, or its
+/// open circuit breaker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferral {
+    pub until: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// What a failed attempt calls for.
@@ -223,7 +233,8 @@ impl Case {
                 lost_after,
                 policy,
                 channels,
-            } => self.start_dispatch(lost_after, policy, &channels, now),
+                pace,
+            } => self.start_dispatch(lost_after, policy, &channels, pace, now),
             Command::RecordDispatchOutcome {
                 attempt,
                 outcome,
@@ -389,12 +400,21 @@ impl Case {
         lost_after: Duration,
         policy: DispatchPolicy,
         channels: &[Channel],
+        pace: Option<Deferral>,
         now: DateTime<Utc>,
     ) -> Result<Vec<CaseEvent>, Refusal> {
         let notice = self.notice.as_ref().ok_or(Refusal::NoNotice)?;
         if self.dispatch_is_over() {
             return Ok(vec![]);
         }
+        let deferred = |deferral: Deferral| {
+            CaseEvent::DispatchDeferred(DispatchDeferred {
+                notice_id: notice.notice_id,
+                until: deferral.until,
+                reason: deferral.reason,
+            })
+        };
+        let pace = pace.filter(|deferral| deferral.until > now);
         let notice_id = notice.notice_id;
         let dispatch = &self.dispatch;
         let start_or_abandon = |attempt, also_done| match self.next_channel(channels, also_done) {
@@ -430,12 +450,19 @@ impl Case {
                 channel_exhausted: exhausted,
             });
             let also_done = exhausted.then_some(&in_flight.channel);
-            return Ok(vec![lost, start_or_abandon(in_flight.attempt + 1, also_done)]);
+            let next = match pace {
+                Some(deferral) => deferred(deferral),
+                None => start_or_abandon(in_flight.attempt + 1, also_done),
+            };
+            return Ok(vec![lost, next]);
         }
         if dispatch.retry_at.is_some_and(|at| at > now) {
             return Ok(vec![]);
         }
-        Ok(vec![start_or_abandon(dispatch.attempts + 1, None)])
+        Ok(vec![match pace {
+            Some(deferral) => deferred(deferral),
+            None => start_or_abandon(dispatch.attempts + 1, None),
+        }])
     }
 
     fn record_dispatch_outcome(

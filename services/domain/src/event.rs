@@ -30,6 +30,7 @@ pub enum CaseEvent {
     NoticeDelivered(NoticeDelivered),
     DispatchFailed(DispatchFailed),
     DispatchAbandoned(DispatchAbandoned),
+    DispatchDeferred(DispatchDeferred),
     PlatformRejected(PlatformRejected),
     StillOnline(StillOnline),
     RemovalVerified(RemovalVerified),
@@ -55,6 +56,7 @@ impl CaseEvent {
             Self::NoticeDelivered(_) => "NoticeDelivered",
             Self::DispatchFailed(_) => "DispatchFailed",
             Self::DispatchAbandoned(_) => "DispatchAbandoned",
+            Self::DispatchDeferred(_) => "DispatchDeferred",
             Self::PlatformRejected(_) => "PlatformRejected",
             Self::StillOnline(_) => "StillOnline",
             Self::RemovalVerified(_) => "RemovalVerified",
@@ -336,6 +338,15 @@ pub struct DispatchFailed {
     /// notice at all): the next attempt goes to the platform's next channel.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub channel_exhausted: bool,
+}
+
+/// The next attempt waits for our own pace towards the platform (its rate limit, or its
+/// circuit breaker while it keeps failing): not an attempt, nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DispatchDeferred {
+    pub notice_id: NoticeId,
+    pub until: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// No channel of the platform is left to try: an analyst delivers the notice by hand.

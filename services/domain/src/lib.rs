@@ -16,7 +16,7 @@ pub mod taxonomy;
 pub mod wait;
 
 pub use case::{Case, CaseStatus, DispatchState, RemovalState};
-pub use decide::{AfterFailure, Command, DispatchOutcome, DispatchPolicy, Observation, Refusal};
+pub use decide::{AfterFailure, Command, Deferral, DispatchOutcome, DispatchPolicy, Observation, Refusal};
 pub use event::*;
 pub use hash::{HashAlgorithm, HashError, MediaHash};
 pub use ids::{CaseId, NoticeId, PartnerId, PlatformId, ReportId};

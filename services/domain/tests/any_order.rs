@@ -97,6 +97,11 @@ fn command(pick: u8, arg: u8) -> Command {
                 first_backoff: Duration::minutes(10),
             },
             channels: channels(arg),
+            // Our pace towards the platform holds some attempts back.
+            pace: arg.is_multiple_of(3).then(|| Deferral {
+                until: t0() + Duration::minutes(i64::from(arg)),
+                reason: "rate limit".into(),
+            }),
         },
         4 => Command::RecordDispatchOutcome {
             attempt: u32::from(arg % 4),

@@ -525,6 +525,7 @@ fn a_web_form_waits_for_its_analyst_and_is_recorded_once() {
         lost_after: Duration::minutes(10),
         policy: dispatch_policy(),
         channels: vec![form.clone()],
+        pace: None,
     };
     events.extend(given(&events).when(start_manual.clone(), t(2)).unwrap());
     let waiting = given(&events);
@@ -824,6 +825,7 @@ fn start() -> Command {
         lost_after: Duration::minutes(10),
         policy: dispatch_policy(),
         channels: channels(),
+        pace: None,
     }
 }
 
@@ -1030,4 +1032,26 @@ fn a_notice_names_its_evidence_and_claims_no_match_that_did_not_happen() {
         notice.explanation
     );
     assert!(notice.assessment.is_some());
+}
+
+#[test]
+fn our_pace_defers_an_attempt_without_counting_it() {
+    let events = issued(ContentClass::Csam);
+    let paced = Command::StartDispatch {
+        lost_after: Duration::minutes(10),
+        policy: dispatch_policy(),
+        channels: channels(),
+        pace: Some(Deferral {
+            until: t(5),
+            reason: "the platform's circuit breaker is open".into(),
+        }),
+    };
+    let deferred = given(&events).when(paced.clone(), t(2)).unwrap();
+    assert!(matches!(&deferred[..], [CaseEvent::DispatchDeferred(d)] if d.until == t(5)));
+    let mut events = events;
+    events.extend(deferred);
+    let waiting = given(&events);
+    assert_eq!(waiting.case.dispatch.attempts, 0, "nothing was sent");
+    assert_eq!(waiting.when(start(), t(4)), Ok(vec![]), "not before the deferral ends");
+    assert_eq!(waiting.when(start(), t(5)), Ok(vec![started(1)]));
 }

@@ -13,3 +13,12 @@ CREATE TABLE analyst_tasks (
     since    TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX analyst_tasks_since ON analyst_tasks (since);
+
+-- Each platform's circuit breaker as the dispatch part last saw it, for operators.
+CREATE TABLE dispatch_pace (
+    platform_id  TEXT PRIMARY KEY,
+    breaker      TEXT        NOT NULL,
+    failures     INTEGER     NOT NULL,
+    open_until   TIMESTAMPTZ,
+    updated_at   TIMESTAMPTZ NOT NULL
+);

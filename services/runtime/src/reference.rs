@@ -72,6 +72,9 @@ pub struct PlatformEntry {
     /// A directory of the platform's own message templates.
     #[serde(default)]
     pub templates_dir: Option<String>,
+    /// Our pace towards it: `per_second`, `breaker_failures`, `breaker_cooldown_secs`.
+    #[serde(default)]
+    pub pace: Option<serde_json::Value>,
     #[serde(default)]
     pub domains: Vec<String>,
     /// CIDR ranges the platform hosts from.
@@ -212,7 +215,11 @@ impl ReferenceData {
             .bind(&platform.notice_endpoint)
             .bind(platform.dsa_platform)
             .bind(&platform.language)
-            .bind(serde_json::json!({"channels": platform.channels, "templates_dir": platform.templates_dir}))
+            .bind(serde_json::json!({
+                "channels": platform.channels,
+                "templates_dir": platform.templates_dir,
+                "pace": platform.pace.clone().unwrap_or_else(|| serde_json::json!({})),
+            }))
             .execute(&mut *tx)
             .await?;
             for range in &platform.ranges {

@@ -59,6 +59,7 @@ impl Topic {
             | CaseEvent::NoticeDelivered(_)
             | CaseEvent::DispatchFailed(_)
             | CaseEvent::DispatchAbandoned(_)
+            | CaseEvent::DispatchDeferred(_)
             | CaseEvent::PlatformRejected(_) => Topic::Dispatches,
             CaseEvent::StillOnline(_) | CaseEvent::RemovalVerified(_) | CaseEvent::CaseClosed(_) => Topic::Followups,
         }

@@ -407,3 +407,122 @@ async fn a_web_form_platform_gives_an_analyst_the_text_to_paste_and_records_the_
     assert_eq!(invalid["errors"][0]["pointer"], "/reference");
     system.app.stop().await;
 }
+
+/// Reports `count` listed locations in one request; returns their case ids.
+async fn report_many(system: &TestSystem, name: &str, count: usize) -> Vec<String> {
+    let items: Vec<Value> = (0..count)
+        .map(|n| json!({"url": system.content_url(&format!("{name}-{n}")), "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}))
+        .collect();
+    let (status, accepted) = system
+        .post(
+            "/v1/reports",
+            &system.partner_key,
+            &json!({"partner_reference": name, "items": items}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    accepted["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| case["case_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn our_rate_limit_holds_at_the_platform() {
+    let system = TestSystem::start(TestOptions {
+        simulated_platforms: vec![("slow".into(), Behaviour::default())],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = json!({"pace": {"per_second": 1.0},
+        "channels": [{"kind": "api", "endpoint": endpoint(&system, "slow")}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let cases = report_many(&system, "burst", 5).await;
+    for second in 1..=5 {
+        eventually("the next notice", Duration::from_secs(30), || async {
+            (system.simulator.raw_posts_to("slow") == second).then_some(())
+        })
+        .await;
+        system.clock.advance(TimeDelta::seconds(1));
+    }
+    for case_id in &cases {
+        settled_on(&system, case_id, "NoticeDelivered").await;
+    }
+    // The simulator's clock is the test's: one notice per second, never two.
+    let mut arrivals: Vec<_> = system.simulator.notices().iter().map(|n| n.received_at).collect();
+    arrivals.sort();
+    assert_eq!(arrivals.len(), 5);
+    for pair in arrivals.windows(2) {
+        assert!(pair[1] - pair[0] >= TimeDelta::seconds(1), "{arrivals:?}");
+    }
+    assert_eq!(system.simulator.raw_posts_to("slow"), 5, "deferring sends nothing");
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_opens_on_failures_and_closes_after_a_good_probe() {
+    let system = TestSystem::start(TestOptions {
+        simulated_platforms: vec![(
+            "flaky".into(),
+            Behaviour {
+                unavailable_first: 3,
+                ..Behaviour::default()
+            },
+        )],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = json!({"pace": {"breaker_failures": 3, "breaker_cooldown_secs": 600},
+        "channels": [{"kind": "api", "endpoint": endpoint(&system, "flaky")}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let mut cases = report_many(&system, "flaky", 3).await;
+    for case_id in &cases {
+        settled_on(&system, case_id, "DispatchFailed").await;
+    }
+    let operator = system.operator_key();
+    let pace = eventually("the breaker open", Duration::from_secs(30), || async {
+        let (_, pace) = system.get("/v1/dispatch/pace", &operator).await;
+        let platform = pace
+            .as_array()?
+            .iter()
+            .find(|p| p["platform_id"] == PLATFORM_ID)?
+            .clone();
+        (platform["breaker"] == "open").then_some(platform)
+    })
+    .await;
+    assert_eq!(pace["failures"], 3);
+    // While it is open, nothing is sent: a new notice waits for the cool-down.
+    let late = report(&system, "during-cool-down").await;
+    let events = settled_on(&system, &late, "DispatchDeferred").await;
+    assert!(events.last().unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .contains("circuit breaker is open"));
+    system.clock.advance(TimeDelta::seconds(120));
+    assert_eq!(system.simulator.raw_posts_to("flaky"), 3, "the retries wait too");
+    // After the cool-down one probe goes; it succeeds, the breaker closes, the rest follow.
+    system.clock.advance(TimeDelta::seconds(600));
+    eventually("the probe", Duration::from_secs(30), || async {
+        (system.simulator.raw_posts_to("flaky") == 4).then_some(())
+    })
+    .await;
+    system.clock.advance(TimeDelta::seconds(60));
+    cases.push(late);
+    for case_id in &cases {
+        settled_on(&system, case_id, "NoticeDelivered").await;
+    }
+    assert_eq!(system.simulator.raw_posts_to("flaky"), 7);
+    let (_, pace) = system.get("/v1/dispatch/pace", &operator).await;
+    let platform = pace
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["platform_id"] == PLATFORM_ID)
+        .unwrap();
+    assert_eq!(platform["breaker"], "closed");
+    system.app.stop().await;
+}

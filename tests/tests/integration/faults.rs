@@ -160,6 +160,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
                 lost_after: TimeDelta::seconds(90),
                 policy: policy(),
                 channels: channels(&system),
+                pace: None,
             },
         ],
     )
@@ -175,6 +176,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
                 lost_after: TimeDelta::seconds(90),
                 policy: policy(),
                 channels: channels(&system),
+                pace: None,
             },
             failed,
         ],
@@ -191,6 +193,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
                 lost_after: TimeDelta::seconds(90),
                 policy: policy(),
                 channels: channels(&system),
+                pace: None,
             },
             delivered,
         ],
