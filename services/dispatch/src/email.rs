@@ -44,12 +44,15 @@ pub struct EmailSender {
 #[error("e-mail settings: {0}")]
 pub struct EmailSettingsError(String);
 
-/// One message to send: to whom, with which id, saying what.
+/// One message to send: to whom, with which id, saying what, with which JSON attached.
 pub struct Outgoing<'a> {
     pub to: &'a str,
     pub message_id: String,
+    /// The message this one answers (a withdrawal refers to its notice's e-mail).
+    pub in_reply_to: Option<String>,
     pub rendered: &'a Rendered,
-    pub notice_json: Vec<u8>,
+    pub attachment_name: &'static str,
+    pub attachment: Vec<u8>,
 }
 
 impl EmailSender {
@@ -126,6 +129,9 @@ impl EmailSender {
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
+        if let Some(original) = &outgoing.in_reply_to {
+            builder = builder.in_reply_to(original.clone()).references(original.clone());
+        }
         let json = ContentType::parse("application/json").map_err(|error| error.to_string())?;
         builder
             .multipart(
@@ -134,7 +140,9 @@ impl EmailSender {
                         outgoing.rendered.text.clone(),
                         outgoing.rendered.html.clone(),
                     ))
-                    .singlepart(Attachment::new("notice.json".to_owned()).body(outgoing.notice_json.clone(), json)),
+                    .singlepart(
+                        Attachment::new(outgoing.attachment_name.to_owned()).body(outgoing.attachment.clone(), json),
+                    ),
             )
             .map_err(|error| format!("building the message: {error}"))
     }

@@ -25,7 +25,7 @@ use crate::render::{RenderError, Rendered, Subject, Templates};
 use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_domain::case::InFlight;
 use dijkwacht_domain::{
-    AfterFailure, Case, CaseEvent, CaseId, Channel, Command, DispatchOutcome, DispatchPolicy, Notice,
+    AfterFailure, Case, CaseEvent, CaseId, Channel, Command, DispatchOutcome, DispatchPolicy, Notice, NoticeId,
 };
 use dijkwacht_runtime::{RecordedEvent, SharedClock, Stage, StageError, Topic};
 use futures::StreamExt;
@@ -48,6 +48,23 @@ pub struct DispatchStage {
     /// An attempt older than this with no recorded outcome is presumed lost and re-sent
     /// (the same limit the case's wake-up is set by).
     in_flight_limit: TimeDelta,
+}
+
+/// The body of a withdrawal, by API and attached to its e-mail.
+#[derive(Serialize)]
+struct Withdrawal<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The notice withdrawn.
+    withdraws: NoticeId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform_reference: Option<&'a str>,
+    locations: &'a [dijkwacht_domain::event::Location],
+    reason: &'a str,
+    trusted_flagger: &'a dijkwacht_domain::notice::TrustedFlaggerMarking,
+    language: &'a str,
+    subject: &'a str,
+    message: &'a str,
 }
 
 /// The body of an API notice: the notice's fields, and its text in the platform's language.
@@ -191,13 +208,97 @@ impl DispatchStage {
                 let outgoing = Outgoing {
                     to,
                     message_id: self.email.message_id(&format!("notice-{}", notice.notice_id)),
+                    in_reply_to: None,
                     rendered: &rendered,
-                    notice_json,
+                    attachment_name: "notice.json",
+                    attachment: notice_json,
                 };
                 self.email.send(outgoing).await
             }
             Channel::Manual { .. } => unreachable!("hand submissions are not sent by the stage"),
         }
+    }
+
+    /// Sends the withdrawal of a retracted case's notice on `channel`.
+    async fn send_withdrawal(
+        &self,
+        route: &PlatformRoute,
+        channel: &Channel,
+        case: &Case,
+        now: DateTime<Utc>,
+    ) -> DispatchOutcome {
+        let Some(notice) = &case.notice else {
+            return DispatchOutcome::Failed {
+                reason: "the case has no notice".into(),
+                next: AfterFailure::Stop,
+            };
+        };
+        let reason = case
+            .retracted
+            .as_ref()
+            .map_or("", |retracted| retracted.reason.as_str());
+        let rendered = match self.templates.render_withdrawal(notice, &route.language, reason) {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                return DispatchOutcome::Failed {
+                    reason: format!("not sent: {error}"),
+                    next: AfterFailure::Stop,
+                }
+            }
+        };
+        let body = Withdrawal {
+            kind: "withdrawal",
+            withdraws: notice.notice_id,
+            platform_reference: case.dispatch.platform_reference.as_deref(),
+            locations: &notice.locations,
+            reason,
+            trusted_flagger: &notice.trusted_flagger,
+            language: &rendered.language,
+            subject: &rendered.subject,
+            message: &rendered.text,
+        };
+        let body = serde_json::to_vec(&body).expect("a withdrawal serialises");
+        let key = format!("withdrawal-{}", notice.notice_id);
+        match channel {
+            Channel::Http { endpoint } => {
+                let auth = match route.config_of(channel) {
+                    Some(ChannelConfig::Api { auth, .. }) => auth.clone(),
+                    _ => ApiAuth::None,
+                };
+                self.api.send(endpoint, &auth, &key, body, now).await
+            }
+            Channel::Email { to } => {
+                let outgoing = Outgoing {
+                    to,
+                    message_id: self.email.message_id(&key),
+                    in_reply_to: case.dispatch.delivered_message_id.clone(),
+                    rendered: &rendered,
+                    attachment_name: "withdrawal.json",
+                    attachment: body,
+                };
+                self.email.send(outgoing).await
+            }
+            Channel::Manual { .. } => unreachable!("hand withdrawals are not sent by the stage"),
+        }
+    }
+
+    async fn withdraw(
+        &self,
+        case: &Case,
+        route: Arc<PlatformRoute>,
+        in_flight: InFlight,
+        now: DateTime<Utc>,
+    ) -> (CaseId, Command) {
+        let outcome = self.send_withdrawal(&route, &in_flight.channel, case, now).await;
+        if let DispatchOutcome::Failed { reason, .. } | DispatchOutcome::Rejected { reason, .. } = &outcome {
+            tracing::warn!(case_id = %case.id, attempt = in_flight.attempt, %reason, "withdrawal not delivered");
+        }
+        let command = Command::RecordWithdrawalOutcome {
+            attempt: in_flight.attempt,
+            outcome,
+            policy: self.policy,
+        };
+        (case.id, command)
     }
 
     /// One delivery attempt and the command that records its outcome.
@@ -249,27 +350,46 @@ impl Stage for DispatchStage {
     /// the decider replaces the attempt once it is presumed lost, and it is sent from here.
     /// A web-form attempt waits for its analyst.
     async fn after_commit(&self, cases: &[&Case], now: DateTime<Utc>) -> Result<Vec<(CaseId, Command)>, StageError> {
-        let pending: Vec<_> = cases
-            .iter()
-            .filter_map(|case| {
-                let in_flight = case.dispatch.in_flight.clone()?;
-                let sendable = in_flight.started_at == now && !matches!(in_flight.channel, Channel::Manual { .. });
-                sendable.then_some(())?;
-                Some((case.id, self.route_of(case)?, in_flight, case.notice.clone()?))
-            })
-            .collect();
-        let sends = pending
-            .into_iter()
-            .map(|(case_id, route, in_flight, notice)| self.attempt(case_id, route, in_flight, notice, now));
-        Ok(futures::stream::iter(sends)
+        let started_now = |in_flight: &Option<InFlight>| {
+            in_flight
+                .clone()
+                .filter(|in_flight| in_flight.started_at == now && !matches!(in_flight.channel, Channel::Manual { .. }))
+        };
+        let mut notices = Vec::new();
+        let mut withdrawals = Vec::new();
+        for case in cases {
+            let Some(route) = self.route_of(case) else {
+                continue;
+            };
+            if let (Some(in_flight), Some(notice)) = (started_now(&case.dispatch.in_flight), &case.notice) {
+                notices.push(self.attempt(case.id, route.clone(), in_flight, notice.clone(), now));
+            }
+            if let Some(in_flight) = started_now(&case.withdrawal.in_flight) {
+                withdrawals.push(self.withdraw(case, route, in_flight, now));
+            }
+        }
+        let mut commands: Vec<(CaseId, Command)> = futures::stream::iter(notices)
             .buffer_unordered(CONCURRENT_SENDS)
             .collect()
-            .await)
+            .await;
+        commands.extend(
+            futures::stream::iter(withdrawals)
+                .buffer_unordered(CONCURRENT_SENDS)
+                .collect::<Vec<_>>()
+                .await,
+        );
+        Ok(commands)
     }
 
     /// A retry that came due, a notice whose message never arrived, an attempt presumed
     /// lost, or the next channel: the decider tells which.
     async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
+        if case.owes_withdrawal() {
+            return Ok(Some(Command::StartWithdrawal {
+                lost_after: self.in_flight_limit,
+                policy: self.policy,
+            }));
+        }
         Ok(Some(self.start(case)))
     }
 }

@@ -58,6 +58,8 @@ pub struct Phrases {
     pub good_faith: String,
     pub requested_action: String,
     pub attachment_note: String,
+    pub withdrawal_subject: String,
+    pub withdrawal_text: String,
     /// Content class (its API name) → how the language describes it.
     pub classes: BTreeMap<String, String>,
 }
@@ -235,6 +237,34 @@ impl Templates {
             subject: subject_line,
             text,
             html,
+        })
+    }
+}
+
+impl Templates {
+    /// The withdrawal of `notice` in `language`: it names the notice, its date, its
+    /// locations and why it is withdrawn.
+    pub fn render_withdrawal(&self, notice: &Notice, language: &str, reason: &str) -> Result<Rendered, RenderError> {
+        let (language, phrases) = match self.phrases.get_key_value(language) {
+            Some((language, phrases)) => (language.as_str(), phrases),
+            None => (FALLBACK_LANGUAGE, &self.phrases[FALLBACK_LANGUAGE]),
+        };
+        let urls: Vec<&str> = notice.locations.iter().map(|l| l.url.as_str()).collect();
+        let vars = context! {
+            notice_id => notice.notice_id.to_string(),
+            issued_on => day(Some(notice.issued_at)),
+            urls => urls.join(", "),
+            reason,
+        };
+        let text = fill(&phrases.withdrawal_text, &vars)?;
+        Ok(Rendered {
+            language: language.to_owned(),
+            subject: fill(&phrases.withdrawal_subject, &vars)?,
+            html: format!(
+                "<!DOCTYPE html>\n<html lang=\"{language}\"><body><p>{}</p></body></html>\n",
+                HtmlEscape(&text)
+            ),
+            text: format!("{text}\n\n-- \n{}\n", notice.trusted_flagger.organisation),
         })
     }
 }

@@ -68,11 +68,25 @@ pub struct DispatchState {
     pub rejected: Option<PlatformRejected>,
     /// Until when our pace held the next attempt back; the slot is the case's when it wakes.
     pub deferred_until: Option<DateTime<Utc>>,
+    /// How the delivered notice is known at the platform: for a withdrawal to refer to it.
+    pub delivered_message_id: Option<String>,
+    pub platform_reference: Option<String>,
     /// The attempt recorded as started whose outcome is not yet recorded.
     pub in_flight: Option<InFlight>,
     pub retry_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub gave_up: bool,
+}
+
+/// The withdrawal of a notice that reached the platform before the case was retracted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WithdrawalState {
+    pub attempts: u32,
+    pub in_flight: Option<InFlight>,
+    pub retry_at: Option<DateTime<Utc>>,
+    pub withdrawn_at: Option<DateTime<Utc>>,
+    /// An analyst must withdraw it by hand; the last failure says why.
+    pub gave_up_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,6 +123,7 @@ pub struct Case {
     pub retracted: Option<Retracted>,
     pub notice: Option<Notice>,
     pub dispatch: DispatchState,
+    pub withdrawal: WithdrawalState,
     pub removal: RemovalState,
     pub closed_at: Option<DateTime<Utc>>,
     /// Reports of this location after the first, while the case was open.
@@ -138,6 +153,7 @@ impl Case {
             retracted: None,
             notice: None,
             dispatch: DispatchState::default(),
+            withdrawal: WithdrawalState::default(),
             removal: RemovalState::default(),
             closed_at: None,
             repeat_reports: 0,
@@ -226,9 +242,11 @@ impl Case {
             }
             // The outcome of an attempt that was in flight when the case was retracted is
             // still recorded, but does not bring the case back.
-            CaseEvent::NoticeDelivered(_) => {
+            CaseEvent::NoticeDelivered(delivered) => {
                 self.dispatch.in_flight = None;
                 self.dispatch.delivered_at = Some(at);
+                self.dispatch.delivered_message_id = delivered.message_id.clone();
+                self.dispatch.platform_reference = delivered.platform_reference.clone();
                 if !self.is_finished() {
                     self.status = CaseStatus::NoticeDelivered;
                 }
@@ -259,6 +277,26 @@ impl Case {
                 self.dispatch.rejected = Some(rejected.clone());
                 if !self.is_finished() {
                     self.status = CaseStatus::Rejected;
+                }
+            }
+            CaseEvent::WithdrawalStarted(started) => {
+                self.withdrawal.attempts = started.attempt;
+                self.withdrawal.retry_at = None;
+                self.withdrawal.in_flight = Some(InFlight {
+                    attempt: started.attempt,
+                    started_at: at,
+                    channel: started.channel.clone(),
+                });
+            }
+            CaseEvent::NoticeWithdrawn(_) => {
+                self.withdrawal.in_flight = None;
+                self.withdrawal.withdrawn_at = Some(at);
+            }
+            CaseEvent::WithdrawalFailed(failed) => {
+                self.withdrawal.in_flight = None;
+                self.withdrawal.retry_at = failed.retry_at;
+                if failed.retry_at.is_none() {
+                    self.withdrawal.gave_up_reason = Some(failed.reason.clone());
                 }
             }
             CaseEvent::StillOnline(still) => {
@@ -294,6 +332,13 @@ impl Case {
 
     pub fn is_closed(&self) -> bool {
         self.status == CaseStatus::Closed
+    }
+
+    /// Retracted after its notice reached the platform, and not yet withdrawn there.
+    pub fn owes_withdrawal(&self) -> bool {
+        self.status == CaseStatus::Retracted
+            && self.dispatch.delivered_at.is_some()
+            && self.withdrawal.withdrawn_at.is_none()
     }
 
     /// Closed or retracted: nothing more is sent or checked.

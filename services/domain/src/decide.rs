@@ -68,7 +68,19 @@ pub enum Command {
         policy: DispatchPolicy,
         channels: Vec<Channel>,
     },
-    /// An analyst submitted the notice by hand (a web form, or after dispatch gave up).
+    /// Starts the withdrawal a retracted case owes the platform (or its next attempt), on
+    /// the channel the notice went by.
+    StartWithdrawal {
+        lost_after: Duration,
+        policy: DispatchPolicy,
+    },
+    RecordWithdrawalOutcome {
+        attempt: u32,
+        outcome: DispatchOutcome,
+        policy: DispatchPolicy,
+    },
+    /// An analyst submitted the notice by hand (a web form, or after dispatch gave up), or
+    /// withdrew it by hand once the case was retracted.
     RecordManualSubmission {
         analyst_id: String,
         /// What the platform's form answered, e.g. its ticket number.
@@ -241,6 +253,15 @@ impl Case {
                 policy,
                 channels,
             } => Ok(self.record_dispatch_outcome(attempt, outcome, policy, &channels, now)),
+            Command::StartWithdrawal { lost_after, policy } => Ok(self.start_withdrawal(lost_after, policy, now)),
+            Command::RecordWithdrawalOutcome {
+                attempt,
+                outcome,
+                policy,
+            } => Ok(self.record_withdrawal_outcome(attempt, outcome, policy, now)),
+            Command::RecordManualSubmission { analyst_id, reference } if self.owes_withdrawal() => {
+                Ok(self.record_manual_withdrawal(analyst_id, reference))
+            }
             Command::RecordManualSubmission { analyst_id, reference } => {
                 self.record_manual_submission(analyst_id, reference)
             }
@@ -522,6 +543,127 @@ impl Case {
                 })
             }
         }]
+    }
+
+    fn start_withdrawal(&self, lost_after: Duration, policy: DispatchPolicy, now: DateTime<Utc>) -> Vec<CaseEvent> {
+        let (Some(notice), Some(channel)) = (&self.notice, &self.dispatch.channel) else {
+            return vec![];
+        };
+        let withdrawal = &self.withdrawal;
+        if !self.owes_withdrawal() || withdrawal.gave_up_reason.is_some() {
+            return vec![];
+        }
+        let start = |attempt| {
+            CaseEvent::WithdrawalStarted(WithdrawalStarted {
+                notice_id: notice.notice_id,
+                attempt,
+                channel: channel.clone(),
+            })
+        };
+        if let Some(in_flight) = &withdrawal.in_flight {
+            if matches!(in_flight.channel, Channel::Manual { .. }) || in_flight.started_at + lost_after > now {
+                return vec![];
+            }
+            let retry_at = (in_flight.attempt < policy.max_attempts).then_some(now);
+            let lost = CaseEvent::WithdrawalFailed(WithdrawalFailed {
+                notice_id: notice.notice_id,
+                attempt: in_flight.attempt,
+                reason: format!(
+                    "no outcome {} s after it started: presumed lost",
+                    lost_after.num_seconds()
+                ),
+                retry_at,
+            });
+            return match retry_at {
+                Some(_) => vec![lost, start(in_flight.attempt + 1)],
+                None => vec![lost],
+            };
+        }
+        if withdrawal.retry_at.is_some_and(|at| at > now) {
+            return vec![];
+        }
+        vec![start(withdrawal.attempts + 1)]
+    }
+
+    fn record_withdrawal_outcome(
+        &self,
+        attempt: u32,
+        outcome: DispatchOutcome,
+        policy: DispatchPolicy,
+        now: DateTime<Utc>,
+    ) -> Vec<CaseEvent> {
+        let (Some(in_flight), Some(notice)) = (&self.withdrawal.in_flight, &self.notice) else {
+            return vec![];
+        };
+        if in_flight.attempt != attempt {
+            return vec![];
+        }
+        let notice_id = notice.notice_id;
+        let failed = |reason, retry_at| {
+            CaseEvent::WithdrawalFailed(WithdrawalFailed {
+                notice_id,
+                attempt,
+                reason,
+                retry_at,
+            })
+        };
+        vec![match outcome {
+            DispatchOutcome::Delivered {
+                platform_reference,
+                message_id,
+            } => CaseEvent::NoticeWithdrawn(NoticeWithdrawn {
+                notice_id,
+                attempt,
+                platform_reference,
+                message_id,
+                submitted_by: None,
+            }),
+            DispatchOutcome::Rejected { reason, .. } => {
+                failed(format!("the platform refused the withdrawal: {reason}"), None)
+            }
+            DispatchOutcome::Failed {
+                reason,
+                next: AfterFailure::Retry { not_before },
+            } if attempt < policy.max_attempts => {
+                let backed_off = now + policy.backoff(notice_id, attempt);
+                failed(
+                    reason,
+                    Some(not_before.map_or(backed_off, |asked| asked.max(backed_off))),
+                )
+            }
+            DispatchOutcome::Failed { reason, .. } => failed(reason, None),
+        }]
+    }
+
+    /// An analyst withdrew the notice by hand: the web-form attempt waiting for it, or one
+    /// of its own after the automatic withdrawal gave up.
+    fn record_manual_withdrawal(&self, analyst_id: String, reference: Option<String>) -> Vec<CaseEvent> {
+        let Some(notice) = &self.notice else {
+            return vec![];
+        };
+        let withdrawn = |attempt| {
+            CaseEvent::NoticeWithdrawn(NoticeWithdrawn {
+                notice_id: notice.notice_id,
+                attempt,
+                platform_reference: reference.clone(),
+                message_id: None,
+                submitted_by: Some(analyst_id.clone()),
+            })
+        };
+        match &self.withdrawal.in_flight {
+            Some(in_flight) => vec![withdrawn(in_flight.attempt)],
+            None => {
+                let attempt = self.withdrawal.attempts + 1;
+                vec![
+                    CaseEvent::WithdrawalStarted(WithdrawalStarted {
+                        notice_id: notice.notice_id,
+                        attempt,
+                        channel: Channel::Manual { form_url: None },
+                    }),
+                    withdrawn(attempt),
+                ]
+            }
+        }
     }
 
     /// Records a notice an analyst submitted by hand: the web-form attempt waiting for it,

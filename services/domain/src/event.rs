@@ -32,6 +32,9 @@ pub enum CaseEvent {
     DispatchAbandoned(DispatchAbandoned),
     DispatchDeferred(DispatchDeferred),
     PlatformRejected(PlatformRejected),
+    WithdrawalStarted(WithdrawalStarted),
+    NoticeWithdrawn(NoticeWithdrawn),
+    WithdrawalFailed(WithdrawalFailed),
     StillOnline(StillOnline),
     RemovalVerified(RemovalVerified),
     CaseClosed(CaseClosed),
@@ -58,6 +61,9 @@ impl CaseEvent {
             Self::DispatchAbandoned(_) => "DispatchAbandoned",
             Self::DispatchDeferred(_) => "DispatchDeferred",
             Self::PlatformRejected(_) => "PlatformRejected",
+            Self::WithdrawalStarted(_) => "WithdrawalStarted",
+            Self::NoticeWithdrawn(_) => "NoticeWithdrawn",
+            Self::WithdrawalFailed(_) => "WithdrawalFailed",
             Self::StillOnline(_) => "StillOnline",
             Self::RemovalVerified(_) => "RemovalVerified",
             Self::CaseClosed(_) => "CaseClosed",
@@ -368,6 +374,39 @@ pub struct PlatformRejected {
     /// The platform's answer as received, cut to a few kilobytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+}
+
+/// The case was retracted after its notice reached the platform: a withdrawal referencing
+/// the notice goes out on the channel the notice went by. Recorded before it leaves, like
+/// a notice's attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WithdrawalStarted {
+    pub notice_id: NoticeId,
+    pub attempt: u32,
+    pub channel: Channel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NoticeWithdrawn {
+    pub notice_id: NoticeId,
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The analyst who withdrew it by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WithdrawalFailed {
+    pub notice_id: NoticeId,
+    pub attempt: u32,
+    pub reason: String,
+    /// When the next attempt is due; absent when an analyst must withdraw it by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// A removal check found the location still answering.

@@ -15,7 +15,7 @@ pub mod notice;
 pub mod taxonomy;
 pub mod wait;
 
-pub use case::{Case, CaseStatus, DispatchState, RemovalState};
+pub use case::{Case, CaseStatus, DispatchState, RemovalState, WithdrawalState};
 pub use decide::{AfterFailure, Command, Deferral, DispatchOutcome, DispatchPolicy, Observation, Refusal};
 pub use event::*;
 pub use hash::{HashAlgorithm, HashError, MediaHash};

@@ -89,6 +89,8 @@ pub enum AnalystTask {
     DeliverByHand,
     /// The platform refused the notice: assess its reason.
     AssessRejection,
+    /// The notice must be withdrawn and no channel did it (or it went by web form).
+    WithdrawByHand,
 }
 
 impl AnalystTask {
@@ -98,6 +100,7 @@ impl AnalystTask {
             Self::SubmitNotice => "submit_notice",
             Self::DeliverByHand => "deliver_by_hand",
             Self::AssessRejection => "assess_rejection",
+            Self::WithdrawByHand => "withdraw_by_hand",
         }
     }
 }
@@ -122,6 +125,21 @@ impl Case {
         let since = self.updated_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
         let stage = |stage, due_at| Wait::Stage { stage, due_at };
         match self.status {
+            CaseStatus::Retracted if self.owes_withdrawal() => {
+                let withdrawal = &self.withdrawal;
+                match (&withdrawal.in_flight, withdrawal.retry_at) {
+                    _ if withdrawal.gave_up_reason.is_some() => Wait::Analyst(AnalystTask::WithdrawByHand),
+                    (Some(in_flight), _) if matches!(in_flight.channel, Channel::Manual { .. }) => {
+                        Wait::Analyst(AnalystTask::WithdrawByHand)
+                    }
+                    (Some(in_flight), _) => {
+                        stage(StageKind::Dispatch, in_flight.started_at + limits.dispatch_in_flight)
+                    }
+                    (None, Some(retry_at)) => stage(StageKind::Dispatch, retry_at),
+                    // No message tells dispatch of a retraction: its wake-up does, at once.
+                    (None, None) => stage(StageKind::Dispatch, since),
+                }
+            }
             CaseStatus::New | CaseStatus::Forwarded | CaseStatus::Retracted | CaseStatus::Closed => Wait::Done,
             CaseStatus::Received => stage(StageKind::Classify, since + limits.stage_stale_after),
             CaseStatus::AwaitingReview => Wait::Analyst(AnalystTask::Review),

@@ -62,7 +62,32 @@ fn command(pick: u8, arg: u8) -> Command {
     } else {
         ContentClass::SelfHarm
     };
-    match pick % 12 {
+    match pick % 14 {
+        11 => Command::StartWithdrawal {
+            lost_after: Duration::minutes(45),
+            policy: DispatchPolicy {
+                max_attempts: 3,
+                first_backoff: Duration::minutes(10),
+            },
+        },
+        12 => Command::RecordWithdrawalOutcome {
+            attempt: u32::from(arg % 4),
+            outcome: if arg.is_multiple_of(2) {
+                DispatchOutcome::Delivered {
+                    platform_reference: None,
+                    message_id: None,
+                }
+            } else {
+                DispatchOutcome::Failed {
+                    reason: "503".into(),
+                    next: AfterFailure::Retry { not_before: None },
+                }
+            },
+            policy: DispatchPolicy {
+                max_attempts: 3,
+                first_backoff: Duration::minutes(1),
+            },
+        },
         10 => Command::RecordManualSubmission {
             analyst_id: "ann".into(),
             reference: None,
@@ -195,7 +220,8 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
             stage: StageKind::Dispatch,
             ..
         } => {
-            prop_assert!(case.notice.is_some() && case.dispatch.delivered_at.is_none() && !case.dispatch.gave_up);
+            let sending = case.dispatch.delivered_at.is_none() && !case.dispatch.gave_up;
+            prop_assert!(case.notice.is_some() && (sending || case.owes_withdrawal()));
         }
         Wait::Stage {
             stage: StageKind::Followup,
@@ -211,6 +237,7 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
         }
         Wait::Analyst(AnalystTask::DeliverByHand) => prop_assert!(case.dispatch.gave_up),
         Wait::Analyst(AnalystTask::AssessRejection) => prop_assert!(case.dispatch.rejected.is_some()),
+        Wait::Analyst(AnalystTask::WithdrawByHand) => prop_assert!(case.owes_withdrawal()),
         Wait::Operator(StuckReason::HostUnknown) => prop_assert!(case.host.is_none()),
         Wait::Done => prop_assert!(case.is_finished() || case.forwarded.is_some()),
     }
@@ -273,10 +300,17 @@ proptest! {
         if let Some(finished) = history.iter().position(|(e, _)| matches!(e, CaseEvent::CaseClosed(_) | CaseEvent::Retracted(_))) {
             let after = &history[finished + 1..];
             prop_assert!(
-                after.iter().all(|(e, _)| matches!(e, CaseEvent::Reappeared(_) | CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_) | CaseEvent::PlatformRejected(_))),
+                after.iter().all(|(e, _)| matches!(e, CaseEvent::Reappeared(_) | CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_) | CaseEvent::PlatformRejected(_)
+                    | CaseEvent::WithdrawalStarted(_) | CaseEvent::NoticeWithdrawn(_) | CaseEvent::WithdrawalFailed(_))),
                 "after finishing: {:?}", &history[finished..]
             );
-            prop_assert!(after.iter().filter(|(e, _)| !matches!(e, CaseEvent::Reappeared(_))).count() <= 1);
+            // At most the outcome of the attempt in flight; then only a withdrawal of a notice
+            // that reached the platform.
+            let outcomes = after.iter().filter(|(e, _)| matches!(e, CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_) | CaseEvent::PlatformRejected(_))).count();
+            prop_assert!(outcomes <= 1);
+            let withdrawals = after.iter().any(|(e, _)| matches!(e, CaseEvent::WithdrawalStarted(_)));
+            prop_assert!(!withdrawals || history.iter().any(|(e, _)| matches!(e, CaseEvent::NoticeDelivered(_))));
+            prop_assert!(after.iter().filter(|(e, _)| matches!(e, CaseEvent::NoticeWithdrawn(_))).count() <= 1);
         }
         // A classification by analysts under four eyes names two different analysts.
         for (event, _) in &history {

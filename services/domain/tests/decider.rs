@@ -1055,3 +1055,109 @@ fn our_pace_defers_an_attempt_without_counting_it() {
     assert_eq!(waiting.when(start(), t(4)), Ok(vec![]), "not before the deferral ends");
     assert_eq!(waiting.when(start(), t(5)), Ok(vec![started(1)]));
 }
+
+fn retracted_after_delivery() -> Vec<CaseEvent> {
+    let mut events = delivered();
+    events.push(CaseEvent::Retracted(Retracted {
+        reason: "hash delisted".into(),
+    }));
+    events
+}
+
+fn start_withdrawal() -> Command {
+    Command::StartWithdrawal {
+        lost_after: Duration::minutes(10),
+        policy: dispatch_policy(),
+    }
+}
+
+#[test]
+fn a_notice_delivered_before_the_retraction_is_withdrawn_on_its_channel_once() {
+    let case = given(&retracted_after_delivery());
+    assert!(matches!(
+        case.case.wait(&WaitLimits::default()),
+        Wait::Stage { stage: StageKind::Dispatch, due_at } if due_at == t(0)
+    ));
+    let started = case.when(start_withdrawal(), t(1)).unwrap();
+    assert_eq!(
+        started,
+        vec![CaseEvent::WithdrawalStarted(WithdrawalStarted {
+            notice_id: notice_id(),
+            attempt: 1,
+            channel: api(),
+        })]
+    );
+    let mut events = retracted_after_delivery();
+    events.extend(started);
+    let withdrawn = given(&events)
+        .when(
+            Command::RecordWithdrawalOutcome {
+                attempt: 1,
+                outcome: DispatchOutcome::Delivered {
+                    platform_reference: None,
+                    message_id: None,
+                },
+                policy: dispatch_policy(),
+            },
+            t(2),
+        )
+        .unwrap();
+    assert!(matches!(&withdrawn[..], [CaseEvent::NoticeWithdrawn(_)]));
+    events.extend(withdrawn);
+    let done = given(&events);
+    assert_eq!(done.case.wait(&WaitLimits::default()), Wait::Done);
+    assert_eq!(done.when(start_withdrawal(), t(3)), Ok(vec![]));
+}
+
+#[test]
+fn a_case_retracted_before_its_notice_left_owes_no_withdrawal() {
+    let mut events = issued(ContentClass::Csam);
+    events.push(CaseEvent::Retracted(Retracted {
+        reason: "hash delisted".into(),
+    }));
+    let case = given(&events);
+    assert_eq!(case.case.wait(&WaitLimits::default()), Wait::Done);
+    assert_eq!(case.when(start_withdrawal(), t(1)), Ok(vec![]));
+}
+
+#[test]
+fn a_withdrawal_no_channel_took_goes_to_an_analyst_who_records_it() {
+    let mut events = retracted_after_delivery();
+    events.push(CaseEvent::WithdrawalStarted(WithdrawalStarted {
+        notice_id: notice_id(),
+        attempt: 1,
+        channel: api(),
+    }));
+    events.extend(
+        given(&events)
+            .when(
+                Command::RecordWithdrawalOutcome {
+                    attempt: 1,
+                    outcome: DispatchOutcome::Failed {
+                        reason: "410 endpoint gone".into(),
+                        next: AfterFailure::NextChannel,
+                    },
+                    policy: dispatch_policy(),
+                },
+                t(2),
+            )
+            .unwrap(),
+    );
+    let stuck = given(&events);
+    assert_eq!(
+        stuck.case.wait(&WaitLimits::default()),
+        Wait::Analyst(AnalystTask::WithdrawByHand)
+    );
+    let by_hand = stuck
+        .when(
+            Command::RecordManualSubmission {
+                analyst_id: "ann".into(),
+                reference: None,
+            },
+            t(3),
+        )
+        .unwrap();
+    assert!(
+        matches!(&by_hand[..], [CaseEvent::WithdrawalStarted(_), CaseEvent::NoticeWithdrawn(w)] if w.submitted_by.as_deref() == Some("ann"))
+    );
+}

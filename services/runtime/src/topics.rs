@@ -60,7 +60,10 @@ impl Topic {
             | CaseEvent::DispatchFailed(_)
             | CaseEvent::DispatchAbandoned(_)
             | CaseEvent::DispatchDeferred(_)
-            | CaseEvent::PlatformRejected(_) => Topic::Dispatches,
+            | CaseEvent::PlatformRejected(_)
+            | CaseEvent::WithdrawalStarted(_)
+            | CaseEvent::NoticeWithdrawn(_)
+            | CaseEvent::WithdrawalFailed(_) => Topic::Dispatches,
             CaseEvent::StillOnline(_) | CaseEvent::RemovalVerified(_) | CaseEvent::CaseClosed(_) => Topic::Followups,
         }
     }

@@ -45,6 +45,17 @@ pub struct ReceivedNotice {
     pub notice: Value,
 }
 
+/// A withdrawal of an earlier notice, by API or e-mail.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedWithdrawal {
+    pub platform: String,
+    /// The notice withdrawn.
+    pub withdraws: String,
+    pub received_at: DateTime<Utc>,
+    /// `api` or `email`.
+    pub by: &'static str,
+}
+
 /// One message as the mail server took it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedMail {
@@ -56,6 +67,7 @@ pub struct ReceivedMail {
     pub secured: bool,
     pub authenticated_as: Option<String>,
     pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
     pub subject: Option<String>,
     pub reply_to: Option<String>,
     pub auto_submitted: Option<String>,
@@ -81,6 +93,7 @@ pub struct Transcript {
 #[derive(Default)]
 struct Inbox {
     notices: Vec<ReceivedNotice>,
+    withdrawals: Vec<ReceivedWithdrawal>,
     by_key: HashMap<(String, String), usize>,
     mail: Vec<ReceivedMail>,
     /// Content path → when the platform takes it down.
@@ -137,6 +150,11 @@ impl Simulator {
         self.lock().notices.clone()
     }
 
+    /// Every withdrawal received, in arrival order, once per withdrawn notice.
+    pub fn withdrawals(&self) -> Vec<ReceivedWithdrawal> {
+        self.lock().withdrawals.clone()
+    }
+
     /// Every message the mail server took, in arrival order, duplicates included.
     pub fn mail(&self) -> Vec<ReceivedMail> {
         self.lock().mail.clone()
@@ -168,6 +186,34 @@ impl Simulator {
 
     fn behaviour(&self, platform: &str) -> Option<&Behaviour> {
         self.platforms.get(platform)
+    }
+
+    /// Records a withdrawal (once per notice) and calls off removals not yet done.
+    fn withdraw(&self, inbox: &mut Inbox, platform: &str, withdrawal: &Value, by: &'static str) {
+        let Some(withdraws) = withdrawal["withdraws"].as_str() else {
+            return;
+        };
+        let now = self.clock.now();
+        for url in withdrawal["locations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["url"].as_str())
+        {
+            if let Some(path) = url::Url::parse(url).ok().map(|u| u.path().to_owned()) {
+                if inbox.removals.get(&path).is_some_and(|at| *at > now) {
+                    inbox.removals.remove(&path);
+                }
+            }
+        }
+        if !inbox.withdrawals.iter().any(|w| w.withdraws == withdraws) {
+            inbox.withdrawals.push(ReceivedWithdrawal {
+                platform: platform.to_owned(),
+                withdraws: withdraws.to_owned(),
+                received_at: now,
+                by,
+            });
+        }
     }
 
     fn schedule_removals(&self, inbox: &mut Inbox, notice: &Value, never_removes: bool) {
@@ -215,12 +261,19 @@ impl Simulator {
                 .and_then(|message| message.header_raw(name))
                 .map(|value| value.trim().to_owned())
         };
-        let notice = parsed.as_ref().and_then(|message| {
-            message
-                .attachments()
-                .find(|part| part.attachment_name() == Some("notice.json"))
-                .and_then(|part| serde_json::from_slice::<Value>(part.contents()).ok())
-        });
+        let attachment = |name: &str| {
+            parsed.as_ref().and_then(|message| {
+                message
+                    .attachments()
+                    .find(|part| part.attachment_name() == Some(name))
+                    .and_then(|part| serde_json::from_slice::<Value>(part.contents()).ok())
+            })
+        };
+        if let Some(withdrawal) = attachment("withdrawal.json") {
+            let platform = transcript.recipients.first().cloned().unwrap_or_default();
+            self.withdraw(&mut inbox, &platform, &withdrawal, "email");
+        }
+        let notice = attachment("notice.json");
         let message_id = header("Message-ID");
         let duplicate = message_id
             .as_ref()
@@ -245,6 +298,7 @@ impl Simulator {
             secured: transcript.secured,
             authenticated_as: transcript.authenticated_as.clone(),
             message_id,
+            in_reply_to: header("In-Reply-To"),
             subject: parsed.as_ref().and_then(|m| m.subject()).map(str::to_owned),
             reply_to: header("Reply-To"),
             auto_submitted: header("Auto-Submitted"),
@@ -372,6 +426,11 @@ async fn receive_notice(sim: Simulator, platform: String, headers: HeaderMap, bo
     let Ok(notice) = serde_json::from_slice::<Value>(&body) else {
         return answer(StatusCode::BAD_REQUEST, json!({"error": "the body is not JSON"}));
     };
+    if notice["type"] == "withdrawal" {
+        let mut inbox = sim.lock();
+        sim.withdraw(&mut inbox, &platform, &notice, "api");
+        return answer(StatusCode::OK, json!({"withdrawn": notice["withdraws"]}));
+    }
     let missing = missing_elements(&notice);
     if !missing.is_empty() {
         return answer(
@@ -441,6 +500,7 @@ async fn stats(State(sim): State<Simulator>) -> Json<Value> {
         "raw_mail": inbox.mail.len(),
         "mail": inbox.mail.iter().filter(|mail| !mail.duplicate).count(),
         "tokens_issued": inbox.tokens_issued,
+        "withdrawals": inbox.withdrawals.len(),
     }))
 }
 

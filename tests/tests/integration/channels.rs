@@ -526,3 +526,49 @@ async fn the_circuit_breaker_opens_on_failures_and_closes_after_a_good_probe() {
     assert_eq!(platform["breaker"], "closed");
     system.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_retracted_notice_is_withdrawn_by_email_in_reply_to_the_notice() {
+    let system = TestSystem::start(TestOptions {
+        mail: true,
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let email = json!({"channels": [{"kind": "email", "to": "abuse@platform.test"}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", email).await.unwrap();
+    let case_id = report(&system, "to-withdraw").await;
+    let events = settled_on(&system, &case_id, "NoticeDelivered").await;
+    let notice_message = events.last().unwrap()["message_id"].as_str().unwrap().to_owned();
+    dijkwacht_classify::lists::delist(
+        &system.app.store,
+        "national",
+        DEMO_SHA256,
+        "a false positive in the list",
+        system.clock_now(),
+    )
+    .await
+    .unwrap();
+    let events = settled_on(&system, &case_id, "NoticeWithdrawn").await;
+    assert_eq!(
+        types(&events)[types(&events).len() - 3..],
+        ["Retracted", "WithdrawalStarted", "NoticeWithdrawn"]
+    );
+    let mail = system.simulator.mail();
+    assert_eq!(mail.len(), 2);
+    let withdrawal = &mail[1];
+    assert!(withdrawal
+        .subject
+        .as_deref()
+        .unwrap()
+        .starts_with("Intrekking van DSA-melding"));
+    assert!(withdrawal
+        .text
+        .as_deref()
+        .unwrap()
+        .contains("a false positive in the list"));
+    let raw_in_reply_to = withdrawal.in_reply_to.as_deref().unwrap();
+    assert_eq!(raw_in_reply_to, notice_message, "it answers the notice's own e-mail");
+    assert_eq!(system.simulator.withdrawals()[0].by, "email");
+    system.app.stop().await;
+}
