@@ -451,7 +451,9 @@ async fn spawn_stages(
     if settings.runs(Part::Notices) {
         spawn_stage(tasks, NoticeStage::new(notice_policy(settings)), runtime, shutdown);
     }
-    let addresses = AddressPolicy::allowing(&settings.outbound_allowed_ranges).map_err(anyhow::Error::msg)?;
+    let addresses = AddressPolicy::allowing(&settings.outbound_allowed_ranges)
+        .map_err(anyhow::Error::msg)?
+        .with_hosts(settings.outbound_hosts.clone());
     if settings.runs(Part::Dispatch) {
         let section = DispatchSettings::from_section(&settings.dispatch).map_err(anyhow::Error::msg)?;
         let directory = Directory::load(pool).await?;

@@ -86,6 +86,9 @@ pub struct Settings {
     /// Non-public address ranges that notices and removal checks may reach all the same
     /// (CIDR or single addresses); everything internal is refused otherwise.
     pub outbound_allowed_ranges: Vec<String>,
+    /// Names that notices and removal checks resolve from this table instead of DNS (the
+    /// demo's made-up platform hosts on the simulator).
+    pub outbound_hosts: BTreeMap<String, Vec<IpAddr>>,
     /// `system` (the operating system's DNS) or `static` (only `static_hosts`).
     pub resolver: String,
     pub static_hosts: BTreeMap<String, Vec<IpAddr>>,
@@ -220,6 +223,7 @@ impl Default for Settings {
             home_country: "NL".into(),
             hotline_network: BTreeMap::new(),
             outbound_allowed_ranges: vec![],
+            outbound_hosts: BTreeMap::new(),
             resolver: "system".into(),
             static_hosts: BTreeMap::new(),
             index_refresh_ms: 2000,

@@ -6,6 +6,7 @@
 
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -13,6 +14,9 @@ use std::sync::Arc;
 pub struct AddressPolicy {
     /// Ranges reachable although they are not public.
     allowed: Arc<Vec<IpNet>>,
+    /// Names resolved from this table instead of DNS (the demo's made-up platform hosts);
+    /// their addresses are checked like any other.
+    hosts: Arc<BTreeMap<String, Vec<IpAddr>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +42,14 @@ impl AddressPolicy {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             allowed: Arc::new(allowed),
+            hosts: Arc::default(),
         })
+    }
+
+    /// Resolves these names from the table instead of DNS.
+    pub fn with_hosts(mut self, hosts: BTreeMap<String, Vec<IpAddr>>) -> Self {
+        self.hosts = Arc::new(hosts);
+        self
     }
 
     /// Why `address` may not be contacted, if it may not.
@@ -104,7 +115,10 @@ impl Resolve for AddressPolicy {
         let policy = self.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> = match policy.hosts.get(&host) {
+                Some(addresses) => addresses.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
