@@ -44,15 +44,22 @@ pub struct EmailSender {
 #[error("e-mail settings: {0}")]
 pub struct EmailSettingsError(String);
 
-/// One message to send: to whom, with which id, saying what, with which JSON attached.
+/// One message to send: to whom, with which id, saying what, with what attached.
 pub struct Outgoing<'a> {
     pub to: &'a str,
     pub message_id: String,
     /// The message this one answers (a withdrawal refers to its notice's e-mail).
     pub in_reply_to: Option<String>,
     pub rendered: &'a Rendered,
-    pub attachment_name: &'static str,
-    pub attachment: Vec<u8>,
+    pub attachments: Vec<Part>,
+}
+
+/// A machine-readable part beside the text: the notice as JSON, a CSV of locations.
+pub struct Part {
+    pub name: String,
+    /// `application/json` or `text/csv`.
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
 }
 
 impl EmailSender {
@@ -132,18 +139,16 @@ impl EmailSender {
         if let Some(original) = &outgoing.in_reply_to {
             builder = builder.in_reply_to(original.clone()).references(original.clone());
         }
-        let json = ContentType::parse("application/json").map_err(|error| error.to_string())?;
+        let mut body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(
+            outgoing.rendered.text.clone(),
+            outgoing.rendered.html.clone(),
+        ));
+        for part in &outgoing.attachments {
+            let content_type = ContentType::parse(part.content_type).map_err(|error| error.to_string())?;
+            body = body.singlepart(Attachment::new(part.name.clone()).body(part.body.clone(), content_type));
+        }
         builder
-            .multipart(
-                MultiPart::mixed()
-                    .multipart(MultiPart::alternative_plain_html(
-                        outgoing.rendered.text.clone(),
-                        outgoing.rendered.html.clone(),
-                    ))
-                    .singlepart(
-                        Attachment::new(outgoing.attachment_name.to_owned()).body(outgoing.attachment.clone(), json),
-                    ),
-            )
+            .multipart(body)
             .map_err(|error| format!("building the message: {error}"))
     }
 }

@@ -28,6 +28,9 @@ pub struct PaceConfig {
     pub breaker_failures: u32,
     /// How long an open breaker keeps the platform alone before one probe.
     pub breaker_cooldown_secs: i64,
+    /// Notices to the platform within this many seconds go out as one message (0: each at
+    /// once); the rate limit then applies to messages, not notices.
+    pub grouping_window_secs: i64,
 }
 
 impl Default for PaceConfig {
@@ -36,6 +39,7 @@ impl Default for PaceConfig {
             per_second: None,
             breaker_failures: 5,
             breaker_cooldown_secs: 300,
+            grouping_window_secs: 0,
         }
     }
 }
@@ -65,6 +69,8 @@ impl BreakerState {
 #[derive(Debug, Clone)]
 struct PlatformPace {
     next_slot: Option<DateTime<Utc>>,
+    /// When the grouping window now open closes.
+    window_closes: Option<DateTime<Utc>>,
     breaker: BreakerState,
     failures: u32,
     open_until: Option<DateTime<Utc>>,
@@ -74,6 +80,7 @@ impl Default for PlatformPace {
     fn default() -> Self {
         Self {
             next_slot: None,
+            window_closes: None,
             breaker: BreakerState::Closed,
             failures: 0,
             open_until: None,
@@ -132,6 +139,20 @@ impl Pacer {
         }
         if holds_slot {
             return None;
+        }
+        if config.grouping_window_secs > 0 {
+            let closes = match pace.window_closes {
+                Some(closes) if closes > now => closes,
+                _ => now + TimeDelta::seconds(config.grouping_window_secs),
+            };
+            pace.window_closes = Some(closes);
+            return Some(Deferral {
+                until: closes,
+                reason: format!(
+                    "gathered with the platform's other notices into one message (grouping window {} s)",
+                    config.grouping_window_secs
+                ),
+            });
         }
         let per_second = config.per_second.filter(|rate| *rate > 0.0)?;
         let interval = TimeDelta::microseconds((1_000_000.0 / per_second) as i64);
@@ -250,6 +271,23 @@ mod tests {
         let closed = pacer.record("p", &config, false, t(604)).unwrap();
         assert_eq!(closed.state, BreakerState::Closed);
         assert_eq!(pacer.admit("p", &config, t(605), false), None);
+    }
+
+    #[test]
+    fn notices_within_a_grouping_window_wait_for_its_close_together() {
+        let pacer = Pacer::default();
+        let config = PaceConfig {
+            grouping_window_secs: 900,
+            ..PaceConfig::default()
+        };
+        let closes = [0, 300, 899].map(|at| pacer.admit("p", &config, t(at), false).map(|d| d.until));
+        assert_eq!(closes, [Some(t(900)); 3]);
+        assert_eq!(pacer.admit("p", &config, t(900), true), None, "at the close they go");
+        assert_eq!(
+            pacer.admit("p", &config, t(901), false).map(|d| d.until),
+            Some(t(1801)),
+            "a new window"
+        );
     }
 
     #[test]

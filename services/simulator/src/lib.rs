@@ -73,8 +73,11 @@ pub struct ReceivedMail {
     pub auto_submitted: Option<String>,
     pub text: Option<String>,
     pub html: Option<String>,
-    /// The machine-readable notice attached as JSON, when there was one.
-    pub notice: Option<Value>,
+    /// The machine-readable notices attached as JSON (`notice.json`, or one
+    /// `notice-{id}.json` each in a grouped message).
+    pub notices: Vec<Value>,
+    /// The names of every attachment, in order.
+    pub attachments: Vec<String>,
     /// What was missing from the notice; a message missing nothing is acted on.
     pub missing: Vec<&'static str>,
     /// A second copy of a Message-ID already received.
@@ -273,20 +276,43 @@ impl Simulator {
             let platform = transcript.recipients.first().cloned().unwrap_or_default();
             self.withdraw(&mut inbox, &platform, &withdrawal, "email");
         }
-        let notice = attachment("notice.json");
+        let notices: Vec<Value> = parsed
+            .as_ref()
+            .map(|message| {
+                message
+                    .attachments()
+                    .filter(|part| {
+                        part.attachment_name()
+                            .is_some_and(|name| name.starts_with("notice") && name.ends_with(".json"))
+                    })
+                    .filter_map(|part| serde_json::from_slice::<Value>(part.contents()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let attachments: Vec<String> = parsed
+            .as_ref()
+            .map(|message| {
+                message
+                    .attachments()
+                    .filter_map(|part| part.attachment_name().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         let message_id = header("Message-ID");
         let duplicate = message_id
             .as_ref()
             .is_some_and(|id| inbox.mail.iter().any(|mail| mail.message_id.as_ref() == Some(id)));
-        let missing = notice
-            .as_ref()
-            .map_or_else(|| vec!["the notice.json attachment"], missing_elements);
+        let missing = match notices.is_empty() {
+            false => notices.iter().flat_map(missing_elements).collect(),
+            true if attachment("withdrawal.json").is_some() => vec![],
+            true => vec!["the notice.json attachment"],
+        };
         if !duplicate && missing.is_empty() {
             let never_removes = transcript
                 .recipients
                 .iter()
                 .any(|to| self.platform_of_mailbox(to).is_some_and(|b| b.never_removes));
-            if let Some(notice) = &notice {
+            for notice in &notices {
                 self.schedule_removals(&mut inbox, notice, never_removes);
             }
         }
@@ -304,7 +330,8 @@ impl Simulator {
             auto_submitted: header("Auto-Submitted"),
             text: parsed.as_ref().and_then(|m| m.body_text(0)).map(|t| t.into_owned()),
             html: parsed.as_ref().and_then(|m| m.body_html(0)).map(|t| t.into_owned()),
-            notice,
+            notices,
+            attachments,
             missing,
             duplicate,
         };
@@ -431,8 +458,13 @@ async fn receive_notice(sim: Simulator, platform: String, headers: HeaderMap, bo
         sim.withdraw(&mut inbox, &platform, &notice, "api");
         return answer(StatusCode::OK, json!({"withdrawn": notice["withdraws"]}));
     }
-    let missing = missing_elements(&notice);
-    if !missing.is_empty() {
+    // One notice, or a grouped message listing several.
+    let notices: Vec<Value> = match notice.get("notices").and_then(Value::as_array) {
+        Some(notices) => notices.clone(),
+        None => vec![notice],
+    };
+    let missing: Vec<&str> = notices.iter().flat_map(missing_elements).collect();
+    if notices.is_empty() || !missing.is_empty() {
         return answer(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"error": "incomplete notice", "reason": "incomplete notice", "missing": missing}),
@@ -449,17 +481,19 @@ async fn receive_notice(sim: Simulator, platform: String, headers: HeaderMap, bo
             json!({"notice_reference": original.notice_reference, "duplicate": true}),
         );
     }
-    sim.schedule_removals(&mut inbox, &notice, behaviour.never_removes);
+    let reference = format!("SIM-{:06}", inbox.notices.len() + 1);
     let index = inbox.notices.len();
-    let reference = format!("SIM-{:06}", index + 1);
     inbox.by_key.insert((platform.clone(), key.clone()), index);
-    inbox.notices.push(ReceivedNotice {
-        platform,
-        notice_reference: reference.clone(),
-        received_at: now,
-        idempotency_key: key,
-        notice,
-    });
+    for notice in notices {
+        sim.schedule_removals(&mut inbox, &notice, behaviour.never_removes);
+        inbox.notices.push(ReceivedNotice {
+            platform: platform.clone(),
+            notice_reference: reference.clone(),
+            received_at: now,
+            idempotency_key: key.clone(),
+            notice,
+        });
+    }
     answer(StatusCode::ACCEPTED, json!({"notice_reference": reference}))
 }
 

@@ -215,7 +215,8 @@ async fn an_email_notice_arrives_over_starttls_with_every_part() {
     // The platform's language is Dutch; the HTML alternative and the JSON notice are there.
     assert!(mail.text.as_deref().unwrap().contains("Geacht team"), "{:?}", mail.text);
     assert!(mail.html.as_deref().unwrap().contains("<h2>"));
-    assert_eq!(mail.notice.as_ref().unwrap()["notice_id"], notice_id);
+    assert_eq!(mail.notices[0]["notice_id"], notice_id);
+    assert_eq!(mail.attachments, ["notice.json"]);
     assert!(mail.missing.is_empty(), "{:?}", mail.missing);
     system.app.stop().await;
 }
@@ -570,5 +571,108 @@ async fn a_retracted_notice_is_withdrawn_by_email_in_reply_to_the_notice() {
     let raw_in_reply_to = withdrawal.in_reply_to.as_deref().unwrap();
     assert_eq!(raw_in_reply_to, notice_message, "it answers the notice's own e-mail");
     assert_eq!(system.simulator.withdrawals()[0].by, "email");
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn notices_within_a_grouping_window_go_out_as_one_message_with_a_delivery_each() {
+    let system = TestSystem::start(TestOptions {
+        mail: true,
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let email = json!({"pace": {"grouping_window_secs": 900},
+        "channels": [{"kind": "email", "to": "abuse@platform.test"}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", email).await.unwrap();
+    let cases = report_many(&system, "grouped", 5).await;
+    for case_id in &cases {
+        let events = settled_on(&system, case_id, "DispatchDeferred").await;
+        assert!(events.last().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("grouping window"));
+    }
+    assert!(system.simulator.mail().is_empty(), "nothing before the window closes");
+    system.clock.advance(TimeDelta::seconds(900));
+    let mut message_ids = std::collections::BTreeSet::new();
+    for case_id in &cases {
+        let events = settled_on(&system, case_id, "NoticeDelivered").await;
+        message_ids.insert(events.last().unwrap()["message_id"].as_str().unwrap().to_owned());
+    }
+    let mail = system.simulator.mail();
+    assert_eq!(mail.len(), 1, "one message for the five");
+    assert_eq!(mail[0].notices.len(), 5);
+    assert!(mail[0].attachments.contains(&"locations.csv".to_owned()));
+    assert!(mail[0].missing.is_empty(), "{:?}", mail[0].missing);
+    assert_eq!(message_ids.len(), 1, "each case records the message's id");
+    assert_eq!(message_ids.first(), mail[0].message_id.as_ref());
+    let text = mail[0].text.as_deref().unwrap();
+    for case in 0..5 {
+        assert!(text.contains(&system.content_url(&format!("grouped-{case}"))), "{text}");
+    }
+    system.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_group_that_failed_is_retried_as_a_group() {
+    let system = TestSystem::start(TestOptions {
+        simulated_platforms: vec![(
+            "grouping".into(),
+            Behaviour {
+                unavailable_first: 1,
+                ..Behaviour::default()
+            },
+        )],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = json!({"pace": {"grouping_window_secs": 60},
+        "channels": [{"kind": "api", "endpoint": endpoint(&system, "grouping")}]});
+    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let cases = report_many(&system, "group-retry", 4).await;
+    for case_id in &cases {
+        settled_on(&system, case_id, "DispatchDeferred").await;
+    }
+    system.clock.advance(TimeDelta::seconds(60));
+    let mut retries = std::collections::BTreeSet::new();
+    for case_id in &cases {
+        let events = settled_on(&system, case_id, "DispatchFailed").await;
+        retries.insert(events.last().unwrap()["retry_at"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(retries.len(), 1, "the group comes due together: {retries:?}");
+    assert_eq!(system.simulator.raw_posts_to("grouping"), 1);
+    // Due again: back into a grouping window, then one request for all four.
+    system.clock.advance(TimeDelta::seconds(60));
+    eventually("the regrouped cases deferred", Duration::from_secs(30), || async {
+        let stream = system
+            .app
+            .store
+            .read_stream(dijkwacht_domain::CaseId(cases[0].parse().unwrap()))
+            .await
+            .ok()?;
+        (stream
+            .iter()
+            .filter(|e| e.event.type_name() == "DispatchDeferred")
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    system.clock.advance(TimeDelta::seconds(60));
+    for case_id in &cases {
+        settled_on(&system, case_id, "NoticeDelivered").await;
+    }
+    assert_eq!(
+        system.simulator.raw_posts_to("grouping"),
+        2,
+        "one request per try of the group"
+    );
+    let notices = system.simulator.notices();
+    assert_eq!(notices.len(), 4);
+    assert!(notices
+        .iter()
+        .all(|n| n.notice_reference == notices[0].notice_reference));
     system.app.stop().await;
 }
