@@ -46,6 +46,8 @@ bench: postgres
 	cargo bench -p dijkwacht-tests --bench bulk_intake
 	@infra/postgres.sh drop-test-databases
 	cargo bench -p dijkwacht-tests --bench pipeline
+	@infra/postgres.sh drop-test-databases
+	cargo bench -p dijkwacht-tests --bench dispatch
 	cargo build --release -p dijkwacht
 	cargo bench -p dijkwacht-tests --bench faults
 

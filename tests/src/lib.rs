@@ -300,6 +300,7 @@ pub fn localhost_certificates() -> anyhow::Result<std::path::PathBuf> {
     std::fs::write(dir.join("ca.pem"), ca.pem())?;
     std::fs::write(dir.join("cert.pem"), leaf.pem())?;
     std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem())?;
+    std::fs::write(dir.join("smtp-password"), "relay-password")?;
     Ok(dir)
 }
 
@@ -380,6 +381,8 @@ impl TestSystem {
                     "smtp_port": addr.port(),
                     "smtp_security": "starttls",
                     "smtp_ca_file": ca_file,
+                    "smtp_username": "dijkwacht",
+                    "smtp_password": format!("file:{}", ca_file.with_file_name("smtp-password").display()),
                     "mail_from": "notices@hotline.test",
                     "reply_to": "answers@hotline.test",
                 }),

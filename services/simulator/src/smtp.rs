@@ -63,14 +63,16 @@ pub async fn serve(
     }
 }
 
+/// One reply in one write: split writes meet Nagle's algorithm and the client's delayed
+/// ACK, and each command would wait 40 ms.
 async fn reply(reader: &mut BufReader<Box<dyn Io>>, line: &str) -> std::io::Result<()> {
     let stream = reader.get_mut();
-    stream.write_all(line.as_bytes()).await?;
-    stream.write_all(b"\r\n").await?;
+    stream.write_all(format!("{line}\r\n").as_bytes()).await?;
     stream.flush().await
 }
 
 async fn session(stream: TcpStream, simulator: Simulator, tls: Option<TlsAcceptor>) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
     let mut reader: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
     let mut secured = false;
     let mut transcript = Transcript::default();

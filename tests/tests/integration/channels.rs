@@ -198,6 +198,11 @@ async fn an_email_notice_arrives_over_starttls_with_every_part() {
     assert_eq!(mail.len(), 1);
     let mail = &mail[0];
     assert!(mail.secured, "the relay used STARTTLS");
+    assert_eq!(
+        mail.authenticated_as.as_deref(),
+        Some("dijkwacht"),
+        "and authenticated, after TLS"
+    );
     assert_eq!(mail.recipients, ["abuse@platform.test"]);
     assert_eq!(
         mail.message_id.as_deref(),
