@@ -128,8 +128,17 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000);
+    // BENCH_DISPATCH_ONLY=http or =email runs only those variants.
+    let only = std::env::var("BENCH_DISPATCH_ONLY").unwrap_or_default();
     for (email, grouping) in [(false, 0), (false, 60), (true, 0), (true, 60)] {
-        run(cases, email, grouping).await;
+        let wanted = match only.as_str() {
+            "http" => !email,
+            "email" => email,
+            _ => true,
+        };
+        if wanted {
+            run(cases, email, grouping).await;
+        }
     }
     println!(
         "peak resident memory of the whole system in this process: {:.0} MiB",

@@ -14,6 +14,7 @@ use minijinja::{context, AutoEscape, Environment, HtmlEscape, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
 
 /// The languages with built-in phrases; a platform's language outside them gets English.
 pub const LANGUAGES: [&str; 4] = ["en", "nl", "de", "fr"];
@@ -145,6 +146,8 @@ pub struct Subject<'a> {
 #[derive(Debug, Clone)]
 pub struct Templates {
     phrases: BTreeMap<String, Phrases>,
+    /// The built-in message templates, parsed once.
+    built_in: Arc<Environment<'static>>,
 }
 
 impl Templates {
@@ -166,7 +169,19 @@ impl Templates {
             }
             phrases.insert(language.to_owned(), parsed);
         }
-        Ok(Self { phrases })
+        let mut built_in = message_environment();
+        for (name, source) in BUILT_IN_TEMPLATES {
+            built_in
+                .add_template(name, source)
+                .map_err(|source| RenderError::Template {
+                    template: format!("built-in {name}"),
+                    source,
+                })?;
+        }
+        Ok(Self {
+            phrases,
+            built_in: Arc::new(built_in),
+        })
     }
 
     /// Renders the message in `language` with the platform's own templates from
@@ -184,33 +199,47 @@ impl Templates {
             None => (FALLBACK_LANGUAGE, &self.phrases[FALLBACK_LANGUAGE]),
         };
         let elements = Elements::compose(subject, phrases)?;
-        let mut env = Environment::new();
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with("html.j2") {
-                AutoEscape::Html
-            } else {
-                AutoEscape::None
-            }
-        });
-        let mut sources = BTreeMap::new();
-        for (name, built_in) in BUILT_IN_TEMPLATES {
-            let (origin, source) = match overrides.and_then(|dir| find_override(dir, channel, language, name)) {
-                Some(path) => {
-                    let source = std::fs::read_to_string(&path).map_err(|source| RenderError::Read {
-                        path: path.display().to_string(),
+        let overridden: Vec<(&str, PathBuf)> = BUILT_IN_TEMPLATES
+            .iter()
+            .filter_map(|(name, _)| {
+                Some((
+                    *name,
+                    overrides.and_then(|dir| find_override(dir, channel, language, name))?,
+                ))
+            })
+            .collect();
+        let mut sources: BTreeMap<&str, String> = BUILT_IN_TEMPLATES
+            .iter()
+            .map(|(name, _)| (*name, format!("built-in {name}")))
+            .collect();
+        // The built-in templates are parsed once; a platform's own are read for each message,
+        // so an edit takes effect without a restart.
+        let own_env;
+        let env = if overridden.is_empty() {
+            &self.built_in
+        } else {
+            let mut env = message_environment();
+            for (name, built_in) in BUILT_IN_TEMPLATES {
+                let (origin, source) = match overridden.iter().find(|(overridden, _)| *overridden == name) {
+                    Some((_, path)) => {
+                        let source = std::fs::read_to_string(path).map_err(|source| RenderError::Read {
+                            path: path.display().to_string(),
+                            source,
+                        })?;
+                        (path.display().to_string(), source)
+                    }
+                    None => (format!("built-in {name}"), built_in.to_owned()),
+                };
+                env.add_template_owned(name, source)
+                    .map_err(|source| RenderError::Template {
+                        template: origin.clone(),
                         source,
                     })?;
-                    (path.display().to_string(), source)
-                }
-                None => (format!("built-in {name}"), built_in.to_owned()),
-            };
-            env.add_template_owned(name, source)
-                .map_err(|source| RenderError::Template {
-                    template: origin.clone(),
-                    source,
-                })?;
-            sources.insert(name, origin);
-        }
+                sources.insert(name, origin);
+            }
+            own_env = env;
+            &own_env
+        };
         let render = |name: &'static str, subject_line: &str| {
             env.get_template(name)
                 .and_then(|template| template.render(elements.context(language, subject_line)))
@@ -392,8 +421,23 @@ impl<'a> Elements<'a> {
     }
 }
 
+/// An environment for the message templates: HTML escaped in `*html.j2`, nothing else.
+fn message_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with("html.j2") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env
+}
+
+/// Renders one phrase (a template of a sentence) with `vars`.
 fn fill(template: &str, vars: &Value) -> Result<String, RenderError> {
-    Environment::new()
+    static PHRASES: LazyLock<Environment<'static>> = LazyLock::new(Environment::new);
+    PHRASES
         .render_str(template, vars)
         .map_err(|source| RenderError::Template {
             template: format!("phrase {template:?}"),
