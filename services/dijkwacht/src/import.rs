@@ -49,7 +49,7 @@ pub async fn hashes(pool: &sqlx::PgPool, list: &ListSettings, file: &Path, clock
         format == Format::Csv,
         clock.now(),
         |bytes| bar.set_position(bytes),
-        |line, message| bar.println(format!("{shown}:{line}: {message}")),
+        |line, message| report(&bar, format!("{shown}:{line}: {message}")),
     )
     .await?;
     bar.finish_and_clear();
@@ -92,7 +92,7 @@ pub async fn run(store: EventStore, partner: &str, file: &Path, clock: SharedClo
                 } else {
                     format!(" at {}", error.pointer)
                 };
-                bar.println(format!("{shown}:{}: {}{at}", rejected.line, error.message));
+                report(&bar, format!("{shown}:{}: {}{at}", rejected.line, error.message));
             }
         },
     )
@@ -109,4 +109,15 @@ pub async fn run(store: EventStore, partner: &str, file: &Path, clock: SharedClo
         );
     }
     Ok(())
+}
+
+/// A rejected line's reason on stderr, whatever stderr is: above the progress bar on a
+/// terminal, and as a plain line when the bar is not drawn (a file, a pipe), where
+/// `println` on the bar would print nothing.
+fn report(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }

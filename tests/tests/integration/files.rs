@@ -193,3 +193,44 @@ async fn url_rules_match_exactly_by_prefix_or_by_domain_most_specific_first() {
     );
     assert_eq!(found("https://otherboard.example/x").await, None);
 }
+
+/// An operator's scheduled job sends stderr to a file: every rejected line's number and
+/// reason must be there, not only the summary (the progress bar is not drawn there).
+#[tokio::test]
+async fn the_import_writes_each_rejected_line_to_stderr_even_when_it_is_a_file() {
+    let database = dijkwacht_tests::TestDatabase::create().await.unwrap();
+    dijkwacht_tests::reference_data("import-key", "import-regulator", "http://127.0.0.1:9/notices")
+        .load_into(&database.pool, chrono::Utc::now())
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("dijkwacht-import-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("dijkwacht.toml");
+    std::fs::write(&config, format!("database_url = {:?}\n", database.url)).unwrap();
+    let reports = dir.join("reports.csv");
+    std::fs::write(
+        &reports,
+        "partner_reference,url\nR-1,https://videos.example/v/1\nR-2,ftp://videos.example/v/2\nR-3,https://videos.example/v/3\n",
+    )
+    .unwrap();
+    let stderr = std::fs::File::create(dir.join("import.err")).unwrap();
+    let status = std::process::Command::new(dijkwacht_tests::deployment::dijkwacht())
+        .arg("--config")
+        .arg(&config)
+        .args(["import", "--partner", "partner-a"])
+        .arg(&reports)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .status()
+        .unwrap();
+    assert!(!status.success(), "a rejected line fails the import");
+    let written = std::fs::read_to_string(dir.join("import.err")).unwrap();
+    assert!(
+        written.contains("reports.csv:3: ") && written.contains("ftp"),
+        "the rejected line and its reason: {written}"
+    );
+    assert!(
+        !written.contains('\u{1b}'),
+        "no terminal escapes in a file: {written:?}"
+    );
+}
