@@ -4,6 +4,7 @@
 use anyhow::{bail, Context};
 use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
+use dijkwacht::import::Findings;
 use dijkwacht::{app, import, schemas, Broker};
 use dijkwacht_classify::lists::{self, ListSettings};
 use dijkwacht_domain::ContentClass;
@@ -13,6 +14,7 @@ use dijkwacht_runtime::{auth, db, telemetry, EventStore, SharedClock, SystemCloc
 use dijkwacht_simulator::Simulator;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -48,10 +50,16 @@ enum Command {
     LoadReference { file: PathBuf },
     /// Prints the SHA-256 digest of an API key, as reference files store it.
     HashKey { key: String },
-    /// Imports reports for a partner from a CSV or NDJSON file; safe to run again.
+    /// Imports reports for a partner from a CSV or NDJSON file; safe to run again. Exit
+    /// code 0: every line accepted; 1: some lines rejected (each named on stderr); 2: the
+    /// import could not run (usage, configuration, file, database).
     Import {
         #[arg(long)]
         partner: String,
+        /// Also writes the rejected lines to this file as NDJSON: line, pointer, message and
+        /// the line as it was, to fix and import again.
+        #[arg(long)]
+        errors: Option<PathBuf>,
         file: PathBuf,
     },
     /// Hash lists: import entries, delist one (which retracts the cases it classified).
@@ -111,6 +119,9 @@ enum HashesCommand {
         /// Maps a category of the source to one of our classes: --map A=csam --map B=csam.
         #[arg(long = "map", value_parser = parse_mapping)]
         mappings: Vec<(String, ContentClass)>,
+        /// Also writes the rejected lines to this file as NDJSON (as `import --errors`).
+        #[arg(long)]
+        errors: Option<PathBuf>,
         file: PathBuf,
     },
     /// Delists an entry (a false positive) and retracts every open case classified on it.
@@ -147,11 +158,28 @@ enum KeyCommand {
     Revoke { key_id: String },
 }
 
+/// Exit code 0: done; 1: the command ran and found problems in what it was given (rejected
+/// lines, events failing verification, stale schemas); 2: it could not run (usage — clap's
+/// own —, configuration, files, the database).
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     telemetry::init();
     let _crash_points = dijkwacht_runtime::crash::setup();
     let cli = Cli::parse();
+    match execute(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            if error.is::<Findings>() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<()> {
     let settings = || Settings::load(cli.config.as_deref());
     let clock: SharedClock = Arc::new(SystemClock);
     match cli.command {
@@ -178,7 +206,7 @@ async fn main() -> anyhow::Result<()> {
             for b in &breaks {
                 println!("case {} version {}: {}", b.case_id, b.version, b.reason);
             }
-            bail!("{} event(s) fail verification", breaks.len())
+            Err(Findings(format!("{} event(s) fail verification", breaks.len())).into())
         }
         Command::Rebuild => {
             let settings = settings()?;
@@ -187,10 +215,11 @@ async fn main() -> anyhow::Result<()> {
             let rebuilt = dijkwacht_projection::rebuild::rebuild(&store(pool, &settings), clock.now()).await?;
             println!("read models and wake-ups rebuilt from {} case(s)", rebuilt.cases);
             if rebuilt.unreadable > 0 {
-                bail!(
+                return Err(Findings(format!(
                     "{} case(s) could not be read; `dijkwacht verify` lists them",
                     rebuilt.unreadable
-                );
+                ))
+                .into());
             }
             Ok(())
         }
@@ -201,11 +230,11 @@ async fn main() -> anyhow::Result<()> {
             println!("loaded {}", file.display());
             Ok(())
         }
-        Command::Import { partner, file } => {
+        Command::Import { partner, errors, file } => {
             let pool = db::connect(settings()?.database_url(), 4).await?;
             db::migrate(&pool).await?;
             let settings = settings()?;
-            import::run(store(pool, &settings), &partner, &file, clock).await
+            import::run(store(pool, &settings), &partner, &file, errors.as_deref(), clock).await
         }
         Command::Hashes { command } => {
             let pool = db::connect(settings()?.database_url(), 4).await?;
@@ -216,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
                     source,
                     pdq_max_distance,
                     mappings,
+                    errors,
                     file,
                 } => {
                     let settings = ListSettings {
@@ -224,7 +254,7 @@ async fn main() -> anyhow::Result<()> {
                         pdq_max_distance,
                         categories: mappings.into_iter().collect(),
                     };
-                    import::hashes(&pool, &settings, &file, clock).await
+                    import::hashes(&pool, &settings, &file, errors.as_deref(), clock).await
                 }
                 HashesCommand::Delist { list, reason, value } => {
                     let store = store(pool, &settings()?);
@@ -282,11 +312,12 @@ async fn main() -> anyhow::Result<()> {
             if check {
                 let stale = schemas::stale(&dir);
                 if !stale.is_empty() {
-                    bail!(
+                    return Err(Findings(format!(
                         "stale schemas in {}: {} (run `make schemas`)",
                         dir.display(),
                         stale.join(", ")
-                    );
+                    ))
+                    .into());
                 }
                 println!("schemas are up to date");
             } else {

@@ -194,12 +194,27 @@ async fn url_rules_match_exactly_by_prefix_or_by_domain_most_specific_first() {
     assert_eq!(found("https://otherboard.example/x").await, None);
 }
 
+/// Runs the binary with stderr sent to `dir/NAME.err`; returns the exit code and stderr.
+fn run_cli(dir: &Path, name: &str, args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let stderr_path = dir.join(format!("{name}.err"));
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let status = std::process::Command::new(dijkwacht_tests::deployment::dijkwacht())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .status()
+        .unwrap();
+    (status.code().unwrap(), std::fs::read_to_string(stderr_path).unwrap())
+}
+
 /// An operator's scheduled job sends stderr to a file: every rejected line's number and
-/// reason must be there, not only the summary (the progress bar is not drawn there).
+/// reason must be there, not only the summary (the progress bar is not drawn there); with
+/// `--errors` the rejected lines come back as NDJSON to fix and import again; the exit code
+/// tells rejected lines (1) from an import that could not run (2).
 #[tokio::test]
-async fn the_import_writes_each_rejected_line_to_stderr_even_when_it_is_a_file() {
-    let database = dijkwacht_tests::TestDatabase::create().await.unwrap();
-    dijkwacht_tests::reference_data("import-key", "import-regulator", "http://127.0.0.1:9/notices")
+async fn the_import_names_each_rejected_line_on_stderr_and_in_its_errors_file() {
+    let database = TestDatabase::create().await.unwrap();
+    reference_data("import-key", "import-regulator", "http://127.0.0.1:9/notices")
         .load_into(&database.pool, chrono::Utc::now())
         .await
         .unwrap();
@@ -213,24 +228,51 @@ async fn the_import_writes_each_rejected_line_to_stderr_even_when_it_is_a_file()
         "partner_reference,url\nR-1,https://videos.example/v/1\nR-2,ftp://videos.example/v/2\nR-3,https://videos.example/v/3\n",
     )
     .unwrap();
-    let stderr = std::fs::File::create(dir.join("import.err")).unwrap();
-    let status = std::process::Command::new(dijkwacht_tests::deployment::dijkwacht())
-        .arg("--config")
-        .arg(&config)
-        .args(["import", "--partner", "partner-a"])
-        .arg(&reports)
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .status()
-        .unwrap();
-    assert!(!status.success(), "a rejected line fails the import");
-    let written = std::fs::read_to_string(dir.join("import.err")).unwrap();
-    assert!(
-        written.contains("reports.csv:3: ") && written.contains("ftp"),
-        "the rejected line and its reason: {written}"
+    let errors = dir.join("rejected.ndjson");
+    fn import<'a>(config: &'a Path, errors: &'a Path, file: &'a Path) -> [&'a std::ffi::OsStr; 8] {
+        [
+            "--config".as_ref(),
+            config.as_os_str(),
+            "import".as_ref(),
+            "--partner".as_ref(),
+            "partner-a".as_ref(),
+            "--errors".as_ref(),
+            errors.as_os_str(),
+            file.as_os_str(),
+        ]
+    }
+    let (code, stderr) = run_cli(&dir, "first", &import(&config, &errors, &reports));
+    assert_eq!(code, 1, "some lines rejected: {stderr}");
+    assert!(stderr.contains("reports.csv:3: ") && stderr.contains("ftp"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no terminal escapes in a file: {stderr:?}");
+    let written = std::fs::read_to_string(&errors).unwrap();
+    let rejected: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rejected.len(), 1, "{written}");
+    assert_eq!(rejected[0]["line"], 3);
+    assert_eq!(rejected[0]["pointer"], "/items/0/url");
+    assert_eq!(rejected[0]["input"], "R-2,ftp://videos.example/v/2");
+    assert!(rejected[0]["message"].as_str().unwrap().contains("ftp"));
+
+    // Fixed, the rejected line imports; the others were accepted the first time.
+    let fixed = dir.join("fixed.csv");
+    let line = rejected[0]["input"].as_str().unwrap().replace("ftp://", "https://");
+    std::fs::write(&fixed, format!("partner_reference,url\n{line}\n")).unwrap();
+    let (code, stderr) = run_cli(&dir, "fixed", &import(&config, &errors, &fixed));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&errors).unwrap(), "", "nothing rejected");
+
+    let missing = dir.join("missing.toml");
+    let (code, stderr) = run_cli(
+        &dir,
+        "unconfigured",
+        &[
+            "--config".as_ref(),
+            missing.as_os_str(),
+            "import".as_ref(),
+            "--partner".as_ref(),
+            "partner-a".as_ref(),
+            reports.as_os_str(),
+        ],
     );
-    assert!(
-        !written.contains('\u{1b}'),
-        "no terminal escapes in a file: {written:?}"
-    );
+    assert_eq!(code, 2, "a configuration error is not a rejected line: {stderr}");
 }
