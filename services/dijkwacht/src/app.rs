@@ -218,6 +218,20 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         )?;
         tasks.spawn(relay.run(shutdown.clone()));
     }
+    // One copy of the platform registry for the dispatch stage and the dispatch routes.
+    let dispatch_settings = DispatchSettings::from_section(&settings.dispatch).map_err(anyhow::Error::msg)?;
+    let directory = match settings.runs(Part::Dispatch) || settings.runs(Part::Intake) {
+        true => {
+            let directory = Directory::load(&pool).await?;
+            tasks.spawn(directory.clone().keep_fresh(
+                pool.clone(),
+                Duration::from_secs(dispatch_settings.registry_refresh_secs),
+                shutdown.clone(),
+            ));
+            Some(directory)
+        }
+        false => None,
+    };
     {
         let runtime = StageRuntime {
             store: store.clone(),
@@ -234,10 +248,20 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
                 group_prefix: settings.kafka_prefix.clone(),
             },
         };
-        spawn_stages(&mut tasks, settings, &pool, &runtime, &shutdown).await?;
+        let dispatch = directory.clone().map(|directory| (directory, &dispatch_settings));
+        spawn_stages(&mut tasks, settings, &pool, &runtime, dispatch, &shutdown).await?;
     }
 
-    let http_addr = serve_api(&mut tasks, settings, store.clone(), clock, health.clone(), &shutdown).await?;
+    let http_addr = serve_api(
+        &mut tasks,
+        settings,
+        store.clone(),
+        clock,
+        health.clone(),
+        directory,
+        &shutdown,
+    )
+    .await?;
 
     Ok(RunningApp {
         http_addr,
@@ -340,6 +364,7 @@ async fn serve_api(
     store: EventStore,
     clock: SharedClock,
     health: Health,
+    directory: Option<Directory>,
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(settings.http_listen)
@@ -370,19 +395,7 @@ async fn serve_api(
         home_country: settings.home_country.clone(),
         resolver: resolver(settings)?,
     };
-    let router = if settings.runs(Part::Intake) {
-        let directory = Directory::load(state.store.pool()).await?;
-        tasks.spawn(
-            directory.clone().keep_fresh(
-                state.store.pool().clone(),
-                Duration::from_secs(
-                    DispatchSettings::from_section(&settings.dispatch)
-                        .map_err(anyhow::Error::msg)?
-                        .registry_refresh_secs,
-                ),
-                shutdown.clone(),
-            ),
-        );
+    let router = if let Some(directory) = directory.filter(|_| settings.runs(Part::Intake)) {
         let dispatch = DispatchApi {
             store: state.store.clone(),
             clock: state.clock.clone(),
@@ -418,6 +431,7 @@ async fn spawn_stages(
     settings: &Settings,
     pool: &sqlx::PgPool,
     runtime: &StageRuntime,
+    dispatch: Option<(Directory, &DispatchSettings)>,
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<()> {
     let dispatch_policy = DispatchPolicy {
@@ -454,19 +468,12 @@ async fn spawn_stages(
     let addresses = AddressPolicy::allowing(&settings.outbound_allowed_ranges)
         .map_err(anyhow::Error::msg)?
         .with_hosts(settings.outbound_hosts.clone());
-    if settings.runs(Part::Dispatch) {
-        let section = DispatchSettings::from_section(&settings.dispatch).map_err(anyhow::Error::msg)?;
-        let directory = Directory::load(pool).await?;
-        tasks.spawn(directory.clone().keep_fresh(
-            pool.clone(),
-            Duration::from_secs(section.registry_refresh_secs),
-            shutdown.clone(),
-        ));
+    if let Some((directory, section)) = dispatch.filter(|_| settings.runs(Part::Dispatch)) {
         let stage = DispatchStage::new(DispatchParts {
             policy: dispatch_policy,
             in_flight_limit,
             api: ApiSender::new(addresses.clone(), request_timeout)?,
-            email: EmailSender::new(&section)?,
+            email: EmailSender::new(section)?,
             directory,
             pool: pool.clone(),
             clock: runtime.clock.clone(),

@@ -3,7 +3,7 @@
 //! notice of a group records its own outcome, with the message's id.
 
 use crate::email::{Outgoing, Part};
-use crate::registry::{ApiAuth, ChannelConfig, PlatformRoute};
+use crate::registry::PlatformRoute;
 use crate::render::Subject;
 use crate::{pace, DispatchStage};
 use chrono::{DateTime, Utc};
@@ -206,10 +206,7 @@ impl DispatchStage {
         };
         match channel {
             Channel::Http { endpoint } => {
-                let auth = match route.config_of(channel) {
-                    Some(ChannelConfig::Api { auth, .. }) => auth.clone(),
-                    _ => ApiAuth::None,
-                };
+                let auth = route.api_auth(channel);
                 let body = match single {
                     Some(notice) => serde_json::to_vec(&ApiNotice {
                         notice,
@@ -337,10 +334,7 @@ impl DispatchStage {
         let key = format!("withdrawal-{}", notice.notice_id);
         match channel {
             Channel::Http { endpoint } => {
-                let auth = match route.config_of(channel) {
-                    Some(ChannelConfig::Api { auth, .. }) => auth.clone(),
-                    _ => ApiAuth::None,
-                };
+                let auth = route.api_auth(channel);
                 self.api.send(endpoint, &auth, &key, body, now).await
             }
             Channel::Email { to } => {

@@ -85,9 +85,13 @@ pub struct PlatformRoute {
 }
 
 impl PlatformRoute {
-    /// The configuration of a channel an attempt was started on.
-    pub fn config_of(&self, channel: &Channel) -> Option<&ChannelConfig> {
-        self.channels.iter().find(|config| config.channel() == *channel)
+    /// How to authenticate on an API channel an attempt was started on; none for a channel
+    /// the registry no longer lists.
+    pub fn api_auth(&self, channel: &Channel) -> ApiAuth {
+        match self.channels.iter().find(|config| config.channel() == *channel) {
+            Some(ChannelConfig::Api { auth, .. }) => auth.clone(),
+            _ => ApiAuth::None,
+        }
     }
 
     pub fn channel_list(&self) -> Vec<Channel> {

@@ -28,8 +28,7 @@ pub(crate) async fn write_waits(
 ) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = cases.iter().map(|case| case.id.0).collect();
     let (mut stages, mut timer_ids, mut due, mut versions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut stuck_ids, mut reasons, mut stuck_versions) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut task_ids, mut tasks, mut task_versions) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut stuck, mut tasks) = (Entries::default(), Entries::default());
     for case in cases {
         let version = case.version as i32;
         stages.push(PROJECTION);
@@ -43,18 +42,10 @@ pub(crate) async fn write_waits(
                 due.push(due_at);
                 versions.push(version);
             }
-            Wait::Operator(reason) => {
-                stuck_ids.push(case.id.0);
-                reasons.push(reason.as_str());
-                stuck_versions.push(version);
-            }
+            Wait::Operator(reason) => stuck.push(case.id, reason.as_str(), version),
             // The review queue is read from the case summaries; every other task is listed here.
             Wait::Analyst(AnalystTask::Review) | Wait::Done => {}
-            Wait::Analyst(task) => {
-                task_ids.push(case.id.0);
-                tasks.push(task.as_str());
-                task_versions.push(version);
-            }
+            Wait::Analyst(task) => tasks.push(case.id, task.as_str(), version),
         }
     }
     sqlx::query("DELETE FROM stage_timers WHERE case_id = ANY($1)")
@@ -71,39 +62,54 @@ pub(crate) async fn write_waits(
     .bind(&versions)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM operator_queue WHERE case_id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    if !stuck_ids.is_empty() {
-        sqlx::query(
-            "INSERT INTO operator_queue (case_id, reason, version, since) \
-             SELECT c, r, v, $4 FROM UNNEST($1::uuid[], $2::text[], $3::int4[]) AS s (c, r, v)",
-        )
-        .bind(&stuck_ids)
-        .bind(&reasons)
-        .bind(&stuck_versions)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query("DELETE FROM analyst_tasks WHERE case_id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    if !task_ids.is_empty() {
-        sqlx::query(
-            "INSERT INTO analyst_tasks (case_id, task, version, since) \
-             SELECT c, t, v, $4 FROM UNNEST($1::uuid[], $2::text[], $3::int4[]) AS s (c, t, v)",
-        )
-        .bind(&task_ids)
-        .bind(&tasks)
-        .bind(&task_versions)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
+    stuck.replace(tx, "operator_queue", "reason", &ids, now).await?;
+    tasks.replace(tx, "analyst_tasks", "task", &ids, now).await?;
     Ok(())
+}
+
+/// Rows of a queue a case waits in (the operator queue, the analyst tasks): case, why, and
+/// the case version they are about.
+#[derive(Default)]
+struct Entries {
+    ids: Vec<Uuid>,
+    labels: Vec<&'static str>,
+    versions: Vec<i32>,
+}
+
+impl Entries {
+    fn push(&mut self, case_id: CaseId, label: &'static str, version: i32) {
+        self.ids.push(case_id.0);
+        self.labels.push(label);
+        self.versions.push(version);
+    }
+
+    /// Replaces the rows of the cases `changed` in `table` with these entries.
+    async fn replace(
+        &self,
+        tx: &mut PgConnection,
+        table: &'static str,
+        label: &'static str,
+        changed: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("DELETE FROM {table} WHERE case_id = ANY($1)"))
+            .bind(changed)
+            .execute(&mut *tx)
+            .await?;
+        if !self.ids.is_empty() {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (case_id, {label}, version, since) \
+                 SELECT c, l, v, $4 FROM UNNEST($1::uuid[], $2::text[], $3::int4[]) AS s (c, l, v)"
+            ))
+            .bind(&self.ids)
+            .bind(&self.labels)
+            .bind(&self.versions)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// A timer claimed for firing.

@@ -2,44 +2,12 @@
 //! platforms and their mail server: what arrives, what is recorded, and what happens when a
 //! channel will not take the notice.
 
+use crate::support::{report_listed as report, report_listed_at as report_at, settled_on};
 use chrono::TimeDelta;
 use dijkwacht_simulator::platform::{Behaviour, SimulatedAuth};
 use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// Reports one listed location; returns its case id.
-async fn report_at(system: &TestSystem, name: &str, url: &str) -> String {
-    let (status, accepted) = system
-        .post(
-            "/v1/reports",
-            &system.partner_key,
-            &json!({"partner_reference": name, "items": [{"url": url,
-                "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}]}),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    accepted["cases"][0]["case_id"].as_str().unwrap().to_owned()
-}
-
-async fn report(system: &TestSystem, name: &str) -> String {
-    report_at(system, name, &system.content_url(name)).await
-}
-
-/// The case's events as stored, once one of them is `event_type`.
-async fn settled_on(system: &TestSystem, case_id: &str, event_type: &str) -> Vec<Value> {
-    let id = dijkwacht_domain::CaseId(case_id.parse().unwrap());
-    eventually(
-        &format!("{event_type} on {case_id}"),
-        Duration::from_secs(60),
-        || async {
-            let stream = system.app.store.read_stream(id).await.ok()?;
-            let events: Vec<Value> = stream.iter().map(|e| serde_json::to_value(&e.event).unwrap()).collect();
-            events.iter().any(|e| e["type"] == event_type).then_some(events)
-        },
-    )
-    .await
-}
 
 fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
@@ -60,6 +28,19 @@ fn behaviour(auth: SimulatedAuth) -> Behaviour {
 
 fn endpoint(system: &TestSystem, platform: &str) -> String {
     format!("http://{}/platforms/{platform}/notices", system.simulator_addr)
+}
+
+/// A system whose platform takes notices by API at the simulated platform `name`, which
+/// behaves so, at our `pace`.
+async fn api_platform(name: &str, behaviour: Behaviour, pace: Value) -> TestSystem {
+    let system = TestSystem::start(TestOptions {
+        simulated_platforms: vec![(name.into(), behaviour)],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = json!({"pace": pace, "channels": [{"kind": "api", "endpoint": endpoint(&system, name)}]});
+    system.reregister_platform(PLATFORM_ID, "", api).await.unwrap()
 }
 
 /// Adds a platform serving `domain` with the given channels.
@@ -272,20 +253,15 @@ async fn refused_api_credentials_hand_the_notice_to_email() {
 
 #[tokio::test]
 async fn a_refusal_is_recorded_with_the_platforms_reason_for_an_analyst() {
-    let system = TestSystem::start(TestOptions {
-        simulated_platforms: vec![(
-            "picky".into(),
-            Behaviour {
-                rejects: Some("not illegal under our terms".into()),
-                ..Behaviour::default()
-            },
-        )],
-        ..TestOptions::default()
-    })
-    .await
-    .unwrap();
-    let api = json!({"channels": [{"kind": "api", "endpoint": endpoint(&system, "picky")}]});
-    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let system = api_platform(
+        "picky",
+        Behaviour {
+            rejects: Some("not illegal under our terms".into()),
+            ..Behaviour::default()
+        },
+        json!({}),
+    )
+    .await;
     let case_id = report(&system, "refused").await;
     let events = settled_on(&system, &case_id, "PlatformRejected").await;
     let rejected = events.last().unwrap();
@@ -300,22 +276,17 @@ async fn a_refusal_is_recorded_with_the_platforms_reason_for_an_analyst() {
 
 #[tokio::test]
 async fn a_platform_that_asks_to_slow_down_is_not_asked_again_sooner() {
-    let system = TestSystem::start(TestOptions {
-        simulated_platforms: vec![(
-            "busy".into(),
-            Behaviour {
-                unavailable_first: 1,
-                throttle_first: 1,
-                retry_after_secs: 3600,
-                ..Behaviour::default()
-            },
-        )],
-        ..TestOptions::default()
-    })
-    .await
-    .unwrap();
-    let api = json!({"channels": [{"kind": "api", "endpoint": endpoint(&system, "busy")}]});
-    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let system = api_platform(
+        "busy",
+        Behaviour {
+            unavailable_first: 1,
+            throttle_first: 1,
+            retry_after_secs: 3600,
+            ..Behaviour::default()
+        },
+        json!({}),
+    )
+    .await;
     let start = system.clock_now();
     let case_id = report(&system, "busy").await;
     // 503: back-off (the first is 30-60 s by default).
@@ -437,15 +408,7 @@ async fn report_many(system: &TestSystem, name: &str, count: usize) -> Vec<Strin
 
 #[tokio::test]
 async fn our_rate_limit_holds_at_the_platform() {
-    let system = TestSystem::start(TestOptions {
-        simulated_platforms: vec![("slow".into(), Behaviour::default())],
-        ..TestOptions::default()
-    })
-    .await
-    .unwrap();
-    let api = json!({"pace": {"per_second": 1.0},
-        "channels": [{"kind": "api", "endpoint": endpoint(&system, "slow")}]});
-    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let system = api_platform("slow", Behaviour::default(), json!({"per_second": 1.0})).await;
     let cases = report_many(&system, "burst", 5).await;
     for second in 1..=5 {
         eventually("the next notice", Duration::from_secs(30), || async {
@@ -470,21 +433,15 @@ async fn our_rate_limit_holds_at_the_platform() {
 
 #[tokio::test]
 async fn the_circuit_breaker_opens_on_failures_and_closes_after_a_good_probe() {
-    let system = TestSystem::start(TestOptions {
-        simulated_platforms: vec![(
-            "flaky".into(),
-            Behaviour {
-                unavailable_first: 3,
-                ..Behaviour::default()
-            },
-        )],
-        ..TestOptions::default()
-    })
-    .await
-    .unwrap();
-    let api = json!({"pace": {"breaker_failures": 3, "breaker_cooldown_secs": 600},
-        "channels": [{"kind": "api", "endpoint": endpoint(&system, "flaky")}]});
-    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let system = api_platform(
+        "flaky",
+        Behaviour {
+            unavailable_first: 3,
+            ..Behaviour::default()
+        },
+        json!({"breaker_failures": 3, "breaker_cooldown_secs": 600}),
+    )
+    .await;
     let mut cases = report_many(&system, "flaky", 3).await;
     for case_id in &cases {
         settled_on(&system, case_id, "DispatchFailed").await;
@@ -621,21 +578,15 @@ async fn notices_within_a_grouping_window_go_out_as_one_message_with_a_delivery_
 
 #[tokio::test]
 async fn a_group_that_failed_is_retried_as_a_group() {
-    let system = TestSystem::start(TestOptions {
-        simulated_platforms: vec![(
-            "grouping".into(),
-            Behaviour {
-                unavailable_first: 1,
-                ..Behaviour::default()
-            },
-        )],
-        ..TestOptions::default()
-    })
-    .await
-    .unwrap();
-    let api = json!({"pace": {"grouping_window_secs": 60},
-        "channels": [{"kind": "api", "endpoint": endpoint(&system, "grouping")}]});
-    let system = system.reregister_platform(PLATFORM_ID, "", api).await.unwrap();
+    let system = api_platform(
+        "grouping",
+        Behaviour {
+            unavailable_first: 1,
+            ..Behaviour::default()
+        },
+        json!({"grouping_window_secs": 60}),
+    )
+    .await;
     let cases = report_many(&system, "group-retry", 4).await;
     for case_id in &cases {
         settled_on(&system, case_id, "DispatchDeferred").await;

@@ -1,40 +1,11 @@
 //! Where a notice may go: never along a redirect, never to an internal address.
 
+use crate::support::{report_listed as report, settled_on};
 use axum::http::{header, StatusCode};
 use axum::routing::any;
 use axum::Router;
-use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
-use serde_json::{json, Value};
-use std::time::Duration;
-
-/// Reports one listed location; returns its case id.
-async fn report(system: &TestSystem, name: &str) -> String {
-    let (status, accepted) = system
-        .post(
-            "/v1/reports",
-            &system.partner_key,
-            &json!({"partner_reference": name, "items": [{"url": system.content_url(name),
-                "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}]}),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    accepted["cases"][0]["case_id"].as_str().unwrap().to_owned()
-}
-
-/// The case's events as stored, once one of them is `event_type`.
-async fn settled_on(system: &TestSystem, case_id: &str, event_type: &str) -> Vec<Value> {
-    let id = dijkwacht_domain::CaseId(case_id.parse().unwrap());
-    eventually(
-        &format!("{event_type} on {case_id}"),
-        Duration::from_secs(60),
-        || async {
-            let stream = system.app.store.read_stream(id).await.ok()?;
-            let events: Vec<Value> = stream.iter().map(|e| serde_json::to_value(&e.event).unwrap()).collect();
-            events.iter().any(|e| e["type"] == event_type).then_some(events)
-        },
-    )
-    .await
-}
+use dijkwacht_tests::{TestOptions, TestSystem, PLATFORM_ID};
+use serde_json::json;
 
 async fn point_platform_at(system: TestSystem, endpoint: &str) -> TestSystem {
     system

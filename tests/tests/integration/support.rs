@@ -3,7 +3,9 @@
 use dijkwacht_domain::event::{Location, Reporter};
 use dijkwacht_domain::*;
 use dijkwacht_runtime::{CaseChange, EventStore, LoadedCase, Metadata, RecordedEvent};
-use dijkwacht_tests::test_clock;
+use dijkwacht_tests::{eventually, test_clock, TestSystem, DEMO_SHA256};
+use serde_json::{json, Value};
+use std::time::Duration;
 
 pub fn report_received(url: &str, sha256: &str) -> CaseEvent {
     CaseEvent::ReportReceived(ReportReceived {
@@ -105,4 +107,38 @@ pub async fn produce(bootstrap_servers: &str, topic: &str, key: &str, payload: &
         .await
         .map_err(|(e, _)| e)
         .unwrap();
+}
+
+/// Reports one location with [`DEMO_SHA256`] (listed as CSAM) at `url`; returns its case id.
+pub async fn report_listed_at(system: &TestSystem, name: &str, url: &str) -> String {
+    let (status, accepted) = system
+        .post(
+            "/v1/reports",
+            &system.partner_key,
+            &json!({"partner_reference": name, "items": [{"url": url,
+                "hashes": [{"algorithm": "sha256", "value": DEMO_SHA256}]}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    accepted["cases"][0]["case_id"].as_str().unwrap().to_owned()
+}
+
+/// Reports the simulator's content `name` as a listed location; returns its case id.
+pub async fn report_listed(system: &TestSystem, name: &str) -> String {
+    report_listed_at(system, name, &system.content_url(name)).await
+}
+
+/// The case's events as stored, once one of them is `event_type`.
+pub async fn settled_on(system: &TestSystem, case_id: &str, event_type: &str) -> Vec<Value> {
+    let id = CaseId(case_id.parse().unwrap());
+    eventually(
+        &format!("{event_type} on {case_id}"),
+        Duration::from_secs(60),
+        || async {
+            let stream = system.app.store.read_stream(id).await.ok()?;
+            let events: Vec<Value> = stream.iter().map(|e| serde_json::to_value(&e.event).unwrap()).collect();
+            events.iter().any(|e| e["type"] == event_type).then_some(events)
+        },
+    )
+    .await
 }
