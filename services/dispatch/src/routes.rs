@@ -289,21 +289,7 @@ async fn record_submission(
 ) -> Result<Json<SubmissionRecorded>, ApiError> {
     let analyst = analyst(&caller)?;
     let case_id = dijkwacht_http::case_id(&raw)?;
-    let submission: ManualSubmission = serde_json::from_slice(&body).map_err(|error| {
-        if error.is_syntax() || error.is_eof() {
-            ApiError::BadJson(format!("the body is not JSON: {error}"))
-        } else {
-            ApiError::Invalid(vec![FieldError::new("", error.to_string())])
-        }
-    })?;
-    if let Some(reference) = &submission.reference {
-        if reference.is_empty() || reference.chars().count() > 200 {
-            return Err(ApiError::Invalid(vec![FieldError::new(
-                "/reference",
-                "the reference must be 1 to 200 characters",
-            )]));
-        }
-    }
+    let submission: ManualSubmission = dijkwacht_http::json_body(&body)?;
     let command = Command::RecordManualSubmission {
         analyst_id: analyst.clone(),
         reference: submission.reference,

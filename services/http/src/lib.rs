@@ -7,11 +7,13 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod openapi;
+pub mod schema;
 
 pub use auth::{Caller, Edge};
 pub use error::{ApiError, ErrorBody, FieldError};
 pub use limits::{LimitSettings, Limits};
 pub use openapi::DocumentedRouter;
+pub use schema::{json_body, Schema};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;

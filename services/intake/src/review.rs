@@ -182,12 +182,7 @@ pub async fn decide(
 ) -> Result<Response, ApiError> {
     let analyst = analyst(&caller)?;
     let id = case_id(&raw)?;
-    let decision: ReviewDecision = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::Invalid(vec![crate::api::FieldError::new(
-            "",
-            format!("not a review decision: {e}"),
-        )])
-    })?;
+    let decision: ReviewDecision = dijkwacht_http::json_body(&body)?;
     if decision.explanation.trim().is_empty() || decision.explanation.contains('\0') {
         return Err(ApiError::Invalid(vec![crate::api::FieldError::new(
             "/explanation",

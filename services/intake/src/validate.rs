@@ -5,17 +5,15 @@
 
 use crate::api::{FieldError, SubmitReport};
 use dijkwacht_domain::{ContentClass, HashAlgorithm, Location, MediaHash};
+use dijkwacht_http::schema::{document_order, Schema};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 pub const MAX_ITEMS: usize = 10_000;
 pub const MAX_URL_CHARS: usize = 2_048;
 
-static REPORT_SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
-    let schema = serde_json::to_value(schemars::schema_for!(SubmitReport)).expect("the schema serializes");
-    jsonschema::validator_for(&schema).expect("the generated report schema is a valid JSON Schema")
-});
+static REPORT_SCHEMA: LazyLock<Arc<Schema>> = LazyLock::new(Schema::of::<SubmitReport>);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidReport {
@@ -39,8 +37,8 @@ pub fn validate_report(body: &Value) -> Result<ValidReport, Vec<FieldError>> {
         let flagged: BTreeSet<String> = errors.iter().map(|e| e.pointer.clone()).collect();
         errors.extend(
             REPORT_SCHEMA
-                .iter_errors(body)
-                .map(|error| FieldError::new(error.instance_path().to_string(), error.masked().to_string()))
+                .violations(body)
+                .into_iter()
                 .filter(|e| !flagged.contains(&e.pointer)),
         );
     }
@@ -83,17 +81,6 @@ fn find_nul_characters(value: &Value, pointer: &mut String, errors: &mut Vec<Fie
         }
         _ => {}
     }
-}
-
-/// Sorts pointers as the document reads: `/items/2` before `/items/10`.
-fn document_order(pointer: &str) -> Vec<(u64, String)> {
-    pointer
-        .split('/')
-        .map(|token| match token.parse::<u64>() {
-            Ok(index) => (index, String::new()),
-            Err(_) => (u64::MAX, token.to_owned()),
-        })
-        .collect()
 }
 
 /// The rules beyond the schema, on whatever parts have the right shape.
@@ -234,8 +221,8 @@ mod tests {
             pointers(&errors),
             vec![
                 "/items/0/hashes/0/value",
-                "/items/1",
                 "/items/1/claimed_category",
+                "/items/1/extra",
                 "/items/1/url",
                 "/items/2/hashes/0/algorithm",
                 "/items/2/hashes/0/value",
@@ -243,6 +230,24 @@ mod tests {
                 "/partner_reference",
             ],
             "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_class_is_named_with_every_class() {
+        let body = json!({"partner_reference": "r", "items": [{"url": "https://a.example/", "claimed_category": "notaclass"}]});
+        let errors = validate_report(&body).unwrap_err();
+        let mut every_class: Vec<&str> = ContentClass::ALL.iter().map(|class| class.as_str()).collect();
+        every_class.sort_unstable();
+        assert_eq!(
+            errors,
+            vec![FieldError::new(
+                "/items/0/claimed_category",
+                format!(
+                    "unknown content class \"notaclass\"; one of: {}",
+                    every_class.join(", ")
+                )
+            )]
         );
     }
 

@@ -7,7 +7,8 @@ use dijkwacht_domain::ContentClass;
 use dijkwacht_intake::import::{import, Format};
 use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::reference::{ReferenceData, UrlRuleEntry};
-use dijkwacht_tests::{reference_data, TestDatabase};
+use dijkwacht_tests::{reference_data, TestDatabase, TestOptions, TestSystem};
+use serde_json::{json, Value};
 use std::path::Path;
 
 async fn list_version(db: &TestDatabase, list: &str) -> i64 {
@@ -275,4 +276,106 @@ async fn the_import_names_each_rejected_line_on_stderr_and_in_its_errors_file() 
         ],
     );
     assert_eq!(code, 2, "a configuration error is not a rejected line: {stderr}");
+}
+
+/// Each kind of schema error reads as its own sentence, and the same sentence whether the
+/// report came through the API or through an import.
+#[tokio::test]
+async fn each_kind_of_schema_error_reads_the_same_sentence_in_the_api_and_the_import() {
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
+    let item = json!({"url": "https://videos.example/v/1"});
+    let mut classes: Vec<&str> = ContentClass::ALL.iter().map(|class| class.as_str()).collect();
+    classes.sort_unstable();
+    let kinds = [
+        (
+            "type",
+            json!({"partner_reference": 7, "items": [item]}),
+            "/partner_reference",
+            "must be a string, not a number".to_owned(),
+        ),
+        (
+            "enumeration",
+            json!({"partner_reference": "r", "items": [{"url": "https://videos.example/v/1", "claimed_category": "notaclass"}]}),
+            "/items/0/claimed_category",
+            format!("unknown content class \"notaclass\"; one of: {}", classes.join(", ")),
+        ),
+        (
+            "pattern",
+            json!({"partner_reference": "r", "items": [{"url": "https://videos.example/v/1", "hashes": [{"algorithm": "sha256", "value": "not hex"}]}]}),
+            "/items/0/hashes/0/value",
+            "a sha256 hash is 64 hexadecimal digits, got 7 characters".to_owned(),
+        ),
+        (
+            "length",
+            json!({"partner_reference": "r".repeat(201), "items": [item]}),
+            "/partner_reference",
+            "must be at most 200 characters long, not 201".to_owned(),
+        ),
+        (
+            "required",
+            json!({"partner_reference": "r"}),
+            "/items",
+            "is required, but missing".to_owned(),
+        ),
+        (
+            "unknown property",
+            json!({"partner_reference": "r", "items": [item], "priority": 1}),
+            "/priority",
+            "unknown property \"priority\"; known: items, partner_reference".to_owned(),
+        ),
+        (
+            "array size",
+            json!({"partner_reference": "r", "items": []}),
+            "/items",
+            "must hold at least one item".to_owned(),
+        ),
+    ];
+    for (kind, body, pointer, sentence) in &kinds {
+        let (status, answer) = system.post("/v1/reports", &system.partner_key, body).await;
+        assert_eq!(status, 422, "{kind}: {answer}");
+        assert_eq!(
+            answer["errors"],
+            json!([{"pointer": pointer, "message": sentence}]),
+            "{kind}"
+        );
+    }
+
+    let dir = std::env::temp_dir().join(format!("dijkwacht-sentences-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("dijkwacht.toml");
+    std::fs::write(&config, format!("database_url = {:?}\n", system.database.url)).unwrap();
+    let reports = dir.join("reports.ndjson");
+    let lines: Vec<String> = kinds.iter().map(|(_, body, _, _)| body.to_string()).collect();
+    std::fs::write(&reports, lines.join("\n") + "\n").unwrap();
+    let errors = dir.join("rejected.ndjson");
+    let (code, stderr) = run_cli(
+        &dir,
+        "import",
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "import".as_ref(),
+            "--partner".as_ref(),
+            "partner-a".as_ref(),
+            "--errors".as_ref(),
+            errors.as_os_str(),
+            reports.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let written = std::fs::read_to_string(&errors).unwrap();
+    let rejected: Vec<Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rejected.len(), kinds.len(), "{written}");
+    for ((kind, _, pointer, sentence), (line, found)) in kinds.iter().zip(rejected.iter().enumerate()) {
+        assert_eq!(found["line"], line + 1, "{kind}");
+        assert_eq!(
+            (&found["pointer"], &found["message"]),
+            (&json!(pointer), &json!(sentence)),
+            "{kind}"
+        );
+        assert!(
+            stderr.contains(&format!("reports.ndjson:{}: {sentence}", line + 1)),
+            "{kind}: {stderr}"
+        );
+    }
 }
