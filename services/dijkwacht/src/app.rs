@@ -219,7 +219,7 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         tasks.spawn(relay.run(shutdown.clone()));
     }
     // One copy of the platform registry for the dispatch stage and the dispatch routes.
-    let dispatch_settings = DispatchSettings::from_section(&settings.dispatch).map_err(anyhow::Error::msg)?;
+    let dispatch_settings = DispatchSettings::from_section(&settings.dispatch)?;
     let directory = match settings.runs(Part::Dispatch) || settings.runs(Part::Intake) {
         true => {
             let directory = Directory::load(&pool).await?;

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId, Channel, Command};
-use dijkwacht_http::{list_limit, ApiError, Caller, DocumentedRouter, Edge, FieldError, Limits, ListQuery};
+use dijkwacht_http::{list_limit, ApiError, Caller, DocumentedRouter, Edge, Limits, ListQuery};
 use dijkwacht_runtime::{EventStore, SharedClock};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

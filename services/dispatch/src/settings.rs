@@ -58,7 +58,7 @@ impl Default for DispatchSettings {
 
 impl DispatchSettings {
     /// The section as it came from the configuration (a table of any shape), checked.
-    pub fn from_section(section: &serde_json::Value) -> Result<Self, String> {
-        serde_json::from_value(section.clone()).map_err(|error| format!("[dispatch]: {error}"))
+    pub fn from_section(section: &serde_json::Value) -> Result<Self, dijkwacht_runtime::config::ConfigError> {
+        dijkwacht_runtime::config::section("dispatch", section)
     }
 }

@@ -243,9 +243,80 @@ impl Default for Settings {
 /// `DIJKWACHT_*` variables read by the command line, the Makefile and the tests, not settings.
 const NOT_SETTINGS: &[&str] = &["CONFIG", "PG_PORT", "TEST_DATABASE_URL", "SCHEMATHESIS", "TANSU"];
 
+/// What is wrong with the configuration, where it came from, and for an unknown key or
+/// variable the known one nearest to it.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
-pub struct ConfigError(#[from] Box<figment::Error>);
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn explained(error: figment::Error, section: &[&str]) -> Self {
+        let problems: Vec<String> = error.into_iter().map(|error| describe(&error, section)).collect();
+        Self(problems.join("; "))
+    }
+}
+
+fn describe(error: &figment::Error, section: &[&str]) -> String {
+    let figment::error::Kind::UnknownField(name, known) = &error.kind else {
+        return error.to_string();
+    };
+    // The error's path ends with the unknown key itself.
+    let within = match error.path.split_last() {
+        Some((last, parents)) if last == name => parents,
+        _ => &error.path[..],
+    };
+    let parents: Vec<&str> = section
+        .iter()
+        .copied()
+        .chain(within.iter().map(String::as_str))
+        .collect();
+    let from_environment = error
+        .metadata
+        .as_ref()
+        .is_some_and(|metadata| metadata.name.contains("environment"));
+    let spell = |field: &str| {
+        let mut keys = parents.clone();
+        keys.push(field);
+        if from_environment {
+            format!("DIJKWACHT_{}", keys.join("__").to_ascii_uppercase())
+        } else {
+            keys.join(".")
+        }
+    };
+    let mut message = if from_environment {
+        format!("unknown environment variable {}", spell(name))
+    } else {
+        format!("unknown key `{}`", spell(name))
+    };
+    if let Some(figment::Source::File(file)) = error.metadata.as_ref().and_then(|metadata| metadata.source.as_ref()) {
+        message.push_str(&format!(" in {}", file.display()));
+    }
+    match nearest(name, known) {
+        Some(near) if from_environment => message.push_str(&format!("; did you mean {}?", spell(near))),
+        Some(near) => message.push_str(&format!("; did you mean `{}`?", spell(near))),
+        None => message.push_str(&format!("; known keys: {}", known.join(", "))),
+    }
+    message
+}
+
+/// The known name a typo most likely meant: at most a third of its letters off.
+pub fn nearest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(&name, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= candidate.len().max(3) / 3)
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+/// A section the runtime carries as a table for its part to read, read as `T` with the same
+/// errors as the rest of the configuration.
+pub fn section<T: serde::de::DeserializeOwned>(name: &str, table: &serde_json::Value) -> Result<T, ConfigError> {
+    Figment::from(Serialized::defaults(table))
+        .extract()
+        .map_err(|error| ConfigError::explained(error, &[name]))
+}
 
 impl Settings {
     /// Defaults, then `file` (if any), then the environment.
@@ -257,7 +328,7 @@ impl Settings {
         figment = figment
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
             .merge(Env::prefixed("DIJKWACHT_").ignore(NOT_SETTINGS).split("__"));
-        figment.extract().map_err(|e| ConfigError(Box::new(e)))
+        figment.extract().map_err(|error| ConfigError::explained(error, &[]))
     }
 
     pub fn database_url(&self) -> &str {

@@ -47,12 +47,40 @@ async fn the_demo_configuration_and_reference_data_load() {
 }
 
 #[tokio::test]
-async fn an_unknown_configuration_key_is_an_error_naming_it() {
-    let file = std::env::temp_dir().join(format!("dijkwacht-{}.toml", uuid::Uuid::new_v4()));
+async fn an_unknown_configuration_key_or_variable_names_itself_and_the_nearest_known_one() {
+    let dir = std::env::temp_dir().join(format!("dijkwacht-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dijkwacht.toml");
     std::fs::write(&file, "http_listen = \"127.0.0.1:1\"\nbatch_sise = 10\n").unwrap();
     let error = Settings::load(Some(&file)).unwrap_err().to_string();
-    std::fs::remove_file(&file).unwrap();
-    assert!(error.contains("batch_sise"), "{error}");
+    assert!(
+        error.contains("unknown key `batch_sise`") && error.contains("did you mean `batch_size`?"),
+        "{error}"
+    );
+    assert!(error.contains("dijkwacht.toml"), "names the file: {error}");
+
+    let section: serde_json::Value = json!({"smtp_hots": "relay.example"});
+    let error = dijkwacht_dispatch::settings::DispatchSettings::from_section(&section)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("unknown key `dispatch.smtp_hots`; did you mean `dispatch.smtp_host`?"),
+        "{error}"
+    );
+
+    std::fs::write(&file, "http_listen = \"127.0.0.1:1\"\n").unwrap();
+    let status = std::process::Command::new(dijkwacht_tests::deployment::dijkwacht())
+        .args(["--config".as_ref(), file.as_os_str(), "migrate".as_ref()])
+        .env("DIJKWACHT_BATCH_SISE", "10")
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .status()
+        .unwrap();
+    let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown environment variable DIJKWACHT_BATCH_SISE; did you mean DIJKWACHT_BATCH_SIZE?"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +241,7 @@ fn run_cli(dir: &Path, name: &str, args: &[&std::ffi::OsStr]) -> (i32, String) {
 /// `--errors` the rejected lines come back as NDJSON to fix and import again; the exit code
 /// tells rejected lines (1) from an import that could not run (2).
 #[tokio::test]
-async fn the_import_names_each_rejected_line_on_stderr_and_in_its_errors_file() {
+async fn the_imports_name_each_rejected_line_on_stderr_and_in_their_errors_file() {
     let database = TestDatabase::create().await.unwrap();
     reference_data("import-key", "import-regulator", "http://127.0.0.1:9/notices")
         .load_into(&database.pool, chrono::Utc::now())
@@ -261,6 +289,41 @@ async fn the_import_names_each_rejected_line_on_stderr_and_in_its_errors_file() 
     let (code, stderr) = run_cli(&dir, "fixed", &import(&config, &errors, &fixed));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(std::fs::read_to_string(&errors).unwrap(), "", "nothing rejected");
+
+    // The hash-list import the same way.
+    let hashes = dir.join("hashes.csv");
+    std::fs::write(
+        &hashes,
+        format!("algorithm,value,category\nsha256,{},A\nmd5,{},Z\n", "ab".repeat(32), "ef".repeat(16)),
+    )
+    .unwrap();
+    let hash_errors = dir.join("rejected-hashes.ndjson");
+    let (code, stderr) = run_cli(
+        &dir,
+        "hashes",
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "hashes".as_ref(),
+            "import".as_ref(),
+            "--list".as_ref(),
+            "iwf".as_ref(),
+            "--source".as_ref(),
+            "IWF".as_ref(),
+            "--map".as_ref(),
+            "A=csam".as_ref(),
+            "--errors".as_ref(),
+            hash_errors.as_os_str(),
+            hashes.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("hashes.csv:3: ") && stderr.contains("\"Z\""), "{stderr}");
+    let written = std::fs::read_to_string(&hash_errors).unwrap();
+    let rejected: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rejected.len(), 1, "{written}");
+    assert_eq!(rejected[0]["line"], 3);
+    assert_eq!(rejected[0]["input"], format!("md5,{},Z", "ef".repeat(16)));
 
     let missing = dir.join("missing.toml");
     let (code, stderr) = run_cli(
