@@ -294,7 +294,11 @@ async fn the_imports_name_each_rejected_line_on_stderr_and_in_their_errors_file(
     let hashes = dir.join("hashes.csv");
     std::fs::write(
         &hashes,
-        format!("algorithm,value,category\nsha256,{},A\nmd5,{},Z\n", "ab".repeat(32), "ef".repeat(16)),
+        format!(
+            "algorithm,value,category\nsha256,{},A\nmd5,{},Z\n",
+            "ab".repeat(32),
+            "ef".repeat(16)
+        ),
     )
     .unwrap();
     let hash_errors = dir.join("rejected-hashes.ndjson");
@@ -318,7 +322,10 @@ async fn the_imports_name_each_rejected_line_on_stderr_and_in_their_errors_file(
         ],
     );
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("hashes.csv:3: ") && stderr.contains("\"Z\""), "{stderr}");
+    assert!(
+        stderr.contains("hashes.csv:3: ") && stderr.contains("\"Z\""),
+        "{stderr}"
+    );
     let written = std::fs::read_to_string(&hash_errors).unwrap();
     let rejected: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rejected.len(), 1, "{written}");
