@@ -171,7 +171,6 @@ impl Deployment {
             .env("DIJKWACHT_STAGE_STALE_SECS", "3")
             .env("DIJKWACHT_TIMER_POLL_MS", "100")
             .env("DIJKWACHT_TIMER_LEASE_SECS", "2")
-            .env("DIJKWACHT_FOLLOWUP_FIRST_CHECK_SECS", "3600")
             .env("DIJKWACHT_PARTNER_REQUESTS_PER_SECOND", "1000000")
             .env("DIJKWACHT_PARTNER_BURST", "1000000")
             .env("RUST_LOG", "error");

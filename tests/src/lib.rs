@@ -117,12 +117,28 @@ pub const OFFSHORE_HOST: &str = "offshore.example";
 /// A forum registered by its domain, whose address lies in the off-shore host's range.
 pub const FORUM_HOST: &str = "forum.example";
 
+/// The secret the simulated platform signs its answers with.
+pub const ANSWER_SECRET: &str = "test-answer-secret";
+
+/// A file holding [`ANSWER_SECRET`], as the registry names it (`file:PATH`). Written to a
+/// name of its own and renamed, so a test reading it never sees half a secret.
+pub fn answer_secret_file() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join("dijkwacht-test-answer-secret");
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(ANSWER_SECRET) {
+        let written = path.with_extension(uuid::Uuid::new_v4().to_string());
+        std::fs::write(&written, ANSWER_SECRET).expect("the temporary directory is writable");
+        std::fs::rename(&written, &path).expect("the temporary directory is writable");
+    }
+    path
+}
+
 /// Reference data for one test:
 /// * partners `partner-a` (key `partner_key`, trusted to classify `ncii` itself) and
 ///   `partner-b` (`{partner_key}-b`); analysts `analyst-1` and `analyst-2`
 ///   (`{partner_key}-analyst-1`, `-2`); a regulator (`regulator_key`);
 /// * the simulated platform on 127.0.0.1 (NL, DSA), and an off-shore host (US, not a DSA
-///   platform) found by its IP range only;
+///   platform) found by its IP range only; the simulated platform signs answers with
+///   [`ANSWER_SECRET`];
 /// * a hash list with [`DEMO_SHA256`] and [`LISTED_PDQ`] as CSAM, and a URL rule classifying
 ///   everything under `/content/rule-` of the simulator as doxing.
 pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &str) -> ReferenceData {
@@ -162,6 +178,7 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
                 ranges: vec![],
                 dsa_platform: true,
                 language: "nl".into(),
+                answer_secrets: vec![format!("file:{}", answer_secret_file().display())],
             },
             PlatformEntry {
                 id: "forum".into(),
@@ -175,6 +192,7 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
                 ranges: vec![],
                 dsa_platform: true,
                 language: "nl".into(),
+                answer_secrets: vec![],
             },
             PlatformEntry {
                 id: "offshore-host".into(),
@@ -188,6 +206,7 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
                 ranges: vec!["198.51.100.0/24".into()],
                 dsa_platform: false,
                 language: "en".into(),
+                answer_secrets: vec![],
             },
         ],
         hash_lists: vec![HashListEntry {
@@ -244,13 +263,18 @@ pub struct TestSystem {
     pub http: reqwest::Client,
     /// Keeps the simulated mail server running while the system lives.
     pub mail_server: Option<Arc<ShutdownTrigger>>,
+    /// Keeps the simulated platforms answering while the system lives.
+    pub answering: Arc<ShutdownTrigger>,
 }
 
 /// What a test may change about the system it starts.
 pub struct TestOptions {
     pub removal_delay_secs: i64,
-    pub first_check_secs: i64,
+    /// Every notice's deadline, and the interval of checks after it (`[followup]`).
+    pub deadline_secs: i64,
     pub recheck_secs: i64,
+    /// Between rounds of the chase (reminders, then escalations).
+    pub remind_every_secs: i64,
     /// The parts the system runs (all by default).
     pub parts: Vec<Part>,
     pub partner_requests_per_second: f64,
@@ -268,8 +292,9 @@ impl Default for TestOptions {
     fn default() -> Self {
         Self {
             removal_delay_secs: 90,
-            first_check_secs: 60,
+            deadline_secs: 60,
             recheck_secs: 60,
+            remind_every_secs: 24 * 3600,
             parts: Part::ALL.to_vec(),
             partner_requests_per_second: 10_000.0,
             partner_burst: 10_000,
@@ -335,6 +360,8 @@ impl TestSystem {
         let simulator_addr = listener.local_addr()?;
         let router = simulator.router();
         tokio::spawn(async move { axum_serve(listener, router).await });
+        let (answers_stop, answers_shutdown) = dijkwacht_runtime::shutdown::channel();
+        tokio::spawn(simulator.clone().send_answers(answers_shutdown));
 
         let partner_key = format!("partner-{}", uuid::Uuid::new_v4());
         let regulator_key = format!("regulator-{}", uuid::Uuid::new_v4());
@@ -354,8 +381,11 @@ impl TestSystem {
             batch_linger_ms: 5,
             relay_idle_ms: 20,
             timer_poll_ms: 50,
-            followup_first_check_secs: options.first_check_secs,
-            followup_recheck_secs: options.recheck_secs,
+            followup: serde_json::json!({
+                "deadlines": [{"within": format!("{}s", options.deadline_secs), "basis": "test policy"}],
+                "recheck_every": format!("{}s", options.recheck_secs),
+                "remind_every": format!("{}s", options.remind_every_secs),
+            }),
             dispatch_timeout_secs: 5,
             parts: options.parts,
             resolver: "static".into(),
@@ -392,7 +422,9 @@ impl TestSystem {
         };
         let broker = Broker::Embedded(Arc::new(EmbeddedBroker::start(1)?));
         let app = app::start(&settings, shared, broker).await?;
+        simulator.answer_to(&format!("http://{}", app.http_addr));
         Ok(Self {
+            answering: Arc::new(answers_stop),
             app,
             settings,
             simulator,
@@ -416,6 +448,7 @@ impl TestSystem {
         settings.kafka_prefix = unique_prefix();
         let broker = Broker::Embedded(Arc::new(EmbeddedBroker::start(1)?));
         let app = app::start(&settings, Arc::new(self.clock.clone()), broker).await?;
+        self.simulator.answer_to(&format!("http://{}", app.http_addr));
         Ok(Self { app, settings, ..self })
     }
 
@@ -501,6 +534,34 @@ impl TestSystem {
         format!("{}-b", self.partner_key)
     }
 
+    /// Sends `body` as the platform `platform_id`'s answer, signed with `secret` at
+    /// `timestamp` (Unix seconds).
+    pub async fn platform_answer(
+        &self,
+        platform_id: &str,
+        secret: &str,
+        timestamp: i64,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        use dijkwacht_runtime::signature;
+        let bytes = serde_json::to_vec(body).unwrap();
+        let response = self
+            .http
+            .post(self.api(&format!("/v1/platforms/{platform_id}/events")))
+            .header(signature::TIMESTAMP_HEADER, timestamp.to_string())
+            .header(
+                signature::SIGNATURE_HEADER,
+                signature::sign(secret.as_bytes(), timestamp, &bytes),
+            )
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub fn content_url(&self, name: &str) -> String {
         format!("http://{}/content/{name}", self.simulator_addr)
     }
@@ -535,10 +596,26 @@ async fn projection_caught_up(pool: &sqlx::PgPool) -> bool {
     behind == 0
 }
 
+/// Compares the read models with a rebuild once the system is quiet: the projection has
+/// caught up, and no event was appended since the previous look (a stage may still be
+/// acting on the last events, e.g. setting the deadlines of the last deliveries).
 pub async fn assert_read_models_equal_a_rebuild(database: &TestDatabase) {
     let pool = &database.pool;
-    eventually("the projection to catch up", Duration::from_secs(60), || async {
-        projection_caught_up(pool).await.then_some(())
+    // The newest event, and since when it has been the newest.
+    let newest = std::sync::Mutex::new((None::<i64>, std::time::Instant::now()));
+    eventually("the system to go quiet", Duration::from_secs(60), || async {
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let quiet = {
+            let mut newest = newest.lock().unwrap();
+            if newest.0 != head {
+                *newest = (head, std::time::Instant::now());
+            }
+            newest.1.elapsed() >= Duration::from_secs(1)
+        };
+        (quiet && projection_caught_up(pool).await).then_some(())
     })
     .await;
     let running = read_models(pool).await;

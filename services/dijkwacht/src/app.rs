@@ -19,7 +19,9 @@ use dijkwacht_dispatch::settings::DispatchSettings;
 use dijkwacht_dispatch::{DispatchParts, DispatchStage};
 use dijkwacht_domain::ContentClass;
 use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
-use dijkwacht_followup::{FollowupPolicy, FollowupStage};
+use dijkwacht_followup::answers::FollowupApi;
+use dijkwacht_followup::settings::FollowupSettings;
+use dijkwacht_followup::FollowupStage;
 use dijkwacht_intake::review::ReviewPolicy;
 use dijkwacht_intake::{AppState, LimitSettings, Limits};
 use dijkwacht_notices::NoticeStage;
@@ -220,6 +222,7 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     }
     // One copy of the platform registry for the dispatch stage and the dispatch routes.
     let dispatch_settings = DispatchSettings::from_section(&settings.dispatch)?;
+    let followup_settings = FollowupSettings::from_section(&settings.followup)?;
     let directory = match settings.runs(Part::Dispatch) || settings.runs(Part::Intake) {
         true => {
             let directory = Directory::load(&pool).await?;
@@ -247,9 +250,21 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
                 timer_lease: TimeDelta::seconds(settings.timer_lease_secs),
                 group_prefix: settings.kafka_prefix.clone(),
             },
+            embedded_broker: match &broker {
+                Broker::Embedded(embedded) => Some(embedded.clone()),
+                Broker::External(_) => None,
+            },
         };
         let dispatch = directory.clone().map(|directory| (directory, &dispatch_settings));
-        spawn_stages(&mut tasks, settings, &pool, &runtime, dispatch, &shutdown).await?;
+        spawn_stages(
+            &mut tasks,
+            settings,
+            &pool,
+            &runtime,
+            (dispatch, &followup_settings),
+            &shutdown,
+        )
+        .await?;
     }
 
     let http_addr = serve_api(
@@ -258,10 +273,14 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         store.clone(),
         clock,
         health.clone(),
-        directory,
+        (directory, followup_settings.answer_window),
         &shutdown,
     )
     .await?;
+    // The simulated platforms answer the API this process serves.
+    if let Some(running) = &simulator {
+        running.simulator.answer_to(&format!("http://{http_addr}"));
+    }
 
     Ok(RunningApp {
         http_addr,
@@ -297,6 +316,7 @@ async fn start_simulator(
             tracing::error!(%error, "platform simulator stopped");
         }
     });
+    tasks.spawn(simulator.clone().send_answers(shutdown.clone()));
     let smtp_addr = match settings.simulator_smtp_listen {
         Some(smtp_addr) => {
             let tls = match (&settings.simulator_smtp_certificate, &settings.simulator_smtp_key) {
@@ -324,7 +344,7 @@ async fn start_simulator(
 }
 
 /// Every part's routes, side by side, and the OpenAPI description of them all.
-fn api_router(intake: AppState, dispatch: DispatchApi) -> Router {
+fn api_router(intake: AppState, dispatch: DispatchApi, followup: FollowupApi) -> Router {
     let document = Arc::new(openapi());
     dijkwacht_intake::router(intake)
         .merge(
@@ -333,6 +353,13 @@ fn api_router(intake: AppState, dispatch: DispatchApi) -> Router {
                 .0
                 .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
                 .with_state(dispatch),
+        )
+        .merge(
+            dijkwacht_followup::answers::documented()
+                .into_parts("", "")
+                .0
+                .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
+                .with_state(followup),
         )
         .route(
             "/openapi.json",
@@ -352,6 +379,7 @@ pub fn openapi() -> serde_json::Value {
         [
             dijkwacht_intake::documented().into_parts("", version).1,
             dijkwacht_dispatch::routes::documented().into_parts("", version).1,
+            dijkwacht_followup::answers::documented().into_parts("", version).1,
         ],
     )
 }
@@ -364,7 +392,7 @@ async fn serve_api(
     store: EventStore,
     clock: SharedClock,
     health: Health,
-    directory: Option<Directory>,
+    (directory, answer_window): (Option<Directory>, TimeDelta),
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(settings.http_listen)
@@ -403,7 +431,12 @@ async fn serve_api(
             directory,
             templates: Arc::new(Templates::built_in()?),
         };
-        api_router(state, dispatch)
+        let followup = FollowupApi {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            answer_window,
+        };
+        api_router(state, dispatch, followup)
     } else {
         dijkwacht_intake::health_router(state)
     };
@@ -431,15 +464,12 @@ async fn spawn_stages(
     settings: &Settings,
     pool: &sqlx::PgPool,
     runtime: &StageRuntime,
-    dispatch: Option<(Directory, &DispatchSettings)>,
+    (dispatch, followup): (Option<(Directory, &DispatchSettings)>, &FollowupSettings),
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<()> {
     let dispatch_policy = DispatchPolicy {
         max_attempts: settings.dispatch_max_attempts,
         first_backoff: TimeDelta::seconds(settings.dispatch_first_backoff_secs),
-    };
-    let followup_policy = FollowupPolicy {
-        recheck_after: TimeDelta::seconds(settings.followup_recheck_secs),
     };
     let request_timeout = Duration::from_secs(settings.dispatch_timeout_secs);
     let in_flight_limit = TimeDelta::seconds(settings.dispatch_in_flight_secs);
@@ -483,7 +513,7 @@ async fn spawn_stages(
     if settings.runs(Part::Followup) {
         spawn_stage(
             tasks,
-            FollowupStage::new(followup_policy, addresses)?,
+            FollowupStage::new(followup.clone(), settings.home_country.clone(), addresses)?,
             runtime,
             shutdown,
         );

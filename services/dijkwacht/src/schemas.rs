@@ -3,6 +3,7 @@
 
 use dijkwacht_dispatch::routes::{DispatchTask, ManualSubmission};
 use dijkwacht_domain::{CaseEvent, Notice};
+use dijkwacht_followup::answers::{AnswerRecorded, PlatformEvent};
 use dijkwacht_intake::api::{BulkLineResult, CaseView, ErrorBody, ReportAccepted, ReportStatus, SubmitReport};
 use dijkwacht_projection::PlatformCompliance;
 use dijkwacht_runtime::RecordedEvent;
@@ -24,6 +25,8 @@ fn catalog() -> Vec<(&'static str, Schema)> {
         ("api/platform-compliance.schema.json", schema_for!(PlatformCompliance)),
         ("api/dispatch-tasks.schema.json", schema_for!(Vec<DispatchTask>)),
         ("api/manual-submission.schema.json", schema_for!(ManualSubmission)),
+        ("api/platform-event.schema.json", schema_for!(PlatformEvent)),
+        ("api/answer-recorded.schema.json", schema_for!(AnswerRecorded)),
     ]
 }
 

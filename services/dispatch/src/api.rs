@@ -5,11 +5,9 @@ use crate::registry::ApiAuth;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{AfterFailure, DispatchOutcome};
 use dijkwacht_runtime::outbound::{self, AddressPolicy};
-use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::Deserialize;
-use sha2::Sha256;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -19,18 +17,7 @@ const ANSWER_CAP: usize = 4096;
 /// A cached OAuth token is fetched again this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(30);
 
-pub const SIGNATURE_HEADER: &str = "Dijkwacht-Signature";
-pub const TIMESTAMP_HEADER: &str = "Dijkwacht-Timestamp";
-pub const KEY_ID_HEADER: &str = "Dijkwacht-Key-Id";
-
-/// The HMAC-SHA256 of `{timestamp}.{body}`, hex, as the signature header carries it.
-pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
+pub use dijkwacht_runtime::signature::{sign as signature, KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 #[derive(Debug, Deserialize)]
 struct TokenAnswer {

@@ -1,6 +1,6 @@
 //! Sending: one message per notice, or one for a group of notices to one platform under
-//! one legal regime (its grouping window), and the withdrawals of retracted notices. Every
-//! notice of a group records its own outcome, with the message's id.
+//! one legal regime (its grouping window). Every notice of a group records its own
+//! outcome, with the message's id.
 
 use crate::email::{Outgoing, Part};
 use crate::registry::PlatformRoute;
@@ -9,27 +9,10 @@ use crate::{pace, DispatchStage};
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::case::InFlight;
 use dijkwacht_domain::notice::Illegality;
-use dijkwacht_domain::{AfterFailure, Case, CaseId, Channel, Command, DispatchOutcome, Notice, NoticeId};
+use dijkwacht_domain::{AfterFailure, CaseId, Channel, Command, DispatchOutcome, Notice, NoticeId};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-
-/// The body of a withdrawal, by API and attached to its e-mail.
-#[derive(Serialize)]
-struct Withdrawal<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    /// The notice withdrawn.
-    withdraws: NoticeId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    platform_reference: Option<&'a str>,
-    locations: &'a [dijkwacht_domain::event::Location],
-    reason: &'a str,
-    trusted_flagger: &'a dijkwacht_domain::notice::TrustedFlaggerMarking,
-    language: &'a str,
-    subject: &'a str,
-    message: &'a str,
-}
 
 /// The body of an API notice: the notice's fields, and its text in the platform's language.
 #[derive(Serialize)]
@@ -290,87 +273,5 @@ impl DispatchStage {
                 tracing::warn!(%error, "saving the circuit breaker's state failed");
             }
         }
-    }
-
-    /// Sends the withdrawal of a retracted case's notice on `channel`.
-    pub(crate) async fn send_withdrawal(
-        &self,
-        route: &PlatformRoute,
-        channel: &Channel,
-        case: &Case,
-        now: DateTime<Utc>,
-    ) -> DispatchOutcome {
-        let Some(notice) = &case.notice else {
-            return DispatchOutcome::Failed {
-                reason: "the case has no notice".into(),
-                next: AfterFailure::Stop,
-            };
-        };
-        let reason = case
-            .retracted
-            .as_ref()
-            .map_or("", |retracted| retracted.reason.as_str());
-        let rendered = match self.templates.render_withdrawal(notice, &route.language, reason) {
-            Ok(rendered) => rendered,
-            Err(error) => {
-                return DispatchOutcome::Failed {
-                    reason: format!("not sent: {error}"),
-                    next: AfterFailure::Stop,
-                }
-            }
-        };
-        let body = Withdrawal {
-            kind: "withdrawal",
-            withdraws: notice.notice_id,
-            platform_reference: case.dispatch.platform_reference.as_deref(),
-            locations: &notice.locations,
-            reason,
-            trusted_flagger: &notice.trusted_flagger,
-            language: &rendered.language,
-            subject: &rendered.subject,
-            message: &rendered.text,
-        };
-        let body = serde_json::to_vec(&body).expect("a withdrawal serialises");
-        let key = format!("withdrawal-{}", notice.notice_id);
-        match channel {
-            Channel::Http { endpoint } => {
-                let auth = route.api_auth(channel);
-                self.api.send(endpoint, &auth, &key, body, now).await
-            }
-            Channel::Email { to } => {
-                let outgoing = Outgoing {
-                    to,
-                    message_id: self.email.message_id(&key),
-                    in_reply_to: case.dispatch.delivered_message_id.clone(),
-                    rendered: &rendered,
-                    attachments: vec![Part {
-                        name: "withdrawal.json".into(),
-                        content_type: "application/json",
-                        body,
-                    }],
-                };
-                self.email.send(outgoing).await
-            }
-            Channel::Manual { .. } => unreachable!("hand withdrawals are not sent by the stage"),
-        }
-    }
-
-    pub(crate) async fn withdraw(
-        &self,
-        case: &Case,
-        route: Arc<PlatformRoute>,
-        in_flight: InFlight,
-        now: DateTime<Utc>,
-    ) -> (CaseId, Command) {
-        let outcome = self.send_withdrawal(&route, &in_flight.channel, case, now).await;
-        if let DispatchOutcome::Failed { reason, .. } | DispatchOutcome::Rejected { reason, .. } = &outcome {
-            tracing::warn!(case_id = %case.id, attempt = in_flight.attempt, %reason, "withdrawal not delivered");
-        }
-        let command = Command::RecordWithdrawalOutcome {
-            attempt: in_flight.attempt,
-            outcome,
-            policy: self.policy,
-        };
-        (case.id, command)
     }
 }

@@ -11,11 +11,11 @@
 pub mod api;
 pub mod delivery;
 pub mod email;
+pub mod follow_up;
 pub mod pace;
 pub mod registry;
 pub mod render;
 pub mod routes;
-pub mod secret;
 pub mod settings;
 
 use crate::api::ApiSender;
@@ -139,8 +139,22 @@ impl Stage for DispatchStage {
                 .filter(|in_flight| in_flight.started_at == now && !matches!(in_flight.channel, Channel::Manual { .. }))
         };
         let mut messages: BTreeMap<MessageKey, Vec<Attempt>> = BTreeMap::new();
-        let mut withdrawals = Vec::new();
+        let mut follow_ups = Vec::new();
         for case in cases {
+            if let (Some(in_flight), Some(chase)) = (
+                started_now(&case.followup.chase.in_flight),
+                &case.followup.chase.pending,
+            ) {
+                if let Some(route) = self.chase_route(case, chase) {
+                    follow_ups.push(futures::future::Either::Left(self.chase(
+                        case,
+                        route,
+                        chase.clone(),
+                        in_flight,
+                        now,
+                    )));
+                }
+            }
             let Some(route) = self.route_of(case) else {
                 continue;
             };
@@ -154,7 +168,9 @@ impl Stage for DispatchStage {
                 });
             }
             if let Some(in_flight) = started_now(&case.withdrawal.in_flight) {
-                withdrawals.push(self.withdraw(case, route, in_flight, now));
+                follow_ups.push(futures::future::Either::Right(
+                    self.withdraw(case, route, in_flight, now),
+                ));
             }
         }
         let sends = messages
@@ -167,7 +183,7 @@ impl Stage for DispatchStage {
             .collect()
             .await;
         commands.extend(
-            futures::stream::iter(withdrawals)
+            futures::stream::iter(follow_ups)
                 .buffer_unordered(CONCURRENT_SENDS)
                 .collect::<Vec<_>>()
                 .await,
@@ -176,8 +192,15 @@ impl Stage for DispatchStage {
     }
 
     /// A retry that came due, a notice whose message never arrived, an attempt presumed
-    /// lost, or the next channel: the decider tells which.
+    /// lost, the next channel, a withdrawal or a chase: the decider tells which.
     async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
+        if let Some(chase) = &case.followup.chase.pending {
+            return Ok(Some(Command::StartChase {
+                lost_after: self.in_flight_limit,
+                policy: self.policy,
+                channel: self.chase_channel(case, chase),
+            }));
+        }
         if case.owes_withdrawal() {
             return Ok(Some(Command::StartWithdrawal {
                 lost_after: self.in_flight_limit,

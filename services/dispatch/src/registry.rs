@@ -3,8 +3,8 @@
 //! a registry change reaches dispatch without a restart.
 
 use crate::pace::PaceConfig;
-use crate::secret::SecretRef;
 use dijkwacht_domain::Channel;
+use dijkwacht_runtime::secret::SecretRef;
 use serde::Deserialize;
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;

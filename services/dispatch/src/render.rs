@@ -61,6 +61,10 @@ pub struct Phrases {
     pub attachment_note: String,
     pub withdrawal_subject: String,
     pub withdrawal_text: String,
+    pub reminder_subject: String,
+    pub reminder_text: String,
+    pub escalation_subject: String,
+    pub escalation_text: String,
     /// Content class (its API name) → how the language describes it.
     pub classes: BTreeMap<String, String>,
 }
@@ -270,25 +274,63 @@ impl Templates {
     }
 }
 
+/// What a message about a notice already sent is: its withdrawal, a reminder, or the
+/// escalation to the hosting provider behind the platform.
+#[derive(Debug, Clone, Copy)]
+pub enum FollowUp<'a> {
+    Withdrawal { reason: &'a str },
+    Reminder { number: u32 },
+    Escalation { platform: &'a str },
+}
+
+/// When the notice was delivered and by when the platform had to act.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoticeTimes {
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+}
+
 impl Templates {
-    /// The withdrawal of `notice` in `language`: it names the notice, its date, its
-    /// locations and why it is withdrawn.
-    pub fn render_withdrawal(&self, notice: &Notice, language: &str, reason: &str) -> Result<Rendered, RenderError> {
+    /// A message about `notice` in `language`: it names the notice, its date and its
+    /// locations, and says what it is about.
+    pub fn render_follow_up(
+        &self,
+        notice: &Notice,
+        follow_up: FollowUp<'_>,
+        times: NoticeTimes,
+        language: &str,
+    ) -> Result<Rendered, RenderError> {
         let (language, phrases) = match self.phrases.get_key_value(language) {
             Some((language, phrases)) => (language.as_str(), phrases),
             None => (FALLBACK_LANGUAGE, &self.phrases[FALLBACK_LANGUAGE]),
         };
         let urls: Vec<&str> = notice.locations.iter().map(|l| l.url.as_str()).collect();
+        let what = phrases
+            .classes
+            .get(notice.content_class.as_str())
+            .map_or_else(|| describe(notice.content_class).to_owned(), Clone::clone);
+        let (subject, text, reason, number, platform) = match follow_up {
+            FollowUp::Withdrawal { reason } => (&phrases.withdrawal_subject, &phrases.withdrawal_text, reason, 0, ""),
+            FollowUp::Reminder { number } => (&phrases.reminder_subject, &phrases.reminder_text, "", number, ""),
+            FollowUp::Escalation { platform } => {
+                (&phrases.escalation_subject, &phrases.escalation_text, "", 0, platform)
+            }
+        };
         let vars = context! {
             notice_id => notice.notice_id.to_string(),
             issued_on => day(Some(notice.issued_at)),
+            delivered_on => day(times.delivered_at),
+            due_on => day(times.due_at),
             urls => urls.join(", "),
+            what,
             reason,
+            number,
+            platform,
         };
-        let text = fill(&phrases.withdrawal_text, &vars)?;
+        let text = fill(text, &vars)?;
         Ok(Rendered {
             language: language.to_owned(),
-            subject: fill(&phrases.withdrawal_subject, &vars)?,
+            subject: fill(subject, &vars)?,
             html: format!(
                 "<!DOCTYPE html>\n<html lang=\"{language}\"><body><p>{}</p></body></html>\n",
                 HtmlEscape(&text)

@@ -1,7 +1,7 @@
 //! The dispatch part's configuration section, `[dispatch]` in the configuration file
 //! (`DIJKWACHT_DISPATCH__KEY` in the environment): how e-mail leaves.
 
-use crate::secret::SecretRef;
+use dijkwacht_runtime::secret::SecretRef;
 use serde::Deserialize;
 use std::path::PathBuf;
 

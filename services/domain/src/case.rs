@@ -89,6 +89,33 @@ pub struct WithdrawalState {
     pub gave_up_reason: Option<String>,
 }
 
+/// What follow-up knows after delivery: the deadline, the platform's answers, the chase.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowupState {
+    pub deadline: Option<DeadlineSet>,
+    pub receipt_at: Option<DateTime<Utc>>,
+    pub decision: Option<PlatformDecided>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The platform's ids of the answers recorded, so an answer sent twice counts once.
+    pub answer_ids: std::collections::BTreeSet<String>,
+    /// Rounds of the chase asked for so far (reminders, skipped rounds, escalations).
+    pub rounds: u32,
+    pub reminders_sent: u32,
+    /// Escalation steps taken (asked for, for one that sends a message).
+    pub escalations: u32,
+    pub regulator: Option<Authority>,
+    pub chase: ChaseState,
+}
+
+/// The chase message dispatch is sending, attempt by attempt, as it sends a notice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChaseState {
+    pub pending: Option<Chase>,
+    pub attempts: u32,
+    pub in_flight: Option<InFlight>,
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RemovalState {
     pub checks: u32,
@@ -125,6 +152,7 @@ pub struct Case {
     pub dispatch: DispatchState,
     pub withdrawal: WithdrawalState,
     pub removal: RemovalState,
+    pub followup: FollowupState,
     pub closed_at: Option<DateTime<Utc>>,
     /// Reports of this location after the first, while the case was open.
     pub repeat_reports: u32,
@@ -155,6 +183,7 @@ impl Case {
             dispatch: DispatchState::default(),
             withdrawal: WithdrawalState::default(),
             removal: RemovalState::default(),
+            followup: FollowupState::default(),
             closed_at: None,
             repeat_reports: 0,
             reappeared_as: None,
@@ -268,6 +297,9 @@ impl Case {
                 self.dispatch.deferred_until = Some(deferred.until);
             }
             CaseEvent::PlatformRejected(rejected) => {
+                if let Some(id) = &rejected.platform_event_id {
+                    self.followup.answer_ids.insert(id.clone());
+                }
                 if rejected
                     .attempt
                     .is_some_and(|attempt| attempt == self.dispatch.attempts)
@@ -297,6 +329,67 @@ impl Case {
                 self.withdrawal.retry_at = failed.retry_at;
                 if failed.retry_at.is_none() {
                     self.withdrawal.gave_up_reason = Some(failed.reason.clone());
+                }
+            }
+            CaseEvent::ReceiptAcknowledged(receipt) => {
+                self.followup.answer_ids.insert(receipt.platform_event_id.clone());
+                self.followup.receipt_at.get_or_insert(at);
+            }
+            CaseEvent::PlatformDecided(decided) => {
+                self.followup.answer_ids.insert(decided.platform_event_id.clone());
+                self.followup.decision = Some(decided.clone());
+                self.followup.decided_at = Some(at);
+                // The platform says it is gone: see for ourselves at once.
+                if decided.removes_content() && self.status == CaseStatus::NoticeDelivered {
+                    self.removal.next_check_at = Some(at);
+                }
+            }
+            CaseEvent::DeadlineSet(deadline) => {
+                self.followup.deadline = Some(deadline.clone());
+                if self.removal.next_check_at.is_none_or(|at| at > deadline.due_at) {
+                    self.removal.next_check_at = Some(deadline.due_at);
+                }
+            }
+            CaseEvent::ChaseRequested(requested) => {
+                self.followup.rounds += 1;
+                if let Chase::HostingProvider { .. } = requested.chase {
+                    self.followup.escalations += 1;
+                }
+                if requested.chase != Chase::Skipped {
+                    self.followup.chase = ChaseState {
+                        pending: Some(requested.chase.clone()),
+                        ..ChaseState::default()
+                    };
+                }
+            }
+            CaseEvent::ChaseStarted(started) => {
+                let chase = &mut self.followup.chase;
+                chase.attempts = started.attempt;
+                chase.retry_at = None;
+                chase.in_flight = Some(InFlight {
+                    attempt: started.attempt,
+                    started_at: at,
+                    channel: started.channel.clone(),
+                });
+            }
+            CaseEvent::ReminderSent(_) => {
+                self.followup.reminders_sent += 1;
+                self.followup.chase = ChaseState::default();
+            }
+            CaseEvent::Escalated(escalated) => match &escalated.to {
+                EscalationTarget::HostingProvider { .. } => self.followup.chase = ChaseState::default(),
+                EscalationTarget::Regulator { authority } => {
+                    self.followup.rounds += 1;
+                    self.followup.escalations += 1;
+                    self.followup.regulator = Some(*authority);
+                }
+            },
+            CaseEvent::ChaseFailed(failed) => {
+                let chase = &mut self.followup.chase;
+                chase.in_flight = None;
+                chase.retry_at = failed.retry_at;
+                if failed.retry_at.is_none() {
+                    *chase = ChaseState::default();
                 }
             }
             CaseEvent::StillOnline(still) => {

@@ -6,6 +6,7 @@
 
 use crate::case::{Case, CaseStatus};
 use crate::event::*;
+use crate::followup::{DeadlineRule, FollowupPolicy, PlatformAnswer};
 use crate::ids::NoticeId;
 use crate::notice::{Notice, NoticePolicy};
 use crate::taxonomy::ContentClass;
@@ -86,9 +87,29 @@ pub enum Command {
         /// What the platform's form answered, e.g. its ticket number.
         reference: Option<String>,
     },
+    /// The follow-up stage's check of the location; it also climbs the chase ladder when
+    /// a round is due.
     RecordRemovalCheck {
         observation: Observation,
-        recheck_after: Duration,
+        policy: FollowupPolicy,
+    },
+    /// Records the deadline of the delivered notice (policy by class and platform kind;
+    /// the catch-all default when no rule fits).
+    SetDeadline {
+        rule: Option<DeadlineRule>,
+    },
+    /// A receipt, decision or refusal the platform sent; the same answer twice is recorded once.
+    RecordPlatformAnswer(PlatformAnswer),
+    /// Starts the chase follow-up asked for (or its next attempt) on `channel`.
+    StartChase {
+        lost_after: Duration,
+        policy: DispatchPolicy,
+        channel: Option<Channel>,
+    },
+    RecordChaseOutcome {
+        attempt: u32,
+        outcome: DispatchOutcome,
+        policy: DispatchPolicy,
     },
 }
 
@@ -265,10 +286,19 @@ impl Case {
             Command::RecordManualSubmission { analyst_id, reference } => {
                 self.record_manual_submission(analyst_id, reference)
             }
-            Command::RecordRemovalCheck {
-                observation,
-                recheck_after,
-            } => self.record_removal_check(observation, recheck_after, now),
+            Command::RecordRemovalCheck { observation, policy } => self.record_removal_check(observation, &policy, now),
+            Command::SetDeadline { rule } => self.set_deadline(rule),
+            Command::RecordPlatformAnswer(answer) => self.record_platform_answer(answer),
+            Command::StartChase {
+                lost_after,
+                policy,
+                channel,
+            } => Ok(self.start_chase(lost_after, policy, channel, now)),
+            Command::RecordChaseOutcome {
+                attempt,
+                outcome,
+                policy,
+            } => Ok(self.record_chase_outcome(attempt, outcome, policy, now)),
         }
     }
 
@@ -514,6 +544,7 @@ impl Case {
             }),
             DispatchOutcome::Rejected { reason, answer } => CaseEvent::PlatformRejected(PlatformRejected {
                 notice_id,
+                platform_event_id: None,
                 attempt: Some(attempt),
                 reason,
                 answer,
@@ -706,35 +737,5 @@ impl Case {
                 ])
             }
         }
-    }
-
-    fn record_removal_check(
-        &self,
-        observation: Observation,
-        recheck_after: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<CaseEvent>, Refusal> {
-        if self.is_finished() || self.removal.next_check_at.is_some_and(|at| at > now) {
-            return Ok(vec![]);
-        }
-        if self.dispatch.delivered_at.is_none() {
-            return Err(Refusal::NotDelivered);
-        }
-        Ok(match observation {
-            Observation::Gone { http_status } => vec![
-                CaseEvent::RemovalVerified(RemovalVerified { http_status }),
-                CaseEvent::CaseClosed(CaseClosed {
-                    outcome: CaseOutcome::Removed,
-                }),
-            ],
-            Observation::Online { http_status } => vec![CaseEvent::StillOnline(StillOnline {
-                http_status: Some(http_status),
-                next_check_at: now + recheck_after,
-            })],
-            Observation::Unreachable => vec![CaseEvent::StillOnline(StillOnline {
-                http_status: None,
-                next_check_at: now + recheck_after,
-            })],
-        })
     }
 }

@@ -35,6 +35,14 @@ pub enum CaseEvent {
     WithdrawalStarted(WithdrawalStarted),
     NoticeWithdrawn(NoticeWithdrawn),
     WithdrawalFailed(WithdrawalFailed),
+    ReceiptAcknowledged(ReceiptAcknowledged),
+    PlatformDecided(PlatformDecided),
+    DeadlineSet(DeadlineSet),
+    ChaseRequested(ChaseRequested),
+    ChaseStarted(ChaseStarted),
+    ReminderSent(ReminderSent),
+    Escalated(Escalated),
+    ChaseFailed(ChaseFailed),
     StillOnline(StillOnline),
     RemovalVerified(RemovalVerified),
     CaseClosed(CaseClosed),
@@ -64,6 +72,14 @@ impl CaseEvent {
             Self::WithdrawalStarted(_) => "WithdrawalStarted",
             Self::NoticeWithdrawn(_) => "NoticeWithdrawn",
             Self::WithdrawalFailed(_) => "WithdrawalFailed",
+            Self::ReceiptAcknowledged(_) => "ReceiptAcknowledged",
+            Self::PlatformDecided(_) => "PlatformDecided",
+            Self::DeadlineSet(_) => "DeadlineSet",
+            Self::ChaseRequested(_) => "ChaseRequested",
+            Self::ChaseStarted(_) => "ChaseStarted",
+            Self::ReminderSent(_) => "ReminderSent",
+            Self::Escalated(_) => "Escalated",
+            Self::ChaseFailed(_) => "ChaseFailed",
             Self::StillOnline(_) => "StillOnline",
             Self::RemovalVerified(_) => "RemovalVerified",
             Self::CaseClosed(_) => "CaseClosed",
@@ -367,6 +383,10 @@ pub struct DispatchAbandoned {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PlatformRejected {
     pub notice_id: NoticeId,
+    /// The platform's id for its answer, when the refusal came as one: the same answer
+    /// twice is recorded once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_event_id: Option<String>,
     /// The attempt the refusal answered; absent when it came later as a platform's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
@@ -405,6 +425,178 @@ pub struct WithdrawalFailed {
     pub attempt: u32,
     pub reason: String,
     /// When the next attempt is due; absent when an analyst must withdraw it by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// The platform confirmed that it received the notice (DSA Art. 16(4)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReceiptAcknowledged {
+    pub notice_id: NoticeId,
+    /// The platform's id for its answer: the same answer twice is recorded once.
+    pub platform_event_id: String,
+    /// When the platform says it received the notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+/// The platform's decision on the notice (DSA Art. 16(5)), in the vocabulary of the EU
+/// Transparency Database, identifiers verbatim (`crate::tdb`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlatformDecided {
+    pub notice_id: NoticeId,
+    pub platform_event_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// `DECISION_VISIBILITY_*`, none or several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decision_visibility: Vec<String>,
+    /// What "other restriction" meant, where the platform said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_visibility_other: Option<String>,
+    /// `DECISION_MONETARY_*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_monetary: Option<String>,
+    /// `DECISION_PROVISION_*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_provision: Option<String>,
+    /// `DECISION_ACCOUNT_*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_account: Option<String>,
+    /// `DECISION_GROUND_*`.
+    pub decision_ground: String,
+    /// `STATEMENT_CATEGORY_*`, including the two retired in 2025.
+    pub category: String,
+    /// `AUTOMATED_DECISION_*` (DSA Art. 16(6)).
+    pub automated_decision: String,
+    /// The id of the platform's statement of reasons in the Transparency Database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_of_reasons_id: Option<String>,
+}
+
+impl PlatformDecided {
+    /// Whether the decision takes the content out of view (removed or access disabled).
+    pub fn removes_content(&self) -> bool {
+        self.decision_visibility
+            .iter()
+            .any(|visibility| crate::tdb::VISIBILITY_REMOVED.contains(&visibility.as_str()))
+    }
+}
+
+/// How long the platform has to act on the delivered notice, from what and why: policy by
+/// class and kind of platform (DSA Art. 22(1) sets no hours; the law does for terrorist
+/// content). Statistics measure "within its deadline" against this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeadlineSet {
+    pub notice_id: NoticeId,
+    pub due_at: DateTime<Utc>,
+    /// From delivery to `due_at`.
+    pub within_secs: i64,
+    /// Where the deadline comes from ("Regulation (EU) 2021/784 Art. 3(3)", "policy").
+    pub basis: String,
+}
+
+/// What follow-up sends, or hands on, when a platform does not act by its deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Chase {
+    /// The notice again, to the platform, on the channel it went by.
+    Reminder { number: u32 },
+    /// The notice to the hosting provider behind the platform.
+    HostingProvider {
+        step: u32,
+        provider_id: PlatformId,
+        name: String,
+    },
+    /// A round that passes without a reminder: the platform has answered and is at work.
+    Skipped,
+}
+
+/// Follow-up asks dispatch to send a chase (dispatch records its attempts as for a notice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChaseRequested {
+    pub notice_id: NoticeId,
+    pub chase: Chase,
+}
+
+/// Recorded before the chase leaves, as a notice's attempt is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChaseStarted {
+    pub notice_id: NoticeId,
+    pub chase: Chase,
+    pub attempt: u32,
+    pub channel: Channel,
+}
+
+/// A reminder referencing the notice reached the platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReminderSent {
+    pub notice_id: NoticeId,
+    pub number: u32,
+    pub channel: Channel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// Who a case was escalated to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EscalationTarget {
+    HostingProvider {
+        provider_id: PlatformId,
+        name: String,
+    },
+    /// The queue of the competent authority.
+    Regulator {
+        authority: Authority,
+    },
+}
+
+/// The authority competent for a class of content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Authority {
+    /// The authority for online child sexual abuse material (in the Netherlands the ATKM).
+    CsamAuthority,
+    /// The competent authority for terrorist-content removal orders (TCO Art. 12).
+    TerrorismAuthority,
+    /// The Digital Services Coordinator, for the platform's DSA duties.
+    DigitalServicesCoordinator,
+}
+
+impl Authority {
+    pub fn for_class(class: ContentClass) -> Self {
+        if class.is_child_sexual_abuse() {
+            Self::CsamAuthority
+        } else if class == ContentClass::TerroristContent {
+            Self::TerrorismAuthority
+        } else {
+            Self::DigitalServicesCoordinator
+        }
+    }
+}
+
+/// The case climbed one step of its escalation ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Escalated {
+    pub notice_id: NoticeId,
+    pub step: u32,
+    pub to: EscalationTarget,
+    /// How the message went, for a step that sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChaseFailed {
+    pub notice_id: NoticeId,
+    pub chase: Chase,
+    pub attempt: u32,
+    pub reason: String,
+    /// When the next attempt is due; absent when this chase is given up (the next round
+    /// of follow-up chases again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<DateTime<Utc>>,
 }

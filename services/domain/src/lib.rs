@@ -9,15 +9,18 @@
 pub mod case;
 mod decide;
 pub mod event;
+pub mod followup;
 pub mod hash;
 mod ids;
 pub mod notice;
 pub mod taxonomy;
+pub mod tdb;
 pub mod wait;
 
-pub use case::{Case, CaseStatus, DispatchState, RemovalState, WithdrawalState};
+pub use case::{Case, CaseStatus, ChaseState, DispatchState, FollowupState, RemovalState, WithdrawalState};
 pub use decide::{AfterFailure, Command, Deferral, DispatchOutcome, DispatchPolicy, Observation, Refusal};
 pub use event::*;
+pub use followup::{DeadlineRule, FollowupPolicy, PlatformAnswer, PlatformKind};
 pub use hash::{HashAlgorithm, HashError, MediaHash};
 pub use ids::{CaseId, NoticeId, PartnerId, PlatformId, ReportId};
 pub use notice::{Notice, NoticePolicy};

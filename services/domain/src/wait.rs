@@ -40,8 +40,6 @@ pub struct WaitLimits {
     /// How long a dispatch attempt may stay without an outcome before it is presumed lost
     /// and sent again under the same idempotency key.
     pub dispatch_in_flight: Duration,
-    /// From delivery to the first removal check.
-    pub first_check_after: Duration,
 }
 
 impl Default for WaitLimits {
@@ -49,7 +47,6 @@ impl Default for WaitLimits {
         Self {
             stage_stale_after: Duration::minutes(5),
             dispatch_in_flight: Duration::minutes(1),
-            first_check_after: Duration::hours(1),
         }
     }
 }
@@ -87,7 +84,8 @@ pub enum AnalystTask {
     /// No channel took the notice (or its message would have been incomplete): deliver it
     /// by other means, or correct the registry.
     DeliverByHand,
-    /// The platform refused the notice: assess its reason.
+    /// The platform refused the notice, or decided to leave the content up: assess its
+    /// reason.
     AssessRejection,
     /// The notice must be withdrawn and no channel did it (or it went by web form).
     WithdrawByHand,
@@ -158,11 +156,25 @@ impl Case {
                 stage(StageKind::Dispatch, due_at)
             }
             CaseStatus::NoticeDelivered => {
-                let delivered_at = self.dispatch.delivered_at.unwrap_or(since);
-                let due_at = self
-                    .removal
-                    .next_check_at
-                    .unwrap_or(delivered_at + limits.first_check_after);
+                let chase = &self.followup.chase;
+                if chase.pending.is_some() {
+                    let due_at = match (&chase.in_flight, chase.retry_at) {
+                        (Some(in_flight), _) => in_flight.started_at + limits.dispatch_in_flight,
+                        (None, Some(retry_at)) => retry_at,
+                        // No message tells dispatch of a chase: its wake-up does, at once.
+                        (None, None) => since,
+                    };
+                    return stage(StageKind::Dispatch, due_at);
+                }
+                if self.platform_declined() {
+                    return Wait::Analyst(AnalystTask::AssessRejection);
+                }
+                let due_at = match (self.removal.next_check_at, &self.followup.deadline) {
+                    (Some(next_check_at), _) => next_check_at,
+                    (None, Some(deadline)) => deadline.due_at,
+                    // The deadline is follow-up's to record, on the delivery's message.
+                    (None, None) => since + limits.stage_stale_after,
+                };
                 stage(StageKind::Followup, due_at)
             }
             CaseStatus::DispatchFailed => Wait::Analyst(AnalystTask::DeliverByHand),

@@ -39,6 +39,29 @@ fn host() -> HostResolved {
     }
 }
 
+fn provider() -> HostingProvider {
+    HostingProvider {
+        provider_id: "cloud".into(),
+        name: "Cloud".into(),
+        country: "NL".into(),
+        address: "192.0.2.7".into(),
+        range: "192.0.2.0/24".into(),
+    }
+}
+
+fn followup_policy() -> FollowupPolicy {
+    FollowupPolicy {
+        recheck_every: Duration::minutes(20),
+        remind_every: Duration::minutes(30),
+        ..FollowupPolicy::default()
+    }
+}
+
+fn notice_id() -> NoticeId {
+    // The notice issued by command 2 with `arg` 0; answers naming another are refused.
+    NoticeId(uuid::Uuid::from_u128(0))
+}
+
 /// The platform's channels; the registry may change between two decisions.
 fn channels(arg: u8) -> Vec<Channel> {
     let api = Channel::Http {
@@ -62,7 +85,7 @@ fn command(pick: u8, arg: u8) -> Command {
     } else {
         ContentClass::SelfHarm
     };
-    match pick % 14 {
+    match pick % 18 {
         11 => Command::StartWithdrawal {
             lost_after: Duration::minutes(45),
             policy: DispatchPolicy {
@@ -94,7 +117,10 @@ fn command(pick: u8, arg: u8) -> Command {
         },
         0 => Command::ReceiveReport(report()),
         1 => Command::Classify {
-            host: (!arg.is_multiple_of(3)).then(host),
+            host: (!arg.is_multiple_of(3)).then(|| HostResolved {
+                hosting_provider: arg.is_multiple_of(2).then(provider),
+                ..host()
+            }),
             classification: (!arg.is_multiple_of(4)).then(|| Classified {
                 class,
                 legal_ground: class.legal_ground(t0().date_naive()),
@@ -107,7 +133,7 @@ fn command(pick: u8, arg: u8) -> Command {
             }),
         },
         2 => Command::IssueNotice {
-            notice_id: NoticeId(uuid::Uuid::from_u128(u128::from(arg))),
+            notice_id: NoticeId(uuid::Uuid::from_u128(u128::from(arg % 2))),
             policy: NoticePolicy {
                 organisation: "o".into(),
                 contact_email: "o@example.org".into(),
@@ -159,12 +185,78 @@ fn command(pick: u8, arg: u8) -> Command {
             channels: channels(arg),
         },
         5 => Command::RecordRemovalCheck {
-            observation: if arg.is_multiple_of(2) {
-                Observation::Gone { http_status: 410 }
-            } else {
-                Observation::Online { http_status: 200 }
+            observation: match arg % 5 {
+                0 => Observation::Gone { http_status: 410 },
+                1 => Observation::Unreachable,
+                _ => Observation::Online { http_status: 200 },
             },
-            recheck_after: Duration::minutes(30),
+            policy: followup_policy(),
+        },
+        14 => Command::SetDeadline {
+            rule: arg.is_multiple_of(2).then(|| DeadlineRule {
+                class: None,
+                platform: None,
+                within: Duration::minutes(i64::from(arg % 90)),
+                basis: "policy".into(),
+            }),
+        },
+        15 => Command::RecordPlatformAnswer(match arg % 4 {
+            0 => PlatformAnswer::Receipt(ReceiptAcknowledged {
+                notice_id: notice_id(),
+                platform_event_id: format!("e{}", arg % 3),
+                received_at: None,
+            }),
+            1 => PlatformAnswer::Rejection(PlatformRejected {
+                notice_id: notice_id(),
+                platform_event_id: Some(format!("e{}", arg % 3)),
+                attempt: None,
+                reason: "not illegal".into(),
+                answer: None,
+            }),
+            _ => PlatformAnswer::Decision(PlatformDecided {
+                notice_id: notice_id(),
+                platform_event_id: format!("e{}", arg % 3),
+                decided_at: None,
+                decision_visibility: if arg.is_multiple_of(3) {
+                    vec!["DECISION_VISIBILITY_CONTENT_LABELLED".into()]
+                } else {
+                    vec!["DECISION_VISIBILITY_CONTENT_REMOVED".into()]
+                },
+                decision_visibility_other: None,
+                decision_monetary: None,
+                decision_provision: None,
+                decision_account: None,
+                decision_ground: "DECISION_GROUND_ILLEGAL_CONTENT".into(),
+                category: "STATEMENT_CATEGORY_PROTECTION_OF_MINORS".into(),
+                automated_decision: "AUTOMATED_DECISION_NOT_AUTOMATED".into(),
+                statement_of_reasons_id: None,
+            }),
+        }),
+        16 => Command::StartChase {
+            lost_after: Duration::minutes(45),
+            policy: DispatchPolicy {
+                max_attempts: 2,
+                first_backoff: Duration::minutes(10),
+            },
+            channel: channels(arg).into_iter().next(),
+        },
+        17 => Command::RecordChaseOutcome {
+            attempt: u32::from(arg % 3),
+            outcome: if arg.is_multiple_of(2) {
+                DispatchOutcome::Delivered {
+                    platform_reference: None,
+                    message_id: None,
+                }
+            } else {
+                DispatchOutcome::Failed {
+                    reason: "503".into(),
+                    next: AfterFailure::Retry { not_before: None },
+                }
+            },
+            policy: DispatchPolicy {
+                max_attempts: 2,
+                first_backoff: Duration::minutes(1),
+            },
         },
         6 => Command::ClaimReview {
             analyst_id: format!("a{}", arg % 2),
@@ -221,7 +313,8 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
             ..
         } => {
             let sending = case.dispatch.delivered_at.is_none() && !case.dispatch.gave_up;
-            prop_assert!(case.notice.is_some() && (sending || case.owes_withdrawal()));
+            let chasing = case.followup.chase.pending.is_some();
+            prop_assert!(case.notice.is_some() && (sending || case.owes_withdrawal() || chasing));
         }
         Wait::Stage {
             stage: StageKind::Followup,
@@ -236,7 +329,9 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
             prop_assert!(manual, "waits for a hand submission without a web-form attempt");
         }
         Wait::Analyst(AnalystTask::DeliverByHand) => prop_assert!(case.dispatch.gave_up),
-        Wait::Analyst(AnalystTask::AssessRejection) => prop_assert!(case.dispatch.rejected.is_some()),
+        Wait::Analyst(AnalystTask::AssessRejection) => {
+            prop_assert!(case.dispatch.rejected.is_some() || case.platform_declined());
+        }
         Wait::Analyst(AnalystTask::WithdrawByHand) => prop_assert!(case.owes_withdrawal()),
         Wait::Operator(StuckReason::HostUnknown) => prop_assert!(case.host.is_none()),
         Wait::Done => prop_assert!(case.is_finished() || case.forwarded.is_some()),
@@ -251,15 +346,43 @@ proptest! {
     fn any_order_of_commands_folds_to_a_case_that_keeps_its_promises(
         commands in prop::collection::vec((any::<u8>(), any::<u8>(), 0i64..120), 1..60),
     ) {
+        // The first command of a real case is always its report.
+        let commands = std::iter::once((Command::ReceiveReport(report()), 0))
+            .chain(commands.into_iter().skip(1).map(|(pick, arg, minutes)| (command(pick, arg), minutes)));
+        keeps_its_promises(commands)?;
+    }
+
+    /// The same after delivery, where follow-up's commands (checks, deadlines, answers,
+    /// chases) meet each other and the odd retraction.
+    #[test]
+    fn any_order_of_follow_up_commands_keeps_the_promises(
+        commands in prop::collection::vec((any::<u8>(), any::<u8>(), 0i64..60), 1..80),
+    ) {
+        const FOLLOW_UP: [u8; 10] = [5, 5, 14, 15, 15, 16, 16, 17, 17, 8];
+        let delivered = [(0, 0), (1, 2), (2, 0), (3, 4), (4, 1)].map(|(pick, arg)| (command(pick, arg), 0));
+        let commands = delivered.into_iter().chain(
+            commands.into_iter().map(|(pick, arg, minutes)| {
+                let pick = FOLLOW_UP[pick as usize % FOLLOW_UP.len()];
+                // A retraction now and then, not every tenth command.
+                let pick = if pick == 8 && !arg.is_multiple_of(4) { 5 } else { pick };
+                (command(pick, arg), minutes)
+            }),
+        );
+        keeps_its_promises(commands)?;
+    }
+}
+
+fn keeps_its_promises(commands: impl Iterator<Item = (Command, i64)>) -> Result<(), TestCaseError> {
+    {
         let id = CaseId(uuid::Uuid::from_u128(9));
         let mut case = Case::new(id);
         let mut history: Vec<(CaseEvent, DateTime<Utc>)> = Vec::new();
         let mut now = t0();
-        for (pick, arg, minutes) in commands {
+        for (command, minutes) in commands {
             now += Duration::minutes(minutes);
-            // The first command of a real case is always its report.
-            let command = if history.is_empty() { Command::ReceiveReport(report()) } else { command(pick, arg) };
-            let Ok(events) = case.decide(command, now) else { continue };
+            let Ok(events) = case.decide(command, now) else {
+                continue;
+            };
             for event in events {
                 case.apply(&event, now);
                 history.push((event, now));
@@ -288,37 +411,144 @@ proptest! {
             prop_assert!(position("NoticeDelivered").is_some_and(|d| d < verified));
         }
         // Dispatch attempts are numbered 1, 2, 3... and never exceed the policy.
-        let attempts: Vec<u32> = history.iter().filter_map(|(e, _)| match e {
-            CaseEvent::DispatchStarted(s) => Some(s.attempt),
-            _ => None,
-        }).collect();
+        let attempts: Vec<u32> = history
+            .iter()
+            .filter_map(|(e, _)| match e {
+                CaseEvent::DispatchStarted(s) => Some(s.attempt),
+                _ => None,
+            })
+            .collect();
         prop_assert_eq!(attempts.clone(), (1..=attempts.len() as u32).collect::<Vec<_>>());
         // Three per channel, of three channels at most, and one by hand.
         prop_assert!(attempts.len() <= 10);
         // After the case is finished nothing new is started: only facts about what already
         // happened (the outcome of an attempt in flight) and a reappearance are recorded.
-        if let Some(finished) = history.iter().position(|(e, _)| matches!(e, CaseEvent::CaseClosed(_) | CaseEvent::Retracted(_))) {
+        if let Some(finished) = history
+            .iter()
+            .position(|(e, _)| matches!(e, CaseEvent::CaseClosed(_) | CaseEvent::Retracted(_)))
+        {
             let after = &history[finished + 1..];
             prop_assert!(
-                after.iter().all(|(e, _)| matches!(e, CaseEvent::Reappeared(_) | CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_) | CaseEvent::PlatformRejected(_)
-                    | CaseEvent::WithdrawalStarted(_) | CaseEvent::NoticeWithdrawn(_) | CaseEvent::WithdrawalFailed(_))),
-                "after finishing: {:?}", &history[finished..]
+                after.iter().all(|(e, _)| matches!(
+                    e,
+                    CaseEvent::Reappeared(_)
+                        | CaseEvent::NoticeDelivered(_)
+                        | CaseEvent::DispatchFailed(_)
+                        | CaseEvent::PlatformRejected(_)
+                        | CaseEvent::WithdrawalStarted(_)
+                        | CaseEvent::NoticeWithdrawn(_)
+                        | CaseEvent::WithdrawalFailed(_)
+                        | CaseEvent::ReceiptAcknowledged(_)
+                        | CaseEvent::PlatformDecided(_)
+                        | CaseEvent::ReminderSent(_)
+                        | CaseEvent::Escalated(_)
+                        | CaseEvent::ChaseFailed(_)
+                )),
+                "after finishing: {:?}",
+                &history[finished..]
             );
             // At most the outcome of the attempt in flight; then only a withdrawal of a notice
             // that reached the platform.
-            let outcomes = after.iter().filter(|(e, _)| matches!(e, CaseEvent::NoticeDelivered(_) | CaseEvent::DispatchFailed(_) | CaseEvent::PlatformRejected(_))).count();
+            let outcomes = after
+                .iter()
+                .filter(|(e, _)| {
+                    matches!(
+                        e,
+                        CaseEvent::NoticeDelivered(_)
+                            | CaseEvent::DispatchFailed(_)
+                            | CaseEvent::PlatformRejected(PlatformRejected {
+                                platform_event_id: None,
+                                ..
+                            })
+                    )
+                })
+                .count();
             prop_assert!(outcomes <= 1);
             let withdrawals = after.iter().any(|(e, _)| matches!(e, CaseEvent::WithdrawalStarted(_)));
             prop_assert!(!withdrawals || history.iter().any(|(e, _)| matches!(e, CaseEvent::NoticeDelivered(_))));
-            prop_assert!(after.iter().filter(|(e, _)| matches!(e, CaseEvent::NoticeWithdrawn(_))).count() <= 1);
+            prop_assert!(
+                after
+                    .iter()
+                    .filter(|(e, _)| matches!(e, CaseEvent::NoticeWithdrawn(_)))
+                    .count()
+                    <= 1
+            );
         }
+        // The chase: only after the deadline is recorded and has passed; reminders numbered
+        // 1, 2, ... up to the policy's count; escalation steps rising; each answer once.
+        let deadline = history.iter().find_map(|(e, _)| match e {
+            CaseEvent::DeadlineSet(d) => Some(d.due_at),
+            _ => None,
+        });
+        for (event, at) in &history {
+            if let CaseEvent::ChaseRequested(_)
+            | CaseEvent::Escalated(Escalated {
+                to: EscalationTarget::Regulator { .. },
+                ..
+            }) = event
+            {
+                prop_assert!(
+                    deadline.is_some_and(|due_at| due_at <= *at),
+                    "chased before the deadline: {history:?}"
+                );
+            }
+        }
+        let reminders: Vec<u32> = history
+            .iter()
+            .filter_map(|(e, _)| match e {
+                CaseEvent::ChaseRequested(ChaseRequested {
+                    chase: Chase::Reminder { number },
+                    ..
+                }) => Some(*number),
+                _ => None,
+            })
+            .collect();
+        prop_assert_eq!(reminders.clone(), (1..=reminders.len() as u32).collect::<Vec<_>>());
+        prop_assert!(reminders.len() as u32 <= followup_policy().reminders);
+        let steps: Vec<u32> = history
+            .iter()
+            .filter_map(|(e, _)| match e {
+                CaseEvent::ChaseRequested(ChaseRequested {
+                    chase: Chase::HostingProvider { step, .. },
+                    ..
+                }) => Some(*step),
+                CaseEvent::Escalated(Escalated {
+                    to: EscalationTarget::Regulator { .. },
+                    step,
+                    ..
+                }) => Some(*step),
+                _ => None,
+            })
+            .collect();
+        prop_assert!(
+            steps.windows(2).all(|pair| pair[0] < pair[1]),
+            "escalation steps {steps:?}"
+        );
+        let mut answers: Vec<&str> = history
+            .iter()
+            .filter_map(|(e, _)| match e {
+                CaseEvent::ReceiptAcknowledged(r) => Some(r.platform_event_id.as_str()),
+                CaseEvent::PlatformDecided(d) => Some(d.platform_event_id.as_str()),
+                CaseEvent::PlatformRejected(r) => r.platform_event_id.as_deref(),
+                _ => None,
+            })
+            .collect();
+        let recorded = answers.len();
+        answers.sort_unstable();
+        answers.dedup();
+        prop_assert_eq!(answers.len(), recorded, "an answer recorded twice");
         // A classification by analysts under four eyes names two different analysts.
         for (event, _) in &history {
-            if let CaseEvent::Classified(Classified { evidence: Evidence::AnalystReview { analysts }, .. }) = event {
+            if let CaseEvent::Classified(Classified {
+                evidence: Evidence::AnalystReview { analysts },
+                ..
+            }) = event
+            {
                 let mut unique = analysts.clone();
                 unique.dedup();
                 prop_assert_eq!(&unique, analysts);
             }
         }
     }
+    Ok(())
 }

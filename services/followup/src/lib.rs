@@ -1,29 +1,34 @@
-//! The follow-up stage: checks, on the clock, whether delivered notices led to removal.
+//! The follow-up part: each delivered notice's deadline, the platform's answers (a signed
+//! route of its own), removal checks on the clock, and the chase of a platform that does
+//! not act — reminders, then the hosting provider, then the competent authority's queue.
 //! A check looks at the HTTP status of the location only; the content is never read.
 
-use chrono::TimeDelta;
-use dijkwacht_domain::{Case, Command, Observation};
+pub mod answers;
+pub mod settings;
+
+use crate::settings::FollowupSettings;
+use dijkwacht_domain::followup::{deadline_for, DeadlineRule, PlatformKind};
+use dijkwacht_domain::{Case, CaseEvent, Command, Observation};
 use dijkwacht_runtime::outbound::AddressPolicy;
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use reqwest::StatusCode;
 use std::time::Duration;
 
-/// When checks happen; the first one, counted from delivery, is a wait limit of the case
-/// (`WaitLimits::first_check_after`).
-#[derive(Debug, Clone, Copy)]
-pub struct FollowupPolicy {
-    /// Between checks while the content stays online.
-    pub recheck_after: TimeDelta,
-}
-
 pub struct FollowupStage {
     http: reqwest::Client,
-    policy: FollowupPolicy,
+    settings: FollowupSettings,
+    deadlines: Vec<DeadlineRule>,
+    /// Platforms established here are "national" for their deadline.
+    home_country: String,
     addresses: AddressPolicy,
 }
 
 impl FollowupStage {
-    pub fn new(policy: FollowupPolicy, addresses: AddressPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        settings: FollowupSettings,
+        home_country: String,
+        addresses: AddressPolicy,
+    ) -> Result<Self, reqwest::Error> {
         let http = addresses
             .client_builder(5)
             .timeout(Duration::from_secs(15))
@@ -31,9 +36,25 @@ impl FollowupStage {
             .build()?;
         Ok(Self {
             http,
-            policy,
+            deadlines: settings.deadline_rules(),
+            settings,
+            home_country,
             addresses,
         })
+    }
+
+    /// The rule for the case's class and platform; the decider falls back to the catch-all.
+    fn set_deadline(&self, case: &Case) -> Command {
+        let rule = match (&case.classification, &case.host) {
+            (Some(classification), Some(host)) => deadline_for(
+                &self.deadlines,
+                classification.class,
+                PlatformKind::of(host, &self.home_country),
+            )
+            .cloned(),
+            _ => None,
+        };
+        Command::SetDeadline { rule }
     }
 
     /// The status of a location: HEAD first, GET (headers only) where HEAD is not allowed.
@@ -81,9 +102,9 @@ impl Stage for FollowupStage {
         &[Topic::Dispatches]
     }
 
-    /// Deliveries only start the clock; checks happen in `on_wake`.
-    async fn command_for(&self, _event: &RecordedEvent, _case: &Case) -> Result<Option<Command>, StageError> {
-        Ok(None)
+    /// A delivery sets the notice's deadline; checks happen in `on_wake`.
+    async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
+        Ok(matches!(event.event, CaseEvent::NoticeDelivered(_)).then(|| self.set_deadline(case)))
     }
 
     async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
@@ -93,10 +114,14 @@ impl Stage for FollowupStage {
         if case.is_finished() {
             return Ok(None);
         }
+        if case.followup.deadline.is_none() {
+            return Ok(Some(self.set_deadline(case)));
+        }
         let observation = self.observe(&report.location.url).await;
+        let class = case.classification.as_ref().map(|c| c.class);
         Ok(Some(Command::RecordRemovalCheck {
             observation,
-            recheck_after: self.policy.recheck_after,
+            policy: self.settings.policy_for(class),
         }))
     }
 }

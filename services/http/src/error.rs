@@ -36,6 +36,8 @@ impl FieldError {
 pub enum ApiError {
     /// No or an unknown API key: authenticate.
     Unauthorized,
+    /// A signed request whose signature does not hold: says why (stale, missing, wrong).
+    BadSignature(String),
     /// A valid key without the scope this needs.
     Forbidden(&'static str),
     /// Not there, or not the caller's to see.
@@ -76,6 +78,12 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
                 body("", "a valid API key is required: Authorization: Bearer <key>"),
+            )
+                .into_response(),
+            ApiError::BadSignature(reason) => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Dijkwacht-Signature")],
+                body("", reason),
             )
                 .into_response(),
             ApiError::Forbidden(scope) => (

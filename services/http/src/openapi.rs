@@ -153,6 +153,13 @@ impl OperationBuilder<'_> {
         )
     }
 
+    pub fn header_parameter(self, name: &str, description: &str) -> Self {
+        self.push(
+            "parameters",
+            json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}}),
+        )
+    }
+
     pub fn query_parameter(self, name: &str, required: bool, description: &str) -> Self {
         self.push(
             "parameters",

@@ -67,8 +67,6 @@ pub struct Settings {
     /// How long a claimed wake-up is hidden from other processes (a crashed claimer's
     /// wake-ups come due again after it).
     pub timer_lease_secs: i64,
-    pub followup_first_check_secs: i64,
-    pub followup_recheck_secs: i64,
     /// How long a stage may take to act on an event before the case's wake-up acts instead
     /// (a lost message, a broker that restarted empty, a crashed process).
     pub stage_stale_secs: i64,
@@ -106,6 +104,8 @@ pub struct Settings {
     /// The dispatch part's own section (`[dispatch]`, `DIJKWACHT_DISPATCH__KEY`), read and
     /// checked by that part: `dijkwacht_dispatch::settings::DispatchSettings`.
     pub dispatch: serde_json::Value,
+    /// The follow-up part's section (`[followup]`): `dijkwacht_followup::settings::FollowupSettings`.
+    pub followup: serde_json::Value,
 }
 
 /// What a process can run; each part can run, scale and be killed on its own.
@@ -213,8 +213,6 @@ impl Default for Settings {
             kafka_idempotence: true,
             timer_poll_ms: 500,
             timer_lease_secs: 60,
-            followup_first_check_secs: 3600,
-            followup_recheck_secs: 6 * 3600,
             stage_stale_secs: 300,
             dispatch_in_flight_secs: 90,
             dispatch_timeout_secs: 30,
@@ -236,6 +234,7 @@ impl Default for Settings {
             designated_by: "Digital Services Coordinator".into(),
             designation_reference: "unset".into(),
             dispatch: serde_json::Value::Object(Default::default()),
+            followup: serde_json::Value::Object(Default::default()),
         }
     }
 }
@@ -340,7 +339,6 @@ impl Settings {
         WaitLimits {
             stage_stale_after: TimeDelta::seconds(self.stage_stale_secs),
             dispatch_in_flight: TimeDelta::seconds(self.dispatch_in_flight_secs),
-            first_check_after: TimeDelta::seconds(self.followup_first_check_secs),
         }
     }
 

@@ -85,6 +85,10 @@ pub struct PlatformEntry {
     pub dsa_platform: bool,
     #[serde(default = "english")]
     pub language: String,
+    /// The secrets (`env:NAME`, `file:PATH`) the platform signs its answers to us with,
+    /// as the follow-up part reads them; two while one is being rotated out.
+    #[serde(default)]
+    pub answer_secrets: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -204,10 +208,11 @@ impl ReferenceData {
         .await?;
         for platform in &self.platforms {
             sqlx::query(
-                "INSERT INTO platforms (platform_id, name, country, notice_endpoint, dsa_platform, language, dispatch) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                "INSERT INTO platforms (platform_id, name, country, notice_endpoint, dsa_platform, language, dispatch, answer_secrets) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (platform_id) DO UPDATE SET name = EXCLUDED.name, country = EXCLUDED.country, \
                  notice_endpoint = EXCLUDED.notice_endpoint, dsa_platform = EXCLUDED.dsa_platform, language = EXCLUDED.language, \
-                 dispatch = EXCLUDED.dispatch",
+                 dispatch = EXCLUDED.dispatch, answer_secrets = EXCLUDED.answer_secrets",
             )
             .bind(&platform.id)
             .bind(&platform.name)
@@ -220,6 +225,7 @@ impl ReferenceData {
                 "templates_dir": platform.templates_dir,
                 "pace": platform.pace.clone().unwrap_or_else(|| serde_json::json!({})),
             }))
+            .bind(serde_json::json!(platform.answer_secrets))
             .execute(&mut *tx)
             .await?;
             for range in &platform.ranges {

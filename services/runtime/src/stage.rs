@@ -135,6 +135,9 @@ pub struct StageRuntime {
     pub producer: FutureProducer,
     pub health: Health,
     pub settings: LoopSettings,
+    /// The in-process broker, held until the stage's consumer has closed: a consumer whose
+    /// broker vanished first waits out its session before it lets go. `None` for a cluster.
+    pub embedded_broker: Option<Arc<crate::kafka::EmbeddedBroker>>,
 }
 
 pub struct StageLoop<S: Stage> {

@@ -63,8 +63,18 @@ impl Topic {
             | CaseEvent::PlatformRejected(_)
             | CaseEvent::WithdrawalStarted(_)
             | CaseEvent::NoticeWithdrawn(_)
-            | CaseEvent::WithdrawalFailed(_) => Topic::Dispatches,
-            CaseEvent::StillOnline(_) | CaseEvent::RemovalVerified(_) | CaseEvent::CaseClosed(_) => Topic::Followups,
+            | CaseEvent::WithdrawalFailed(_)
+            | CaseEvent::ChaseStarted(_)
+            | CaseEvent::ReminderSent(_)
+            | CaseEvent::ChaseFailed(_) => Topic::Dispatches,
+            CaseEvent::ReceiptAcknowledged(_)
+            | CaseEvent::PlatformDecided(_)
+            | CaseEvent::DeadlineSet(_)
+            | CaseEvent::ChaseRequested(_)
+            | CaseEvent::Escalated(_)
+            | CaseEvent::StillOnline(_)
+            | CaseEvent::RemovalVerified(_)
+            | CaseEvent::CaseClosed(_) => Topic::Followups,
         }
     }
 }

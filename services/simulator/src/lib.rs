@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, TimeDelta, Utc};
-use dijkwacht_runtime::SharedClock;
+use dijkwacht_runtime::{signature, SharedClock};
 use mail_parser::MimeHeaders;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -54,6 +54,22 @@ pub struct ReceivedWithdrawal {
     pub received_at: DateTime<Utc>,
     /// `api` or `email`.
     pub by: &'static str,
+}
+
+/// A reminder of an earlier notice, or an escalation to the hosting provider behind a
+/// platform, by API or e-mail; once per idempotency key (or Message-ID).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedFollowUp {
+    /// The platform (or hosting provider) it reached: a simulated platform's id, or the
+    /// mailbox it went to.
+    pub to: String,
+    /// `reminder` or `escalation`.
+    pub kind: String,
+    pub notice_id: String,
+    pub number: Option<u64>,
+    pub received_at: DateTime<Utc>,
+    pub by: &'static str,
+    pub key: String,
 }
 
 /// One message as the mail server took it.
@@ -97,6 +113,10 @@ pub struct Transcript {
 struct Inbox {
     notices: Vec<ReceivedNotice>,
     withdrawals: Vec<ReceivedWithdrawal>,
+    follow_ups: Vec<ReceivedFollowUp>,
+    /// Answers to send to dijkwacht once due.
+    pending_answers: Vec<PendingAnswer>,
+    answers_sent: usize,
     by_key: HashMap<(String, String), usize>,
     mail: Vec<ReceivedMail>,
     /// Content path → when the platform takes it down.
@@ -111,9 +131,19 @@ struct Inbox {
     tokens_issued: usize,
 }
 
+/// A signed answer the platform will send when it is due.
+struct PendingAnswer {
+    platform_id: String,
+    secret: String,
+    due_at: DateTime<Utc>,
+    body: Value,
+}
+
 #[derive(Clone)]
 pub struct Simulator {
     inbox: Arc<Mutex<Inbox>>,
+    /// Where platforms answer: the base URL of dijkwacht's API, once it is known.
+    answers_to: Arc<Mutex<Option<String>>>,
     clock: SharedClock,
     removal_delay: TimeDelta,
     platforms: Arc<HashMap<String, Behaviour>>,
@@ -123,6 +153,7 @@ impl Simulator {
     pub fn new(clock: SharedClock, removal_delay: TimeDelta) -> Self {
         Self {
             inbox: Arc::new(Mutex::new(Inbox::default())),
+            answers_to: Arc::new(Mutex::new(None)),
             clock,
             removal_delay,
             platforms: Arc::new(HashMap::new()),
@@ -144,6 +175,7 @@ impl Simulator {
             .route("/platforms/{platform}/notices", post(receive_platform_notice))
             .route("/platforms/{platform}/oauth/token", post(issue_token))
             .route("/mail", get(list_mail))
+            .route("/follow-ups", get(list_follow_ups))
             .route("/content/{*path}", get(content))
             .with_state(self.clone())
     }
@@ -156,6 +188,113 @@ impl Simulator {
     /// Every withdrawal received, in arrival order, once per withdrawn notice.
     pub fn withdrawals(&self) -> Vec<ReceivedWithdrawal> {
         self.lock().withdrawals.clone()
+    }
+
+    /// Platforms that answer send their answers to the API at `base_url`.
+    pub fn answer_to(&self, base_url: &str) {
+        *self.answers_to.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(base_url.to_owned());
+    }
+
+    /// Answers sent and acknowledged so far.
+    pub fn answers_sent(&self) -> usize {
+        self.lock().answers_sent
+    }
+
+    /// Sends the answers that are due, on the simulator's clock, until `shutdown`; an
+    /// answer that is not taken is tried again.
+    pub async fn send_answers(self, mut shutdown: dijkwacht_runtime::Shutdown) {
+        let http = reqwest::Client::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            let Some(base) = self
+                .answers_to
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone()
+            else {
+                continue;
+            };
+            let now = self.clock.now();
+            let due: Vec<PendingAnswer> = {
+                let mut inbox = self.lock();
+                let (due, later) = std::mem::take(&mut inbox.pending_answers)
+                    .into_iter()
+                    .partition(|answer| answer.due_at <= now);
+                inbox.pending_answers = later;
+                due
+            };
+            for answer in due {
+                let body = serde_json::to_vec(&answer.body).expect("an answer serialises");
+                let timestamp = now.timestamp();
+                let sent = http
+                    .post(format!("{base}/v1/platforms/{}/events", answer.platform_id))
+                    .header(signature::TIMESTAMP_HEADER, timestamp.to_string())
+                    .header(
+                        signature::SIGNATURE_HEADER,
+                        signature::sign(answer.secret.as_bytes(), timestamp, &body),
+                    )
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|response| response.status());
+                let mut inbox = self.lock();
+                match sent {
+                    Ok(status) if status.is_success() => inbox.answers_sent += 1,
+                    // A notice dijkwacht has no record of yet, a restart: later.
+                    _ => inbox.pending_answers.push(answer),
+                }
+            }
+        }
+    }
+
+    /// Plans the answers of `platform` to `notice`: a receipt now, a decision when the
+    /// content comes down.
+    fn plan_answers(&self, inbox: &mut Inbox, platform: &str, behaviour: &Behaviour, notice: &Value) {
+        let (Some(answers), Some(notice_id)) = (&behaviour.answers, notice["notice_id"].as_str()) else {
+            return;
+        };
+        let platform_id = answers.platform_id.clone().unwrap_or_else(|| platform.to_owned());
+        let now = self.clock.now();
+        let mut plan = |due_at, body| {
+            inbox.pending_answers.push(PendingAnswer {
+                platform_id: platform_id.clone(),
+                secret: answers.secret.clone(),
+                due_at,
+                body,
+            })
+        };
+        if answers.receipt {
+            plan(
+                now,
+                json!({"type": "receipt", "event_id": format!("{notice_id}-receipt"), "notice_id": notice_id, "received_at": now}),
+            );
+        }
+        if answers.decision && !behaviour.never_removes {
+            let decided_at = now + self.removal_delay;
+            plan(
+                decided_at,
+                json!({
+                    "type": "decision",
+                    "event_id": format!("{notice_id}-decision"),
+                    "notice_id": notice_id,
+                    "decided_at": decided_at,
+                    "decision_visibility": ["DECISION_VISIBILITY_CONTENT_REMOVED"],
+                    "decision_ground": notice["tdb_decision_ground"].as_str().unwrap_or("DECISION_GROUND_ILLEGAL_CONTENT"),
+                    "category": notice["tdb_category"].as_str().unwrap_or("STATEMENT_CATEGORY_OTHER_VIOLATION_TC"),
+                    "automated_decision": "AUTOMATED_DECISION_NOT_AUTOMATED",
+                    "statement_of_reasons_id": format!("SOR-{notice_id}"),
+                }),
+            );
+        }
+    }
+
+    /// Every reminder and escalation received, in arrival order, once each.
+    pub fn follow_ups(&self) -> Vec<ReceivedFollowUp> {
+        self.lock().follow_ups.clone()
     }
 
     /// Every message the mail server took, in arrival order, duplicates included.
@@ -189,6 +328,22 @@ impl Simulator {
 
     fn behaviour(&self, platform: &str) -> Option<&Behaviour> {
         self.platforms.get(platform)
+    }
+
+    /// Records a reminder or escalation once per key.
+    fn follow_up(&self, inbox: &mut Inbox, to: &str, message: &Value, by: &'static str, key: &str) {
+        if inbox.follow_ups.iter().any(|seen| seen.key == key) {
+            return;
+        }
+        inbox.follow_ups.push(ReceivedFollowUp {
+            to: to.to_owned(),
+            kind: message["type"].as_str().unwrap_or_default().to_owned(),
+            notice_id: message["notice_id"].as_str().unwrap_or_default().to_owned(),
+            number: message["number"].as_u64(),
+            received_at: self.clock.now(),
+            by,
+            key: key.to_owned(),
+        });
     }
 
     /// Records a withdrawal (once per notice) and calls off removals not yet done.
@@ -237,8 +392,8 @@ impl Simulator {
     }
 
     /// The platform whose mailbox `address` is, if one is configured for it.
-    fn platform_of_mailbox(&self, address: &str) -> Option<&Behaviour> {
-        self.platforms.values().find(|behaviour| {
+    fn platform_of_mailbox(&self, address: &str) -> Option<(&String, &Behaviour)> {
+        self.platforms.iter().find(|(_, behaviour)| {
             behaviour
                 .mailbox
                 .as_deref()
@@ -249,7 +404,7 @@ impl Simulator {
     /// A recipient the mail server bounces (550): none given, or the mailbox of a platform
     /// that takes no e-mail (it has an API or a form only).
     pub(crate) fn refuses_mail_for(&self, address: &str) -> bool {
-        address.is_empty() || self.platform_of_mailbox(address).is_some_and(|b| b.refuses_mail)
+        address.is_empty() || self.platform_of_mailbox(address).is_some_and(|(_, b)| b.refuses_mail)
     }
 
     /// Takes one message from the mail server; returns its queue id.
@@ -275,6 +430,11 @@ impl Simulator {
         if let Some(withdrawal) = attachment("withdrawal.json") {
             let platform = transcript.recipients.first().cloned().unwrap_or_default();
             self.withdraw(&mut inbox, &platform, &withdrawal, "email");
+        }
+        if let Some(follow_up) = attachment("follow-up.json") {
+            let to = transcript.recipients.first().cloned().unwrap_or_default();
+            let key = header("Message-ID").unwrap_or_default();
+            self.follow_up(&mut inbox, &to, &follow_up, "email", &key);
         }
         let notices: Vec<Value> = parsed
             .as_ref()
@@ -304,16 +464,17 @@ impl Simulator {
             .is_some_and(|id| inbox.mail.iter().any(|mail| mail.message_id.as_ref() == Some(id)));
         let missing = match notices.is_empty() {
             false => notices.iter().flat_map(missing_elements).collect(),
-            true if attachment("withdrawal.json").is_some() => vec![],
+            true if attachment("withdrawal.json").is_some() || attachment("follow-up.json").is_some() => vec![],
             true => vec!["the notice.json attachment"],
         };
         if !duplicate && missing.is_empty() {
-            let never_removes = transcript
-                .recipients
-                .iter()
-                .any(|to| self.platform_of_mailbox(to).is_some_and(|b| b.never_removes));
+            let platform = transcript.recipients.iter().find_map(|to| self.platform_of_mailbox(to));
+            let never_removes = platform.is_some_and(|(_, behaviour)| behaviour.never_removes);
             for notice in &notices {
                 self.schedule_removals(&mut inbox, notice, never_removes);
+                if let Some((id, behaviour)) = platform {
+                    self.plan_answers(&mut inbox, id, behaviour, notice);
+                }
             }
         }
         let mail = ReceivedMail {
@@ -458,6 +619,16 @@ async fn receive_notice(sim: Simulator, platform: String, headers: HeaderMap, bo
         sim.withdraw(&mut inbox, &platform, &notice, "api");
         return answer(StatusCode::OK, json!({"withdrawn": notice["withdraws"]}));
     }
+    if notice["type"] == "reminder" || notice["type"] == "escalation" {
+        let mut inbox = sim.lock();
+        sim.follow_up(&mut inbox, &platform, &notice, "api", &key);
+        if notice["type"] == "escalation" {
+            if let Some(escalated) = notice.get("notice") {
+                sim.schedule_removals(&mut inbox, escalated, behaviour.never_removes);
+            }
+        }
+        return answer(StatusCode::OK, json!({"received": notice["type"]}));
+    }
     // One notice, or a grouped message listing several.
     let notices: Vec<Value> = match notice.get("notices").and_then(Value::as_array) {
         Some(notices) => notices.clone(),
@@ -486,6 +657,7 @@ async fn receive_notice(sim: Simulator, platform: String, headers: HeaderMap, bo
     inbox.by_key.insert((platform.clone(), key.clone()), index);
     for notice in notices {
         sim.schedule_removals(&mut inbox, &notice, behaviour.never_removes);
+        sim.plan_answers(&mut inbox, &platform, &behaviour, &notice);
         inbox.notices.push(ReceivedNotice {
             platform: platform.clone(),
             notice_reference: reference.clone(),
@@ -535,11 +707,17 @@ async fn stats(State(sim): State<Simulator>) -> Json<Value> {
         "mail": inbox.mail.iter().filter(|mail| !mail.duplicate).count(),
         "tokens_issued": inbox.tokens_issued,
         "withdrawals": inbox.withdrawals.len(),
+        "follow_ups": inbox.follow_ups.len(),
+        "answers_sent": inbox.answers_sent,
     }))
 }
 
 async fn list_notices(State(sim): State<Simulator>) -> Json<Vec<ReceivedNotice>> {
     Json(sim.notices())
+}
+
+async fn list_follow_ups(State(sim): State<Simulator>) -> Json<Vec<ReceivedFollowUp>> {
+    Json(sim.follow_ups())
 }
 
 async fn list_mail(State(sim): State<Simulator>) -> Json<Vec<ReceivedMail>> {

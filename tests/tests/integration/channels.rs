@@ -2,7 +2,7 @@
 //! platforms and their mail server: what arrives, what is recorded, and what happens when a
 //! channel will not take the notice.
 
-use crate::support::{report_listed as report, report_listed_at as report_at, settled_on};
+use crate::support::{last_of, report_listed as report, report_listed_at as report_at, settled_on};
 use chrono::TimeDelta;
 use dijkwacht_simulator::platform::{Behaviour, SimulatedAuth};
 use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
@@ -502,7 +502,10 @@ async fn a_retracted_notice_is_withdrawn_by_email_in_reply_to_the_notice() {
     let system = system.reregister_platform(PLATFORM_ID, "", email).await.unwrap();
     let case_id = report(&system, "to-withdraw").await;
     let events = settled_on(&system, &case_id, "NoticeDelivered").await;
-    let notice_message = events.last().unwrap()["message_id"].as_str().unwrap().to_owned();
+    let notice_message = last_of(&events, "NoticeDelivered")["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     dijkwacht_classify::lists::delist(
         &system.app.store,
         "national",
@@ -560,7 +563,12 @@ async fn notices_within_a_grouping_window_go_out_as_one_message_with_a_delivery_
     let mut message_ids = std::collections::BTreeSet::new();
     for case_id in &cases {
         let events = settled_on(&system, case_id, "NoticeDelivered").await;
-        message_ids.insert(events.last().unwrap()["message_id"].as_str().unwrap().to_owned());
+        message_ids.insert(
+            last_of(&events, "NoticeDelivered")["message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let mail = system.simulator.mail();
     assert_eq!(mail.len(), 1, "one message for the five");

@@ -9,6 +9,7 @@ mod end_to_end;
 mod event_store;
 mod faults;
 mod files;
+mod followup;
 mod intake;
 mod processes;
 mod relay;

@@ -65,6 +65,7 @@ async fn start_classify(f: &Fixture) -> RunningStage {
             group_prefix: f.topics.prefix().to_owned(),
             ..LoopSettings::default()
         },
+        embedded_broker: None,
     };
     let (trigger, stop) = shutdown::channel();
     let index = SharedIndex::load(&f.db.pool).await.unwrap();

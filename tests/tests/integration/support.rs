@@ -142,3 +142,27 @@ pub async fn settled_on(system: &TestSystem, case_id: &str, event_type: &str) ->
     )
     .await
 }
+
+/// The case's events as stored, once `done` holds for them.
+pub async fn eventually_events(system: &TestSystem, case_id: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let id = CaseId(case_id.parse().unwrap());
+    eventually(
+        &format!("the events wanted on {case_id}"),
+        Duration::from_secs(60),
+        || async {
+            let stream = system.app.store.read_stream(id).await.ok()?;
+            let events: Vec<Value> = stream.iter().map(|e| serde_json::to_value(&e.event).unwrap()).collect();
+            done(&events).then_some(events)
+        },
+    )
+    .await
+}
+
+/// The latest event of `event_type` among `events`.
+pub fn last_of<'a>(events: &'a [Value], event_type: &str) -> &'a Value {
+    events
+        .iter()
+        .rev()
+        .find(|event| event["type"] == event_type)
+        .unwrap_or_else(|| panic!("no {event_type} in {events:?}"))
+}
