@@ -48,6 +48,8 @@ bench: postgres
 	cargo bench -p dijkwacht-tests --bench pipeline
 	@infra/postgres.sh drop-test-databases
 	cargo bench -p dijkwacht-tests --bench dispatch
+	@infra/postgres.sh drop-test-databases
+	cargo bench -p dijkwacht-tests --bench timers
 	cargo build --release -p dijkwacht
 	cargo bench -p dijkwacht-tests --bench faults
 

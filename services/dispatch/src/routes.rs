@@ -55,7 +55,8 @@ pub struct MessageToPaste {
 pub struct DispatchTask {
     pub case_id: CaseId,
     /// `submit_notice` (the platform takes notices through a web form only),
-    /// `deliver_by_hand` (no channel took it) or `assess_rejection` (the platform refused it).
+    /// `deliver_by_hand` (no channel took it) or `assess_rejection` (the platform refused it,
+    /// or decided to leave the content up).
     pub task: String,
     pub since: DateTime<Utc>,
     pub platform_id: Option<String>,
@@ -245,7 +246,18 @@ fn task(
         .rejected
         .as_ref()
         .map(|rejected| rejected.reason.clone())
-        .or_else(|| case.dispatch.gave_up_reason.clone());
+        .or_else(|| case.dispatch.gave_up_reason.clone())
+        .or_else(|| {
+            let decision = case.followup.decision.as_ref().filter(|_| case.platform_declined())?;
+            let visibility = match decision.decision_visibility.as_slice() {
+                [] => "no restriction of visibility".to_owned(),
+                restrictions => restrictions.join(", "),
+            };
+            Some(format!(
+                "the platform decided to leave the content up ({visibility}; {})",
+                decision.decision_ground
+            ))
+        });
     let (message, render_failure) = match (route, &case.notice) {
         (Some(route), Some(notice)) => {
             let subject = crate::render::Subject {
