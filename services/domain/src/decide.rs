@@ -171,6 +171,65 @@ impl DispatchPolicy {
     }
 }
 
+/// What a message sent attempt by attempt (a withdrawal, a chase) calls for next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NextAttempt {
+    /// An attempt is in flight and not yet presumed lost, or the retry is not yet due.
+    Wait,
+    Start(u32),
+    /// The attempt in flight is presumed lost with the process that was sending it: it is
+    /// recorded as failed, and another follows unless the attempts are used up.
+    Lost {
+        attempt: u32,
+        reason: String,
+        retry: bool,
+    },
+}
+
+impl NextAttempt {
+    pub(crate) fn of(
+        in_flight: Option<&crate::case::InFlight>,
+        retry_at: Option<DateTime<Utc>>,
+        attempts: u32,
+        lost_after: Duration,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Self {
+        match in_flight {
+            Some(in_flight) if in_flight.started_at + lost_after > now => Self::Wait,
+            Some(in_flight) => Self::Lost {
+                attempt: in_flight.attempt,
+                reason: format!(
+                    "no outcome {} s after it started: presumed lost",
+                    lost_after.num_seconds()
+                ),
+                retry: in_flight.attempt < max_attempts,
+            },
+            None if retry_at.is_some_and(|at| at > now) => Self::Wait,
+            None => Self::Start(attempts + 1),
+        }
+    }
+
+    /// The events for it: `failed(attempt, reason, retry_at)` and `start(attempt)`.
+    pub(crate) fn events(
+        self,
+        now: DateTime<Utc>,
+        failed: impl Fn(u32, String, Option<DateTime<Utc>>) -> CaseEvent,
+        start: impl Fn(u32) -> CaseEvent,
+    ) -> Vec<CaseEvent> {
+        match self {
+            Self::Wait => vec![],
+            Self::Start(attempt) => vec![start(attempt)],
+            Self::Lost {
+                attempt,
+                reason,
+                retry: true,
+            } => vec![failed(attempt, reason, Some(now)), start(attempt + 1)],
+            Self::Lost { attempt, reason, .. } => vec![failed(attempt, reason, None)],
+        }
+    }
+}
+
 fn splitmix64(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -591,29 +650,30 @@ impl Case {
                 channel: channel.clone(),
             })
         };
-        if let Some(in_flight) = &withdrawal.in_flight {
-            if matches!(in_flight.channel, Channel::Manual { .. }) || in_flight.started_at + lost_after > now {
-                return vec![];
-            }
-            let retry_at = (in_flight.attempt < policy.max_attempts).then_some(now);
-            let lost = CaseEvent::WithdrawalFailed(WithdrawalFailed {
-                notice_id: notice.notice_id,
-                attempt: in_flight.attempt,
-                reason: format!(
-                    "no outcome {} s after it started: presumed lost",
-                    lost_after.num_seconds()
-                ),
-                retry_at,
-            });
-            return match retry_at {
-                Some(_) => vec![lost, start(in_flight.attempt + 1)],
-                None => vec![lost],
-            };
-        }
-        if withdrawal.retry_at.is_some_and(|at| at > now) {
+        if withdrawal
+            .in_flight
+            .as_ref()
+            .is_some_and(|in_flight| matches!(in_flight.channel, Channel::Manual { .. }))
+        {
             return vec![];
         }
-        vec![start(withdrawal.attempts + 1)]
+        let failed = |attempt, reason, retry_at| {
+            CaseEvent::WithdrawalFailed(WithdrawalFailed {
+                notice_id: notice.notice_id,
+                attempt,
+                reason,
+                retry_at,
+            })
+        };
+        NextAttempt::of(
+            withdrawal.in_flight.as_ref(),
+            withdrawal.retry_at,
+            withdrawal.attempts,
+            lost_after,
+            policy.max_attempts,
+            now,
+        )
+        .events(now, failed, start)
     }
 
     fn record_withdrawal_outcome(

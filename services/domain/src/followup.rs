@@ -7,7 +7,7 @@
 //! made late, or twice, asks for exactly what is owed and nothing more.
 
 use crate::case::Case;
-use crate::decide::{DispatchOutcome, DispatchPolicy, Observation, Refusal};
+use crate::decide::{DispatchOutcome, DispatchPolicy, NextAttempt, Observation, Refusal};
 use crate::event::*;
 use crate::taxonomy::ContentClass;
 use chrono::{DateTime, Duration, Utc};
@@ -358,27 +358,15 @@ impl Case {
                 channel: channel.clone(),
             })
         };
-        if let Some(in_flight) = &state.in_flight {
-            if in_flight.started_at + lost_after > now {
-                return vec![];
-            }
-            let retry_at = (in_flight.attempt < policy.max_attempts).then_some(now);
-            let reason = format!(
-                "no outcome {} s after it started: presumed lost",
-                lost_after.num_seconds()
-            );
-            return match retry_at {
-                Some(_) => vec![
-                    failed(in_flight.attempt, reason, retry_at),
-                    start(in_flight.attempt + 1),
-                ],
-                None => vec![failed(in_flight.attempt, reason, None)],
-            };
-        }
-        if state.retry_at.is_some_and(|at| at > now) {
-            return vec![];
-        }
-        vec![start(state.attempts + 1)]
+        NextAttempt::of(
+            state.in_flight.as_ref(),
+            state.retry_at,
+            state.attempts,
+            lost_after,
+            policy.max_attempts,
+            now,
+        )
+        .events(now, failed, start)
     }
 
     pub(crate) fn record_chase_outcome(
