@@ -9,8 +9,7 @@
 
 use chrono::TimeDelta;
 use dijkwacht_runtime::config::Part;
-use dijkwacht_tests::{listed_report_line, TestOptions, TestSystem, PLATFORM_ID};
-use futures::StreamExt;
+use dijkwacht_tests::{TestOptions, TestSystem, PLATFORM_ID};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -56,21 +55,7 @@ async fn run(cases: usize, email: bool, grouping_secs: i64) -> f64 {
         .reregister_platform(PLATFORM_ID, "", dispatch)
         .await
         .expect("the platform registered");
-    let content = system.content_url("dispatch-");
-    let lines = futures::stream::iter(0..cases)
-        .map(move |i| Ok::<_, std::io::Error>(listed_report_line(&format!("DISPATCH-{i}"), &format!("{content}{i}"))));
-    let answer = system
-        .http
-        .post(system.api("/v1/reports/bulk"))
-        .bearer_auth(&system.partner_key)
-        .body(reqwest::Body::wrap_stream(lines))
-        .send()
-        .await
-        .expect("bulk request")
-        .text()
-        .await
-        .expect("bulk answer");
-    assert_eq!(answer.lines().count(), cases);
+    system.bulk_report_listed("dispatch-", cases).await;
     until_count(
         &system,
         "SELECT count(*) FROM events WHERE event_type = 'NoticeIssued'",

@@ -4,8 +4,7 @@
 //!
 //! Run with `make bench`. Environment: BENCH_CASES (default 20000).
 
-use dijkwacht_tests::{listed_report_line, TestOptions, TestSystem, PLATFORM_ID};
-use futures::StreamExt;
+use dijkwacht_tests::{TestOptions, TestSystem, PLATFORM_ID};
 use std::time::{Duration, Instant};
 
 #[tokio::main]
@@ -18,22 +17,8 @@ async fn main() {
         .await
         .expect("a test system (make postgres)");
     system.wait_until_ready().await;
-    let content = system.content_url("pipe-");
-    let lines = futures::stream::iter(0..cases)
-        .map(move |i| Ok::<_, std::io::Error>(listed_report_line(&format!("PIPE-{i}"), &format!("{content}{i}"))));
     let started = Instant::now();
-    let answer = system
-        .http
-        .post(system.api("/v1/reports/bulk"))
-        .bearer_auth(&system.partner_key)
-        .body(reqwest::Body::wrap_stream(lines))
-        .send()
-        .await
-        .expect("bulk request")
-        .text()
-        .await
-        .expect("bulk answer");
-    assert_eq!(answer.lines().count(), cases);
+    system.bulk_report_listed("pipe-", cases).await;
     let accepted = started.elapsed().as_secs_f64();
     let path = format!("/v1/regulator/platforms/{PLATFORM_ID}/compliance");
     loop {

@@ -534,6 +534,29 @@ impl TestSystem {
         format!("{}-b", self.partner_key)
     }
 
+    /// Reports `count` listed locations of the simulator (`{prefix}0`, `{prefix}1`, …) as
+    /// one streamed bulk request; every line must be answered.
+    pub async fn bulk_report_listed(&self, prefix: &str, count: usize) {
+        use futures::StreamExt;
+        let content = self.content_url(prefix);
+        let reference = prefix.to_uppercase();
+        let lines = futures::stream::iter(0..count).map(move |i| {
+            Ok::<_, std::io::Error>(listed_report_line(&format!("{reference}{i}"), &format!("{content}{i}")))
+        });
+        let answer = self
+            .http
+            .post(self.api("/v1/reports/bulk"))
+            .bearer_auth(&self.partner_key)
+            .body(reqwest::Body::wrap_stream(lines))
+            .send()
+            .await
+            .expect("bulk request")
+            .text()
+            .await
+            .expect("bulk answer");
+        assert_eq!(answer.lines().count(), count);
+    }
+
     /// Sends `body` as the platform `platform_id`'s answer, signed with `secret` at
     /// `timestamp` (Unix seconds).
     pub async fn platform_answer(

@@ -86,13 +86,18 @@ pub fn default_deadlines() -> Vec<DeadlineRule> {
             "policy (incompatible with the platform's terms)",
         ));
     }
-    rules.push(rule(
-        None,
-        None,
-        24,
-        "policy (DSA Art. 22(1): with priority, without undue delay)",
-    ));
+    rules.push(catch_all_deadline());
     rules
+}
+
+/// For a class and platform no rule names: DSA Art. 22(1) sets no hours, our policy does.
+pub fn catch_all_deadline() -> DeadlineRule {
+    DeadlineRule {
+        class: None,
+        platform: None,
+        within: Duration::hours(24),
+        basis: "policy (DSA Art. 22(1): with priority, without undue delay)".to_owned(),
+    }
 }
 
 pub fn deadline_for(rules: &[DeadlineRule], class: ContentClass, kind: PlatformKind) -> Option<&DeadlineRule> {
@@ -158,13 +163,7 @@ impl Case {
         if self.followup.deadline.is_some() || self.is_finished() {
             return Ok(vec![]);
         }
-        let rule = rule.unwrap_or_else(|| {
-            let fallback = default_deadlines();
-            fallback
-                .last()
-                .cloned()
-                .expect("the defaults end with a rule for everything")
-        });
+        let rule = rule.unwrap_or_else(catch_all_deadline);
         Ok(vec![CaseEvent::DeadlineSet(DeadlineSet {
             notice_id: notice.notice_id,
             due_at: delivered_at + rule.within,

@@ -5,6 +5,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use dijkwacht_domain::*;
 use proptest::prelude::*;
 
+mod common;
+use common::decided;
+
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
 }
@@ -78,6 +81,27 @@ fn channels(arg: u8) -> Vec<Channel> {
     }
 }
 
+fn delivered_or_unavailable(arg: u8) -> DispatchOutcome {
+    if arg.is_multiple_of(2) {
+        DispatchOutcome::Delivered {
+            platform_reference: None,
+            message_id: None,
+        }
+    } else {
+        DispatchOutcome::Failed {
+            reason: "503".into(),
+            next: AfterFailure::Retry { not_before: None },
+        }
+    }
+}
+
+fn dispatch_policy(max_attempts: u32, backoff_minutes: i64) -> DispatchPolicy {
+    DispatchPolicy {
+        max_attempts,
+        first_backoff: Duration::minutes(backoff_minutes),
+    }
+}
+
 /// Every command a stage or an analyst can send, with the variations that matter.
 fn command(pick: u8, arg: u8) -> Command {
     let class = if arg.is_multiple_of(2) {
@@ -88,28 +112,12 @@ fn command(pick: u8, arg: u8) -> Command {
     match pick % 18 {
         11 => Command::StartWithdrawal {
             lost_after: Duration::minutes(45),
-            policy: DispatchPolicy {
-                max_attempts: 3,
-                first_backoff: Duration::minutes(10),
-            },
+            policy: dispatch_policy(3, 10),
         },
         12 => Command::RecordWithdrawalOutcome {
             attempt: u32::from(arg % 4),
-            outcome: if arg.is_multiple_of(2) {
-                DispatchOutcome::Delivered {
-                    platform_reference: None,
-                    message_id: None,
-                }
-            } else {
-                DispatchOutcome::Failed {
-                    reason: "503".into(),
-                    next: AfterFailure::Retry { not_before: None },
-                }
-            },
-            policy: DispatchPolicy {
-                max_attempts: 3,
-                first_backoff: Duration::minutes(1),
-            },
+            outcome: delivered_or_unavailable(arg),
+            policy: dispatch_policy(3, 1),
         },
         10 => Command::RecordManualSubmission {
             analyst_id: "ann".into(),
@@ -143,10 +151,7 @@ fn command(pick: u8, arg: u8) -> Command {
         },
         3 => Command::StartDispatch {
             lost_after: Duration::minutes(45),
-            policy: DispatchPolicy {
-                max_attempts: 3,
-                first_backoff: Duration::minutes(10),
-            },
+            policy: dispatch_policy(3, 10),
             channels: channels(arg),
             // Our pace towards the platform holds some attempts back.
             pace: arg.is_multiple_of(3).then(|| Deferral {
@@ -178,10 +183,7 @@ fn command(pick: u8, arg: u8) -> Command {
                     message_id: None,
                 },
             },
-            policy: DispatchPolicy {
-                max_attempts: 3,
-                first_backoff: Duration::minutes(1),
-            },
+            policy: dispatch_policy(3, 1),
             channels: channels(arg),
         },
         5 => Command::RecordRemovalCheck {
@@ -213,50 +215,25 @@ fn command(pick: u8, arg: u8) -> Command {
                 reason: "not illegal".into(),
                 answer: None,
             }),
-            _ => PlatformAnswer::Decision(PlatformDecided {
-                notice_id: notice_id(),
-                platform_event_id: format!("e{}", arg % 3),
-                decided_at: None,
-                decision_visibility: if arg.is_multiple_of(3) {
-                    vec!["DECISION_VISIBILITY_CONTENT_LABELLED".into()]
+            _ => PlatformAnswer::Decision(decided(
+                notice_id(),
+                &format!("e{}", arg % 3),
+                if arg.is_multiple_of(3) {
+                    "DECISION_VISIBILITY_CONTENT_LABELLED"
                 } else {
-                    vec!["DECISION_VISIBILITY_CONTENT_REMOVED".into()]
+                    "DECISION_VISIBILITY_CONTENT_REMOVED"
                 },
-                decision_visibility_other: None,
-                decision_monetary: None,
-                decision_provision: None,
-                decision_account: None,
-                decision_ground: "DECISION_GROUND_ILLEGAL_CONTENT".into(),
-                category: "STATEMENT_CATEGORY_PROTECTION_OF_MINORS".into(),
-                automated_decision: "AUTOMATED_DECISION_NOT_AUTOMATED".into(),
-                statement_of_reasons_id: None,
-            }),
+            )),
         }),
         16 => Command::StartChase {
             lost_after: Duration::minutes(45),
-            policy: DispatchPolicy {
-                max_attempts: 2,
-                first_backoff: Duration::minutes(10),
-            },
+            policy: dispatch_policy(2, 10),
             channel: channels(arg).into_iter().next(),
         },
         17 => Command::RecordChaseOutcome {
             attempt: u32::from(arg % 3),
-            outcome: if arg.is_multiple_of(2) {
-                DispatchOutcome::Delivered {
-                    platform_reference: None,
-                    message_id: None,
-                }
-            } else {
-                DispatchOutcome::Failed {
-                    reason: "503".into(),
-                    next: AfterFailure::Retry { not_before: None },
-                }
-            },
-            policy: DispatchPolicy {
-                max_attempts: 2,
-                first_backoff: Duration::minutes(1),
-            },
+            outcome: delivered_or_unavailable(arg),
+            policy: dispatch_policy(2, 1),
         },
         6 => Command::ClaimReview {
             analyst_id: format!("a{}", arg % 2),

@@ -289,18 +289,8 @@ fn a_platform_that_acknowledged_receipt_gets_no_reminders_but_is_still_escalated
 
 fn decision(visibility: &str) -> Command {
     Command::RecordPlatformAnswer(PlatformAnswer::Decision(PlatformDecided {
-        notice_id: notice_id(),
-        platform_event_id: "d-1".into(),
-        decided_at: None,
-        decision_visibility: vec![visibility.into()],
-        decision_visibility_other: None,
-        decision_monetary: None,
-        decision_provision: None,
-        decision_account: None,
-        decision_ground: "DECISION_GROUND_ILLEGAL_CONTENT".into(),
-        category: "STATEMENT_CATEGORY_PROTECTION_OF_MINORS".into(),
-        automated_decision: "AUTOMATED_DECISION_NOT_AUTOMATED".into(),
         statement_of_reasons_id: Some("sor-1".into()),
+        ..decided(notice_id(), "d-1", visibility)
     }))
 }
 

@@ -13,6 +13,8 @@ use std::sync::{Arc, LazyLock};
 pub const MAX_ITEMS: usize = 10_000;
 pub const MAX_URL_CHARS: usize = 2_048;
 
+// Held here as well as in `Schema::of`'s cache: bulk intake checks every line, and this
+// spares each one the cache's lock.
 static REPORT_SCHEMA: LazyLock<Arc<Schema>> = LazyLock::new(Schema::of::<SubmitReport>);
 
 #[derive(Debug, Clone, PartialEq)]

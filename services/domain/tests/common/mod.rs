@@ -138,3 +138,21 @@ pub fn delivered() -> Vec<CaseEvent> {
     }));
     events
 }
+
+/// A platform's decision on `notice_id` with one visibility restriction, on CSAM grounds.
+pub fn decided(notice_id: NoticeId, event_id: &str, visibility: &str) -> PlatformDecided {
+    PlatformDecided {
+        notice_id,
+        platform_event_id: event_id.into(),
+        decided_at: None,
+        decision_visibility: vec![visibility.into()],
+        decision_visibility_other: None,
+        decision_monetary: None,
+        decision_provision: None,
+        decision_account: None,
+        decision_ground: "DECISION_GROUND_ILLEGAL_CONTENT".into(),
+        category: "STATEMENT_CATEGORY_PROTECTION_OF_MINORS".into(),
+        automated_decision: "AUTOMATED_DECISION_NOT_AUTOMATED".into(),
+        statement_of_reasons_id: None,
+    }
+}
