@@ -10,7 +10,7 @@ pub mod loaded_index;
 
 use dijkwacht_domain::{
     Case, CaseEvent, CaseStatus, Classified, Command, Evidence, ForwardedToHotline, HashAlgorithm, HostResolved,
-    MediaHash, PartnerId,
+    MediaHash, PartnerId, Reporter,
 };
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use evidence::Finding;
@@ -104,6 +104,16 @@ impl ClassifyStage {
     /// a trusted partner's own category.
     async fn find(&self, case: &Case) -> Result<Option<Finding>, StageError> {
         let Some(report) = &case.report else { return Ok(None) };
+        // Our own watch saw a removed location answer again: what it was is what it is
+        // again, and the notice says exactly that, not more.
+        if let (Reporter::ReappearanceWatch, Some(case_id), Some(class)) =
+            (&report.reporter, report.reappearance_of, report.claimed_class)
+        {
+            return Ok(Some(Finding {
+                class,
+                evidence: Evidence::Reappearance { case_id },
+            }));
+        }
         let hashes = &report.location.hashes;
         if let Some(found) = hash_evidence(&self.index.current(), hashes) {
             return Ok(Some(found));

@@ -513,7 +513,12 @@ async fn spawn_stages(
     if settings.runs(Part::Followup) {
         spawn_stage(
             tasks,
-            FollowupStage::new(followup.clone(), settings.home_country.clone(), addresses)?,
+            FollowupStage::new(
+                followup.clone(),
+                settings.home_country.clone(),
+                addresses,
+                (runtime.store.clone(), runtime.clock.clone()),
+            )?,
             runtime,
             shutdown,
         );

@@ -54,6 +54,7 @@ pub struct Phrases {
     pub basis_hash_near: String,
     pub basis_url_rule: String,
     pub basis_prior: String,
+    pub basis_reappearance: String,
     pub basis_partner: String,
     pub basis_analysts: String,
     pub good_faith: String,
@@ -507,6 +508,9 @@ fn explain(notice: &Notice, platform: &str, phrases: &Phrases) -> Result<String,
         Some(Evidence::UrlRule { rule_id }) => fill(&phrases.basis_url_rule, &context! { rule => rule_id })?,
         Some(Evidence::PriorDecision { case_id }) => {
             fill(&phrases.basis_prior, &context! { case => case_id.to_string() })?
+        }
+        Some(Evidence::Reappearance { case_id }) => {
+            fill(&phrases.basis_reappearance, &context! { case => case_id.to_string() })?
         }
         Some(Evidence::TrustedClaim { partner_id }) => {
             fill(&phrases.basis_partner, &context! { partner => partner_id.to_string() })?

@@ -22,6 +22,11 @@ pub enum CaseStatus {
     DispatchFailed,
     /// The platform refused the notice.
     Rejected,
+    /// With the competent authority: checked until removed or until an analyst records
+    /// the authority's decision.
+    Escalated,
+    /// Verified removed; watched for a while in case it comes back.
+    Removed,
     /// Handed to the hotline of the hosting country.
     Forwarded,
     /// The classification was withdrawn; nothing more is sent.
@@ -40,6 +45,8 @@ impl CaseStatus {
             Self::NoticeDelivered => "notice_delivered",
             Self::DispatchFailed => "dispatch_failed",
             Self::Rejected => "rejected",
+            Self::Escalated => "escalated",
+            Self::Removed => "removed",
             Self::Forwarded => "forwarded",
             Self::Retracted => "retracted",
             Self::Closed => "closed",
@@ -105,6 +112,9 @@ pub struct FollowupState {
     pub escalations: u32,
     pub regulator: Option<Authority>,
     pub chase: ChaseState,
+    /// An analyst's assessment of the platform's refusal or decision to leave it up.
+    pub rejection_assessed: Option<RejectionAssessed>,
+    pub regulator_decided: Option<RegulatorDecided>,
 }
 
 /// The chase message dispatch is sending, attempt by attempt, as it sends a notice.
@@ -121,6 +131,8 @@ pub struct RemovalState {
     pub checks: u32,
     pub next_check_at: Option<DateTime<Utc>>,
     pub verified_at: Option<DateTime<Utc>>,
+    /// Checks of the reappearance watch that found it still gone.
+    pub watch_checks: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -340,7 +352,7 @@ impl Case {
                 self.followup.decision = Some(decided.clone());
                 self.followup.decided_at = Some(at);
                 // The platform says it is gone: see for ourselves at once.
-                if decided.removes_content() && self.status == CaseStatus::NoticeDelivered {
+                if decided.removes_content() && self.awaits_removal() {
                     self.removal.next_check_at = Some(at);
                 }
             }
@@ -382,6 +394,11 @@ impl Case {
                     self.followup.rounds += 1;
                     self.followup.escalations += 1;
                     self.followup.regulator = Some(*authority);
+                    if !self.is_finished() {
+                        self.status = CaseStatus::Escalated;
+                    }
+                    // A refused notice was never checked: the authority's case starts with one.
+                    self.removal.next_check_at.get_or_insert(at);
                 }
             },
             CaseEvent::ChaseFailed(failed) => {
@@ -396,11 +413,20 @@ impl Case {
                 self.removal.checks += 1;
                 self.removal.next_check_at = Some(still.next_check_at);
             }
-            CaseEvent::RemovalVerified(_) => {
+            CaseEvent::RemovalVerified(verified) => {
                 self.removal.checks += 1;
-                self.removal.next_check_at = None;
+                self.removal.next_check_at = verified.next_check_at;
                 self.removal.verified_at = Some(at);
+                if verified.next_check_at.is_some() && !self.is_finished() {
+                    self.status = CaseStatus::Removed;
+                }
             }
+            CaseEvent::StillRemoved(still) => {
+                self.removal.watch_checks += 1;
+                self.removal.next_check_at = still.next_check_at;
+            }
+            CaseEvent::RejectionAssessed(assessed) => self.followup.rejection_assessed = Some(assessed.clone()),
+            CaseEvent::RegulatorDecided(decided) => self.followup.regulator_decided = Some(decided.clone()),
             CaseEvent::CaseClosed(_) => {
                 self.closed_at = Some(at);
                 self.status = CaseStatus::Closed;
@@ -437,5 +463,17 @@ impl Case {
     /// Closed or retracted: nothing more is sent or checked.
     pub fn is_finished(&self) -> bool {
         matches!(self.status, CaseStatus::Closed | CaseStatus::Retracted)
+    }
+
+    /// A new report of the location opens a new case instead of adding to this one: the case
+    /// is finished, or its content was removed and a report says it is back.
+    pub fn takes_reports(&self) -> bool {
+        !self.is_finished() && self.status != CaseStatus::Removed
+    }
+
+    /// Follow-up checks the location until it is gone: after delivery, and while the
+    /// competent authority has the case.
+    pub fn awaits_removal(&self) -> bool {
+        matches!(self.status, CaseStatus::NoticeDelivered | CaseStatus::Escalated)
     }
 }

@@ -111,6 +111,19 @@ pub enum Command {
         outcome: DispatchOutcome,
         policy: DispatchPolicy,
     },
+    /// An analyst's assessment of the platform's refusal (or decision to leave the content
+    /// up): upheld closes the case as rejected, contested takes it to the competent authority.
+    AssessRejection {
+        analyst_id: String,
+        upheld: bool,
+        explanation: String,
+    },
+    /// An analyst records the decision of the authority an escalated case went to.
+    RecordRegulatorDecision {
+        analyst_id: String,
+        decision: String,
+        reference: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,6 +286,12 @@ pub enum Refusal {
     DispatchInFlight,
     #[error("the four-eyes rule needs a second analyst; {0} made the first decision")]
     SameAnalyst(String),
+    #[error("the platform has neither refused the notice nor decided to leave the content up")]
+    NothingToAssess,
+    #[error("the case was not escalated to an authority")]
+    NotEscalated,
+    #[error("the content is back online: a new case takes it over")]
+    ContentBack,
 }
 
 impl Case {
@@ -288,15 +307,7 @@ impl Case {
                 Ok(vec![CaseEvent::ReportReceived(report)])
             }
             Command::ReportAgain(again) => self.report_again(again),
-            Command::RecordReappearance(reappeared) => {
-                if !self.is_finished() {
-                    return Err(Refusal::CaseOpen);
-                }
-                Ok(match self.reappeared_as {
-                    Some(_) => vec![],
-                    None => vec![CaseEvent::Reappeared(reappeared)],
-                })
-            }
+            Command::RecordReappearance(reappeared) => self.record_reappearance(reappeared),
             Command::Classify {
                 host,
                 classification,
@@ -358,13 +369,23 @@ impl Case {
                 outcome,
                 policy,
             } => Ok(self.record_chase_outcome(attempt, outcome, policy, now)),
+            Command::AssessRejection {
+                analyst_id,
+                upheld,
+                explanation,
+            } => self.assess_rejection(analyst_id, upheld, explanation),
+            Command::RecordRegulatorDecision {
+                analyst_id,
+                decision,
+                reference,
+            } => self.record_regulator_decision(analyst_id, decision, reference),
         }
     }
 
-    /// A finished case (closed, or retracted) takes no more reports: a new report of its
-    /// location opens a new case, to be classified afresh.
+    /// A finished case (closed, or retracted) and a removed one take no more reports: a new
+    /// report of the location opens a new case, to be classified afresh.
     fn report_again(&self, mut again: ReportedAgain) -> Result<Vec<CaseEvent>, Refusal> {
-        if self.is_finished() {
+        if !self.takes_reports() {
             return Err(Refusal::CaseClosed);
         }
         let known = self

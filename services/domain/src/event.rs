@@ -45,6 +45,9 @@ pub enum CaseEvent {
     ChaseFailed(ChaseFailed),
     StillOnline(StillOnline),
     RemovalVerified(RemovalVerified),
+    StillRemoved(StillRemoved),
+    RejectionAssessed(RejectionAssessed),
+    RegulatorDecided(RegulatorDecided),
     CaseClosed(CaseClosed),
 }
 
@@ -82,6 +85,9 @@ impl CaseEvent {
             Self::ChaseFailed(_) => "ChaseFailed",
             Self::StillOnline(_) => "StillOnline",
             Self::RemovalVerified(_) => "RemovalVerified",
+            Self::StillRemoved(_) => "StillRemoved",
+            Self::RejectionAssessed(_) => "RejectionAssessed",
+            Self::RegulatorDecided(_) => "RegulatorDecided",
             Self::CaseClosed(_) => "CaseClosed",
         }
     }
@@ -107,13 +113,16 @@ pub enum Reporter {
     /// A member of the public, known only by the reference on their receipt. Whatever
     /// personal data they chose to give is kept outside the event store, erasable.
     Public { public_reference: String },
+    /// Our own reappearance watch: the location of a case whose content was verified
+    /// removed answers again (`ReportReceived::reappearance_of` names that case).
+    ReappearanceWatch,
 }
 
 impl Reporter {
     pub fn partner_id(&self) -> Option<&PartnerId> {
         match self {
             Reporter::Partner { partner_id, .. } => Some(partner_id),
-            Reporter::Public { .. } => None,
+            Reporter::Public { .. } | Reporter::ReappearanceWatch => None,
         }
     }
 }
@@ -212,6 +221,9 @@ pub enum Evidence {
     TrustedClaim { partner_id: PartnerId },
     /// Analysts decided; two where the four-eyes rule applies.
     AnalystReview { analysts: Vec<String> },
+    /// The location of that case, classified and noticed there, answers again after its
+    /// content was verified removed.
+    Reappearance { case_id: CaseId },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -614,14 +626,56 @@ pub struct StillOnline {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RemovalVerified {
     pub http_status: u16,
+    /// The first check of the reappearance watch; absent when there is no watch and the
+    /// case closes at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check_at: Option<DateTime<Utc>>,
+}
+
+/// A check of the reappearance watch found the location still gone (or unreachable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StillRemoved {
+    /// HTTP status seen; absent when the host could not be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// The next check; absent after the last, when the case closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check_at: Option<DateTime<Utc>>,
+}
+
+/// An analyst assessed the platform's refusal of the notice (or its decision to leave the
+/// content up): upheld, the notice was wrong and the case closes as rejected — our
+/// precision record counts it; contested, the case goes to the competent authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RejectionAssessed {
+    pub analyst_id: String,
+    pub upheld: bool,
+    pub explanation: String,
+}
+
+/// The competent authority decided on an escalated case, as an analyst recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RegulatorDecided {
+    pub analyst_id: String,
+    pub authority: Authority,
+    /// What the authority decided, in the analyst's words (an order issued, a finding).
+    pub decision: String,
+    /// The authority's own reference for its decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseOutcome {
+    /// Verified removed (and, where watched, not back within the watch).
     Removed,
     /// An analyst found nothing to act on.
     NotActionable,
+    /// The platform refused the notice and an analyst upheld its refusal.
+    Rejected,
+    /// The competent authority decided on the escalated case.
+    RegulatorDecided,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

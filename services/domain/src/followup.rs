@@ -6,7 +6,7 @@
 //! after it, and each round asks for one more step than was asked before. So a decision
 //! made late, or twice, asks for exactly what is owed and nothing more.
 
-use crate::case::Case;
+use crate::case::{Case, CaseStatus};
 use crate::decide::{DispatchOutcome, DispatchPolicy, NextAttempt, Observation, Refusal};
 use crate::event::*;
 use crate::taxonomy::ContentClass;
@@ -116,6 +116,9 @@ pub struct FollowupPolicy {
     /// The escalation ladder after the reminders.
     pub hosting_provider: bool,
     pub regulator: bool,
+    /// Checks for the content's return, counted from its verified removal; none: the case
+    /// closes when the removal is verified.
+    pub watch: Vec<Duration>,
 }
 
 impl Default for FollowupPolicy {
@@ -126,6 +129,7 @@ impl Default for FollowupPolicy {
             reminders: 2,
             hosting_provider: true,
             regulator: true,
+            watch: vec![Duration::days(1), Duration::days(7), Duration::days(30)],
         }
     }
 }
@@ -217,15 +221,23 @@ impl Case {
         if self.is_finished() || self.removal.next_check_at.is_some_and(|at| at > now) {
             return Ok(vec![]);
         }
-        if self.dispatch.delivered_at.is_none() {
+        if self.status == CaseStatus::Removed {
+            return self.watch_check(observation, policy, now);
+        }
+        if self.dispatch.delivered_at.is_none() && self.followup.regulator.is_none() {
             return Err(Refusal::NotDelivered);
         }
         let http_status = match observation {
             Observation::Gone { http_status } => {
-                return Ok(vec![
-                    CaseEvent::RemovalVerified(RemovalVerified { http_status }),
-                    closed(CaseOutcome::Removed),
-                ])
+                let next_check_at = policy.watch.first().map(|after| now + *after);
+                let mut events = vec![CaseEvent::RemovalVerified(RemovalVerified {
+                    http_status,
+                    next_check_at,
+                })];
+                if next_check_at.is_none() {
+                    events.push(closed(CaseOutcome::Removed));
+                }
+                return Ok(events);
             }
             Observation::Online { http_status } => Some(http_status),
             Observation::Unreachable => None,
@@ -246,10 +258,120 @@ impl Case {
         Ok(events)
     }
 
+    /// A check of the reappearance watch: still gone, the next check or, after the last,
+    /// the case's closure. Back online is not this decision's to record: a new case takes
+    /// the location over ([`Command::RecordReappearance`]).
+    fn watch_check(
+        &self,
+        observation: Observation,
+        policy: &FollowupPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CaseEvent>, Refusal> {
+        let http_status = match observation {
+            Observation::Online { .. } => return Err(Refusal::ContentBack),
+            Observation::Gone { http_status } => Some(http_status),
+            Observation::Unreachable => None,
+        };
+        let verified_at = self.removal.verified_at.unwrap_or(now);
+        let next_check_at = policy
+            .watch
+            .get(self.removal.watch_checks as usize + 1)
+            .map(|after| verified_at + *after);
+        let mut events = vec![CaseEvent::StillRemoved(StillRemoved {
+            http_status,
+            next_check_at,
+        })];
+        if next_check_at.is_none() {
+            events.push(closed(CaseOutcome::Removed));
+        }
+        Ok(events)
+    }
+
+    /// A finished or removed case's location is back (reported again, or seen by the
+    /// watch), and `new_case_id` takes it over; a removed case closes with it.
+    pub(crate) fn record_reappearance(&self, reappeared: Reappeared) -> Result<Vec<CaseEvent>, Refusal> {
+        if self.takes_reports() {
+            return Err(Refusal::CaseOpen);
+        }
+        if self.reappeared_as.is_some() {
+            return Ok(vec![]);
+        }
+        let mut events = vec![CaseEvent::Reappeared(reappeared)];
+        if self.status == CaseStatus::Removed {
+            events.push(closed(CaseOutcome::Removed));
+        }
+        Ok(events)
+    }
+
+    /// Upheld, the platform was right and our notice counts against our precision; contested,
+    /// the competent authority's queue gets the case.
+    pub(crate) fn assess_rejection(
+        &self,
+        analyst_id: String,
+        upheld: bool,
+        explanation: String,
+    ) -> Result<Vec<CaseEvent>, Refusal> {
+        let notice = self.notice.as_ref().ok_or(Refusal::NoNotice)?;
+        if self.is_finished() {
+            return Err(Refusal::CaseClosed);
+        }
+        let refused = self.status == CaseStatus::Rejected
+            || (self.status == CaseStatus::NoticeDelivered && self.platform_declined());
+        if !refused {
+            return Err(Refusal::NothingToAssess);
+        }
+        let assessed = CaseEvent::RejectionAssessed(RejectionAssessed {
+            analyst_id,
+            upheld,
+            explanation,
+        });
+        if upheld {
+            return Ok(vec![assessed, closed(CaseOutcome::Rejected)]);
+        }
+        let class = self.classification.as_ref().map_or(ContentClass::Csam, |c| c.class);
+        Ok(vec![
+            assessed,
+            CaseEvent::Escalated(Escalated {
+                notice_id: notice.notice_id,
+                step: self.followup.escalations + 1,
+                to: EscalationTarget::Regulator {
+                    authority: Authority::for_class(class),
+                },
+                channel: None,
+                message_id: None,
+            }),
+        ])
+    }
+
+    pub(crate) fn record_regulator_decision(
+        &self,
+        analyst_id: String,
+        decision: String,
+        reference: Option<String>,
+    ) -> Result<Vec<CaseEvent>, Refusal> {
+        let authority = self.followup.regulator.ok_or(Refusal::NotEscalated)?;
+        if self.followup.regulator_decided.is_some() {
+            return Ok(vec![]);
+        }
+        if self.is_finished() {
+            return Err(Refusal::CaseClosed);
+        }
+        Ok(vec![
+            CaseEvent::RegulatorDecided(RegulatorDecided {
+                analyst_id,
+                authority,
+                decision,
+                reference,
+            }),
+            closed(CaseOutcome::RegulatorDecided),
+        ])
+    }
+
     /// The rung owed now, if any: one per round since the deadline, none while a chase is
     /// still on its way.
     fn next_rung(&self, policy: &FollowupPolicy, deadline: DateTime<Utc>, now: DateTime<Utc>) -> Option<Rung> {
-        if self.followup.chase.pending.is_some() {
+        // Nothing climbs past the authority, nor while a chase is on its way.
+        if self.followup.chase.pending.is_some() || self.followup.regulator.is_some() {
             return None;
         }
         let rounds_due = ((now - deadline).num_seconds() / policy.remind_every.num_seconds().max(1)) as u32 + 1;

@@ -183,6 +183,9 @@ fn explanation(facts: &Facts) -> String {
         Evidence::PriorDecision { case_id } => {
             format!("Our analysts assessed the same location or media before (case {case_id}).")
         }
+        Evidence::Reappearance { case_id } => format!(
+            "We assessed the content at this location before (case {case_id}); it was removed after our notice and the location answers again."
+        ),
         Evidence::TrustedClaim { partner_id } => {
             format!("Partner hotline {partner_id}, trusted to assess this category, classified it so.")
         }

@@ -177,6 +177,11 @@ impl Case {
                 };
                 stage(StageKind::Followup, due_at)
             }
+            // The authority's decision comes through an analyst; meanwhile follow-up checks.
+            CaseStatus::Escalated | CaseStatus::Removed => stage(
+                StageKind::Followup,
+                self.removal.next_check_at.unwrap_or(since + limits.stage_stale_after),
+            ),
             CaseStatus::DispatchFailed => Wait::Analyst(AnalystTask::DeliverByHand),
             CaseStatus::Rejected => Wait::Analyst(AnalystTask::AssessRejection),
         }

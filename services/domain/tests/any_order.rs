@@ -56,6 +56,7 @@ fn followup_policy() -> FollowupPolicy {
     FollowupPolicy {
         recheck_every: Duration::minutes(20),
         remind_every: Duration::minutes(30),
+        watch: vec![Duration::minutes(30), Duration::hours(2)],
         ..FollowupPolicy::default()
     }
 }
@@ -109,7 +110,7 @@ fn command(pick: u8, arg: u8) -> Command {
     } else {
         ContentClass::SelfHarm
     };
-    match pick % 18 {
+    match pick % 20 {
         11 => Command::StartWithdrawal {
             lost_after: Duration::minutes(45),
             policy: dispatch_policy(3, 10),
@@ -264,6 +265,16 @@ fn command(pick: u8, arg: u8) -> Command {
             new_hashes: vec![],
             claimed_class: None,
         }),
+        18 => Command::AssessRejection {
+            analyst_id: "ann".into(),
+            upheld: arg.is_multiple_of(2),
+            explanation: "assessed".into(),
+        },
+        19 => Command::RecordRegulatorDecision {
+            analyst_id: "ann".into(),
+            decision: "removal order issued".into(),
+            reference: None,
+        },
         _ => Command::RecordReappearance(Reappeared {
             report_id: ReportId(uuid::Uuid::from_u128(3)),
             new_case_id: CaseId(uuid::Uuid::from_u128(4)),
@@ -297,7 +308,8 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
             stage: StageKind::Followup,
             ..
         } => {
-            prop_assert!(case.dispatch.delivered_at.is_some() && !case.is_finished());
+            let escalated = case.followup.regulator.is_some();
+            prop_assert!((case.dispatch.delivered_at.is_some() || escalated) && !case.is_finished());
         }
         Wait::Analyst(AnalystTask::Review) => prop_assert_eq!(case.status, CaseStatus::AwaitingReview),
         Wait::Analyst(AnalystTask::SubmitNotice) => {
@@ -335,7 +347,7 @@ proptest! {
     fn any_order_of_follow_up_commands_keeps_the_promises(
         commands in prop::collection::vec((any::<u8>(), any::<u8>(), 0i64..60), 1..80),
     ) {
-        const FOLLOW_UP: [u8; 10] = [5, 5, 14, 15, 15, 16, 16, 17, 17, 8];
+        const FOLLOW_UP: [u8; 13] = [5, 5, 14, 15, 15, 16, 16, 17, 17, 18, 19, 13, 8];
         let delivered = [(0, 0), (1, 2), (2, 0), (3, 4), (4, 1)].map(|(pick, arg)| (command(pick, arg), 0));
         let commands = delivered.into_iter().chain(
             commands.into_iter().map(|(pick, arg, minutes)| {
@@ -386,6 +398,24 @@ fn keeps_its_promises(commands: impl Iterator<Item = (Command, i64)>) -> Result<
         }
         if let Some(verified) = position("RemovalVerified") {
             prop_assert!(position("NoticeDelivered").is_some_and(|d| d < verified));
+        }
+        // The watch follows a verified removal; a case closes once; an assessment of a
+        // refusal closes the case or takes it to an authority, in the same decision.
+        if let Some(watched) = position("StillRemoved") {
+            prop_assert!(position("RemovalVerified").is_some_and(|v| v < watched));
+        }
+        prop_assert!(count("CaseClosed") <= 1);
+        if let Some(assessed) = position("RejectionAssessed") {
+            let next = history.get(assessed + 1).map(|(e, _)| e);
+            let closes_or_escalates = matches!(
+                next,
+                Some(
+                    CaseEvent::CaseClosed(CaseClosed {
+                        outcome: CaseOutcome::Rejected
+                    }) | CaseEvent::Escalated(_)
+                )
+            );
+            prop_assert!(closes_or_escalates, "after an assessment: {:?}", next);
         }
         // Dispatch attempts are numbered 1, 2, 3... and never exceed the policy.
         let attempts: Vec<u32> = history
@@ -457,13 +487,18 @@ fn keeps_its_promises(commands: impl Iterator<Item = (Command, i64)>) -> Result<
             CaseEvent::DeadlineSet(d) => Some(d.due_at),
             _ => None,
         });
-        for (event, at) in &history {
+        // (A contested refusal goes to the authority whenever an analyst says so.)
+        for (index, (event, at)) in history.iter().enumerate() {
+            let contested = index > 0 && matches!(history[index - 1].0, CaseEvent::RejectionAssessed(_));
             if let CaseEvent::ChaseRequested(_)
             | CaseEvent::Escalated(Escalated {
                 to: EscalationTarget::Regulator { .. },
                 ..
             }) = event
             {
+                if contested {
+                    continue;
+                }
                 prop_assert!(
                     deadline.is_some_and(|due_at| due_at <= *at),
                     "chased before the deadline: {history:?}"

@@ -449,7 +449,10 @@ fn a_repeat_report_on_an_open_case_keeps_only_new_hashes() {
 #[test]
 fn a_repeat_report_on_a_closed_case_is_refused_and_recorded_as_a_reappearance() {
     let mut events = delivered();
-    events.push(CaseEvent::RemovalVerified(RemovalVerified { http_status: 410 }));
+    events.push(CaseEvent::RemovalVerified(RemovalVerified {
+        http_status: 410,
+        next_check_at: None,
+    }));
     events.push(CaseEvent::CaseClosed(CaseClosed {
         outcome: CaseOutcome::Removed,
     }));

@@ -14,6 +14,7 @@ fn chase_policy() -> FollowupPolicy {
         reminders: 2,
         hosting_provider: true,
         regulator: true,
+        watch: vec![],
     }
 }
 
@@ -254,7 +255,7 @@ fn the_ladder_climbs_one_round_a_day_reminders_then_provider_then_regulator() {
     );
     assert_eq!(asked.len(), 4, "{asked:?}");
     let case = history.case();
-    assert_eq!(case.status, CaseStatus::NoticeDelivered, "an escalated case stays open");
+    assert_eq!(case.status, CaseStatus::Escalated, "an escalated case stays open");
     assert_eq!(case.followup.regulator, Some(Authority::CsamAuthority));
 }
 
@@ -321,7 +322,10 @@ fn a_removal_decision_is_checked_at_once_and_recorded_once() {
     assert_eq!(
         history.when(check(Observation::Gone { http_status: 404 }), 91),
         Ok(vec![
-            CaseEvent::RemovalVerified(RemovalVerified { http_status: 404 }),
+            CaseEvent::RemovalVerified(RemovalVerified {
+                http_status: 404,
+                next_check_at: None
+            }),
             CaseEvent::CaseClosed(CaseClosed {
                 outcome: CaseOutcome::Removed
             }),
@@ -461,4 +465,247 @@ fn a_closed_case_is_not_checked_or_chased() {
     let closed = &history;
     assert_eq!(closed.case().status, CaseStatus::Closed);
     assert_eq!(closed.when(online(), 2 * DAY), Ok(vec![]));
+}
+
+fn watched_policy() -> FollowupPolicy {
+    FollowupPolicy {
+        watch: vec![Duration::days(1), Duration::days(7)],
+        ..chase_policy()
+    }
+}
+
+fn watch_check(observation: Observation) -> Command {
+    Command::RecordRemovalCheck {
+        observation,
+        policy: watched_policy(),
+    }
+}
+
+/// Removed at `DAY + 5`, watched from then on.
+fn removed() -> History {
+    let mut history = past_delivery();
+    history.play(watch_check(Observation::Gone { http_status: 404 }), DAY + 5);
+    history
+}
+
+#[test]
+fn a_removed_location_is_watched_and_the_case_closes_when_it_stays_gone() {
+    assert_eq!(
+        past_delivery().when(watch_check(Observation::Gone { http_status: 404 }), DAY + 5),
+        Ok(vec![CaseEvent::RemovalVerified(RemovalVerified {
+            http_status: 404,
+            next_check_at: Some(t(2 * DAY + 5)),
+        })])
+    );
+    let mut history = removed();
+    let case = history.case();
+    assert_eq!(case.status, CaseStatus::Removed);
+    assert!(!case.takes_reports(), "a report of it now is a reappearance");
+    assert_eq!(
+        case.wait(&WaitLimits::default()),
+        Wait::Stage {
+            stage: StageKind::Followup,
+            due_at: t(2 * DAY + 5)
+        }
+    );
+    assert_eq!(history.when(watch_check(Observation::Unreachable), 2 * DAY), Ok(vec![]));
+    assert_eq!(
+        history.play(watch_check(Observation::Gone { http_status: 410 }), 2 * DAY + 5),
+        vec![CaseEvent::StillRemoved(StillRemoved {
+            http_status: Some(410),
+            next_check_at: Some(t(8 * DAY + 5)),
+        })]
+    );
+    assert_eq!(
+        history.play(watch_check(Observation::Unreachable), 8 * DAY + 6),
+        vec![
+            CaseEvent::StillRemoved(StillRemoved {
+                http_status: None,
+                next_check_at: None,
+            }),
+            CaseEvent::CaseClosed(CaseClosed {
+                outcome: CaseOutcome::Removed
+            }),
+        ]
+    );
+    assert_eq!(history.case().wait(&WaitLimits::default()), Wait::Done);
+}
+
+#[test]
+fn content_back_during_the_watch_is_taken_over_by_a_new_case() {
+    let history = removed();
+    assert_eq!(
+        history.when(watch_check(Observation::Online { http_status: 200 }), 2 * DAY + 5),
+        Err(Refusal::ContentBack),
+        "a new case must take it over, in the same transaction"
+    );
+    let again = ReportedAgain {
+        report_id: ReportId(uuid::Uuid::from_u128(5)),
+        reporter: Reporter::ReappearanceWatch,
+        new_hashes: vec![],
+        claimed_class: None,
+    };
+    assert_eq!(
+        history.when(Command::ReportAgain(again), 2 * DAY),
+        Err(Refusal::CaseClosed)
+    );
+    let reappeared = Reappeared {
+        report_id: ReportId(uuid::Uuid::from_u128(6)),
+        new_case_id: CaseId(uuid::Uuid::from_u128(7)),
+    };
+    let mut history = history;
+    assert_eq!(
+        history.play(Command::RecordReappearance(reappeared.clone()), 2 * DAY + 5),
+        vec![
+            CaseEvent::Reappeared(reappeared.clone()),
+            CaseEvent::CaseClosed(CaseClosed {
+                outcome: CaseOutcome::Removed
+            }),
+        ]
+    );
+    assert_eq!(
+        history.when(Command::RecordReappearance(reappeared), 2 * DAY + 6),
+        Ok(vec![])
+    );
+    assert_eq!(
+        past_delivery().when(
+            Command::RecordReappearance(Reappeared {
+                report_id: ReportId(uuid::Uuid::from_u128(6)),
+                new_case_id: CaseId(uuid::Uuid::from_u128(7)),
+            }),
+            5
+        ),
+        Err(Refusal::CaseOpen)
+    );
+}
+
+fn assess(upheld: bool) -> Command {
+    Command::AssessRejection {
+        analyst_id: "ann".into(),
+        upheld,
+        explanation: "the platform is right".into(),
+    }
+}
+
+fn refused_later() -> History {
+    let mut history = past_delivery();
+    history.play(
+        Command::RecordPlatformAnswer(PlatformAnswer::Rejection(PlatformRejected {
+            notice_id: notice_id(),
+            platform_event_id: Some("x-1".into()),
+            attempt: None,
+            reason: "lawful in our view".into(),
+            answer: None,
+        })),
+        90,
+    );
+    history
+}
+
+#[test]
+fn an_upheld_refusal_closes_the_case_as_rejected() {
+    let mut history = refused_later();
+    assert_eq!(
+        history.play(assess(true), 100),
+        vec![
+            CaseEvent::RejectionAssessed(RejectionAssessed {
+                analyst_id: "ann".into(),
+                upheld: true,
+                explanation: "the platform is right".into(),
+            }),
+            CaseEvent::CaseClosed(CaseClosed {
+                outcome: CaseOutcome::Rejected
+            }),
+        ]
+    );
+    assert_eq!(history.when(assess(false), 101), Err(Refusal::CaseClosed));
+}
+
+#[test]
+fn a_contested_refusal_at_dispatch_goes_to_the_authority_until_removed_or_decided() {
+    let mut events = issued(ContentClass::Csam);
+    events.push(started(1));
+    events.push(CaseEvent::PlatformRejected(PlatformRejected {
+        notice_id: notice_id(),
+        platform_event_id: None,
+        attempt: Some(1),
+        reason: "not illegal here".into(),
+        answer: None,
+    }));
+    let mut history = History::of(events);
+    let contested = history.play(assess(false), 10);
+    assert!(
+        matches!(
+            &contested[..],
+            [
+                CaseEvent::RejectionAssessed(RejectionAssessed { upheld: false, .. }),
+                CaseEvent::Escalated(Escalated {
+                    step: 1,
+                    to: EscalationTarget::Regulator {
+                        authority: Authority::CsamAuthority
+                    },
+                    ..
+                }),
+            ]
+        ),
+        "{contested:?}"
+    );
+    let case = history.case();
+    assert_eq!(case.status, CaseStatus::Escalated);
+    assert_eq!(
+        case.wait(&WaitLimits::default()),
+        Wait::Stage {
+            stage: StageKind::Followup,
+            due_at: t(10)
+        },
+        "checked at once: the notice never reached the platform, nothing was checked yet"
+    );
+    // Still online: checked again, and nobody is reminded of a notice it refused.
+    assert_eq!(
+        history.play(online(), 11),
+        vec![CaseEvent::StillOnline(StillOnline {
+            http_status: Some(200),
+            next_check_at: t(41),
+        })]
+    );
+    let decision = Command::RecordRegulatorDecision {
+        analyst_id: "bob".into(),
+        decision: "removal order issued".into(),
+        reference: Some("ATKM-2026-17".into()),
+    };
+    assert_eq!(
+        history.play(decision.clone(), 50),
+        vec![
+            CaseEvent::RegulatorDecided(RegulatorDecided {
+                analyst_id: "bob".into(),
+                authority: Authority::CsamAuthority,
+                decision: "removal order issued".into(),
+                reference: Some("ATKM-2026-17".into()),
+            }),
+            CaseEvent::CaseClosed(CaseClosed {
+                outcome: CaseOutcome::RegulatorDecided
+            }),
+        ]
+    );
+    assert_eq!(history.when(decision, 51), Ok(vec![]), "recorded once");
+}
+
+#[test]
+fn a_contested_decision_to_leave_the_content_up_goes_to_the_authority() {
+    let mut history = past_delivery();
+    history.play(decision("DECISION_VISIBILITY_CONTENT_LABELLED"), 90);
+    let contested = history.play(assess(false), 95);
+    assert!(matches!(&contested[..], [_, CaseEvent::Escalated(_)]), "{contested:?}");
+    assert_eq!(history.case().status, CaseStatus::Escalated);
+}
+
+#[test]
+fn nothing_refused_is_not_assessed_and_nothing_escalated_has_no_authority_decision() {
+    assert_eq!(past_delivery().when(assess(true), 5), Err(Refusal::NothingToAssess));
+    let decision = Command::RecordRegulatorDecision {
+        analyst_id: "bob".into(),
+        decision: "order".into(),
+        reference: None,
+    };
+    assert_eq!(past_delivery().when(decision, 5), Err(Refusal::NotEscalated));
 }

@@ -4,13 +4,14 @@
 //! A check looks at the HTTP status of the location only; the content is never read.
 
 pub mod answers;
+pub mod reappearance;
 pub mod settings;
 
 use crate::settings::FollowupSettings;
 use dijkwacht_domain::followup::{deadline_for, DeadlineRule, PlatformKind};
-use dijkwacht_domain::{Case, CaseEvent, Command, Observation};
+use dijkwacht_domain::{Case, CaseEvent, CaseStatus, Command, Observation};
 use dijkwacht_runtime::outbound::AddressPolicy;
-use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
+use dijkwacht_runtime::{EventStore, RecordedEvent, SharedClock, Stage, StageError, Topic};
 use reqwest::StatusCode;
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub struct FollowupStage {
     /// Platforms established here are "national" for their deadline.
     home_country: String,
     addresses: AddressPolicy,
+    /// For a reappearance, which opens a case besides changing this one.
+    store: EventStore,
+    clock: SharedClock,
 }
 
 impl FollowupStage {
@@ -28,6 +32,7 @@ impl FollowupStage {
         settings: FollowupSettings,
         home_country: String,
         addresses: AddressPolicy,
+        (store, clock): (EventStore, SharedClock),
     ) -> Result<Self, reqwest::Error> {
         let http = addresses
             .client_builder(5)
@@ -40,6 +45,8 @@ impl FollowupStage {
             settings,
             home_country,
             addresses,
+            store,
+            clock,
         })
     }
 
@@ -108,16 +115,25 @@ impl Stage for FollowupStage {
     }
 
     async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
-        let (Some(report), Some(_)) = (&case.report, case.dispatch.delivered_at) else {
+        let Some(report) = &case.report else {
             return Ok(None);
         };
-        if case.is_finished() {
+        let watched = case.status == CaseStatus::Removed;
+        if !case.awaits_removal() && !watched {
             return Ok(None);
         }
-        if case.followup.deadline.is_none() {
+        if case.dispatch.delivered_at.is_some() && case.followup.deadline.is_none() {
             return Ok(Some(self.set_deadline(case)));
         }
         let observation = self.observe(&report.location.url).await;
+        if watched && matches!(observation, Observation::Online { .. }) {
+            let reappearance = reappearance::Reappearance { of: case.id };
+            let (opened, _) = self.store.transact(&reappearance, self.clock.now()).await?;
+            if let Some(new_case_id) = opened {
+                tracing::info!(case_id = %case.id, %new_case_id, "removed content is back online: a new case takes it over");
+            }
+            return Ok(None);
+        }
         let class = case.classification.as_ref().map(|c| c.class);
         Ok(Some(Command::RecordRemovalCheck {
             observation,

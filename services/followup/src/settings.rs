@@ -28,6 +28,10 @@ pub struct FollowupSettings {
     pub regulator: bool,
     /// The same, per class: `[followup.classes.terrorist_content] reminders = 0`.
     pub classes: BTreeMap<ContentClass, ClassChase>,
+    /// After a verified removal, when to look again whether the content is back, counted
+    /// from the removal: `["1d", "7d", "30d"]`; `[]` closes the case at the removal.
+    #[serde(deserialize_with = "spans")]
+    pub watch: Vec<TimeDelta>,
     /// How far the timestamp of a signed platform answer may be from our clock.
     #[serde(deserialize_with = "span")]
     pub answer_window: TimeDelta,
@@ -44,6 +48,7 @@ impl Default for FollowupSettings {
             hosting_provider: policy.hosting_provider,
             regulator: policy.regulator,
             classes: BTreeMap::new(),
+            watch: policy.watch,
             answer_window: TimeDelta::minutes(5),
         }
     }
@@ -101,16 +106,26 @@ impl FollowupSettings {
             reminders: own.reminders.unwrap_or(self.reminders),
             hosting_provider: own.hosting_provider.unwrap_or(self.hosting_provider),
             regulator: own.regulator.unwrap_or(self.regulator),
+            watch: self.watch.clone(),
         }
     }
 }
 
 fn span<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TimeDelta, D::Error> {
-    let written = String::deserialize(deserializer)?;
-    let parsed = humantime::parse_duration(&written).map_err(|error| {
-        serde::de::Error::custom(format!("{written:?} is not a span like \"24h\" or \"30m\": {error}"))
-    })?;
-    TimeDelta::from_std(parsed).map_err(serde::de::Error::custom)
+    parse_span(&String::deserialize(deserializer)?)
+}
+
+fn spans<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<TimeDelta>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|written| parse_span(written))
+        .collect()
+}
+
+fn parse_span<E: serde::de::Error>(written: &str) -> Result<TimeDelta, E> {
+    let parsed = humantime::parse_duration(written)
+        .map_err(|error| E::custom(format!("{written:?} is not a span like \"24h\" or \"30m\": {error}")))?;
+    TimeDelta::from_std(parsed).map_err(E::custom)
 }
 
 #[cfg(test)]
@@ -131,6 +146,12 @@ mod tests {
         assert_eq!(rules[1].within, TimeDelta::days(2));
         assert_eq!(settings.policy_for(Some(ContentClass::TerroristContent)).reminders, 0);
         assert_eq!(settings.policy_for(Some(ContentClass::Csam)).reminders, 2);
+        assert_eq!(
+            settings.policy_for(None).watch,
+            vec![TimeDelta::days(1), TimeDelta::days(7), TimeDelta::days(30)]
+        );
+        let unwatched = FollowupSettings::from_section(&json!({"watch": []})).unwrap();
+        assert!(unwatched.policy_for(None).watch.is_empty());
     }
 
     #[test]

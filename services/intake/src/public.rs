@@ -342,9 +342,12 @@ fn plain_status(status: CaseStatus) -> &'static str {
         CaseStatus::New | CaseStatus::Received | CaseStatus::AwaitingReview | CaseStatus::Classified => {
             "in behandeling / being assessed"
         }
-        CaseStatus::NoticeIssued | CaseStatus::NoticeDelivered | CaseStatus::DispatchFailed | CaseStatus::Rejected => {
-            "verwijderverzoek verstuurd / removal requested"
-        }
+        CaseStatus::NoticeIssued
+        | CaseStatus::NoticeDelivered
+        | CaseStatus::DispatchFailed
+        | CaseStatus::Rejected
+        | CaseStatus::Escalated => "verwijderverzoek verstuurd / removal requested",
+        CaseStatus::Removed => "verwijderd / removed",
         CaseStatus::Forwarded => {
             "doorgestuurd naar het meldpunt in het land van de host / passed to the hotline of the hosting country"
         }

@@ -7,6 +7,7 @@ use crate::validate::ValidItem;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::event::{Location, Reappeared, ReportedAgain, Reporter};
 use dijkwacht_domain::{CaseId, Command, ReportId, ReportReceived};
+use dijkwacht_runtime::locations;
 use dijkwacht_runtime::{Attempt, CaseChange, CommandError, Decision, EventStore, LoadedCase, Metadata, StoreError};
 use sqlx::{PgConnection, Row};
 use std::collections::{BTreeMap, HashMap};
@@ -105,7 +106,7 @@ fn partner_key(reporter: &Reporter) -> Option<(String, String)> {
             partner_id,
             partner_reference,
         } => Some((partner_id.0.clone(), partner_reference.clone())),
-        Reporter::Public { .. } => None,
+        Reporter::Public { .. } | Reporter::ReappearanceWatch => None,
     }
 }
 
@@ -113,6 +114,7 @@ fn actor(reporter: &Reporter) -> Metadata {
     match reporter {
         Reporter::Partner { partner_id, .. } => Metadata::actor(format!("partner:{partner_id}")),
         Reporter::Public { .. } => Metadata::actor("public"),
+        Reporter::ReappearanceWatch => Metadata::actor("followup"),
     }
 }
 
@@ -128,14 +130,7 @@ async fn attempt(
         .collect();
     urls.sort_unstable();
     urls.dedup();
-    let rows = sqlx::query("SELECT url, case_id FROM case_locations WHERE url = ANY($1) ORDER BY url FOR UPDATE")
-        .bind(&urls)
-        .fetch_all(&mut *tx)
-        .await?;
-    let mut latest_case: HashMap<String, CaseId> = HashMap::with_capacity(rows.len());
-    for row in rows {
-        latest_case.insert(row.try_get("url")?, CaseId(row.try_get("case_id")?));
-    }
+    let mut latest_case = locations::lock(tx, &urls).await?;
     let indexed: HashMap<String, CaseId> = latest_case.clone();
     let known_ids: Vec<CaseId> = latest_case.values().copied().collect();
     let loaded = EventStore::load_with(&mut *tx, &known_ids).await?;
@@ -169,7 +164,7 @@ async fn attempt(
             let url = &item.location.url;
             let open_case = latest_case
                 .get(url)
-                .filter(|id| touched.get(id).is_some_and(|t| !t.case.is_finished()));
+                .filter(|id| touched.get(id).is_some_and(|t| t.case.takes_reports()));
             if let Some(&case_id) = open_case {
                 let again = ReportedAgain {
                     report_id,
@@ -228,7 +223,7 @@ async fn attempt(
         outcomes.push(Outcome::Accepted(accepted));
     }
 
-    index_locations(tx, &indexed, &latest_case).await?;
+    locations::repoint(tx, &indexed, &latest_case).await?;
     record_reports(tx, &new_reports, now).await?;
     let changes = touched.into_values().filter(|change| !change.is_empty()).collect();
     Ok((outcomes, changes))
@@ -274,51 +269,6 @@ async fn earlier_reports(tx: &mut PgConnection, submissions: &[Submission]) -> R
         );
     }
     Ok(earlier)
-}
-
-/// Points every location at its latest case. New locations are inserted only if nobody
-/// inserted them meanwhile; moved ones (reappearances) were locked by the read.
-async fn index_locations(
-    tx: &mut PgConnection,
-    before: &HashMap<String, CaseId>,
-    after: &HashMap<String, CaseId>,
-) -> Result<(), Attempt> {
-    let (mut new_urls, mut new_ids, mut moved_urls, mut moved_ids) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (url, case_id) in after {
-        match before.get(url) {
-            None => {
-                new_urls.push(url.as_str());
-                new_ids.push(case_id.0);
-            }
-            Some(old) if old != case_id => {
-                moved_urls.push(url.as_str());
-                moved_ids.push(case_id.0);
-            }
-            Some(_) => {}
-        }
-    }
-    if !new_urls.is_empty() {
-        let inserted = sqlx::query(
-            "INSERT INTO case_locations (url, case_id) SELECT * FROM UNNEST($1::text[], $2::uuid[]) ON CONFLICT (url) DO NOTHING",
-        )
-        .bind(&new_urls)
-        .bind(&new_ids)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() != new_urls.len() as u64 {
-            return Err(Attempt::Contended);
-        }
-    }
-    if !moved_urls.is_empty() {
-        sqlx::query(
-            "UPDATE case_locations c SET case_id = m.case_id FROM UNNEST($1::text[], $2::uuid[]) AS m (url, case_id) WHERE c.url = m.url",
-        )
-        .bind(&moved_urls)
-        .bind(&moved_ids)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
 }
 
 async fn record_reports(

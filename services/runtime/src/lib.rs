@@ -10,6 +10,7 @@ pub mod crash;
 pub mod db;
 pub mod health;
 pub mod kafka;
+pub mod locations;
 pub mod operator;
 pub mod outbound;
 pub mod reference;

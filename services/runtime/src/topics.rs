@@ -74,6 +74,9 @@ impl Topic {
             | CaseEvent::Escalated(_)
             | CaseEvent::StillOnline(_)
             | CaseEvent::RemovalVerified(_)
+            | CaseEvent::StillRemoved(_)
+            | CaseEvent::RejectionAssessed(_)
+            | CaseEvent::RegulatorDecided(_)
             | CaseEvent::CaseClosed(_) => Topic::Followups,
         }
     }
