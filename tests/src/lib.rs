@@ -275,6 +275,9 @@ pub struct TestOptions {
     pub recheck_secs: i64,
     /// Between rounds of the chase (reminders, then escalations).
     pub remind_every_secs: i64,
+    /// The reappearance watch after a verified removal; none by default, so a removed
+    /// case closes at once.
+    pub watch_secs: Vec<i64>,
     /// The parts the system runs (all by default).
     pub parts: Vec<Part>,
     pub partner_requests_per_second: f64,
@@ -295,6 +298,7 @@ impl Default for TestOptions {
             deadline_secs: 60,
             recheck_secs: 60,
             remind_every_secs: 24 * 3600,
+            watch_secs: vec![],
             parts: Part::ALL.to_vec(),
             partner_requests_per_second: 10_000.0,
             partner_burst: 10_000,
@@ -385,6 +389,7 @@ impl TestSystem {
                 "deadlines": [{"within": format!("{}s", options.deadline_secs), "basis": "test policy"}],
                 "recheck_every": format!("{}s", options.recheck_secs),
                 "remind_every": format!("{}s", options.remind_every_secs),
+                "watch": options.watch_secs.iter().map(|secs| format!("{secs}s")).collect::<Vec<_>>(),
             }),
             dispatch_timeout_secs: 5,
             parts: options.parts,

@@ -19,8 +19,8 @@ use dijkwacht_dispatch::settings::DispatchSettings;
 use dijkwacht_dispatch::{DispatchParts, DispatchStage};
 use dijkwacht_domain::ContentClass;
 use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
-use dijkwacht_followup::answers::FollowupApi;
 use dijkwacht_followup::settings::FollowupSettings;
+use dijkwacht_followup::FollowupApi;
 use dijkwacht_followup::FollowupStage;
 use dijkwacht_intake::review::ReviewPolicy;
 use dijkwacht_intake::{AppState, LimitSettings, Limits};
@@ -355,7 +355,7 @@ fn api_router(intake: AppState, dispatch: DispatchApi, followup: FollowupApi) ->
                 .with_state(dispatch),
         )
         .merge(
-            dijkwacht_followup::answers::documented()
+            dijkwacht_followup::documented()
                 .into_parts("", "")
                 .0
                 .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
@@ -379,7 +379,7 @@ pub fn openapi() -> serde_json::Value {
         [
             dijkwacht_intake::documented().into_parts("", version).1,
             dijkwacht_dispatch::routes::documented().into_parts("", version).1,
-            dijkwacht_followup::answers::documented().into_parts("", version).1,
+            dijkwacht_followup::documented().into_parts("", version).1,
         ],
     )
 }
@@ -434,6 +434,7 @@ async fn serve_api(
         let followup = FollowupApi {
             store: state.store.clone(),
             clock: state.clock.clone(),
+            limits: state.limits.clone(),
             answer_window,
         };
         api_router(state, dispatch, followup)

@@ -3,6 +3,7 @@
 
 use dijkwacht_dispatch::routes::{DispatchTask, ManualSubmission};
 use dijkwacht_domain::{CaseEvent, Notice};
+use dijkwacht_followup::analysts::{CaseMoved, RegulatorDecision, RejectionAssessment};
 use dijkwacht_followup::answers::{AnswerRecorded, PlatformEvent};
 use dijkwacht_intake::api::{BulkLineResult, CaseView, ErrorBody, ReportAccepted, ReportStatus, SubmitReport};
 use dijkwacht_projection::PlatformCompliance;
@@ -27,6 +28,9 @@ fn catalog() -> Vec<(&'static str, Schema)> {
         ("api/manual-submission.schema.json", schema_for!(ManualSubmission)),
         ("api/platform-event.schema.json", schema_for!(PlatformEvent)),
         ("api/answer-recorded.schema.json", schema_for!(AnswerRecorded)),
+        ("api/rejection-assessment.schema.json", schema_for!(RejectionAssessment)),
+        ("api/regulator-decision.schema.json", schema_for!(RegulatorDecision)),
+        ("api/case-moved.schema.json", schema_for!(CaseMoved)),
     ]
 }
 

@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::sync::Arc;
 
-/// Analysts' keys carry it; the same scope as the review queue.
-pub const SCOPE_REVIEW: &str = "review";
+pub use dijkwacht_http::SCOPE_REVIEW;
 /// Operators' keys carry it.
 pub const SCOPE_OPERATE: &str = "operate";
 
@@ -101,14 +100,6 @@ pub struct PlatformPace {
     pub failures: u32,
     pub open_until: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
-}
-
-fn analyst(caller: &Caller) -> Result<String, ApiError> {
-    let principal = caller.require(SCOPE_REVIEW)?;
-    if principal.kind != "analyst" {
-        return Err(ApiError::Forbidden(SCOPE_REVIEW));
-    }
-    Ok(principal.id.clone())
 }
 
 /// The dispatch part's routes with their OpenAPI description.
@@ -199,7 +190,7 @@ async fn tasks(
     caller: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<DispatchTask>>, ApiError> {
-    analyst(&caller)?;
+    caller.analyst()?;
     let rows = sqlx::query("SELECT case_id, task, since FROM analyst_tasks ORDER BY since, case_id LIMIT $1")
         .bind(list_limit(query)?)
         .fetch_all(api.store.pool())
@@ -299,7 +290,7 @@ async fn record_submission(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Json<SubmissionRecorded>, ApiError> {
-    let analyst = analyst(&caller)?;
+    let analyst = caller.analyst()?;
     let case_id = dijkwacht_http::case_id(&raw)?;
     let submission: ManualSubmission = dijkwacht_http::json_body(&body)?;
     let command = Command::RecordManualSubmission {

@@ -3,12 +3,13 @@
 //! platform's secrets (see `dijkwacht_runtime::signature`); each answer carries the
 //! platform's own event id and is recorded once however often it is sent.
 
+use crate::FollowupApi;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Json;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use dijkwacht_domain::tdb::Enumeration;
 use dijkwacht_domain::{
     CaseId, Command, NoticeId, PlatformAnswer, PlatformDecided, PlatformRejected, ReceiptAcknowledged,
@@ -16,17 +17,8 @@ use dijkwacht_domain::{
 use dijkwacht_http::{execute_one, json_body, ApiError, DocumentedRouter};
 use dijkwacht_runtime::secret::SecretRef;
 use dijkwacht_runtime::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use dijkwacht_runtime::{EventStore, SharedClock};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-#[derive(Clone)]
-pub struct FollowupApi {
-    pub store: EventStore,
-    pub clock: SharedClock,
-    /// How far a signature's timestamp may be from our clock.
-    pub answer_window: TimeDelta,
-}
 
 /// `POST /v1/platforms/{platform_id}/events`: one answer to one of our notices.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -209,9 +201,8 @@ impl PlatformEvent {
     }
 }
 
-/// The follow-up part's routes with their OpenAPI description.
-pub fn documented() -> DocumentedRouter<FollowupApi> {
-    DocumentedRouter::new().route(
+pub(crate) fn routes(router: DocumentedRouter<FollowupApi>) -> DocumentedRouter<FollowupApi> {
+    router.route(
         "post",
         "/v1/platforms/{platform_id}/events",
         post(record_answer),

@@ -3,17 +3,46 @@
 //! not act — reminders, then the hosting provider, then the competent authority's queue.
 //! A check looks at the HTTP status of the location only; the content is never read.
 
+pub mod analysts;
 pub mod answers;
 pub mod reappearance;
 pub mod settings;
 
 use crate::settings::FollowupSettings;
+use chrono::TimeDelta;
 use dijkwacht_domain::followup::{deadline_for, DeadlineRule, PlatformKind};
 use dijkwacht_domain::{Case, CaseEvent, CaseStatus, Command, Observation};
+use dijkwacht_http::{DocumentedRouter, Edge, Limits};
 use dijkwacht_runtime::outbound::AddressPolicy;
 use dijkwacht_runtime::{EventStore, RecordedEvent, SharedClock, Stage, StageError, Topic};
 use reqwest::StatusCode;
 use std::time::Duration;
+
+/// The state of the follow-up part's routes.
+#[derive(Clone)]
+pub struct FollowupApi {
+    pub store: EventStore,
+    pub clock: SharedClock,
+    pub limits: Limits,
+    /// How far a signature's timestamp may be from our clock.
+    pub answer_window: TimeDelta,
+}
+
+impl Edge for FollowupApi {
+    fn pool(&self) -> &sqlx::PgPool {
+        self.store.pool()
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// The follow-up part's routes with their OpenAPI description: platforms' signed answers,
+/// and analysts' decisions on refusals and authorities' decisions.
+pub fn documented() -> DocumentedRouter<FollowupApi> {
+    analysts::routes(answers::routes(DocumentedRouter::new()))
+}
 
 pub struct FollowupStage {
     http: reqwest::Client,

@@ -9,6 +9,9 @@ use dijkwacht_runtime::auth::{authenticate, Principal};
 use sqlx::PgPool;
 use std::net::SocketAddr;
 
+/// Analysts' keys carry it: the review queue, and every task that waits for an analyst.
+pub const SCOPE_REVIEW: &str = "review";
+
 /// The authenticated caller. Extracting it answers 401 when the key is missing, unknown or
 /// revoked, and 429 when the caller is over its rate limit.
 pub struct Caller(pub Principal);
@@ -21,6 +24,16 @@ impl Caller {
         } else {
             Err(ApiError::Forbidden(scope))
         }
+    }
+
+    /// The analyst's id: 403 unless the key is an analyst's with scope `review`, so every
+    /// decision an analyst records names a person.
+    pub fn analyst(&self) -> Result<String, ApiError> {
+        let principal = self.require(SCOPE_REVIEW)?;
+        if principal.kind != "analyst" {
+            return Err(ApiError::Forbidden(SCOPE_REVIEW));
+        }
+        Ok(principal.id.clone())
     }
 }
 

@@ -19,7 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-pub const SCOPE_REVIEW: &str = "review";
+pub use dijkwacht_http::SCOPE_REVIEW;
 
 /// Which classes need a second analyst before a notice goes out, and how long a claim
 /// keeps other analysts off a case.
@@ -76,21 +76,13 @@ pub struct ReviewOutcome {
     pub version: u32,
 }
 
-fn analyst(caller: &Caller) -> Result<String, ApiError> {
-    let principal = caller.require(SCOPE_REVIEW)?;
-    if principal.kind != "analyst" {
-        return Err(ApiError::Forbidden(SCOPE_REVIEW));
-    }
-    Ok(principal.id.clone())
-}
-
 /// Pending cases, oldest first.
 pub async fn queue(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<QueueQuery>, QueryRejection>,
 ) -> Result<Json<Vec<ReviewItem>>, ApiError> {
-    analyst(&caller)?;
+    caller.analyst()?;
     let Query(query) = query.map_err(|e| ApiError::Invalid(vec![crate::api::FieldError::new("", e.body_text())]))?;
     let category = query.category.filter(|c| !c.is_empty());
     if let Some(category) = &category {
@@ -152,7 +144,7 @@ pub async fn claim(
     caller: Caller,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let analyst = analyst(&caller)?;
+    let analyst = caller.analyst()?;
     let id = case_id(&raw)?;
     let case = execute(
         &state,
@@ -180,7 +172,7 @@ pub async fn decide(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let analyst = analyst(&caller)?;
+    let analyst = caller.analyst()?;
     let id = case_id(&raw)?;
     let decision: ReviewDecision = dijkwacht_http::json_body(&body)?;
     if decision.explanation.trim().is_empty() || decision.explanation.contains('\0') {

@@ -195,6 +195,14 @@ impl Simulator {
         *self.answers_to.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(base_url.to_owned());
     }
 
+    /// The uploader puts the content at `url` back: it answers 200 again until the next
+    /// notice about it takes it down once more.
+    pub fn reupload(&self, url: &str) {
+        if let Some(path) = url::Url::parse(url).ok().map(|u| u.path().to_owned()) {
+            self.lock().removals.remove(&path);
+        }
+    }
+
     /// Answers sent and acknowledged so far.
     pub fn answers_sent(&self) -> usize {
         self.lock().answers_sent

@@ -1,7 +1,7 @@
 //! After delivery, on the test clock against the simulator: the platform's signed answers,
 //! the deadline, reminders, and the escalation ladder.
 
-use crate::support::{report_listed, report_listed_at, settled_on};
+use crate::support::{last_of, report_listed, report_listed_at, settled_on};
 use chrono::TimeDelta;
 use dijkwacht_domain::tdb::Enumeration;
 use dijkwacht_runtime::Clock;
@@ -261,4 +261,186 @@ async fn a_platform_that_acknowledged_the_notice_is_not_reminded() {
     let events = settled_on(&system, &case_id, "ChaseRequested").await;
     assert_eq!(count(&events, "ReminderSent"), 0);
     assert!(system.simulator.follow_ups().is_empty());
+}
+
+/// Removed, watched, and back online: the old case closes as removed and a new case, linked
+/// to it and marked as a reappearance, is noticed again on the evidence of the first. A
+/// report of the location now adds to the new case.
+#[tokio::test]
+async fn content_back_after_its_removal_is_taken_over_by_a_linked_case_that_is_noticed_again() {
+    let system = TestSystem::start(TestOptions {
+        removal_delay_secs: 30,
+        watch_secs: vec![3600, 7 * 3600],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    system.wait_until_ready().await;
+    let url = system.content_url("watched");
+    let case_id = report_listed_at(&system, "watched", &url).await;
+    settled_on(&system, &case_id, "DeadlineSet").await;
+    system.clock.advance(TimeDelta::seconds(61));
+    let events = settled_on(&system, &case_id, "RemovalVerified").await;
+    assert_eq!(count(&events, "CaseClosed"), 0, "watched, not closed");
+
+    system.simulator.reupload(&url);
+    system.clock.advance(TimeDelta::seconds(3600));
+    let events = settled_on(&system, &case_id, "CaseClosed").await;
+    assert_eq!(last_of(&events, "CaseClosed")["outcome"], "removed");
+    let new_case_id = last_of(&events, "Reappeared")["new_case_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let linked = settled_on(&system, &new_case_id, "NoticeDelivered").await;
+    let received = last_of(&linked, "ReportReceived");
+    assert_eq!(received["reporter"], json!({"kind": "reappearance_watch"}));
+    assert_eq!(received["reappearance_of"], json!(case_id));
+    assert_eq!(received["location"]["url"], json!(url));
+    assert_eq!(
+        last_of(&linked, "Classified")["evidence"],
+        json!({"kind": "reappearance", "case_id": case_id})
+    );
+    let notices = system.simulator.notices();
+    assert_eq!(notices.len(), 2, "the first notice and the reappearance's");
+    let explanation = notices[1].notice["explanation"].as_str().unwrap();
+    assert!(explanation.contains("removed after our notice"), "{explanation}");
+
+    let (status, accepted) = system
+        .post(
+            "/v1/reports",
+            &system.partner_key,
+            &json!({"partner_reference": "watched-again", "items": [{"url": url}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["cases"][0]["case_id"], json!(new_case_id));
+    assert_eq!(accepted["cases"][0]["existing"], json!(true));
+}
+
+/// Removed and still gone at every check of the watch: closed after the last one.
+#[tokio::test]
+async fn a_removed_location_that_stays_gone_is_closed_after_the_watch() {
+    let system = TestSystem::start(TestOptions {
+        removal_delay_secs: 30,
+        watch_secs: vec![600, 1200],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    system.wait_until_ready().await;
+    let case_id = report_listed(&system, "stays-gone").await;
+    settled_on(&system, &case_id, "DeadlineSet").await;
+    system.clock.advance(TimeDelta::seconds(61));
+    settled_on(&system, &case_id, "RemovalVerified").await;
+    system.clock.advance(TimeDelta::seconds(600));
+    let events = settled_on(&system, &case_id, "StillRemoved").await;
+    assert_eq!(count(&events, "CaseClosed"), 0);
+    system.clock.advance(TimeDelta::seconds(600));
+    let events = settled_on(&system, &case_id, "CaseClosed").await;
+    assert_eq!(count(&events, "StillRemoved"), 2);
+    assert_eq!(last_of(&events, "CaseClosed")["outcome"], "removed");
+}
+
+/// The platform refuses two notices. An analyst upholds one refusal: closed as rejected.
+/// The other is contested: the authority's queue, checked meanwhile, until an analyst
+/// records the authority's decision.
+#[tokio::test]
+async fn an_upheld_refusal_closes_as_rejected_and_a_contested_one_waits_for_the_authority() {
+    let system = TestSystem::start(TestOptions {
+        removal_delay_secs: 1_000_000,
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    system.wait_until_ready().await;
+    let analyst = system.analyst_key(1);
+    let mut cases = Vec::new();
+    for name in ["upheld", "contested"] {
+        let case_id = report_listed(&system, name).await;
+        let notice_id = notice_id(&settled_on(&system, &case_id, "DeadlineSet").await);
+        let refusal = json!({"type": "rejection", "event_id": format!("rej-{name}"), "notice_id": notice_id,
+            "reason": "lawful in our jurisdiction"});
+        let (status, _) = system
+            .platform_answer(PLATFORM_ID, ANSWER_SECRET, system.clock.now().timestamp(), &refusal)
+            .await;
+        assert_eq!(status, 200);
+        settled_on(&system, &case_id, "PlatformRejected").await;
+        cases.push(case_id);
+    }
+    let tasks = system.analyst_tasks().await;
+    for case_id in &cases {
+        assert!(
+            tasks.contains(&(case_id.clone(), "assess_rejection".into())),
+            "{tasks:?}"
+        );
+    }
+    let assessment = |case_id: &str| format!("/v1/followup/cases/{case_id}/rejection-assessment");
+
+    let (status, body) = system
+        .post(
+            &assessment(&cases[0]),
+            &system.partner_key,
+            &json!({"verdict": "uphold", "explanation": "x"}),
+        )
+        .await;
+    assert_eq!(status, 403, "a partner is no analyst: {body}");
+    let (status, body) = system
+        .post(
+            &assessment(&cases[0]),
+            &analyst,
+            &json!({"verdict": "agree", "explanation": "x"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["pointer"], "/verdict");
+    let (status, body) = system
+        .post(
+            &assessment(&cases[0]),
+            &analyst,
+            &json!({"verdict": "uphold", "explanation": "the image is not of a minor"}),
+        )
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("closed")), "{body}");
+    let events = settled_on(&system, &cases[0], "CaseClosed").await;
+    assert_eq!(last_of(&events, "CaseClosed")["outcome"], "rejected");
+    assert_eq!(last_of(&events, "RejectionAssessed")["analyst_id"], "analyst-1");
+
+    let (status, body) = system
+        .post(
+            &assessment(&cases[1]),
+            &analyst,
+            &json!({"verdict": "contest", "explanation": "clearly illegal; the platform must act"}),
+        )
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("escalated")), "{body}");
+    // Checked at its deadline as before, and nobody is reminded of a notice it refused.
+    system.clock.advance(TimeDelta::seconds(61));
+    let events = settled_on(&system, &cases[1], "StillOnline").await;
+    assert_eq!(count(&events, "ChaseRequested"), 0);
+    assert_eq!(
+        last_of(&events, "Escalated")["to"],
+        json!({"kind": "regulator", "authority": "csam_authority"})
+    );
+    let decision = format!("/v1/followup/cases/{}/regulator-decision", cases[1]);
+    let (status, body) = system
+        .post(
+            &decision,
+            &analyst,
+            &json!({"decision": "removal order issued", "reference": "ATKM-17"}),
+        )
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("closed")), "{body}");
+    let events = settled_on(&system, &cases[1], "CaseClosed").await;
+    assert_eq!(last_of(&events, "CaseClosed")["outcome"], "regulator_decided");
+    assert_eq!(last_of(&events, "RegulatorDecided")["reference"], "ATKM-17");
+
+    let (status, body) = system
+        .post(
+            &decision.replace(&cases[1], &cases[0]),
+            &analyst,
+            &json!({"decision": "x"}),
+        )
+        .await;
+    assert_eq!(status, 409, "the upheld case never went to an authority: {body}");
 }
