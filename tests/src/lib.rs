@@ -107,6 +107,7 @@ fn principal(id: &str, key: &str, scopes: &[&str]) -> PrincipalEntry {
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         }],
         trusted_classes: vec![],
+        forwarding: None,
     }
 }
 
@@ -134,7 +135,9 @@ pub fn answer_secret_file() -> std::path::PathBuf {
 
 /// Reference data for one test:
 /// * partners `partner-a` (key `partner_key`, trusted to classify `ncii` itself) and
-///   `partner-b` (`{partner_key}-b`); analysts `analyst-1` and `analyst-2`
+///   `partner-b` (`{partner_key}-b`), the network's hotline in the US, which takes
+///   forwarded cases at the simulator's `/hotlines/partner-b/forwards` and has two days
+///   to confirm them; analysts `analyst-1` and `analyst-2`
 ///   (`{partner_key}-analyst-1`, `-2`); a regulator (`regulator_key`);
 /// * the simulated platform on 127.0.0.1 (NL, DSA), and an off-shore host (US, not a DSA
 ///   platform) found by its IP range only; the simulated platform signs answers with
@@ -145,15 +148,18 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
     let content_base = notice_endpoint.trim_end_matches("/notices");
     let mut partner_a = principal("partner-a", partner_key, &["reports:write", "reports:read"]);
     partner_a.trusted_classes = vec!["ncii".into()];
+    let mut partner_b = principal(
+        "partner-b",
+        &format!("{partner_key}-b"),
+        &["reports:write", "reports:read"],
+    );
+    partner_b.forwarding = Some(serde_json::json!({
+        "channel": {"kind": "api", "endpoint": format!("{content_base}/hotlines/partner-b/forwards"),
+            "auth": {"kind": "hmac", "secret": format!("file:{}", answer_secret_file().display())}},
+        "confirm_within": "2d",
+    }));
     ReferenceData {
-        partners: vec![
-            partner_a,
-            principal(
-                "partner-b",
-                &format!("{partner_key}-b"),
-                &["reports:write", "reports:read"],
-            ),
-        ],
+        partners: vec![partner_a, partner_b],
         regulators: vec![principal("regulator", regulator_key, &["compliance:read"])],
         operators: vec![principal("operator", &format!("{partner_key}-operator"), &["operate"])],
         analysts: (1..=2)

@@ -5,6 +5,7 @@ use dijkwacht_dispatch::routes::{DispatchTask, ManualSubmission};
 use dijkwacht_domain::{CaseEvent, Notice};
 use dijkwacht_followup::analysts::{CaseMoved, RegulatorDecision, RejectionAssessment};
 use dijkwacht_followup::answers::{AnswerRecorded, PlatformEvent};
+use dijkwacht_followup::forwards::ForwardConfirmation;
 use dijkwacht_intake::api::{BulkLineResult, CaseView, ErrorBody, ReportAccepted, ReportStatus, SubmitReport};
 use dijkwacht_projection::PlatformCompliance;
 use dijkwacht_runtime::RecordedEvent;
@@ -31,6 +32,7 @@ fn catalog() -> Vec<(&'static str, Schema)> {
         ("api/rejection-assessment.schema.json", schema_for!(RejectionAssessment)),
         ("api/regulator-decision.schema.json", schema_for!(RegulatorDecision)),
         ("api/case-moved.schema.json", schema_for!(CaseMoved)),
+        ("api/forward-confirmation.schema.json", schema_for!(ForwardConfirmation)),
     ]
 }
 

@@ -12,6 +12,7 @@ pub mod api;
 pub mod delivery;
 pub mod email;
 pub mod follow_up;
+pub mod forward;
 pub mod pace;
 pub mod registry;
 pub mod render;
@@ -26,7 +27,7 @@ use crate::registry::{ApiAuth, ChannelConfig, Directory, PlatformRoute};
 use crate::render::{RenderError, Templates};
 use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_domain::case::InFlight;
-use dijkwacht_domain::{Case, CaseEvent, CaseId, Channel, Command, DispatchPolicy};
+use dijkwacht_domain::{Case, CaseEvent, CaseId, CaseStatus, Channel, Command, DispatchPolicy};
 use dijkwacht_runtime::{RecordedEvent, SharedClock, Stage, StageError, Topic};
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -140,7 +141,15 @@ impl Stage for DispatchStage {
         };
         let mut messages: BTreeMap<MessageKey, Vec<Attempt>> = BTreeMap::new();
         let mut follow_ups = Vec::new();
+        let mut forwards = Vec::new();
         for case in cases {
+            let hotline = case
+                .forwarded
+                .as_ref()
+                .and_then(|forwarded| self.directory.hotline(&forwarded.partner_id.0));
+            if let (Some(in_flight), Some(route)) = (started_now(&case.forward.in_flight), hotline) {
+                forwards.push(self.forward(case, route, in_flight, now));
+            }
             if let (Some(in_flight), Some(chase)) = (
                 started_now(&case.followup.chase.in_flight),
                 &case.followup.chase.pending,
@@ -188,12 +197,25 @@ impl Stage for DispatchStage {
                 .collect::<Vec<_>>()
                 .await,
         );
+        commands.extend(
+            futures::stream::iter(forwards)
+                .buffer_unordered(CONCURRENT_SENDS)
+                .collect::<Vec<_>>()
+                .await,
+        );
         Ok(commands)
     }
 
     /// A retry that came due, a notice whose message never arrived, an attempt presumed
-    /// lost, the next channel, a withdrawal or a chase: the decider tells which.
+    /// lost, the next channel, a withdrawal, a chase or a forward: the decider tells which.
     async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
+        if case.status == CaseStatus::Forwarded {
+            return Ok(Some(Command::StartForward {
+                lost_after: self.in_flight_limit,
+                policy: self.policy,
+                channel: self.forward_channel(case),
+            }));
+        }
         if let Some(chase) = &case.followup.chase.pending {
             return Ok(Some(Command::StartChase {
                 lost_after: self.in_flight_limit,

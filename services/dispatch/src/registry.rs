@@ -99,6 +99,37 @@ impl PlatformRoute {
     }
 }
 
+/// How a partner hotline of the network takes cases forwarded to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HotlineRoute {
+    pub partner_id: String,
+    pub name: String,
+    pub channel: ChannelConfig,
+    /// How long it has to confirm that it acts on a case it took.
+    pub confirm_within: chrono::TimeDelta,
+}
+
+impl HotlineRoute {
+    pub fn api_auth(&self) -> ApiAuth {
+        match &self.channel {
+            ChannelConfig::Api { auth, .. } => auth.clone(),
+            _ => ApiAuth::None,
+        }
+    }
+}
+
+/// `partners.forwarding`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForwardingColumn {
+    channel: ChannelConfig,
+    #[serde(default)]
+    confirm_within: Option<String>,
+}
+
+/// A week, where the partner's entry names no window of its own.
+const DEFAULT_CONFIRM_WITHIN: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DispatchColumn {
@@ -114,12 +145,18 @@ struct DispatchColumn {
 pub enum RegistryError {
     #[error("platform {platform}: {message}")]
     Invalid { platform: String, message: String },
+    #[error("partner {partner}: forwarding: {message}")]
+    InvalidForwarding { partner: String, message: String },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
-/// Platform id → route.
-type Routes = HashMap<String, Arc<PlatformRoute>>;
+/// Platform id → route, and partner id → forwarding route.
+#[derive(Debug, Default)]
+struct Routes {
+    platforms: HashMap<String, Arc<PlatformRoute>>,
+    hotlines: HashMap<String, Arc<HotlineRoute>>,
+}
 
 /// Every platform's route, as last read from the registry. Readers take a snapshot; a
 /// refresh swaps in a new one.
@@ -137,22 +174,30 @@ impl Directory {
 
     /// A directory of the given routes, for tests and tools.
     pub fn of(routes: impl IntoIterator<Item = PlatformRoute>) -> Self {
-        let routes = routes
-            .into_iter()
-            .map(|route| (route.platform_id.clone(), Arc::new(route)))
-            .collect();
+        let routes = Routes {
+            platforms: routes
+                .into_iter()
+                .map(|route| (route.platform_id.clone(), Arc::new(route)))
+                .collect(),
+            hotlines: HashMap::new(),
+        };
         Self {
             routes: Arc::new(RwLock::new(Arc::new(routes))),
         }
     }
 
     pub fn get(&self, platform_id: &str) -> Option<Arc<PlatformRoute>> {
-        self.snapshot().get(platform_id).cloned()
+        self.snapshot().platforms.get(platform_id).cloned()
     }
 
     /// Every platform's route.
     pub fn all(&self) -> Vec<Arc<PlatformRoute>> {
-        self.snapshot().values().cloned().collect()
+        self.snapshot().platforms.values().cloned().collect()
+    }
+
+    /// How the partner hotline takes forwarded cases, if it takes them by a channel of ours.
+    pub fn hotline(&self, partner_id: &str) -> Option<Arc<HotlineRoute>> {
+        self.snapshot().hotlines.get(partner_id).cloned()
     }
 
     fn snapshot(&self) -> Arc<Routes> {
@@ -168,7 +213,7 @@ impl Directory {
         let rows = sqlx::query("SELECT platform_id, name, language, notice_endpoint, dispatch FROM platforms")
             .fetch_all(pool)
             .await?;
-        let mut routes = HashMap::with_capacity(rows.len());
+        let mut platforms = HashMap::with_capacity(rows.len());
         for row in rows {
             let platform_id: String = row.try_get("platform_id")?;
             let column: serde_json::Value = row.try_get("dispatch")?;
@@ -194,9 +239,11 @@ impl Directory {
                 templates_dir: parsed.templates_dir,
                 pace: parsed.pace,
             };
-            routes.insert(platform_id, Arc::new(route));
+            platforms.insert(platform_id, Arc::new(route));
         }
-        *self.routes.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(routes);
+        let hotlines = hotlines(pool).await?;
+        *self.routes.write().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Arc::new(Routes { platforms, hotlines });
         Ok(())
     }
 
@@ -211,4 +258,35 @@ impl Directory {
             }
         }
     }
+}
+
+async fn hotlines(pool: &PgPool) -> Result<HashMap<String, Arc<HotlineRoute>>, RegistryError> {
+    let rows = sqlx::query("SELECT partner_id, name, forwarding FROM partners WHERE forwarding IS NOT NULL")
+        .fetch_all(pool)
+        .await?;
+    let mut hotlines = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let partner_id: String = row.try_get("partner_id")?;
+        let invalid = |message: String| RegistryError::InvalidForwarding {
+            partner: partner_id.clone(),
+            message,
+        };
+        let column: ForwardingColumn =
+            serde_json::from_value(row.try_get("forwarding")?).map_err(|error| invalid(error.to_string()))?;
+        let confirm_within = match &column.confirm_within {
+            None => DEFAULT_CONFIRM_WITHIN,
+            Some(written) => humantime::parse_duration(written)
+                .ok()
+                .and_then(|span| chrono::TimeDelta::from_std(span).ok())
+                .ok_or_else(|| invalid(format!("confirm_within {written:?} is not a span like \"7d\"")))?,
+        };
+        let route = HotlineRoute {
+            partner_id: partner_id.clone(),
+            name: row.try_get("name")?,
+            channel: column.channel,
+            confirm_within,
+        };
+        hotlines.insert(partner_id, Arc::new(route));
+    }
+    Ok(hotlines)
 }

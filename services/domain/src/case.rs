@@ -126,6 +126,18 @@ pub struct ChaseState {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
+/// The forward of a case to the hotline of the hosting country, attempt by attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardState {
+    pub attempts: u32,
+    pub in_flight: Option<InFlight>,
+    pub retry_at: Option<DateTime<Utc>>,
+    pub sent: Option<ForwardSent>,
+    /// An analyst must forward it by other means; the last failure says why.
+    pub gave_up_reason: Option<String>,
+    pub confirmed: Option<ForwardConfirmed>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RemovalState {
     pub checks: u32,
@@ -159,6 +171,7 @@ pub struct Case {
     /// quotes as the evidence.
     pub assessment: Option<String>,
     pub forwarded: Option<ForwardedToHotline>,
+    pub forward: ForwardState,
     pub retracted: Option<Retracted>,
     pub notice: Option<Notice>,
     pub dispatch: DispatchState,
@@ -190,6 +203,7 @@ impl Case {
             pending_decision: None,
             assessment: None,
             forwarded: None,
+            forward: ForwardState::default(),
             retracted: None,
             notice: None,
             dispatch: DispatchState::default(),
@@ -256,6 +270,27 @@ impl Case {
                 self.forwarded = Some(forwarded.clone());
                 self.status = CaseStatus::Forwarded;
             }
+            CaseEvent::ForwardStarted(started) => {
+                self.forward.attempts = started.attempt;
+                self.forward.retry_at = None;
+                self.forward.in_flight = Some(InFlight {
+                    attempt: started.attempt,
+                    started_at: at,
+                    channel: started.channel.clone(),
+                });
+            }
+            CaseEvent::ForwardSent(sent) => {
+                self.forward.in_flight = None;
+                self.forward.sent = Some(sent.clone());
+            }
+            CaseEvent::ForwardFailed(failed) => {
+                self.forward.in_flight = None;
+                self.forward.retry_at = failed.retry_at;
+                if failed.retry_at.is_none() {
+                    self.forward.gave_up_reason = Some(failed.reason.clone());
+                }
+            }
+            CaseEvent::ForwardConfirmed(confirmed) => self.forward.confirmed = Some(confirmed.clone()),
             CaseEvent::Retracted(retracted) => {
                 self.retracted = Some(retracted.clone());
                 self.status = CaseStatus::Retracted;

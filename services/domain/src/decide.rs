@@ -118,6 +118,29 @@ pub enum Command {
         upheld: bool,
         explanation: String,
     },
+    /// Starts the forward to the hotline of the hosting country (or its next attempt) on
+    /// `channel`, the hotline's API; without one an analyst forwards it.
+    StartForward {
+        lost_after: Duration,
+        policy: DispatchPolicy,
+        channel: Option<Channel>,
+    },
+    /// `confirm_within`: how long the hotline has to confirm it acts, once it took the case.
+    RecordForwardOutcome {
+        attempt: u32,
+        outcome: DispatchOutcome,
+        policy: DispatchPolicy,
+        confirm_within: Duration,
+    },
+    /// The hotline confirmed it acts on the forwarded case; `recorded_by` is the hotline
+    /// itself or the analyst who received its confirmation.
+    ConfirmForward {
+        recorded_by: String,
+        reference: Option<String>,
+        note: Option<String>,
+    },
+    /// Closes a forwarded case whose hotline did not confirm within its window.
+    CloseForward,
     /// An analyst records the decision of the authority an escalated case went to.
     RecordRegulatorDecision {
         analyst_id: String,
@@ -173,12 +196,13 @@ pub struct DispatchPolicy {
 }
 
 impl DispatchPolicy {
-    /// Exponential back-off with "equal jitter". The jitter is drawn from the notice id and
-    /// the attempt, so a decision stays a pure function of its inputs.
-    pub fn backoff(&self, notice_id: NoticeId, attempt: u32) -> Duration {
+    /// Exponential back-off with "equal jitter". The jitter is drawn from the message's id
+    /// (a notice's, or the case's for a forward) and the attempt, so a decision stays a
+    /// pure function of its inputs.
+    pub fn backoff(&self, message: uuid::Uuid, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(16);
         let full = (self.first_backoff * 2_i32.pow(doublings)).num_milliseconds();
-        let seed = notice_id.0.as_u128() as u64 ^ (notice_id.0.as_u128() >> 64) as u64 ^ u64::from(attempt);
+        let seed = message.as_u128() as u64 ^ (message.as_u128() >> 64) as u64 ^ u64::from(attempt);
         let fraction = (splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64;
         Duration::milliseconds(full / 2 + (full as f64 / 2.0 * fraction) as i64)
     }
@@ -292,6 +316,8 @@ pub enum Refusal {
     NotEscalated,
     #[error("the content is back online: a new case takes it over")]
     ContentBack,
+    #[error("the case was not forwarded to a hotline")]
+    NotForwarded,
 }
 
 impl Case {
@@ -369,6 +395,23 @@ impl Case {
                 outcome,
                 policy,
             } => Ok(self.record_chase_outcome(attempt, outcome, policy, now)),
+            Command::StartForward {
+                lost_after,
+                policy,
+                channel,
+            } => Ok(self.start_forward(lost_after, policy, channel, now)),
+            Command::RecordForwardOutcome {
+                attempt,
+                outcome,
+                policy,
+                confirm_within,
+            } => Ok(self.record_forward_outcome(attempt, outcome, policy, confirm_within, now)),
+            Command::ConfirmForward {
+                recorded_by,
+                reference,
+                note,
+            } => self.confirm_forward(recorded_by, reference, note),
+            Command::CloseForward => Ok(self.close_forward(now)),
             Command::AssessRejection {
                 analyst_id,
                 upheld,
@@ -637,7 +680,7 @@ impl Case {
                 let retry_at = match next {
                     AfterFailure::Stop => None,
                     AfterFailure::Retry { not_before } if !exhausted => {
-                        let backed_off = now + policy.backoff(notice_id, self.dispatch.channel_attempts);
+                        let backed_off = now + policy.backoff(notice_id.0, self.dispatch.channel_attempts);
                         Some(not_before.map_or(backed_off, |asked| asked.max(backed_off)))
                     }
                     _ => self.next_channel(channels, Some(&in_flight.channel)).map(|_| now),
@@ -737,7 +780,7 @@ impl Case {
                 reason,
                 next: AfterFailure::Retry { not_before },
             } if attempt < policy.max_attempts => {
-                let backed_off = now + policy.backoff(notice_id, attempt);
+                let backed_off = now + policy.backoff(notice_id.0, attempt);
                 failed(
                     reason,
                     Some(not_before.map_or(backed_off, |asked| asked.max(backed_off))),

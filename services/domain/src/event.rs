@@ -24,6 +24,10 @@ pub enum CaseEvent {
     ReviewClaimed(ReviewClaimed),
     AnalystDecided(AnalystDecided),
     ForwardedToHotline(ForwardedToHotline),
+    ForwardStarted(ForwardStarted),
+    ForwardSent(ForwardSent),
+    ForwardFailed(ForwardFailed),
+    ForwardConfirmed(ForwardConfirmed),
     Retracted(Retracted),
     NoticeIssued(NoticeIssued),
     DispatchStarted(DispatchStarted),
@@ -64,6 +68,10 @@ impl CaseEvent {
             Self::ReviewClaimed(_) => "ReviewClaimed",
             Self::AnalystDecided(_) => "AnalystDecided",
             Self::ForwardedToHotline(_) => "ForwardedToHotline",
+            Self::ForwardStarted(_) => "ForwardStarted",
+            Self::ForwardSent(_) => "ForwardSent",
+            Self::ForwardFailed(_) => "ForwardFailed",
+            Self::ForwardConfirmed(_) => "ForwardConfirmed",
             Self::Retracted(_) => "Retracted",
             Self::NoticeIssued(_) => "NoticeIssued",
             Self::DispatchStarted(_) => "DispatchStarted",
@@ -282,6 +290,50 @@ pub struct AnalystDecided {
 pub struct ForwardedToHotline {
     pub country: String,
     pub partner_id: PartnerId,
+}
+
+/// Recorded before the forward leaves for the hotline, as a notice's attempt is; the case
+/// id is its idempotency key there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ForwardStarted {
+    pub partner_id: PartnerId,
+    pub attempt: u32,
+    pub channel: Channel,
+}
+
+/// The hotline took the forwarded case; it confirms that it acts on it by `confirm_by`, or
+/// the case closes unconfirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ForwardSent {
+    pub partner_id: PartnerId,
+    pub attempt: u32,
+    /// The hotline's own reference for it, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub confirm_by: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ForwardFailed {
+    pub partner_id: PartnerId,
+    pub attempt: u32,
+    pub reason: String,
+    /// When the next attempt is due; absent when an analyst forwards it by other means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// The hotline confirmed that it acts on the forwarded case (or an analyst recorded its
+/// confirmation, received by other means).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ForwardConfirmed {
+    pub partner_id: PartnerId,
+    /// Who recorded it: `partner:ID` (the hotline itself) or `analyst:ID`.
+    pub recorded_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The classification no longer holds (its hash was delisted): no notice, no follow-up.
@@ -676,6 +728,10 @@ pub enum CaseOutcome {
     Rejected,
     /// The competent authority decided on the escalated case.
     RegulatorDecided,
+    /// Forwarded to the hotline of the hosting country, which confirmed it acts on it.
+    Forwarded,
+    /// Forwarded, and no confirmation came within the window.
+    ForwardUnconfirmed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -535,7 +535,7 @@ impl Case {
             DispatchOutcome::Rejected { reason, .. } => format!("refused: {reason}"),
             DispatchOutcome::Failed { reason, .. } => reason,
         };
-        let retry_at = (attempt < policy.max_attempts).then(|| now + policy.backoff(notice_id, attempt));
+        let retry_at = (attempt < policy.max_attempts).then(|| now + policy.backoff(notice_id.0, attempt));
         vec![CaseEvent::ChaseFailed(ChaseFailed {
             notice_id,
             chase: chase.clone(),

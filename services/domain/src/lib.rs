@@ -10,6 +10,7 @@ pub mod case;
 mod decide;
 pub mod event;
 pub mod followup;
+mod forwarding;
 pub mod hash;
 mod ids;
 pub mod notice;
@@ -17,7 +18,9 @@ pub mod taxonomy;
 pub mod tdb;
 pub mod wait;
 
-pub use case::{Case, CaseStatus, ChaseState, DispatchState, FollowupState, RemovalState, WithdrawalState};
+pub use case::{
+    Case, CaseStatus, ChaseState, DispatchState, FollowupState, ForwardState, RemovalState, WithdrawalState,
+};
 pub use decide::{AfterFailure, Command, Deferral, DispatchOutcome, DispatchPolicy, Observation, Refusal};
 pub use event::*;
 pub use followup::{DeadlineRule, FollowupPolicy, PlatformAnswer, PlatformKind};

@@ -89,6 +89,9 @@ pub enum AnalystTask {
     AssessRejection,
     /// The notice must be withdrawn and no channel did it (or it went by web form).
     WithdrawByHand,
+    /// The hotline of the hosting country could not be reached by its API (or has none):
+    /// forward it by other means and record the hotline's confirmation.
+    ForwardByHand,
 }
 
 impl AnalystTask {
@@ -99,6 +102,7 @@ impl AnalystTask {
             Self::DeliverByHand => "deliver_by_hand",
             Self::AssessRejection => "assess_rejection",
             Self::WithdrawByHand => "withdraw_by_hand",
+            Self::ForwardByHand => "forward_by_hand",
         }
     }
 }
@@ -138,7 +142,21 @@ impl Case {
                     (None, None) => stage(StageKind::Dispatch, since),
                 }
             }
-            CaseStatus::New | CaseStatus::Forwarded | CaseStatus::Retracted | CaseStatus::Closed => Wait::Done,
+            CaseStatus::Forwarded => {
+                let forward = &self.forward;
+                match (&forward.sent, &forward.in_flight, forward.retry_at) {
+                    // The window for the hotline's confirmation is follow-up's to close.
+                    (Some(sent), _, _) => stage(StageKind::Followup, sent.confirm_by),
+                    _ if forward.gave_up_reason.is_some() => Wait::Analyst(AnalystTask::ForwardByHand),
+                    (None, Some(in_flight), _) => {
+                        stage(StageKind::Dispatch, in_flight.started_at + limits.dispatch_in_flight)
+                    }
+                    (None, None, Some(retry_at)) => stage(StageKind::Dispatch, retry_at),
+                    // No message tells dispatch of a forward: its wake-up does, at once.
+                    (None, None, None) => stage(StageKind::Dispatch, since),
+                }
+            }
+            CaseStatus::New | CaseStatus::Retracted | CaseStatus::Closed => Wait::Done,
             CaseStatus::Received => stage(StageKind::Classify, since + limits.stage_stale_after),
             CaseStatus::AwaitingReview => Wait::Analyst(AnalystTask::Review),
             CaseStatus::Classified if self.host.is_none() => Wait::Operator(StuckReason::HostUnknown),

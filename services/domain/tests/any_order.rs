@@ -110,7 +110,7 @@ fn command(pick: u8, arg: u8) -> Command {
     } else {
         ContentClass::SelfHarm
     };
-    match pick % 20 {
+    match pick % 24 {
         11 => Command::StartWithdrawal {
             lost_after: Duration::minutes(45),
             policy: dispatch_policy(3, 10),
@@ -275,6 +275,23 @@ fn command(pick: u8, arg: u8) -> Command {
             decision: "removal order issued".into(),
             reference: None,
         },
+        20 => Command::StartForward {
+            lost_after: Duration::minutes(45),
+            policy: dispatch_policy(2, 10),
+            channel: channels(arg).into_iter().next(),
+        },
+        21 => Command::RecordForwardOutcome {
+            attempt: u32::from(arg % 3),
+            outcome: delivered_or_unavailable(arg),
+            policy: dispatch_policy(2, 1),
+            confirm_within: Duration::minutes(i64::from(arg % 120)),
+        },
+        22 => Command::ConfirmForward {
+            recorded_by: "partner:ncmec".into(),
+            reference: None,
+            note: None,
+        },
+        23 => Command::CloseForward,
         _ => Command::RecordReappearance(Reappeared {
             report_id: ReportId(uuid::Uuid::from_u128(3)),
             new_case_id: CaseId(uuid::Uuid::from_u128(4)),
@@ -302,14 +319,16 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
         } => {
             let sending = case.dispatch.delivered_at.is_none() && !case.dispatch.gave_up;
             let chasing = case.followup.chase.pending.is_some();
-            prop_assert!(case.notice.is_some() && (sending || case.owes_withdrawal() || chasing));
+            let forwarding = case.status == CaseStatus::Forwarded && case.forward.sent.is_none();
+            prop_assert!((case.notice.is_some() && (sending || case.owes_withdrawal() || chasing)) || forwarding);
         }
         Wait::Stage {
             stage: StageKind::Followup,
             ..
         } => {
             let escalated = case.followup.regulator.is_some();
-            prop_assert!((case.dispatch.delivered_at.is_some() || escalated) && !case.is_finished());
+            let forwarded = case.forward.sent.is_some();
+            prop_assert!((case.dispatch.delivered_at.is_some() || escalated || forwarded) && !case.is_finished());
         }
         Wait::Analyst(AnalystTask::Review) => prop_assert_eq!(case.status, CaseStatus::AwaitingReview),
         Wait::Analyst(AnalystTask::SubmitNotice) => {
@@ -322,8 +341,9 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
             prop_assert!(case.dispatch.rejected.is_some() || case.platform_declined());
         }
         Wait::Analyst(AnalystTask::WithdrawByHand) => prop_assert!(case.owes_withdrawal()),
+        Wait::Analyst(AnalystTask::ForwardByHand) => prop_assert!(case.forward.gave_up_reason.is_some()),
         Wait::Operator(StuckReason::HostUnknown) => prop_assert!(case.host.is_none()),
-        Wait::Done => prop_assert!(case.is_finished() || case.forwarded.is_some()),
+        Wait::Done => prop_assert!(case.is_finished()),
     }
     Ok(())
 }
@@ -357,6 +377,26 @@ proptest! {
                 (command(pick, arg), minutes)
             }),
         );
+        keeps_its_promises(commands)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A case forwarded to the hotline abroad: the forward's attempts, the hotline's
+    /// confirmation, the window closing, a retraction, meeting in any order.
+    #[test]
+    fn any_order_of_forwarding_commands_keeps_the_promises(
+        commands in prop::collection::vec((any::<u8>(), any::<u8>(), 0i64..90), 1..60),
+    ) {
+        const FORWARDING: [u8; 9] = [20, 20, 21, 21, 22, 23, 23, 5, 8];
+        let forwarded = [(0, 0), (1, 14)].map(|(pick, arg)| (command(pick, arg), 0));
+        let commands = forwarded.into_iter().chain(commands.into_iter().map(|(pick, arg, minutes)| {
+            let pick = FORWARDING[pick as usize % FORWARDING.len()];
+            let pick = if pick == 8 && !arg.is_multiple_of(4) { 23 } else { pick };
+            (command(pick, arg), minutes)
+        }));
         keeps_its_promises(commands)?;
     }
 }
@@ -450,6 +490,9 @@ fn keeps_its_promises(commands: impl Iterator<Item = (Command, i64)>) -> Result<
                         | CaseEvent::ReminderSent(_)
                         | CaseEvent::Escalated(_)
                         | CaseEvent::ChaseFailed(_)
+                        | CaseEvent::ForwardSent(_)
+                        | CaseEvent::ForwardFailed(_)
+                        | CaseEvent::ForwardConfirmed(_)
                 )),
                 "after finishing: {:?}",
                 &history[finished..]

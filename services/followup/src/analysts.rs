@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::Json;
-use dijkwacht_domain::{CaseId, Command};
+use dijkwacht_domain::{Case, CaseId, Command};
 use dijkwacht_http::{case_id, execute_one, json_body, ApiError, Caller, DocumentedRouter, SCOPE_REVIEW};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -44,11 +44,22 @@ pub struct RegulatorDecision {
     pub reference: Option<String>,
 }
 
+/// Where a case stands after an analyst's or a hotline's decision.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CaseMoved {
     pub case_id: CaseId,
     pub status: String,
     pub version: u32,
+}
+
+impl CaseMoved {
+    pub fn of(case: &Case) -> Self {
+        Self {
+            case_id: case.id,
+            status: case.status.as_str().to_owned(),
+            version: case.version,
+        }
+    }
 }
 
 pub(crate) fn routes(router: DocumentedRouter<FollowupApi>) -> DocumentedRouter<FollowupApi> {
@@ -132,9 +143,5 @@ async fn moved(
         format!("analyst:{analyst_id}"),
     )
     .await?;
-    Ok(Json(CaseMoved {
-        case_id,
-        status: case.status.as_str().to_owned(),
-        version: case.version,
-    }))
+    Ok(Json(CaseMoved::of(&case)))
 }

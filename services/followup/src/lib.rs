@@ -5,6 +5,7 @@
 
 pub mod analysts;
 pub mod answers;
+pub mod forwards;
 pub mod reappearance;
 pub mod settings;
 
@@ -39,9 +40,10 @@ impl Edge for FollowupApi {
 }
 
 /// The follow-up part's routes with their OpenAPI description: platforms' signed answers,
-/// and analysts' decisions on refusals and authorities' decisions.
+/// hotlines' confirmations of forwarded cases, and analysts' decisions on refusals and
+/// authorities' decisions.
 pub fn documented() -> DocumentedRouter<FollowupApi> {
-    analysts::routes(answers::routes(DocumentedRouter::new()))
+    forwards::routes(analysts::routes(answers::routes(DocumentedRouter::new())))
 }
 
 pub struct FollowupStage {
@@ -147,6 +149,10 @@ impl Stage for FollowupStage {
         let Some(report) = &case.report else {
             return Ok(None);
         };
+        // A forward's window for the hotline's confirmation has passed.
+        if case.status == CaseStatus::Forwarded {
+            return Ok(Some(Command::CloseForward));
+        }
         let watched = case.status == CaseStatus::Removed;
         if !case.awaits_removal() && !watched {
             return Ok(None);

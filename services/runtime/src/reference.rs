@@ -46,6 +46,11 @@ pub struct PrincipalEntry {
     /// Partners only: classes whose claimed category is accepted without review.
     #[serde(default)]
     pub trusted_classes: Vec<String>,
+    /// Partner hotlines only: how they take cases forwarded to them, as the dispatch part
+    /// reads it (`services/dispatch/src/registry.rs`): `channel` (an `api` channel with its
+    /// `auth`) and `confirm_within` (a span, `"7d"` when absent).
+    #[serde(default)]
+    pub forwarding: Option<serde_json::Value>,
 }
 
 /// An API key by its SHA-256 digest (hex); the key itself is never written down.
@@ -160,6 +165,11 @@ impl ReferenceData {
         let mut tx = pool.begin().await?;
         for partner in &self.partners {
             save_partner(&mut tx, &partner.id, &partner.name).await?;
+            sqlx::query("UPDATE partners SET forwarding = $2 WHERE partner_id = $1")
+                .bind(&partner.id)
+                .bind(&partner.forwarding)
+                .execute(&mut *tx)
+                .await?;
         }
         for partner in &self.partners {
             for class in &partner.trusted_classes {

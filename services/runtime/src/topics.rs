@@ -66,7 +66,10 @@ impl Topic {
             | CaseEvent::WithdrawalFailed(_)
             | CaseEvent::ChaseStarted(_)
             | CaseEvent::ReminderSent(_)
-            | CaseEvent::ChaseFailed(_) => Topic::Dispatches,
+            | CaseEvent::ChaseFailed(_)
+            | CaseEvent::ForwardStarted(_)
+            | CaseEvent::ForwardSent(_)
+            | CaseEvent::ForwardFailed(_) => Topic::Dispatches,
             CaseEvent::ReceiptAcknowledged(_)
             | CaseEvent::PlatformDecided(_)
             | CaseEvent::DeadlineSet(_)
@@ -77,6 +80,7 @@ impl Topic {
             | CaseEvent::StillRemoved(_)
             | CaseEvent::RejectionAssessed(_)
             | CaseEvent::RegulatorDecided(_)
+            | CaseEvent::ForwardConfirmed(_)
             | CaseEvent::CaseClosed(_) => Topic::Followups,
         }
     }

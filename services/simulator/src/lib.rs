@@ -57,6 +57,18 @@ pub struct ReceivedWithdrawal {
 }
 
 /// A reminder of an earlier notice, or an escalation to the hosting provider behind a
+/// A case forwarded to a simulated partner hotline abroad, once per idempotency key.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedForward {
+    pub hotline: String,
+    pub idempotency_key: String,
+    /// Whether it came signed (`X-Dijkwacht-Signature`).
+    pub signed: bool,
+    pub received_at: DateTime<Utc>,
+    /// The forward exactly as it arrived.
+    pub forward: Value,
+}
+
 /// platform, by API or e-mail; once per idempotency key (or Message-ID).
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedFollowUp {
@@ -114,6 +126,7 @@ struct Inbox {
     notices: Vec<ReceivedNotice>,
     withdrawals: Vec<ReceivedWithdrawal>,
     follow_ups: Vec<ReceivedFollowUp>,
+    forwards: Vec<ReceivedForward>,
     /// Answers to send to dijkwacht once due.
     pending_answers: Vec<PendingAnswer>,
     answers_sent: usize,
@@ -176,6 +189,7 @@ impl Simulator {
             .route("/platforms/{platform}/oauth/token", post(issue_token))
             .route("/mail", get(list_mail))
             .route("/follow-ups", get(list_follow_ups))
+            .route("/hotlines/{hotline}/forwards", post(receive_forward).get(list_forwards))
             .route("/content/{*path}", get(content))
             .with_state(self.clone())
     }
@@ -201,6 +215,11 @@ impl Simulator {
         if let Some(path) = url::Url::parse(url).ok().map(|u| u.path().to_owned()) {
             self.lock().removals.remove(&path);
         }
+    }
+
+    /// Every case forwarded to a simulated hotline, in arrival order.
+    pub fn forwards(&self) -> Vec<ReceivedForward> {
+        self.lock().forwards.clone()
     }
 
     /// Answers sent and acknowledged so far.
@@ -722,6 +741,51 @@ async fn stats(State(sim): State<Simulator>) -> Json<Value> {
 
 async fn list_notices(State(sim): State<Simulator>) -> Json<Vec<ReceivedNotice>> {
     Json(sim.notices())
+}
+
+/// A partner hotline abroad takes a forwarded case: once per idempotency key, answering
+/// with its own reference.
+async fn receive_forward(
+    State(sim): State<Simulator>,
+    Path(hotline): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(forward) = serde_json::from_slice::<Value>(&body) else {
+        return answer(StatusCode::BAD_REQUEST, json!({"error": "not JSON"}));
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let now = sim.clock.now();
+    let mut inbox = sim.lock();
+    let known = inbox
+        .forwards
+        .iter()
+        .position(|received| received.hotline == hotline && received.idempotency_key == key);
+    let number = match known {
+        Some(index) => index + 1,
+        None => {
+            inbox.forwards.push(ReceivedForward {
+                hotline: hotline.clone(),
+                idempotency_key: key,
+                signed: headers.contains_key(signature::SIGNATURE_HEADER),
+                received_at: now,
+                forward,
+            });
+            inbox.forwards.len()
+        }
+    };
+    answer(
+        StatusCode::ACCEPTED,
+        json!({"notice_reference": format!("{}-{number}", hotline.to_uppercase())}),
+    )
+}
+
+async fn list_forwards(State(sim): State<Simulator>) -> Json<Vec<ReceivedForward>> {
+    Json(sim.forwards())
 }
 
 async fn list_follow_ups(State(sim): State<Simulator>) -> Json<Vec<ReceivedFollowUp>> {

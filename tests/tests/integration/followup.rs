@@ -7,7 +7,7 @@ use dijkwacht_domain::tdb::Enumeration;
 use dijkwacht_runtime::Clock;
 use dijkwacht_simulator::platform::{Behaviour, SimulatedAnswers};
 use dijkwacht_simulator::DEFAULT_PLATFORM;
-use dijkwacht_tests::{TestOptions, TestSystem, ANSWER_SECRET, FORUM_HOST, PLATFORM_ID};
+use dijkwacht_tests::{TestOptions, TestSystem, ANSWER_SECRET, DEMO_SHA256, FORUM_HOST, OFFSHORE_HOST, PLATFORM_ID};
 use serde_json::{json, Value};
 
 fn notice_id(events: &[Value]) -> String {
@@ -443,4 +443,65 @@ async fn an_upheld_refusal_closes_as_rejected_and_a_contested_one_waits_for_the_
         )
         .await;
     assert_eq!(status, 409, "the upheld case never went to an authority: {body}");
+}
+
+/// CSAM on an off-shore host goes to the US hotline (partner-b) by its API, signed, with the
+/// facts and never the media; the case closes when that hotline confirms, and no other
+/// partner can confirm it. A forward the hotline never confirms closes when its window of
+/// two days passes.
+#[tokio::test]
+async fn a_forwarded_case_goes_to_the_hotline_and_closes_when_it_confirms_or_its_window_passes() {
+    let system = TestSystem::start(TestOptions::default()).await.unwrap();
+    system.wait_until_ready().await;
+    let url = format!("http://{OFFSHORE_HOST}/media/forwarded");
+    let case_id = report_listed_at(&system, "forwarded", &url).await;
+    let events = settled_on(&system, &case_id, "ForwardSent").await;
+    assert_eq!(last_of(&events, "ForwardSent")["reference"], "PARTNER-B-1");
+
+    let forwards = system.simulator.forwards();
+    assert_eq!(forwards.len(), 1, "{forwards:?}");
+    let received = &forwards[0];
+    assert_eq!(received.hotline, "partner-b");
+    assert_eq!(received.idempotency_key, format!("forward-{case_id}"));
+    assert!(received.signed);
+    let forward = &received.forward;
+    let mut fields: Vec<&str> = forward.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "assessed_at",
+            "case_id",
+            "confirm_url",
+            "content_class",
+            "evidence",
+            "host",
+            "legal_ground",
+            "locations",
+            "reported_at",
+            "type"
+        ],
+        "facts only, never media"
+    );
+    assert_eq!(forward["locations"][0]["url"], json!(url));
+    assert_eq!(forward["locations"][0]["hashes"][0]["value"], json!(DEMO_SHA256));
+    assert_eq!(forward["content_class"], "csam");
+
+    let confirmation = forward["confirm_url"].as_str().unwrap();
+    let body = json!({"reference": "US-2026-1", "note": "taken down with the host"});
+    let (status, _) = system.post(confirmation, &system.partner_key, &body).await;
+    assert_eq!(status, 404, "partner-a is not the hotline it went to");
+    let (status, moved) = system
+        .post(confirmation, &format!("{}-b", system.partner_key), &body)
+        .await;
+    assert_eq!((status, moved["status"].as_str()), (200, Some("closed")), "{moved}");
+    let events = settled_on(&system, &case_id, "CaseClosed").await;
+    assert_eq!(last_of(&events, "CaseClosed")["outcome"], "forwarded");
+    assert_eq!(last_of(&events, "ForwardConfirmed")["recorded_by"], "partner:partner-b");
+
+    let silent = report_listed_at(&system, "silent", &format!("http://{OFFSHORE_HOST}/media/silent")).await;
+    settled_on(&system, &silent, "ForwardSent").await;
+    system.clock.advance(TimeDelta::days(2) + TimeDelta::seconds(1));
+    let events = settled_on(&system, &silent, "CaseClosed").await;
+    assert_eq!(last_of(&events, "CaseClosed")["outcome"], "forward_unconfirmed");
 }
