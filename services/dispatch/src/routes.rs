@@ -54,8 +54,9 @@ pub struct MessageToPaste {
 pub struct DispatchTask {
     pub case_id: CaseId,
     /// `submit_notice` (the platform takes notices through a web form only),
-    /// `deliver_by_hand` (no channel took it) or `assess_rejection` (the platform refused it,
-    /// or decided to leave the content up).
+    /// `deliver_by_hand` (no channel took it), `assess_rejection` (the platform refused it,
+    /// or decided to leave the content up), `withdraw_by_hand`, or `forward_by_hand` (the
+    /// hotline abroad could not be reached by its API).
     pub task: String,
     pub since: DateTime<Utc>,
     pub platform_id: Option<String>,
@@ -238,6 +239,7 @@ fn task(
         .as_ref()
         .map(|rejected| rejected.reason.clone())
         .or_else(|| case.dispatch.gave_up_reason.clone())
+        .or_else(|| case.forward.gave_up_reason.clone())
         .or_else(|| {
             let decision = case.followup.decision.as_ref().filter(|_| case.platform_declined())?;
             let visibility = match decision.decision_visibility.as_slice() {

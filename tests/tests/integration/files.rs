@@ -38,7 +38,7 @@ async fn the_demo_configuration_and_reference_data_load() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(keys, 5, "partner, two analysts, regulator, operator");
+    assert_eq!(keys, 6, "partner, hotline abroad, two analysts, regulator, operator");
     assert_eq!(
         list_version(&db, "demo-national").await,
         2,
