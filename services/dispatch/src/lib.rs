@@ -147,11 +147,11 @@ impl Stage for DispatchStage {
                 .forwarded
                 .as_ref()
                 .and_then(|forwarded| self.directory.hotline(&forwarded.partner_id.0));
-            if let (Some(in_flight), Some(route)) = (started_now(&case.forward.in_flight), hotline) {
+            if let (Some(in_flight), Some(route)) = (started_now(&case.forward.sending.in_flight), hotline) {
                 forwards.push(self.forward(case, route, in_flight, now));
             }
             if let (Some(in_flight), Some(chase)) = (
-                started_now(&case.followup.chase.in_flight),
+                started_now(&case.followup.chase.sending.in_flight),
                 &case.followup.chase.pending,
             ) {
                 if let Some(route) = self.chase_route(case, chase) {
@@ -176,7 +176,7 @@ impl Stage for DispatchStage {
                     notice: notice.clone(),
                 });
             }
-            if let Some(in_flight) = started_now(&case.withdrawal.in_flight) {
+            if let Some(in_flight) = started_now(&case.withdrawal.sending.in_flight) {
                 follow_ups.push(futures::future::Either::Right(
                     self.withdraw(case, route, in_flight, now),
                 ));

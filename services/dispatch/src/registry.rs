@@ -123,8 +123,8 @@ impl HotlineRoute {
 #[serde(deny_unknown_fields)]
 struct ForwardingColumn {
     channel: ChannelConfig,
-    #[serde(default)]
-    confirm_within: Option<String>,
+    #[serde(default, deserialize_with = "dijkwacht_runtime::span::optional")]
+    confirm_within: Option<chrono::TimeDelta>,
 }
 
 /// A week, where the partner's entry names no window of its own.
@@ -267,24 +267,16 @@ async fn hotlines(pool: &PgPool) -> Result<HashMap<String, Arc<HotlineRoute>>, R
     let mut hotlines = HashMap::with_capacity(rows.len());
     for row in rows {
         let partner_id: String = row.try_get("partner_id")?;
-        let invalid = |message: String| RegistryError::InvalidForwarding {
-            partner: partner_id.clone(),
-            message,
-        };
         let column: ForwardingColumn =
-            serde_json::from_value(row.try_get("forwarding")?).map_err(|error| invalid(error.to_string()))?;
-        let confirm_within = match &column.confirm_within {
-            None => DEFAULT_CONFIRM_WITHIN,
-            Some(written) => humantime::parse_duration(written)
-                .ok()
-                .and_then(|span| chrono::TimeDelta::from_std(span).ok())
-                .ok_or_else(|| invalid(format!("confirm_within {written:?} is not a span like \"7d\"")))?,
-        };
+            serde_json::from_value(row.try_get("forwarding")?).map_err(|error| RegistryError::InvalidForwarding {
+                partner: partner_id.clone(),
+                message: error.to_string(),
+            })?;
         let route = HotlineRoute {
             partner_id: partner_id.clone(),
             name: row.try_get("name")?,
             channel: column.channel,
-            confirm_within,
+            confirm_within: column.confirm_within.unwrap_or(DEFAULT_CONFIRM_WITHIN),
         };
         hotlines.insert(partner_id, Arc::new(route));
     }

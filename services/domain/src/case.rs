@@ -85,12 +85,48 @@ pub struct DispatchState {
     pub gave_up: bool,
 }
 
-/// The withdrawal of a notice that reached the platform before the case was retracted.
+/// A message sent attempt by attempt besides the notice itself (a withdrawal, a chase, a
+/// forward): how many attempts started, the one whose outcome is not yet recorded, and when
+/// the next is due.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WithdrawalState {
+pub struct Attempts {
     pub attempts: u32,
     pub in_flight: Option<InFlight>,
     pub retry_at: Option<DateTime<Utc>>,
+}
+
+impl Attempts {
+    fn start(&mut self, attempt: u32, at: DateTime<Utc>, channel: &Channel) {
+        self.attempts = attempt;
+        self.retry_at = None;
+        self.in_flight = Some(InFlight {
+            attempt,
+            started_at: at,
+            channel: channel.clone(),
+        });
+    }
+
+    /// The attempt in flight has its outcome; the next is due at `retry_at`, if at all.
+    fn end(&mut self, retry_at: Option<DateTime<Utc>>) {
+        self.in_flight = None;
+        self.retry_at = retry_at;
+    }
+
+    /// When the sender must look again: once the attempt in flight is presumed lost (after
+    /// `lost_after`), when the retry comes due, or else at once (`since`).
+    pub fn due_at(&self, lost_after: chrono::Duration, since: DateTime<Utc>) -> DateTime<Utc> {
+        match (&self.in_flight, self.retry_at) {
+            (Some(in_flight), _) => in_flight.started_at + lost_after,
+            (None, Some(retry_at)) => retry_at,
+            (None, None) => since,
+        }
+    }
+}
+
+/// The withdrawal of a notice that reached the platform before the case was retracted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WithdrawalState {
+    pub sending: Attempts,
     pub withdrawn_at: Option<DateTime<Utc>>,
     /// An analyst must withdraw it by hand; the last failure says why.
     pub gave_up_reason: Option<String>,
@@ -121,17 +157,13 @@ pub struct FollowupState {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChaseState {
     pub pending: Option<Chase>,
-    pub attempts: u32,
-    pub in_flight: Option<InFlight>,
-    pub retry_at: Option<DateTime<Utc>>,
+    pub sending: Attempts,
 }
 
 /// The forward of a case to the hotline of the hosting country, attempt by attempt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForwardState {
-    pub attempts: u32,
-    pub in_flight: Option<InFlight>,
-    pub retry_at: Option<DateTime<Utc>>,
+    pub sending: Attempts,
     pub sent: Option<ForwardSent>,
     /// An analyst must forward it by other means; the last failure says why.
     pub gave_up_reason: Option<String>,
@@ -270,22 +302,13 @@ impl Case {
                 self.forwarded = Some(forwarded.clone());
                 self.status = CaseStatus::Forwarded;
             }
-            CaseEvent::ForwardStarted(started) => {
-                self.forward.attempts = started.attempt;
-                self.forward.retry_at = None;
-                self.forward.in_flight = Some(InFlight {
-                    attempt: started.attempt,
-                    started_at: at,
-                    channel: started.channel.clone(),
-                });
-            }
+            CaseEvent::ForwardStarted(started) => self.forward.sending.start(started.attempt, at, &started.channel),
             CaseEvent::ForwardSent(sent) => {
-                self.forward.in_flight = None;
+                self.forward.sending.end(None);
                 self.forward.sent = Some(sent.clone());
             }
             CaseEvent::ForwardFailed(failed) => {
-                self.forward.in_flight = None;
-                self.forward.retry_at = failed.retry_at;
+                self.forward.sending.end(failed.retry_at);
                 if failed.retry_at.is_none() {
                     self.forward.gave_up_reason = Some(failed.reason.clone());
                 }
@@ -359,21 +382,14 @@ impl Case {
                 }
             }
             CaseEvent::WithdrawalStarted(started) => {
-                self.withdrawal.attempts = started.attempt;
-                self.withdrawal.retry_at = None;
-                self.withdrawal.in_flight = Some(InFlight {
-                    attempt: started.attempt,
-                    started_at: at,
-                    channel: started.channel.clone(),
-                });
+                self.withdrawal.sending.start(started.attempt, at, &started.channel)
             }
             CaseEvent::NoticeWithdrawn(_) => {
-                self.withdrawal.in_flight = None;
+                self.withdrawal.sending.end(None);
                 self.withdrawal.withdrawn_at = Some(at);
             }
             CaseEvent::WithdrawalFailed(failed) => {
-                self.withdrawal.in_flight = None;
-                self.withdrawal.retry_at = failed.retry_at;
+                self.withdrawal.sending.end(failed.retry_at);
                 if failed.retry_at.is_none() {
                     self.withdrawal.gave_up_reason = Some(failed.reason.clone());
                 }
@@ -410,14 +426,7 @@ impl Case {
                 }
             }
             CaseEvent::ChaseStarted(started) => {
-                let chase = &mut self.followup.chase;
-                chase.attempts = started.attempt;
-                chase.retry_at = None;
-                chase.in_flight = Some(InFlight {
-                    attempt: started.attempt,
-                    started_at: at,
-                    channel: started.channel.clone(),
-                });
+                self.followup.chase.sending.start(started.attempt, at, &started.channel)
             }
             CaseEvent::ReminderSent(_) => {
                 self.followup.reminders_sent += 1;
@@ -437,11 +446,9 @@ impl Case {
                 }
             },
             CaseEvent::ChaseFailed(failed) => {
-                let chase = &mut self.followup.chase;
-                chase.in_flight = None;
-                chase.retry_at = failed.retry_at;
+                self.followup.chase.sending.end(failed.retry_at);
                 if failed.retry_at.is_none() {
-                    *chase = ChaseState::default();
+                    self.followup.chase = ChaseState::default();
                 }
             }
             CaseEvent::StillOnline(still) => {

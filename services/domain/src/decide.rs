@@ -4,7 +4,7 @@
 //! second worker racing the first changes nothing. A command that cannot apply to the case
 //! at all is a [`Refusal`]: a bug or a poison message, never a retry.
 
-use crate::case::{Case, CaseStatus};
+use crate::case::{Attempts, Case, CaseStatus};
 use crate::event::*;
 use crate::followup::{DeadlineRule, FollowupPolicy, PlatformAnswer};
 use crate::ids::NoticeId;
@@ -206,6 +206,19 @@ impl DispatchPolicy {
         let fraction = (splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64;
         Duration::milliseconds(full / 2 + (full as f64 / 2.0 * fraction) as i64)
     }
+
+    /// When the retry after `attempt` is due: after its back-off, and not before the
+    /// recipient asked (`Retry-After`).
+    pub fn retry_at(
+        &self,
+        message: uuid::Uuid,
+        attempt: u32,
+        not_before: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let backed_off = now + self.backoff(message, attempt);
+        not_before.map_or(backed_off, |asked| asked.max(backed_off))
+    }
 }
 
 /// What a message sent attempt by attempt (a withdrawal, a chase) calls for next.
@@ -224,15 +237,8 @@ pub(crate) enum NextAttempt {
 }
 
 impl NextAttempt {
-    pub(crate) fn of(
-        in_flight: Option<&crate::case::InFlight>,
-        retry_at: Option<DateTime<Utc>>,
-        attempts: u32,
-        lost_after: Duration,
-        max_attempts: u32,
-        now: DateTime<Utc>,
-    ) -> Self {
-        match in_flight {
+    pub(crate) fn of(sending: &Attempts, lost_after: Duration, max_attempts: u32, now: DateTime<Utc>) -> Self {
+        match &sending.in_flight {
             Some(in_flight) if in_flight.started_at + lost_after > now => Self::Wait,
             Some(in_flight) => Self::Lost {
                 attempt: in_flight.attempt,
@@ -242,8 +248,8 @@ impl NextAttempt {
                 ),
                 retry: in_flight.attempt < max_attempts,
             },
-            None if retry_at.is_some_and(|at| at > now) => Self::Wait,
-            None => Self::Start(attempts + 1),
+            None if sending.retry_at.is_some_and(|at| at > now) => Self::Wait,
+            None => Self::Start(sending.attempts + 1),
         }
     }
 
@@ -680,8 +686,7 @@ impl Case {
                 let retry_at = match next {
                     AfterFailure::Stop => None,
                     AfterFailure::Retry { not_before } if !exhausted => {
-                        let backed_off = now + policy.backoff(notice_id.0, self.dispatch.channel_attempts);
-                        Some(not_before.map_or(backed_off, |asked| asked.max(backed_off)))
+                        Some(policy.retry_at(notice_id.0, self.dispatch.channel_attempts, not_before, now))
                     }
                     _ => self.next_channel(channels, Some(&in_flight.channel)).map(|_| now),
                 };
@@ -715,6 +720,7 @@ impl Case {
             })
         };
         if withdrawal
+            .sending
             .in_flight
             .as_ref()
             .is_some_and(|in_flight| matches!(in_flight.channel, Channel::Manual { .. }))
@@ -729,15 +735,7 @@ impl Case {
                 retry_at,
             })
         };
-        NextAttempt::of(
-            withdrawal.in_flight.as_ref(),
-            withdrawal.retry_at,
-            withdrawal.attempts,
-            lost_after,
-            policy.max_attempts,
-            now,
-        )
-        .events(now, failed, start)
+        NextAttempt::of(&withdrawal.sending, lost_after, policy.max_attempts, now).events(now, failed, start)
     }
 
     fn record_withdrawal_outcome(
@@ -747,7 +745,7 @@ impl Case {
         policy: DispatchPolicy,
         now: DateTime<Utc>,
     ) -> Vec<CaseEvent> {
-        let (Some(in_flight), Some(notice)) = (&self.withdrawal.in_flight, &self.notice) else {
+        let (Some(in_flight), Some(notice)) = (&self.withdrawal.sending.in_flight, &self.notice) else {
             return vec![];
         };
         if in_flight.attempt != attempt {
@@ -780,11 +778,7 @@ impl Case {
                 reason,
                 next: AfterFailure::Retry { not_before },
             } if attempt < policy.max_attempts => {
-                let backed_off = now + policy.backoff(notice_id.0, attempt);
-                failed(
-                    reason,
-                    Some(not_before.map_or(backed_off, |asked| asked.max(backed_off))),
-                )
+                failed(reason, Some(policy.retry_at(notice_id.0, attempt, not_before, now)))
             }
             DispatchOutcome::Failed { reason, .. } => failed(reason, None),
         }]
@@ -805,10 +799,10 @@ impl Case {
                 submitted_by: Some(analyst_id.clone()),
             })
         };
-        match &self.withdrawal.in_flight {
+        match &self.withdrawal.sending.in_flight {
             Some(in_flight) => vec![withdrawn(in_flight.attempt)],
             None => {
-                let attempt = self.withdrawal.attempts + 1;
+                let attempt = self.withdrawal.sending.attempts + 1;
                 vec![
                     CaseEvent::WithdrawalStarted(WithdrawalStarted {
                         notice_id: notice.notice_id,

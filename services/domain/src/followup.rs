@@ -466,7 +466,7 @@ impl Case {
         };
         let Some(channel) = channel.filter(|c| !matches!(c, Channel::Manual { .. })) else {
             return vec![failed(
-                state.attempts,
+                state.sending.attempts,
                 "no channel takes it without an analyst (none, or a web form only)".to_owned(),
                 None,
             )];
@@ -479,15 +479,7 @@ impl Case {
                 channel: channel.clone(),
             })
         };
-        NextAttempt::of(
-            state.in_flight.as_ref(),
-            state.retry_at,
-            state.attempts,
-            lost_after,
-            policy.max_attempts,
-            now,
-        )
-        .events(now, failed, start)
+        NextAttempt::of(&state.sending, lost_after, policy.max_attempts, now).events(now, failed, start)
     }
 
     pub(crate) fn record_chase_outcome(
@@ -498,7 +490,8 @@ impl Case {
         now: DateTime<Utc>,
     ) -> Vec<CaseEvent> {
         let state = &self.followup.chase;
-        let (Some(notice), Some(chase), Some(in_flight)) = (&self.notice, &state.pending, &state.in_flight) else {
+        let (Some(notice), Some(chase), Some(in_flight)) = (&self.notice, &state.pending, &state.sending.in_flight)
+        else {
             return vec![];
         };
         if in_flight.attempt != attempt {

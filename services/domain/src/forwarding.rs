@@ -34,7 +34,7 @@ impl Case {
         };
         let Some(channel) = channel.filter(|channel| matches!(channel, Channel::Http { .. })) else {
             return vec![failed(
-                state.attempts,
+                state.sending.attempts,
                 format!(
                     "hotline {} has no forwarding API in the registry: forward it by other means",
                     forwarded.partner_id
@@ -49,15 +49,7 @@ impl Case {
                 channel: channel.clone(),
             })
         };
-        NextAttempt::of(
-            state.in_flight.as_ref(),
-            state.retry_at,
-            state.attempts,
-            lost_after,
-            policy.max_attempts,
-            now,
-        )
-        .events(now, failed, start)
+        NextAttempt::of(&state.sending, lost_after, policy.max_attempts, now).events(now, failed, start)
     }
 
     pub(crate) fn record_forward_outcome(
@@ -68,7 +60,7 @@ impl Case {
         confirm_within: Duration,
         now: DateTime<Utc>,
     ) -> Vec<CaseEvent> {
-        let (Some(forwarded), Some(in_flight)) = (&self.forwarded, &self.forward.in_flight) else {
+        let (Some(forwarded), Some(in_flight)) = (&self.forwarded, &self.forward.sending.in_flight) else {
             return vec![];
         };
         if in_flight.attempt != attempt {
@@ -97,11 +89,7 @@ impl Case {
                 reason,
                 next: AfterFailure::Retry { not_before },
             } if attempt < policy.max_attempts => {
-                let backed_off = now + policy.backoff(self.id.0, attempt);
-                failed(
-                    reason,
-                    Some(not_before.map_or(backed_off, |asked| asked.max(backed_off))),
-                )
+                failed(reason, Some(policy.retry_at(self.id.0, attempt, not_before, now)))
             }
             DispatchOutcome::Failed { reason, .. } => failed(reason, None),
         }]

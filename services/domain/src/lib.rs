@@ -19,7 +19,7 @@ pub mod tdb;
 pub mod wait;
 
 pub use case::{
-    Case, CaseStatus, ChaseState, DispatchState, FollowupState, ForwardState, RemovalState, WithdrawalState,
+    Attempts, Case, CaseStatus, ChaseState, DispatchState, FollowupState, ForwardState, RemovalState, WithdrawalState,
 };
 pub use decide::{AfterFailure, Command, Deferral, DispatchOutcome, DispatchPolicy, Observation, Refusal};
 pub use event::*;

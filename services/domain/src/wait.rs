@@ -127,35 +127,32 @@ impl Case {
         let since = self.updated_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
         let stage = |stage, due_at| Wait::Stage { stage, due_at };
         match self.status {
+            // No message tells dispatch of a retraction, a forward or a chase: its wake-up
+            // does, at once, and again when an attempt is presumed lost or a retry is due.
             CaseStatus::Retracted if self.owes_withdrawal() => {
                 let withdrawal = &self.withdrawal;
-                match (&withdrawal.in_flight, withdrawal.retry_at) {
-                    _ if withdrawal.gave_up_reason.is_some() => Wait::Analyst(AnalystTask::WithdrawByHand),
-                    (Some(in_flight), _) if matches!(in_flight.channel, Channel::Manual { .. }) => {
-                        Wait::Analyst(AnalystTask::WithdrawByHand)
-                    }
-                    (Some(in_flight), _) => {
-                        stage(StageKind::Dispatch, in_flight.started_at + limits.dispatch_in_flight)
-                    }
-                    (None, Some(retry_at)) => stage(StageKind::Dispatch, retry_at),
-                    // No message tells dispatch of a retraction: its wake-up does, at once.
-                    (None, None) => stage(StageKind::Dispatch, since),
+                let by_hand = withdrawal
+                    .sending
+                    .in_flight
+                    .as_ref()
+                    .is_some_and(|in_flight| matches!(in_flight.channel, Channel::Manual { .. }));
+                if withdrawal.gave_up_reason.is_some() || by_hand {
+                    return Wait::Analyst(AnalystTask::WithdrawByHand);
                 }
+                stage(
+                    StageKind::Dispatch,
+                    withdrawal.sending.due_at(limits.dispatch_in_flight, since),
+                )
             }
-            CaseStatus::Forwarded => {
-                let forward = &self.forward;
-                match (&forward.sent, &forward.in_flight, forward.retry_at) {
-                    // The window for the hotline's confirmation is follow-up's to close.
-                    (Some(sent), _, _) => stage(StageKind::Followup, sent.confirm_by),
-                    _ if forward.gave_up_reason.is_some() => Wait::Analyst(AnalystTask::ForwardByHand),
-                    (None, Some(in_flight), _) => {
-                        stage(StageKind::Dispatch, in_flight.started_at + limits.dispatch_in_flight)
-                    }
-                    (None, None, Some(retry_at)) => stage(StageKind::Dispatch, retry_at),
-                    // No message tells dispatch of a forward: its wake-up does, at once.
-                    (None, None, None) => stage(StageKind::Dispatch, since),
-                }
-            }
+            CaseStatus::Forwarded => match &self.forward.sent {
+                // The window for the hotline's confirmation is follow-up's to close.
+                Some(sent) => stage(StageKind::Followup, sent.confirm_by),
+                None if self.forward.gave_up_reason.is_some() => Wait::Analyst(AnalystTask::ForwardByHand),
+                None => stage(
+                    StageKind::Dispatch,
+                    self.forward.sending.due_at(limits.dispatch_in_flight, since),
+                ),
+            },
             CaseStatus::New | CaseStatus::Retracted | CaseStatus::Closed => Wait::Done,
             CaseStatus::Received => stage(StageKind::Classify, since + limits.stage_stale_after),
             CaseStatus::AwaitingReview => Wait::Analyst(AnalystTask::Review),
@@ -176,13 +173,10 @@ impl Case {
             CaseStatus::NoticeDelivered => {
                 let chase = &self.followup.chase;
                 if chase.pending.is_some() {
-                    let due_at = match (&chase.in_flight, chase.retry_at) {
-                        (Some(in_flight), _) => in_flight.started_at + limits.dispatch_in_flight,
-                        (None, Some(retry_at)) => retry_at,
-                        // No message tells dispatch of a chase: its wake-up does, at once.
-                        (None, None) => since,
-                    };
-                    return stage(StageKind::Dispatch, due_at);
+                    return stage(
+                        StageKind::Dispatch,
+                        chase.sending.due_at(limits.dispatch_in_flight, since),
+                    );
                 }
                 if self.platform_declined() {
                     return Wait::Analyst(AnalystTask::AssessRejection);

@@ -204,7 +204,7 @@ fn the_ladder_climbs_one_round_a_day_reminders_then_provider_then_regulator() {
                     },
                     day * DAY + minutes + 1,
                 );
-                let attempt = history.case().followup.chase.attempts;
+                let attempt = history.case().followup.chase.sending.attempts;
                 history.play(
                     Command::RecordChaseOutcome {
                         attempt,

@@ -8,12 +8,9 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::Json;
 use dijkwacht_domain::Command;
-use dijkwacht_http::{case_id, execute_one, json_body, ApiError, Caller, DocumentedRouter};
+use dijkwacht_http::{case_id, execute_one, json_body, ApiError, Caller, DocumentedRouter, SCOPE_REPORTS_WRITE};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-/// Partner keys carry it: the scope they submit reports with.
-pub const SCOPE_REPORTS_WRITE: &str = "reports:write";
 
 /// `POST /v1/forwards/{case_id}/confirmation`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -5,7 +5,8 @@
 use chrono::TimeDelta;
 use dijkwacht_domain::followup::{default_deadlines, DeadlineRule, FollowupPolicy, PlatformKind};
 use dijkwacht_domain::ContentClass;
-use serde::{Deserialize, Deserializer};
+use dijkwacht_runtime::span;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -15,10 +16,10 @@ pub struct FollowupSettings {
     /// wins. Absent: the defaults of `docs/legal.md` §5.
     pub deadlines: Option<Vec<DeadlineSetting>>,
     /// Between removal checks once a deadline has passed.
-    #[serde(deserialize_with = "span")]
+    #[serde(deserialize_with = "span::one")]
     pub recheck_every: TimeDelta,
     /// Between rounds of the chase: reminders, then escalations.
-    #[serde(deserialize_with = "span")]
+    #[serde(deserialize_with = "span::one")]
     pub remind_every: TimeDelta,
     /// Reminders before the first escalation.
     pub reminders: u32,
@@ -30,10 +31,10 @@ pub struct FollowupSettings {
     pub classes: BTreeMap<ContentClass, ClassChase>,
     /// After a verified removal, when to look again whether the content is back, counted
     /// from the removal: `["1d", "7d", "30d"]`; `[]` closes the case at the removal.
-    #[serde(deserialize_with = "spans")]
+    #[serde(deserialize_with = "span::list")]
     pub watch: Vec<TimeDelta>,
     /// How far the timestamp of a signed platform answer may be from our clock.
-    #[serde(deserialize_with = "span")]
+    #[serde(deserialize_with = "span::one")]
     pub answer_window: TimeDelta,
 }
 
@@ -61,7 +62,7 @@ pub struct DeadlineSetting {
     pub class: Option<ContentClass>,
     #[serde(default)]
     pub platform: Option<PlatformKind>,
-    #[serde(deserialize_with = "span")]
+    #[serde(deserialize_with = "span::one")]
     pub within: TimeDelta,
     pub basis: String,
 }
@@ -109,23 +110,6 @@ impl FollowupSettings {
             watch: self.watch.clone(),
         }
     }
-}
-
-fn span<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TimeDelta, D::Error> {
-    parse_span(&String::deserialize(deserializer)?)
-}
-
-fn spans<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<TimeDelta>, D::Error> {
-    Vec::<String>::deserialize(deserializer)?
-        .iter()
-        .map(|written| parse_span(written))
-        .collect()
-}
-
-fn parse_span<E: serde::de::Error>(written: &str) -> Result<TimeDelta, E> {
-    let parsed = humantime::parse_duration(written)
-        .map_err(|error| E::custom(format!("{written:?} is not a span like \"24h\" or \"30m\": {error}")))?;
-    TimeDelta::from_std(parsed).map_err(E::custom)
 }
 
 #[cfg(test)]

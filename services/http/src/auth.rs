@@ -9,6 +9,10 @@ use dijkwacht_runtime::auth::{authenticate, Principal};
 use sqlx::PgPool;
 use std::net::SocketAddr;
 
+/// Partners' keys carry it to submit reports (and a network hotline's, to confirm a case
+/// forwarded to it).
+pub const SCOPE_REPORTS_WRITE: &str = "reports:write";
+
 /// Analysts' keys carry it: the review queue, and every task that waits for an analyst.
 pub const SCOPE_REVIEW: &str = "review";
 

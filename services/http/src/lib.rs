@@ -9,7 +9,7 @@ pub mod limits;
 pub mod openapi;
 pub mod schema;
 
-pub use auth::{Caller, Edge, SCOPE_REVIEW};
+pub use auth::{Caller, Edge, SCOPE_REPORTS_WRITE, SCOPE_REVIEW};
 pub use error::{ApiError, ErrorBody, FieldError};
 pub use limits::{LimitSettings, Limits};
 pub use openapi::DocumentedRouter;

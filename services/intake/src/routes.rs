@@ -21,7 +21,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-pub const SCOPE_REPORTS_WRITE: &str = "reports:write";
+pub use dijkwacht_http::SCOPE_REPORTS_WRITE;
 pub const SCOPE_REPORTS_READ: &str = "reports:read";
 pub const SCOPE_COMPLIANCE_READ: &str = "compliance:read";
 

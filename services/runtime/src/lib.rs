@@ -18,6 +18,7 @@ pub mod relay;
 pub mod secret;
 pub mod shutdown;
 pub mod signature;
+pub mod span;
 pub mod stage;
 pub mod store;
 pub mod telemetry;
