@@ -108,8 +108,13 @@ fn principal(id: &str, key: &str, scopes: &[&str]) -> PrincipalEntry {
         }],
         trusted_classes: vec![],
         forwarding: None,
+        hash_check: None,
     }
 }
+
+/// An MD5 and a SHA-1 on the test list (as CSAM), beside [`DEMO_SHA256`] and [`LISTED_PDQ`].
+pub const LISTED_MD5: &str = "0c9f1e9b3a7d4e2f8a6b5c4d3e2f1a0b";
+pub const LISTED_SHA1: &str = "5d41402abc4b2a76b9719d911017c592aabbccdd";
 
 /// A PDQ hash on the test list (as CSAM), and the address of the off-shore test host.
 pub const LISTED_PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
@@ -142,8 +147,12 @@ pub fn answer_secret_file() -> std::path::PathBuf {
 /// * the simulated platform on 127.0.0.1 (NL, DSA), and an off-shore host (US, not a DSA
 ///   platform) found by its IP range only; the simulated platform signs answers with
 ///   [`ANSWER_SECRET`];
-/// * a hash list with [`DEMO_SHA256`] and [`LISTED_PDQ`] as CSAM, and a URL rule classifying
-///   everything under `/content/rule-` of the simulator as doxing.
+/// * a hash list with [`DEMO_SHA256`], [`LISTED_MD5`], [`LISTED_SHA1`] and [`LISTED_PDQ`] as
+///   CSAM, and a URL rule classifying everything under `/content/rule-` of the simulator as
+///   doxing;
+/// * hosting providers that check hashes: `provider-a` (`{partner_key}-provider-a`; CSAM and
+///   terrorist content; its hits on material online open cases) and `provider-ncii`
+///   (`{partner_key}-provider-ncii`; NCII only, one check a second).
 pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &str) -> ReferenceData {
     let content_base = notice_endpoint.trim_end_matches("/notices");
     let mut partner_a = principal("partner-a", partner_key, &["reports:write", "reports:read"]);
@@ -158,8 +167,17 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
             "auth": {"kind": "hmac", "secret": format!("file:{}", answer_secret_file().display())}},
         "confirm_within": "2d",
     }));
+    let mut provider_a = principal("provider-a", &format!("{partner_key}-provider-a"), &["hash-check"]);
+    provider_a.hash_check = Some(serde_json::json!({"classes": ["csam", "terrorist_content"], "open_cases": true}));
+    let mut provider_ncii = principal(
+        "provider-ncii",
+        &format!("{partner_key}-provider-ncii"),
+        &["hash-check"],
+    );
+    provider_ncii.hash_check = Some(serde_json::json!({"classes": ["ncii"], "checks_per_second": 1}));
     ReferenceData {
         partners: vec![partner_a, partner_b],
+        hosting_providers: vec![provider_a, provider_ncii],
         regulators: vec![principal("regulator", regulator_key, &["compliance:read"])],
         operators: vec![principal("operator", &format!("{partner_key}-operator"), &["operate"])],
         analysts: (1..=2)
@@ -231,6 +249,18 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
                     value: LISTED_PDQ.into(),
                     class: "csam".into(),
                     quality: Some(100),
+                },
+                HashEntry {
+                    algorithm: "md5".into(),
+                    value: LISTED_MD5.into(),
+                    class: "csam".into(),
+                    quality: None,
+                },
+                HashEntry {
+                    algorithm: "sha1".into(),
+                    value: LISTED_SHA1.into(),
+                    class: "csam".into(),
+                    quality: None,
                 },
             ],
         }],
@@ -538,6 +568,11 @@ impl TestSystem {
     /// The key of the operator, `operator`.
     pub fn operator_key(&self) -> String {
         format!("{}-operator", self.partner_key)
+    }
+
+    /// The key of hosting provider `provider-{name}`.
+    pub fn provider_key(&self, name: &str) -> String {
+        format!("{}-provider-{name}", self.partner_key)
     }
 
     /// The key of the second partner, `partner-b`.

@@ -71,7 +71,11 @@ struct DigestTable {
     width: usize,
     /// Concatenated digests, `width` bytes each.
     digests: Vec<u8>,
+    /// The first list entry of each digest.
     entries: Vec<EntryRef>,
+    /// Entries of the same digest in other lists or classes: rare, but a caller that may
+    /// see only some classes must still find the one it may see.
+    also: std::collections::HashMap<u32, Vec<EntryRef>>,
     /// Entry id + 1 per slot; 0 is empty.
     slots: Vec<u32>,
     mask: usize,
@@ -84,6 +88,7 @@ impl DigestTable {
             width,
             digests: Vec::new(),
             entries: Vec::new(),
+            also: std::collections::HashMap::new(),
             slots: vec![0; 16],
             mask: 15,
             secret,
@@ -104,7 +109,11 @@ impl DigestTable {
     }
 
     fn insert(&mut self, digest: &[u8], entry: EntryRef) {
-        if self.find(digest).is_some() {
+        if let Some(id) = self.find(digest) {
+            let more = self.also.entry(id as u32).or_default();
+            if self.entries[id] != entry && !more.contains(&entry) {
+                more.push(entry);
+            }
             return;
         }
         if (self.entries.len() + 1) * 2 > self.slots.len() {
@@ -372,6 +381,26 @@ impl MatchingIndex {
 
     pub fn exact_hex(&self, algorithm: HashAlgorithm, hex: &str) -> Option<Hit> {
         self.exact(algorithm, &hex_bytes(hex).ok()?)
+    }
+
+    /// Every list entry of an exact digest (raw bytes): the first as [`MatchingIndex::exact`]
+    /// finds it, then the same digest in other lists.
+    pub fn exact_all(&self, algorithm: HashAlgorithm, digest: &[u8]) -> impl Iterator<Item = Hit> + '_ {
+        let first = self.exact(algorithm, digest);
+        let table = match algorithm {
+            HashAlgorithm::Md5 => &self.md5,
+            HashAlgorithm::Sha1 => &self.sha1,
+            HashAlgorithm::Pdq | HashAlgorithm::Sha256 => &self.sha256,
+        };
+        let more = first
+            .and_then(|hit| table.also.get(&hit.id))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        first.into_iter().chain(more.iter().map(move |entry| Hit {
+            entry: *entry,
+            id: first.map_or(0, |hit| hit.id),
+            distance: 0,
+        }))
     }
 
     /// Every listed PDQ hash within its list's threshold of `query`, nearest first. A query

@@ -98,17 +98,21 @@ pub async fn import(
     if exists.is_none() && list.source.is_none() {
         return Err(ListError::SourceRequired(list.name.clone()));
     }
-    // What is not given keeps its value: a re-import must not reset a list's settings.
-    sqlx::query(
-        "INSERT INTO hash_lists (name, source, pdq_max_distance) VALUES ($1, $2, coalesce($3, 31)) \
-         ON CONFLICT (name) DO UPDATE SET source = coalesce($2, hash_lists.source), \
-             pdq_max_distance = coalesce($3, hash_lists.pdq_max_distance)",
-    )
-    .bind(&list.name)
-    .bind(&list.source)
-    .bind(list.pdq_max_distance.map(|d| d as i32))
-    .execute(pool)
-    .await?;
+    // What is not given keeps its value: a re-import must not reset a list's settings. (An
+    // upsert would not do: the row it proposes breaks NOT NULL before the conflict is seen.)
+    let save = match exists {
+        None => "INSERT INTO hash_lists (name, source, pdq_max_distance) VALUES ($1, $2, coalesce($3, 31))",
+        Some(_) => {
+            "UPDATE hash_lists SET source = coalesce($2, source), pdq_max_distance = coalesce($3, pdq_max_distance) \
+             WHERE name = $1"
+        }
+    };
+    sqlx::query(save)
+        .bind(&list.name)
+        .bind(&list.source)
+        .bind(list.pdq_max_distance.map(|d| d as i32))
+        .execute(pool)
+        .await?;
     for (category, class) in &list.categories {
         sqlx::query(
             "INSERT INTO hash_list_categories (list, source_category, class) VALUES ($1, $2, $3) \

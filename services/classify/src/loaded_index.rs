@@ -1,5 +1,7 @@
-//! The matching index as the classify stage uses it: built from the hash-list tables,
-//! replaced whole when a list changes (a list's version is bumped on every change).
+//! The matching index as the classify stage and the hash check use it: built from the
+//! hash-list tables, replaced whole when a list changes (a list's version is bumped on every
+//! change). The old index answers until the new one is complete, and the new one is read
+//! from one snapshot of the tables, so no listed hash is ever missing from the one in use.
 
 use crate::index::{IndexBuilder, ListInfo, MatchingIndex};
 use dijkwacht_domain::{ContentClass, HashAlgorithm};
@@ -9,25 +11,31 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Sum of versions and number of lists: changes whenever any list changes.
-type Fingerprint = (i64, i64);
+pub type Fingerprint = (i64, i64);
 
 #[derive(Clone)]
 pub struct SharedIndex {
     current: Arc<RwLock<(Fingerprint, Arc<MatchingIndex>)>>,
 }
 
-async fn fingerprint(pool: &PgPool) -> Result<Fingerprint, sqlx::Error> {
+async fn fingerprint<'c>(db: impl sqlx::PgExecutor<'c>) -> Result<Fingerprint, sqlx::Error> {
     sqlx::query_as("SELECT coalesce(sum(version), 0)::int8, count(*) FROM hash_lists")
-        .fetch_one(pool)
+        .fetch_one(db)
         .await
 }
 
-/// Reads every listed, non-delisted entry into a new index.
-pub async fn build(pool: &PgPool) -> Result<MatchingIndex, sqlx::Error> {
+/// Reads every listed, non-delisted entry into a new index, with the fingerprint of the
+/// lists it holds: all from one snapshot, so lists, versions and entries agree.
+pub async fn build(pool: &PgPool) -> Result<(Fingerprint, MatchingIndex), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let print = fingerprint(&mut *tx).await?;
     let secret = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes"));
     let mut builder = IndexBuilder::new(secret);
     let lists = sqlx::query("SELECT name, version, pdq_max_distance FROM hash_lists ORDER BY name")
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
     let mut numbers = std::collections::HashMap::new();
     for row in lists {
@@ -41,7 +49,7 @@ pub async fn build(pool: &PgPool) -> Result<MatchingIndex, sqlx::Error> {
     }
     let mut rows =
         sqlx::query("SELECT list, algorithm, value, class, quality FROM hash_list_entries WHERE delisted_at IS NULL")
-            .fetch(pool);
+            .fetch(&mut *tx);
     while let Some(row) = rows.try_next().await? {
         let list: String = row.try_get("list")?;
         let algorithm: String = row.try_get("algorithm")?;
@@ -57,13 +65,14 @@ pub async fn build(pool: &PgPool) -> Result<MatchingIndex, sqlx::Error> {
         let value: String = row.try_get("value")?;
         builder.add(number, algorithm, &value, quality.map(|q| q.clamp(0, 100) as u8), class);
     }
-    Ok(builder.build())
+    drop(rows);
+    tx.commit().await?;
+    Ok((print, builder.build()))
 }
 
 impl SharedIndex {
     pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
-        let print = fingerprint(pool).await?;
-        let index = build(pool).await?;
+        let (print, index) = build(pool).await?;
         Ok(Self {
             current: Arc::new(RwLock::new((print, Arc::new(index)))),
         })
@@ -79,7 +88,8 @@ impl SharedIndex {
         if self.current.read().unwrap_or_else(|p| p.into_inner()).0 == print {
             return Ok(false);
         }
-        let index = Arc::new(build(pool).await?);
+        let (print, index) = build(pool).await?;
+        let index = Arc::new(index);
         tracing::info!(
             entries = index.len(),
             lists = index.lists().len(),

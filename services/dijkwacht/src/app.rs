@@ -22,6 +22,9 @@ use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
 use dijkwacht_followup::settings::FollowupSettings;
 use dijkwacht_followup::FollowupApi;
 use dijkwacht_followup::FollowupStage;
+use dijkwacht_hashcheck::providers::Providers;
+use dijkwacht_hashcheck::settings::HashCheckSettings;
+use dijkwacht_hashcheck::HashCheckApi;
 use dijkwacht_intake::review::ReviewPolicy;
 use dijkwacht_intake::{AppState, LimitSettings, Limits};
 use dijkwacht_notices::NoticeStage;
@@ -235,6 +238,23 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         }
         false => None,
     };
+    // One matching index for the classify stage and the hash check, kept fresh once.
+    let index = match settings.runs(Part::Classify) || settings.runs(Part::HashCheck) {
+        true => {
+            let index = SharedIndex::load(&pool).await?;
+            tasks.spawn(index.clone().keep_fresh(
+                pool.clone(),
+                Duration::from_millis(settings.index_refresh_ms),
+                shutdown.clone(),
+            ));
+            Some(index)
+        }
+        false => None,
+    };
+    let hash_check = match (&index, settings.runs(Part::HashCheck)) {
+        (Some(index), true) => Some(hash_check(settings, &pool, index.clone(), &mut tasks, &shutdown).await?),
+        _ => None,
+    };
     {
         let runtime = StageRuntime {
             store: store.clone(),
@@ -261,7 +281,7 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
             settings,
             &pool,
             &runtime,
-            (dispatch, &followup_settings),
+            (dispatch, &followup_settings, index),
             &shutdown,
         )
         .await?;
@@ -273,7 +293,7 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         store.clone(),
         clock,
         health.clone(),
-        (directory, followup_settings.answer_window),
+        (directory, followup_settings.answer_window, hash_check),
         &shutdown,
     )
     .await?;
@@ -343,9 +363,35 @@ async fn start_simulator(
     })
 }
 
+/// What the hash check answers with: its settings, the providers (kept fresh) and the index.
+async fn hash_check(
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+    index: SharedIndex,
+    tasks: &mut JoinSet<()>,
+    shutdown: &dijkwacht_runtime::Shutdown,
+) -> anyhow::Result<(HashCheckSettings, Providers, SharedIndex)> {
+    let section = HashCheckSettings::from_section(&settings.hash_check)?;
+    let providers = Providers::load(pool, section.checks_per_second, section.max_batch).await?;
+    tasks.spawn(providers.clone().keep_fresh(
+        pool.clone(),
+        Duration::from_secs(section.providers_refresh_secs),
+        shutdown.clone(),
+    ));
+    Ok((section, providers, index))
+}
+
+/// The hash check's routes; its bodies are larger than the intake's allow per hash.
+fn hash_check_router(api: HashCheckApi) -> Router {
+    dijkwacht_hashcheck::documented()
+        .into_parts("", "")
+        .0
+        .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
+        .with_state(api)
+}
+
 /// Every part's routes, side by side, and the OpenAPI description of them all.
 fn api_router(intake: AppState, dispatch: DispatchApi, followup: FollowupApi) -> Router {
-    let document = Arc::new(openapi());
     dijkwacht_intake::router(intake)
         .merge(
             dijkwacht_dispatch::routes::documented()
@@ -361,13 +407,18 @@ fn api_router(intake: AppState, dispatch: DispatchApi, followup: FollowupApi) ->
                 .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
                 .with_state(followup),
         )
-        .route(
-            "/openapi.json",
-            get(move || {
-                let document = document.clone();
-                async move { ([(CONTENT_TYPE, "application/json")], Json((*document).clone())) }
-            }),
-        )
+}
+
+/// `/openapi.json`: the whole API's description, whichever parts this process serves.
+fn openapi_router() -> Router {
+    let document = Arc::new(openapi());
+    Router::new().route(
+        "/openapi.json",
+        get(move || {
+            let document = document.clone();
+            async move { ([(CONTENT_TYPE, "application/json")], Json((*document).clone())) }
+        }),
+    )
 }
 
 /// The OpenAPI 3.1 description of the whole HTTP API, as served at `/openapi.json`.
@@ -380,6 +431,7 @@ pub fn openapi() -> serde_json::Value {
             dijkwacht_intake::documented().into_parts("", version).1,
             dijkwacht_dispatch::routes::documented().into_parts("", version).1,
             dijkwacht_followup::documented().into_parts("", version).1,
+            dijkwacht_hashcheck::documented().into_parts("", version).1,
         ],
     )
 }
@@ -392,7 +444,11 @@ async fn serve_api(
     store: EventStore,
     clock: SharedClock,
     health: Health,
-    (directory, answer_window): (Option<Directory>, TimeDelta),
+    (directory, answer_window, hash_check): (
+        Option<Directory>,
+        TimeDelta,
+        Option<(HashCheckSettings, Providers, SharedIndex)>,
+    ),
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(settings.http_listen)
@@ -437,9 +493,22 @@ async fn serve_api(
             limits: state.limits.clone(),
             answer_window,
         };
-        api_router(state, dispatch, followup)
+        api_router(state.clone(), dispatch, followup).merge(openapi_router())
+    } else if hash_check.is_some() {
+        dijkwacht_intake::health_router(state.clone()).merge(openapi_router())
     } else {
-        dijkwacht_intake::health_router(state)
+        dijkwacht_intake::health_router(state.clone())
+    };
+    let router = match hash_check {
+        Some((section, providers, index)) => router.merge(hash_check_router(HashCheckApi {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            limits: state.limits.clone(),
+            index,
+            providers,
+            max_batch: section.max_batch as usize,
+        })),
+        None => router,
     };
     let stop = shutdown.clone();
     tasks.spawn(async move {
@@ -465,7 +534,11 @@ async fn spawn_stages(
     settings: &Settings,
     pool: &sqlx::PgPool,
     runtime: &StageRuntime,
-    (dispatch, followup): (Option<(Directory, &DispatchSettings)>, &FollowupSettings),
+    (dispatch, followup, index): (
+        Option<(Directory, &DispatchSettings)>,
+        &FollowupSettings,
+        Option<SharedIndex>,
+    ),
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<()> {
     let dispatch_policy = DispatchPolicy {
@@ -479,13 +552,7 @@ async fn spawn_stages(
             "dispatch_in_flight_secs must be longer than dispatch_timeout_secs, or live attempts are sent twice"
         );
     }
-    if settings.runs(Part::Classify) {
-        let index = SharedIndex::load(pool).await?;
-        tasks.spawn(index.clone().keep_fresh(
-            pool.clone(),
-            Duration::from_millis(settings.index_refresh_ms),
-            shutdown.clone(),
-        ));
+    if let Some(index) = index.filter(|_| settings.runs(Part::Classify)) {
         let routing = Routing {
             home_country: settings.home_country.clone(),
             hotlines: settings.hotline_network.clone(),

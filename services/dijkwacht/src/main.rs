@@ -263,6 +263,12 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                     for case_id in retracted {
                         println!("  retracted {case_id}");
                     }
+                    for blocked in dijkwacht_hashcheck::record::blocked_on(store.pool(), &list, &value).await? {
+                        println!(
+                            "  hosting provider {} blocked on it {} time(s), {} to {}",
+                            blocked.provider_id, blocked.hits, blocked.first, blocked.last
+                        );
+                    }
                     Ok(())
                 }
             }

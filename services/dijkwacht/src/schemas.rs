@@ -6,6 +6,7 @@ use dijkwacht_domain::{CaseEvent, Notice};
 use dijkwacht_followup::analysts::{CaseMoved, RegulatorDecision, RejectionAssessment};
 use dijkwacht_followup::answers::{AnswerRecorded, PlatformEvent};
 use dijkwacht_followup::forwards::ForwardConfirmation;
+use dijkwacht_hashcheck::api::{HashCheckAnswer, HashCheckRequest};
 use dijkwacht_intake::api::{BulkLineResult, CaseView, ErrorBody, ReportAccepted, ReportStatus, SubmitReport};
 use dijkwacht_projection::PlatformCompliance;
 use dijkwacht_runtime::RecordedEvent;
@@ -33,6 +34,8 @@ fn catalog() -> Vec<(&'static str, Schema)> {
         ("api/regulator-decision.schema.json", schema_for!(RegulatorDecision)),
         ("api/case-moved.schema.json", schema_for!(CaseMoved)),
         ("api/forward-confirmation.schema.json", schema_for!(ForwardConfirmation)),
+        ("api/hash-check-request.schema.json", schema_for!(HashCheckRequest)),
+        ("api/hash-check-answer.schema.json", schema_for!(HashCheckAnswer)),
     ]
 }
 

@@ -124,13 +124,15 @@ pub enum Reporter {
     /// Our own reappearance watch: the location of a case whose content was verified
     /// removed answers again (`ReportReceived::reappearance_of` names that case).
     ReappearanceWatch,
+    /// A hosting provider's hash check matched material it found on its own servers.
+    HashCheck { provider_id: String },
 }
 
 impl Reporter {
     pub fn partner_id(&self) -> Option<&PartnerId> {
         match self {
             Reporter::Partner { partner_id, .. } => Some(partner_id),
-            Reporter::Public { .. } | Reporter::ReappearanceWatch => None,
+            Reporter::Public { .. } | Reporter::ReappearanceWatch | Reporter::HashCheck { .. } => None,
         }
     }
 }

@@ -106,7 +106,7 @@ fn partner_key(reporter: &Reporter) -> Option<(String, String)> {
             partner_id,
             partner_reference,
         } => Some((partner_id.0.clone(), partner_reference.clone())),
-        Reporter::Public { .. } | Reporter::ReappearanceWatch => None,
+        Reporter::Public { .. } | Reporter::ReappearanceWatch | Reporter::HashCheck { .. } => None,
     }
 }
 
@@ -115,6 +115,7 @@ fn actor(reporter: &Reporter) -> Metadata {
         Reporter::Partner { partner_id, .. } => Metadata::actor(format!("partner:{partner_id}")),
         Reporter::Public { .. } => Metadata::actor("public"),
         Reporter::ReappearanceWatch => Metadata::actor("followup"),
+        Reporter::HashCheck { provider_id } => Metadata::actor(format!("hosting_provider:{provider_id}")),
     }
 }
 

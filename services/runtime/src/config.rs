@@ -106,6 +106,8 @@ pub struct Settings {
     pub dispatch: serde_json::Value,
     /// The follow-up part's section (`[followup]`): `dijkwacht_followup::settings::FollowupSettings`.
     pub followup: serde_json::Value,
+    /// The hash check's section (`[hash_check]`): `dijkwacht_hashcheck::settings::HashCheckSettings`.
+    pub hash_check: serde_json::Value,
 }
 
 /// What a process can run; each part can run, scale and be killed on its own.
@@ -121,10 +123,13 @@ pub enum Part {
     Dispatch,
     Followup,
     Projection,
+    /// The Hash Check API for hosting providers.
+    #[serde(rename = "hash-check")]
+    HashCheck,
 }
 
 impl Part {
-    pub const ALL: [Part; 7] = [
+    pub const ALL: [Part; 8] = [
         Part::Intake,
         Part::Relay,
         Part::Classify,
@@ -132,6 +137,7 @@ impl Part {
         Part::Dispatch,
         Part::Followup,
         Part::Projection,
+        Part::HashCheck,
     ];
 
     pub fn name(self) -> &'static str {
@@ -143,6 +149,7 @@ impl Part {
             Part::Dispatch => "dispatch",
             Part::Followup => "followup",
             Part::Projection => "projection",
+            Part::HashCheck => "hash-check",
         }
     }
 }
@@ -235,6 +242,7 @@ impl Default for Settings {
             designation_reference: "unset".into(),
             dispatch: serde_json::Value::Object(Default::default()),
             followup: serde_json::Value::Object(Default::default()),
+            hash_check: serde_json::Value::Object(Default::default()),
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct ReferenceData {
     /// Who runs the system: the operator queue, quarantined outbox rows.
     #[serde(default)]
     pub operators: Vec<PrincipalEntry>,
+    /// Hosting providers that check uploads against the hash lists (`hash_check`).
+    #[serde(default)]
+    pub hosting_providers: Vec<PrincipalEntry>,
     #[serde(default)]
     pub hash_lists: Vec<HashListEntry>,
     #[serde(default)]
@@ -51,6 +54,11 @@ pub struct PrincipalEntry {
     /// `auth`) and `confirm_within` (a span, `"7d"` when absent).
     #[serde(default)]
     pub forwarding: Option<serde_json::Value>,
+    /// Hosting providers only: what they may check and how fast, as the hash-check part
+    /// reads it (`services/hashcheck/src/providers.rs`): `classes`, `checks_per_second`,
+    /// `open_cases`.
+    #[serde(default)]
+    pub hash_check: Option<serde_json::Value>,
 }
 
 /// An API key by its SHA-256 digest (hex); the key itself is never written down.
@@ -186,6 +194,7 @@ impl ReferenceData {
             ("regulator", &self.regulators),
             ("analyst", &self.analysts),
             ("operator", &self.operators),
+            ("hosting_provider", &self.hosting_providers),
         ] {
             for principal in principals {
                 for key in &principal.keys {
@@ -216,6 +225,17 @@ impl ReferenceData {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        for provider in &self.hosting_providers {
+            sqlx::query(
+                "INSERT INTO hash_check_providers (provider_id, name, settings) VALUES ($1, $2, $3) \
+                 ON CONFLICT (provider_id) DO UPDATE SET name = EXCLUDED.name, settings = EXCLUDED.settings",
+            )
+            .bind(&provider.id)
+            .bind(&provider.name)
+            .bind(provider.hash_check.clone().unwrap_or_else(|| serde_json::json!({})))
+            .execute(&mut *tx)
+            .await?;
+        }
         for platform in &self.platforms {
             sqlx::query(
                 "INSERT INTO platforms (platform_id, name, country, notice_endpoint, dsa_platform, language, dispatch, answer_secrets) \

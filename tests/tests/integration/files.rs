@@ -170,7 +170,7 @@ async fn a_hash_list_import_maps_source_categories_and_is_idempotent() {
     .await
     .unwrap();
     assert_eq!((again.added, again.already_listed), (0, 3));
-    let index = dijkwacht_classify::loaded_index::build(&db.pool).await.unwrap();
+    let (_, index) = dijkwacht_classify::loaded_index::build(&db.pool).await.unwrap();
     assert_eq!(index.len(), 3);
     assert_eq!(
         list_version(&db, "iwf").await,

@@ -10,6 +10,7 @@ mod event_store;
 mod faults;
 mod files;
 mod followup;
+mod hash_check;
 mod intake;
 mod processes;
 mod relay;

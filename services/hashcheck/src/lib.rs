@@ -1,0 +1,182 @@
+//! The Hash Check API: hosting providers check uploads (and what they find on their servers)
+//! against the hash lists before it goes online, and refuse a match. It answers from the same
+//! versioned lists and matching index as the classify stage, swapped whole when a list
+//! changes. It keeps counts per provider and day, and for a match only, a hit record naming
+//! the list entry, so a delisting can tell which providers blocked on a false positive.
+
+pub mod answer;
+pub mod api;
+pub mod providers;
+pub mod record;
+pub mod settings;
+
+use crate::answer::{answer, queries, Answer};
+use crate::api::{HashCheckAnswer, HashCheckRequest};
+use crate::providers::Providers;
+use crate::record::HitRecord;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use axum::Json;
+use dijkwacht_classify::SharedIndex;
+use dijkwacht_http::{json_body, ApiError, Caller, DocumentedRouter, Edge, FieldError, Limits};
+use dijkwacht_intake::validate::normalize_url;
+use dijkwacht_runtime::{EventStore, SharedClock};
+
+/// Hosting providers' keys carry it.
+pub const SCOPE_HASH_CHECK: &str = "hash-check";
+
+/// The state of the hash check's routes.
+#[derive(Clone)]
+pub struct HashCheckApi {
+    pub store: EventStore,
+    pub clock: SharedClock,
+    pub limits: Limits,
+    pub index: SharedIndex,
+    pub providers: Providers,
+    pub max_batch: usize,
+}
+
+impl Edge for HashCheckApi {
+    fn pool(&self) -> &sqlx::PgPool {
+        self.store.pool()
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// The hash check's route with its OpenAPI description.
+pub fn documented() -> DocumentedRouter<HashCheckApi> {
+    DocumentedRouter::new().route("post", "/v1/hash-check", post(check), |op| {
+        op.summary("A hosting provider checks up to 10,000 hashes against the hash lists")
+            .scope(SCOPE_HASH_CHECK)
+            .json_body::<HashCheckRequest>()
+            .json_response::<HashCheckAnswer>(
+                200,
+                "one answer per hash, in order: match (with the class, and for PDQ the distance), \
+                 no_match, or not_checked",
+            )
+            .error(
+                413,
+                "more hashes than `max_batch` (10,000 unless configured): split the batch",
+            )
+            .error(422, "a malformed hash, each with the JSON Pointer of the value")
+            .error(429, "over the provider's checks per second: retry after `Retry-After`")
+    })
+}
+
+async fn check(
+    State(api): State<HashCheckApi>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<HashCheckAnswer>, ApiError> {
+    let principal = caller.require(SCOPE_HASH_CHECK)?;
+    let provider = (principal.kind == "hosting_provider")
+        .then(|| api.providers.get(&principal.id))
+        .flatten()
+        .ok_or(ApiError::Forbidden(SCOPE_HASH_CHECK))?;
+    // The common case first: a well-formed batch parses straight into its type; only a
+    // broken one pays for the schema's explanation of every problem.
+    let request: HashCheckRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(_) => json_body(&body)?,
+    };
+    if request.hashes.len() > api.max_batch {
+        return Err(ApiError::TooLarge(format!(
+            "at most {} hashes per request, not {}: split the batch",
+            api.max_batch,
+            request.hashes.len()
+        )));
+    }
+    let (queries, urls) = match (queries(&request), online_urls(&request)) {
+        (Ok(queries), Ok(urls)) => (queries, urls),
+        (queries, urls) => {
+            let mut errors = [queries.err(), urls.err()]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect::<Vec<_>>();
+            errors.sort_by_cached_key(|e| dijkwacht_http::schema::document_order(&e.pointer));
+            return Err(ApiError::Invalid(errors));
+        }
+    };
+    provider.pace(queries.len())?;
+
+    let index = api.index.current();
+    let may_check = &provider.settings.classes;
+    let answers: Vec<Answer> = queries.iter().map(|query| answer(&index, may_check, query)).collect();
+    drop(index);
+
+    let now = api.clock.now();
+    let found: Vec<_> = answers
+        .iter()
+        .zip(&request.hashes)
+        .zip(&urls)
+        .filter_map(|((answer, sent), url)| match (answer, url) {
+            (Answer::Listed(hit), Some(url)) if provider.settings.open_cases => Some((
+                url.clone(),
+                record::media_hash(sent.algorithm, &sent.value, sent.quality),
+                hit.class,
+            )),
+            _ => None,
+        })
+        .collect();
+    let cases = record::open_cases(&api.store, &provider.id, &found, now)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hits: Vec<HitRecord> = answers
+        .iter()
+        .zip(&urls)
+        .filter_map(|(answer, url)| match answer {
+            Answer::Listed(hit) => Some(HitRecord {
+                hit: hit.clone(),
+                url: url.clone(),
+                case_id: url.as_ref().and_then(|url| cases.get(url).copied()),
+            }),
+            _ => None,
+        })
+        .collect();
+    let not_checked = answers.iter().filter(|a| matches!(a, Answer::NotChecked(_))).count();
+    record::record(
+        api.store.pool(),
+        &provider.id,
+        now,
+        (queries.len() as u64, not_checked as u64),
+        &hits,
+    )
+    .await?;
+    if !hits.is_empty() {
+        tracing::info!(provider = %provider.id, hits = hits.len(), checks = queries.len(), "hash check matched");
+    }
+    let results = answers
+        .iter()
+        .zip(&urls)
+        .map(|(answer, url)| answer.result(url.as_ref().and_then(|url| cases.get(url).copied())))
+        .collect();
+    Ok(Json(HashCheckAnswer { results }))
+}
+
+/// Each hash's `url`, normalised as intake normalises a reported one.
+fn online_urls(request: &HashCheckRequest) -> Result<Vec<Option<String>>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let urls = request
+        .hashes
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.url.as_deref().and_then(|raw| match normalize_url(raw) {
+                Ok(url) => Some(url),
+                Err(message) => {
+                    errors.push(FieldError::new(format!("/hashes/{i}/url"), message));
+                    None
+                }
+            })
+        })
+        .collect();
+    match errors.is_empty() {
+        true => Ok(urls),
+        false => Err(errors),
+    }
+}
