@@ -50,6 +50,8 @@ bench: postgres
 	cargo bench -p dijkwacht-tests --bench dispatch
 	@infra/postgres.sh drop-test-databases
 	cargo bench -p dijkwacht-tests --bench timers
+	@infra/postgres.sh drop-test-databases
+	cargo bench -p dijkwacht-tests --bench hash_check
 	cargo build --release -p dijkwacht
 	cargo bench -p dijkwacht-tests --bench faults
 

@@ -76,6 +76,9 @@ fn decode_hex(hex: &[u8], into: &mut [u8; 32]) -> Option<()> {
 
 /// Every hash of a request as a query, or every problem with its JSON Pointer.
 pub fn queries(request: &HashCheckRequest) -> Result<Vec<Query>, Vec<FieldError>> {
+    if request.hashes.is_empty() {
+        return Err(vec![FieldError::new("/hashes", "must hold at least one hash")]);
+    }
     let mut queries = Vec::with_capacity(request.hashes.len());
     let mut errors = Vec::new();
     for (i, item) in request.hashes.iter().enumerate() {
@@ -316,6 +319,7 @@ mod tests {
             let (first, second) = batch.split_at(split.index(batch.len()));
             let parts: Vec<Answer> = [first, second]
                 .iter()
+                .filter(|part| !part.is_empty())
                 .flat_map(|part| queries(&HashCheckRequest { hashes: part.to_vec() }).unwrap())
                 .map(|q| answer(&index, &may, &q))
                 .collect();

@@ -18,7 +18,7 @@ pub struct HashCheckRequest {
 pub struct HashToCheck {
     pub algorithm: HashAlgorithm,
     /// Hexadecimal, either case: 32 digits for md5, 40 for sha1, 64 for sha256 and pdq.
-    #[schemars(regex(pattern = r"^[0-9a-fA-F]+$"))]
+    #[schemars(regex(pattern = r"^([0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$"))]
     pub value: String,
     /// PDQ only, and required for it: the quality the hasher reported, 0–100. Below 50 the
     /// hash is too unreliable to compare, and the answer is `not_checked`.

@@ -5,7 +5,7 @@ use sqlx::{PgPool, Row};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// `partner` or `regulator`.
+    /// `partner`, `regulator`, `analyst`, `operator` or `hosting_provider`.
     pub kind: String,
     pub id: String,
     pub scopes: Vec<String>,

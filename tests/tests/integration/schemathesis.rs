@@ -80,6 +80,14 @@ async fn the_live_api_keeps_to_its_openapi_description() {
         ",negative_data_rejection",
     )
     .await;
+    // A hosting provider's key on the hash check (with a partner's key above it is a 403).
+    run(
+        &system,
+        &system.provider_key("a"),
+        &["--include-path", "/v1/hash-check"],
+        "",
+    )
+    .await;
     run(
         &system,
         &system.regulator_key,
