@@ -10,15 +10,15 @@ pub mod providers;
 pub mod record;
 pub mod settings;
 
-use crate::answer::{answer, queries, Answer};
+use crate::answer::{answer, queries, Answer, Query};
 use crate::api::{HashCheckAnswer, HashCheckRequest};
 use crate::providers::Providers;
-use crate::record::HitRecord;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Json;
 use dijkwacht_classify::SharedIndex;
+use dijkwacht_http::schema::document_order;
 use dijkwacht_http::{json_body, ApiError, Caller, DocumentedRouter, Edge, FieldError, Limits};
 use dijkwacht_intake::validate::normalize_url;
 use dijkwacht_runtime::{EventStore, SharedClock};
@@ -77,85 +77,55 @@ async fn check(
         .then(|| api.providers.get(&principal.id))
         .flatten()
         .ok_or(ApiError::Forbidden(SCOPE_HASH_CHECK))?;
-    // The common case first: a well-formed batch parses straight into its type; only a
-    // broken one pays for the schema's explanation of every problem.
-    let request: HashCheckRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(_) => json_body(&body)?,
-    };
-    if request.hashes.len() > api.max_batch {
-        return Err(ApiError::TooLarge(format!(
-            "at most {} hashes per request, not {}: split the batch",
-            api.max_batch,
-            request.hashes.len()
-        )));
-    }
-    let (queries, urls) = match (queries(&request), online_urls(&request)) {
-        (Ok(queries), Ok(urls)) => (queries, urls),
-        (queries, urls) => {
-            let mut errors = [queries.err(), urls.err()]
-                .into_iter()
-                .flatten()
-                .flatten()
-                .collect::<Vec<_>>();
-            errors.sort_by_cached_key(|e| dijkwacht_http::schema::document_order(&e.pointer));
-            return Err(ApiError::Invalid(errors));
-        }
-    };
+    let Batch { request, queries, urls } = read_batch(&body, api.max_batch)?;
     provider.pace(queries.len())?;
 
-    let index = api.index.current();
-    let may_check = &provider.settings.classes;
-    let answers: Vec<Answer> = queries.iter().map(|query| answer(&index, may_check, query)).collect();
-    drop(index);
+    let answers: Vec<Answer> = {
+        let index = api.index.current();
+        let may_check = &provider.settings.classes;
+        queries.iter().map(|query| answer(&index, may_check, query)).collect()
+    };
 
-    let now = api.clock.now();
-    let found: Vec<_> = answers
-        .iter()
-        .zip(&request.hashes)
-        .zip(&urls)
-        .filter_map(|((answer, sent), url)| match (answer, url) {
-            (Answer::Listed(hit), Some(url)) if provider.settings.open_cases => Some((
-                url.clone(),
-                record::media_hash(sent.algorithm, &sent.value, sent.quality),
-                hit.class,
-            )),
-            _ => None,
-        })
-        .collect();
-    let cases = record::open_cases(&api.store, &provider.id, &found, now)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let hits: Vec<HitRecord> = answers
-        .iter()
-        .zip(&urls)
-        .filter_map(|(answer, url)| match answer {
-            Answer::Listed(hit) => Some(HitRecord {
-                hit: hit.clone(),
-                url: url.clone(),
-                case_id: url.as_ref().and_then(|url| cases.get(url).copied()),
-            }),
-            _ => None,
-        })
-        .collect();
-    let not_checked = answers.iter().filter(|a| matches!(a, Answer::NotChecked(_))).count();
-    record::record(
-        api.store.pool(),
-        &provider.id,
-        now,
-        (queries.len() as u64, not_checked as u64),
-        &hits,
-    )
-    .await?;
-    if !hits.is_empty() {
-        tracing::info!(provider = %provider.id, hits = hits.len(), checks = queries.len(), "hash check matched");
-    }
+    let cases = record::keep(&api.store, &provider, api.clock.now(), &request, &urls, &answers).await?;
     let results = answers
         .iter()
         .zip(&urls)
         .map(|(answer, url)| answer.result(url.as_ref().and_then(|url| cases.get(url).copied())))
         .collect();
     Ok(Json(HashCheckAnswer { results }))
+}
+
+/// A batch as the index is asked it.
+struct Batch {
+    request: HashCheckRequest,
+    queries: Vec<Query>,
+    /// Where each hash's material is online, normalised.
+    urls: Vec<Option<String>>,
+}
+
+/// The batch in a body, or every problem with it: 413 for too many hashes, 422 with the
+/// pointer of each malformed one.
+fn read_batch(body: &[u8], max_batch: usize) -> Result<Batch, ApiError> {
+    // The common case first: a well-formed batch parses straight into its type; only a
+    // broken one pays for the schema's explanation of every problem.
+    let request: HashCheckRequest = match serde_json::from_slice(body) {
+        Ok(request) => request,
+        Err(_) => json_body(body)?,
+    };
+    if request.hashes.len() > max_batch {
+        return Err(ApiError::TooLarge(format!(
+            "at most {max_batch} hashes per request, not {}: split the batch",
+            request.hashes.len()
+        )));
+    }
+    match (queries(&request), online_urls(&request)) {
+        (Ok(queries), Ok(urls)) => Ok(Batch { request, queries, urls }),
+        (queries, urls) => {
+            let mut errors: Vec<FieldError> = [queries.err(), urls.err()].into_iter().flatten().flatten().collect();
+            errors.sort_by_cached_key(|e| document_order(&e.pointer));
+            Err(ApiError::Invalid(errors))
+        }
+    }
 }
 
 /// As [`api::HashToCheck::url`]'s schema says.

@@ -72,10 +72,12 @@ pub enum ProvidersError {
     Database(#[from] sqlx::Error),
 }
 
+type ById = HashMap<String, Arc<Provider>>;
+
 /// Every provider by id, swapped whole on refresh.
 #[derive(Clone)]
 pub struct Providers {
-    current: Arc<RwLock<Arc<HashMap<String, Arc<Provider>>>>>,
+    current: Arc<RwLock<Arc<ById>>>,
     /// For a provider without its own rate.
     checks_per_second: u32,
     /// A burst holds at least this many checks: one full batch.

@@ -2,15 +2,71 @@
 //! record naming the list entry it matched. A hash that matched nothing is never written.
 //! A match on material online at a URL can open a case, through intake like any report.
 
-use crate::answer::ListedHit;
+use crate::answer::{Answer, ListedHit};
+use crate::api::HashCheckRequest;
+use crate::providers::Provider;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::event::{Location, Reporter};
 use dijkwacht_domain::{CaseId, HashAlgorithm, MediaHash};
+use dijkwacht_http::ApiError;
 use dijkwacht_intake::submission::{submit, Outcome, Submission, SubmitError};
 use dijkwacht_intake::validate::ValidItem;
 use dijkwacht_runtime::EventStore;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
+
+/// What a checked batch leaves: the cases its matches online opened (when the provider's
+/// open cases), then its counts and hit records. The case of each URL.
+pub async fn keep(
+    store: &EventStore,
+    provider: &Provider,
+    now: DateTime<Utc>,
+    request: &HashCheckRequest,
+    urls: &[Option<String>],
+    answers: &[Answer],
+) -> Result<BTreeMap<String, CaseId>, ApiError> {
+    let found: Vec<_> = answers
+        .iter()
+        .zip(&request.hashes)
+        .zip(urls)
+        .filter_map(|((answer, sent), url)| match (answer, url) {
+            (Answer::Listed(hit), Some(url)) if provider.settings.open_cases => Some((
+                url.clone(),
+                media_hash(sent.algorithm, &sent.value, sent.quality),
+                hit.class,
+            )),
+            _ => None,
+        })
+        .collect();
+    let cases = open_cases(store, &provider.id, &found, now)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hits: Vec<HitRecord> = answers
+        .iter()
+        .zip(urls)
+        .filter_map(|(answer, url)| match answer {
+            Answer::Listed(hit) => Some(HitRecord {
+                hit: hit.clone(),
+                url: url.clone(),
+                case_id: url.as_ref().and_then(|url| cases.get(url).copied()),
+            }),
+            _ => None,
+        })
+        .collect();
+    let not_checked = answers.iter().filter(|a| matches!(a, Answer::NotChecked(_))).count();
+    record(
+        store.pool(),
+        &provider.id,
+        now,
+        (answers.len() as u64, not_checked as u64),
+        &hits,
+    )
+    .await?;
+    if !hits.is_empty() {
+        tracing::info!(provider = %provider.id, hits = hits.len(), checks = answers.len(), "hash check matched");
+    }
+    Ok(cases)
+}
 
 /// One match, as recorded.
 #[derive(Debug, Clone)]
@@ -22,7 +78,7 @@ pub struct HitRecord {
 }
 
 /// A batch's counts and hits, in one transaction (or one statement when nothing matched).
-pub async fn record(
+async fn record(
     pool: &PgPool,
     provider_id: &str,
     now: DateTime<Utc>,
@@ -67,7 +123,7 @@ pub async fn record(
 
 /// Material a provider found online that matched: one report from the provider, one case
 /// per location (a location already open gets the report as a repeat). The case of each URL.
-pub async fn open_cases(
+async fn open_cases(
     store: &EventStore,
     provider_id: &str,
     found: &[(String, MediaHash, dijkwacht_domain::ContentClass)],
@@ -110,7 +166,7 @@ pub async fn open_cases(
 }
 
 /// The provider's hash as a case records it: lowercase, as every other report's.
-pub fn media_hash(algorithm: HashAlgorithm, value: &str, quality: Option<u8>) -> MediaHash {
+fn media_hash(algorithm: HashAlgorithm, value: &str, quality: Option<u8>) -> MediaHash {
     MediaHash {
         algorithm,
         value: value.to_ascii_lowercase(),
