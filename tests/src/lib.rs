@@ -112,6 +112,18 @@ fn principal(id: &str, key: &str, scopes: &[&str]) -> PrincipalEntry {
     }
 }
 
+/// [`LISTED_PDQ`] with `distance` bits, spread over all 16 chunks, flipped.
+pub fn pdq_at(distance: usize) -> String {
+    let mut bytes: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&LISTED_PDQ[i * 2..i * 2 + 2], 16).expect("hex"))
+        .collect();
+    for i in 0..distance {
+        let bit = (i * 8) % 256 + i / 32;
+        bytes[bit / 8] ^= 1 << (bit % 8);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// An MD5 and a SHA-1 on the test list (as CSAM), beside [`DEMO_SHA256`] and [`LISTED_PDQ`].
 pub const LISTED_MD5: &str = "0c9f1e9b3a7d4e2f8a6b5c4d3e2f1a0b";
 pub const LISTED_SHA1: &str = "5d41402abc4b2a76b9719d911017c592aabbccdd";

@@ -100,14 +100,11 @@ impl SharedIndex {
     }
 
     /// Keeps the index fresh until shutdown.
-    pub async fn keep_fresh(self, pool: PgPool, every: Duration, mut shutdown: dijkwacht_runtime::Shutdown) {
-        loop {
-            if shutdown.sleep_or_stop(every).await {
-                return;
-            }
-            if let Err(error) = self.refresh(&pool).await {
-                tracing::warn!(%error, "refreshing the hash-list index failed");
-            }
-        }
+    pub async fn keep_fresh(self, pool: PgPool, every: Duration, shutdown: dijkwacht_runtime::Shutdown) {
+        shutdown
+            .refresh_every(every, "the hash lists", || async {
+                self.refresh(&pool).await.map(|_| ())
+            })
+            .await
     }
 }

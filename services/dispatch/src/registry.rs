@@ -248,15 +248,10 @@ impl Directory {
     }
 
     /// Refreshes every `period` until shutdown; a failed refresh keeps the last routes.
-    pub async fn keep_fresh(self, pool: PgPool, period: Duration, mut shutdown: dijkwacht_runtime::Shutdown) {
-        loop {
-            if shutdown.sleep_or_stop(period).await {
-                return;
-            }
-            if let Err(error) = self.refresh(&pool).await {
-                tracing::warn!(%error, "reading the platform registry failed; keeping the last routes");
-            }
-        }
+    pub async fn keep_fresh(self, pool: PgPool, period: Duration, shutdown: dijkwacht_runtime::Shutdown) {
+        shutdown
+            .refresh_every(period, "the platform registry", || self.refresh(&pool))
+            .await
     }
 }
 

@@ -3,7 +3,7 @@
 //! the same answers, in whatever order or batch the hashes come.
 
 use crate::api::{CheckResult, HashCheckRequest, HashToCheck};
-use dijkwacht_classify::index::{parse_pdq, MatchingIndex, Pdq, PDQ_MIN_QUALITY};
+use dijkwacht_classify::index::{parse_pdq, Hit, MatchingIndex, Pdq, PDQ_MIN_QUALITY};
 use dijkwacht_domain::{ContentClass, HashAlgorithm};
 use dijkwacht_http::FieldError;
 
@@ -134,46 +134,32 @@ const LOW_QUALITY: &str = "pdq quality below 50: too unreliable to compare";
 /// The answer for one hash, seeing only the entries of classes in `may_check`: exact
 /// digests by lookup, PDQ by the nearest listed hash within its list's threshold.
 pub fn answer(index: &MatchingIndex, may_check: &[ContentClass], query: &Query) -> Answer {
-    let listed = |list: u16| &index.lists()[list as usize];
-    match query {
+    let visible = |hit: &Hit| may_check.contains(&hit.entry.class);
+    let (hit, algorithm, listed_value) = match query {
         Query::Exact { algorithm, digest } => {
             let digest = &digest[..algorithm.hex_len() / 2];
-            let Some(hit) = index
-                .exact_all(*algorithm, digest)
-                .find(|hit| may_check.contains(&hit.entry.class))
-            else {
+            let Some(hit) = index.exact_all(*algorithm, digest).find(visible) else {
                 return Answer::Unlisted;
             };
-            let list = listed(hit.entry.list);
-            Answer::Listed(ListedHit {
-                class: hit.entry.class,
-                list: list.name.clone(),
-                list_version: list.version,
-                algorithm: *algorithm,
-                listed_value: digest.iter().map(|b| format!("{b:02x}")).collect(),
-                distance: None,
-            })
+            (hit, *algorithm, digest.iter().map(|b| format!("{b:02x}")).collect())
         }
-        Query::Pdq { quality, .. } if *quality < PDQ_MIN_QUALITY => Answer::NotChecked(LOW_QUALITY),
+        Query::Pdq { quality, .. } if *quality < PDQ_MIN_QUALITY => return Answer::NotChecked(LOW_QUALITY),
         Query::Pdq { hash, quality } => {
-            let Some(hit) = index
-                .pdq(hash, Some(*quality))
-                .into_iter()
-                .find(|hit| may_check.contains(&hit.entry.class))
-            else {
+            let Some(hit) = index.pdq(hash, Some(*quality)).into_iter().find(visible) else {
                 return Answer::Unlisted;
             };
-            let list = listed(hit.entry.list);
-            Answer::Listed(ListedHit {
-                class: hit.entry.class,
-                list: list.name.clone(),
-                list_version: list.version,
-                algorithm: HashAlgorithm::Pdq,
-                listed_value: index.pdq_hex(hit.id),
-                distance: Some(hit.distance),
-            })
+            (hit, HashAlgorithm::Pdq, index.pdq_hex(hit.id))
         }
-    }
+    };
+    let list = &index.lists()[hit.entry.list as usize];
+    Answer::Listed(ListedHit {
+        class: hit.entry.class,
+        list: list.name.clone(),
+        list_version: list.version,
+        algorithm,
+        listed_value,
+        distance: (algorithm == HashAlgorithm::Pdq).then_some(hit.distance),
+    })
 }
 
 #[cfg(test)]

@@ -137,14 +137,9 @@ impl Providers {
     }
 
     /// Keeps the providers fresh until shutdown.
-    pub async fn keep_fresh(self, pool: PgPool, every: Duration, mut shutdown: dijkwacht_runtime::Shutdown) {
-        loop {
-            if shutdown.sleep_or_stop(every).await {
-                return;
-            }
-            if let Err(error) = self.refresh(&pool).await {
-                tracing::warn!(%error, "refreshing the hash-check providers failed");
-            }
-        }
+    pub async fn keep_fresh(self, pool: PgPool, every: Duration, shutdown: dijkwacht_runtime::Shutdown) {
+        shutdown
+            .refresh_every(every, "the hash-check providers", || self.refresh(&pool))
+            .await
     }
 }

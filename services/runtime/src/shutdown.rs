@@ -44,4 +44,22 @@ impl Shutdown {
             _ = self.wait() => true,
         }
     }
+
+    /// Reads reference data again every `period` until shutdown; a failed read keeps what
+    /// was read last, and says so.
+    pub async fn refresh_every<F, Fut, E>(mut self, period: Duration, what: &str, mut refresh: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        loop {
+            if self.sleep_or_stop(period).await {
+                return;
+            }
+            if let Err(error) = refresh().await {
+                tracing::warn!(%error, "reading {what} failed; keeping what was read last");
+            }
+        }
+    }
 }

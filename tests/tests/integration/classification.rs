@@ -2,23 +2,13 @@
 //! range, routing abroad, the analysts' four-eyes review, and delisting.
 
 use dijkwacht_classify::lists;
-use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, FORUM_HOST, LISTED_PDQ, OFFSHORE_HOST};
+use dijkwacht_tests::{
+    eventually, pdq_at, TestOptions, TestSystem, DEMO_SHA256, FORUM_HOST, LISTED_PDQ, OFFSHORE_HOST,
+};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// [`LISTED_PDQ`] with its first `distance` bits, spread over all 16 chunks, flipped.
-fn pdq_at(distance: usize) -> String {
-    let mut bytes: Vec<u8> = (0..32)
-        .map(|i| u8::from_str_radix(&LISTED_PDQ[i * 2..i * 2 + 2], 16).unwrap())
-        .collect();
-    for i in 0..distance {
-        let bit = (i * 8) % 256 + i / 32;
-        bytes[bit / 8] ^= 1 << (bit % 8);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 async fn events(system: &TestSystem, case_id: &str) -> Vec<Value> {
     let rows: Vec<(String, Value)> =

@@ -38,7 +38,14 @@ async fn the_demo_configuration_and_reference_data_load() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(keys, 6, "partner, hotline abroad, two analysts, regulator, operator");
+    assert_eq!(
+        keys, 7,
+        "partner, hotline abroad, two analysts, regulator, operator, hosting provider"
+    );
+    let providers = dijkwacht_hashcheck::providers::Providers::load(&db.pool, 1, 1)
+        .await
+        .expect("the demo provider's hash_check entry is valid");
+    assert!(providers.get("demo-hosting").is_some_and(|p| p.settings.open_cases));
     assert_eq!(
         list_version(&db, "demo-national").await,
         2,

@@ -3,7 +3,7 @@
 
 use dijkwacht_classify::lists::{self, ListSettings};
 use dijkwacht_runtime::config::Part;
-use dijkwacht_tests::{eventually, TestOptions, TestSystem, DEMO_SHA256, LISTED_MD5, LISTED_PDQ, LISTED_SHA1};
+use dijkwacht_tests::{eventually, pdq_at, TestOptions, TestSystem, DEMO_SHA256, LISTED_MD5, LISTED_PDQ, LISTED_SHA1};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,18 +19,6 @@ async fn hash_check_only() -> TestSystem {
     })
     .await
     .unwrap()
-}
-
-/// [`LISTED_PDQ`] with `distance` bits, spread over all 16 chunks, flipped.
-fn pdq_at(distance: usize) -> String {
-    let mut bytes: Vec<u8> = (0..32)
-        .map(|i| u8::from_str_radix(&LISTED_PDQ[i * 2..i * 2 + 2], 16).unwrap())
-        .collect();
-    for i in 0..distance {
-        let bit = (i * 8) % 256 + i / 32;
-        bytes[bit / 8] ^= 1 << (bit % 8);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn exact(algorithm: &str, value: &str) -> Value {
