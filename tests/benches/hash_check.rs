@@ -31,11 +31,7 @@ fn env(name: &str, default: u64) -> u64 {
 
 /// The `i`-th listed value of a kind: the database computes the same.
 fn listed(kind: &str, i: u64) -> String {
-    hex(&Sha256::digest(format!("{kind}{i}").as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(format!("{kind}{i}").as_bytes()))
 }
 
 /// Batch `n` of a mode: 1 % listed (PDQ: a few bits away from a listed hash), the rest not.

@@ -66,6 +66,16 @@ pub enum HashError {
     QualityWithoutPdq,
 }
 
+impl HashError {
+    /// The field of a hash the error is about: `value` or `quality`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            HashError::QualityOutOfRange(_) | HashError::QualityWithoutPdq => "quality",
+            HashError::WrongLength { .. } | HashError::NotHex => "value",
+        }
+    }
+}
+
 impl MediaHash {
     /// `algorithm:value`: how an analyst's decision on this hash is looked up again.
     pub fn key(&self) -> String {
@@ -74,6 +84,16 @@ impl MediaHash {
 
     /// Checks a value against its algorithm and normalises it to lower case.
     pub fn parse(algorithm: HashAlgorithm, value: &str, quality: Option<u8>) -> Result<Self, HashError> {
+        Self::check(algorithm, value, quality)?;
+        Ok(Self {
+            algorithm,
+            value: value.to_ascii_lowercase(),
+            quality,
+        })
+    }
+
+    /// Whether a value and quality are well formed for the algorithm, without keeping them.
+    pub fn check(algorithm: HashAlgorithm, value: &str, quality: Option<u8>) -> Result<(), HashError> {
         if value.len() != algorithm.hex_len() {
             return Err(HashError::WrongLength {
                 algorithm,
@@ -85,15 +105,10 @@ impl MediaHash {
             return Err(HashError::NotHex);
         }
         match (algorithm, quality) {
-            (HashAlgorithm::Pdq, Some(q)) if q > 100 => return Err(HashError::QualityOutOfRange(q)),
-            (HashAlgorithm::Pdq, _) | (_, None) => {}
-            (_, Some(_)) => return Err(HashError::QualityWithoutPdq),
+            (HashAlgorithm::Pdq, Some(q)) if q > 100 => Err(HashError::QualityOutOfRange(q)),
+            (HashAlgorithm::Pdq, _) | (_, None) => Ok(()),
+            (_, Some(_)) => Err(HashError::QualityWithoutPdq),
         }
-        Ok(Self {
-            algorithm,
-            value: value.to_ascii_lowercase(),
-            quality,
-        })
     }
 }
 

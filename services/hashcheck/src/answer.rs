@@ -4,7 +4,7 @@
 
 use crate::api::{CheckResult, HashCheckRequest, HashToCheck};
 use dijkwacht_classify::index::{parse_pdq, Hit, MatchingIndex, Pdq, PDQ_MIN_QUALITY};
-use dijkwacht_domain::{ContentClass, HashAlgorithm};
+use dijkwacht_domain::{ContentClass, HashAlgorithm, MediaHash};
 use dijkwacht_http::FieldError;
 
 /// A hash as the index compares it.
@@ -22,56 +22,28 @@ pub enum Query {
 }
 
 impl Query {
-    /// The query for one hash of a request, or what is wrong with it and where (a pointer
-    /// relative to the hash).
+    /// The query for one hash of a request, or what is wrong with it and in which of its
+    /// fields (`value` or `quality`).
     pub fn parse(item: &HashToCheck) -> Result<Query, (&'static str, String)> {
         let algorithm = item.algorithm;
-        let expected = algorithm.hex_len();
-        if item.value.len() != expected {
-            return Err((
-                "/value",
-                format!(
-                    "a {algorithm} hash is {expected} hexadecimal digits, not {}",
-                    item.value.chars().count()
-                ),
-            ));
-        }
-        let not_hex = || ("/value", "must be hexadecimal digits only (0-9, a-f)".to_owned());
+        MediaHash::check(algorithm, &item.value, item.quality).map_err(|e| (e.field(), e.to_string()))?;
+        let checked = "checked above";
         match (algorithm, item.quality) {
             (HashAlgorithm::Pdq, None) => Err((
-                "/quality",
+                "quality",
                 "a pdq hash needs the quality its hasher reported (0-100)".into(),
             )),
-            (HashAlgorithm::Pdq, Some(quality)) if quality > 100 => {
-                Err(("/quality", format!("must be at most 100, not {quality}")))
-            }
-            (HashAlgorithm::Pdq, Some(quality)) => {
-                let hash = parse_pdq(&item.value).ok_or_else(not_hex)?;
-                Ok(Query::Pdq { hash, quality })
-            }
-            (_, Some(_)) => Err(("/quality", format!("only pdq hashes have a quality, not {algorithm}"))),
-            (_, None) => {
+            (HashAlgorithm::Pdq, Some(quality)) => Ok(Query::Pdq {
+                hash: parse_pdq(&item.value).expect(checked),
+                quality,
+            }),
+            _ => {
                 let mut digest = [0u8; 32];
-                decode_hex(item.value.as_bytes(), &mut digest).ok_or_else(not_hex)?;
+                hex::decode_to_slice(&item.value, &mut digest[..algorithm.hex_len() / 2]).expect(checked);
                 Ok(Query::Exact { algorithm, digest })
             }
         }
     }
-}
-
-fn decode_hex(hex: &[u8], into: &mut [u8; 32]) -> Option<()> {
-    fn nibble(digit: u8) -> Option<u8> {
-        match digit {
-            b'0'..=b'9' => Some(digit - b'0'),
-            b'a'..=b'f' => Some(digit - b'a' + 10),
-            b'A'..=b'F' => Some(digit - b'A' + 10),
-            _ => None,
-        }
-    }
-    for (byte, pair) in into.iter_mut().zip(hex.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(())
 }
 
 /// Every hash of a request as a query, or every problem with its JSON Pointer.
@@ -84,7 +56,7 @@ pub fn queries(request: &HashCheckRequest) -> Result<Vec<Query>, Vec<FieldError>
     for (i, item) in request.hashes.iter().enumerate() {
         match Query::parse(item) {
             Ok(query) => queries.push(query),
-            Err((field, message)) => errors.push(FieldError::new(format!("/hashes/{i}{field}"), message)),
+            Err((field, message)) => errors.push(FieldError::new(format!("/hashes/{i}/{field}"), message)),
         }
     }
     match errors.is_empty() {
@@ -141,7 +113,7 @@ pub fn answer(index: &MatchingIndex, may_check: &[ContentClass], query: &Query) 
             let Some(hit) = index.exact_all(*algorithm, digest).find(visible) else {
                 return Answer::Unlisted;
             };
-            (hit, *algorithm, digest.iter().map(|b| format!("{b:02x}")).collect())
+            (hit, *algorithm, hex::encode(digest))
         }
         Query::Pdq { quality, .. } if *quality < PDQ_MIN_QUALITY => return Answer::NotChecked(LOW_QUALITY),
         Query::Pdq { hash, quality } => {

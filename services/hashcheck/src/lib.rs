@@ -128,9 +128,6 @@ fn read_batch(body: &[u8], max_batch: usize) -> Result<Batch, ApiError> {
     }
 }
 
-/// As [`api::HashToCheck::url`]'s schema says.
-const MAX_URL_LEN: usize = 2048;
-
 /// Each hash's `url`, normalised as intake normalises a reported one.
 fn online_urls(request: &HashCheckRequest) -> Result<Vec<Option<String>>, Vec<FieldError>> {
     let mut errors = Vec::new();
@@ -140,13 +137,6 @@ fn online_urls(request: &HashCheckRequest) -> Result<Vec<Option<String>>, Vec<Fi
         .enumerate()
         .map(|(i, item)| {
             item.url.as_deref().and_then(|raw| match normalize_url(raw) {
-                Ok(_) if raw.len() > MAX_URL_LEN => {
-                    errors.push(FieldError::new(
-                        format!("/hashes/{i}/url"),
-                        format!("must be at most {MAX_URL_LEN} characters long, not {}", raw.len()),
-                    ));
-                    None
-                }
                 Ok(url) => Some(url),
                 Err(message) => {
                     errors.push(FieldError::new(format!("/hashes/{i}/url"), message));

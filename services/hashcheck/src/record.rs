@@ -7,7 +7,7 @@ use crate::api::HashCheckRequest;
 use crate::providers::Provider;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::event::{Location, Reporter};
-use dijkwacht_domain::{CaseId, HashAlgorithm, MediaHash};
+use dijkwacht_domain::{CaseId, MediaHash};
 use dijkwacht_http::ApiError;
 use dijkwacht_intake::submission::{submit, Outcome, Submission, SubmitError};
 use dijkwacht_intake::validate::ValidItem;
@@ -32,7 +32,7 @@ pub async fn keep(
         .filter_map(|((answer, sent), url)| match (answer, url) {
             (Answer::Listed(hit), Some(url)) if provider.settings.open_cases => Some((
                 url.clone(),
-                media_hash(sent.algorithm, &sent.value, sent.quality),
+                MediaHash::parse(sent.algorithm, &sent.value, sent.quality).expect("checked when the batch was read"),
                 hit.class,
             )),
             _ => None,
@@ -163,15 +163,6 @@ async fn open_cases(
             .collect(),
         Some(Outcome::ReferenceTaken { .. }) | None => BTreeMap::new(),
     })
-}
-
-/// The provider's hash as a case records it: lowercase, as every other report's.
-fn media_hash(algorithm: HashAlgorithm, value: &str, quality: Option<u8>) -> MediaHash {
-    MediaHash {
-        algorithm,
-        value: value.to_ascii_lowercase(),
-        quality,
-    }
 }
 
 /// Who blocked on a list entry, for the delisting of a false positive: each provider with

@@ -143,12 +143,7 @@ fn check_hash(hash: &Value, pointer: &str, errors: &mut Vec<FieldError>) -> Opti
     match MediaHash::parse(algorithm, value, quality) {
         Ok(hash) => Some(hash),
         Err(error) => {
-            let field = match error {
-                dijkwacht_domain::HashError::QualityOutOfRange(_) | dijkwacht_domain::HashError::QualityWithoutPdq => {
-                    "quality"
-                }
-                _ => "value",
-            };
+            let field = error.field();
             errors.push(FieldError::new(format!("{pointer}/{field}"), error.to_string()));
             None
         }
