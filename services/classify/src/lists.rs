@@ -2,7 +2,7 @@
 //! which withdraws every open classification that rested on it.
 
 use chrono::{DateTime, Utc};
-use dijkwacht_domain::{CaseId, Command, ContentClass, Evidence, HashAlgorithm, MediaHash};
+use dijkwacht_domain::{CaseId, Command, ContentClass, HashAlgorithm, MediaHash};
 use dijkwacht_runtime::{CaseCommand, CommandError, EventStore, Metadata, StoreError};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -251,7 +251,8 @@ pub async fn delist(
     retract(store, candidates, list, &value, reason, now).await
 }
 
-/// Retracts every case whose current classification rests on the delisted entry.
+/// Retracts every case whose current classification rests on the delisted entry: each
+/// decided on the case as it is when appended (a concurrent change makes it decide again).
 async fn retract(
     store: &EventStore,
     candidates: Vec<uuid::Uuid>,
@@ -260,28 +261,16 @@ async fn retract(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<CaseId>, ListError> {
-    let ids: Vec<CaseId> = candidates.into_iter().map(CaseId).collect();
-    let loaded = store.load(&ids).await?;
     let metadata = Metadata::actor("operator:delisting");
-    let commands: Vec<CaseCommand> = loaded
-        .cases
-        .values()
-        .filter(|loaded| {
-            matches!(
-                loaded.case.classification.as_ref().map(|c| &c.evidence),
-                Some(Evidence::HashListMatch { list: l, value: v, .. }) if l == list && v == value
-            )
-        })
-        .map(|loaded| CaseCommand {
-            // Decided on the case as checked: if it changed meanwhile, this run leaves it.
-            expected_version: Some(loaded.case.version),
-            ..CaseCommand::new(
-                loaded.case.id,
-                Command::Retract {
-                    reason: format!("hash delisted from {list}: {reason}"),
-                },
-                metadata.clone(),
-            )
+    let commands: Vec<CaseCommand> = candidates
+        .into_iter()
+        .map(|id| {
+            let command = Command::RetractDelisted {
+                list: list.to_owned(),
+                value: value.to_owned(),
+                reason: format!("hash delisted from {list}: {reason}"),
+            };
+            CaseCommand::new(CaseId(id), command, metadata.clone())
         })
         .collect();
     let executed = store.execute(&commands, now).await?;

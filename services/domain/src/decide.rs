@@ -48,6 +48,14 @@ pub enum Command {
     Retract {
         reason: String,
     },
+    /// Withdraws the classification if it rests on this hash-list entry, which was delisted.
+    /// The condition is decided on the case as it is when the events are appended, so a
+    /// change that lands meanwhile makes the delisting decide again, never miss the case.
+    RetractDelisted {
+        list: String,
+        value: String,
+        reason: String,
+    },
     IssueNotice {
         notice_id: NoticeId,
         policy: NoticePolicy,
@@ -358,11 +366,17 @@ impl Case {
                 }
                 self.decide_review(analyst_id, verdict, explanation, four_eyes, host)
             }
-            Command::Retract { reason } => Ok(if self.is_finished() {
-                vec![]
-            } else {
-                vec![CaseEvent::Retracted(Retracted { reason })]
-            }),
+            Command::Retract { reason } => Ok(self.retract(reason)),
+            Command::RetractDelisted { list, value, reason } => {
+                let rests_on_it = matches!(
+                    self.classification.as_ref().map(|c| &c.evidence),
+                    Some(Evidence::HashListMatch { list: l, value: v, .. }) if *l == list && *v == value
+                );
+                Ok(match rests_on_it {
+                    true => self.retract(reason),
+                    false => vec![],
+                })
+            }
             Command::IssueNotice { notice_id, policy } => self.issue_notice(notice_id, &policy, now),
             Command::StartDispatch {
                 lost_after,
@@ -854,6 +868,15 @@ impl Case {
                     delivered(attempt),
                 ])
             }
+        }
+    }
+}
+
+impl Case {
+    fn retract(&self, reason: String) -> Vec<CaseEvent> {
+        match self.is_finished() {
+            true => vec![],
+            false => vec![CaseEvent::Retracted(Retracted { reason })],
         }
     }
 }

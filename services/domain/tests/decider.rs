@@ -782,6 +782,27 @@ fn a_retracted_case_sends_and_checks_nothing_more() {
 }
 
 #[test]
+fn a_delisting_retracts_only_a_case_that_rests_on_the_delisted_entry() {
+    let events = issued(ContentClass::Csam);
+    let delisted = |list: &str, value: String| Command::RetractDelisted {
+        list: list.into(),
+        value,
+        reason: "hash delisted from national: false positive".into(),
+    };
+    assert_eq!(
+        given(&events).when(delisted("national", "cd".repeat(32)), t(2)),
+        Ok(vec![])
+    );
+    assert_eq!(given(&events).when(delisted("iwf", "ab".repeat(32)), t(2)), Ok(vec![]));
+    assert_eq!(
+        given(&events).when(delisted("national", "ab".repeat(32)), t(2)),
+        Ok(vec![CaseEvent::Retracted(Retracted {
+            reason: "hash delisted from national: false positive".into()
+        })])
+    );
+}
+
+#[test]
 fn a_notice_names_its_evidence_and_claims_no_match_that_did_not_happen() {
     let by_hash = &issued(ContentClass::Csam)[3];
     let CaseEvent::NoticeIssued(NoticeIssued { notice }) = by_hash else {
