@@ -108,6 +108,7 @@ fn principal(id: &str, key: &str, scopes: &[&str]) -> PrincipalEntry {
         }],
         trusted_classes: vec![],
         forwarding: None,
+        police: None,
         hash_check: None,
     }
 }
@@ -164,7 +165,9 @@ pub fn answer_secret_file() -> std::path::PathBuf {
 ///   doxing;
 /// * hosting providers that check hashes: `provider-a` (`{partner_key}-provider-a`; CSAM and
 ///   terrorist content; its hits on material online open cases) and `provider-ncii`
-///   (`{partner_key}-provider-ncii`; NCII only, one check a second).
+///   (`{partner_key}-provider-ncii`; NCII only, one check a second);
+/// * the police partner `police-nl` (`{partner_key}-police`, scope `police`), which takes
+///   referrals at the simulator's `/police/police-nl/referrals` and holds a case three days.
 pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &str) -> ReferenceData {
     let content_base = notice_endpoint.trim_end_matches("/notices");
     let mut partner_a = principal("partner-a", partner_key, &["reports:write", "reports:read"]);
@@ -187,8 +190,13 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
         &["hash-check"],
     );
     provider_ncii.hash_check = Some(serde_json::json!({"classes": ["ncii"], "checks_per_second": 1}));
+    let mut police = principal("police-nl", &format!("{partner_key}-police"), &["police"]);
+    police.police = Some(serde_json::json!({
+        "channel": {"kind": "api", "endpoint": format!("{content_base}/police/police-nl/referrals")},
+        "hold_for": "3d",
+    }));
     ReferenceData {
-        partners: vec![partner_a, partner_b],
+        partners: vec![partner_a, partner_b, police],
         hosting_providers: vec![provider_a, provider_ncii],
         regulators: vec![principal("regulator", regulator_key, &["compliance:read"])],
         operators: vec![principal("operator", &format!("{partner_key}-operator"), &["operate"])],
@@ -337,6 +345,8 @@ pub struct TestOptions {
     /// Starts the simulated mail server with STARTTLS (a certificate made for the test)
     /// and points the dispatch relay at it.
     pub mail: bool,
+    /// The `[police]` section: police-first rules.
+    pub police: serde_json::Value,
 }
 
 impl Default for TestOptions {
@@ -354,6 +364,7 @@ impl Default for TestOptions {
             bulk_max_lines: 1_000_000,
             simulated_platforms: vec![],
             mail: false,
+            police: serde_json::json!({}),
         }
     }
 }
@@ -440,6 +451,7 @@ impl TestSystem {
                 "watch": options.watch_secs.iter().map(|secs| format!("{secs}s")).collect::<Vec<_>>(),
             }),
             dispatch_timeout_secs: 5,
+            police: options.police,
             parts: options.parts,
             resolver: "static".into(),
             outbound_allowed_ranges: vec!["127.0.0.0/8".into()],

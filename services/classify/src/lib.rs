@@ -10,7 +10,7 @@ pub mod loaded_index;
 
 use dijkwacht_domain::{
     Case, CaseEvent, CaseStatus, Classified, Command, Evidence, ForwardedToHotline, HashAlgorithm, HostResolved,
-    MediaHash, PartnerId, Reporter,
+    MediaHash, PartnerId, PoliceFirstRule, Reporter,
 };
 use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
 use evidence::Finding;
@@ -28,6 +28,8 @@ pub struct Routing {
     pub home_country: String,
     /// Country → the partner id of that country's hotline in the network.
     pub hotlines: BTreeMap<String, String>,
+    /// Rules that send a case to an analyst to consider a referral to the police first.
+    pub police_first: Vec<PoliceFirstRule>,
 }
 
 impl Routing {
@@ -165,10 +167,13 @@ impl Stage for ClassifyStage {
             (Some(host), Some(classified)) => self.routing.forward(host, classified),
             _ => None,
         };
+        let police_first = PoliceFirstRule::first_asking(&self.routing.police_first, report, classification.as_ref())
+            .map(|rule| rule.id.clone());
         Ok(Some(Command::Classify {
             host,
             classification,
             forward_to,
+            police_first,
         }))
     }
 }

@@ -28,6 +28,8 @@ use dijkwacht_hashcheck::HashCheckApi;
 use dijkwacht_intake::review::ReviewPolicy;
 use dijkwacht_intake::{AppState, LimitSettings, Limits};
 use dijkwacht_notices::NoticeStage;
+use dijkwacht_police::settings::PoliceSettings;
+use dijkwacht_police::PoliceApi;
 use dijkwacht_projection::ProjectionStage;
 use dijkwacht_runtime::config::{Part, Settings};
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
@@ -391,8 +393,15 @@ fn hash_check_router(api: HashCheckApi) -> Router {
 }
 
 /// Every part's routes, side by side, and the OpenAPI description of them all.
-fn api_router(intake: AppState, dispatch: DispatchApi, followup: FollowupApi) -> Router {
+fn api_router(intake: AppState, dispatch: DispatchApi, followup: FollowupApi, police: PoliceApi) -> Router {
     dijkwacht_intake::router(intake)
+        .merge(
+            dijkwacht_police::documented()
+                .into_parts("", "")
+                .0
+                .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
+                .with_state(police),
+        )
         .merge(
             dijkwacht_dispatch::routes::documented()
                 .into_parts("", "")
@@ -432,6 +441,7 @@ pub fn openapi() -> serde_json::Value {
             dijkwacht_dispatch::routes::documented().into_parts("", version).1,
             dijkwacht_followup::documented().into_parts("", version).1,
             dijkwacht_hashcheck::documented().into_parts("", version).1,
+            dijkwacht_police::documented().into_parts("", version).1,
         ],
     )
 }
@@ -493,7 +503,13 @@ async fn serve_api(
             limits: state.limits.clone(),
             answer_window,
         };
-        api_router(state.clone(), dispatch, followup).merge(openapi_router())
+        let police = PoliceApi {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            limits: state.limits.clone(),
+            directory: dispatch.directory.clone(),
+        };
+        api_router(state.clone(), dispatch, followup, police).merge(openapi_router())
     } else if hash_check.is_some() {
         dijkwacht_intake::health_router(state.clone()).merge(openapi_router())
     } else {
@@ -556,6 +572,7 @@ async fn spawn_stages(
         let routing = Routing {
             home_country: settings.home_country.clone(),
             hotlines: settings.hotline_network.clone(),
+            police_first: PoliceSettings::from_section(&settings.police)?.rules,
         };
         let stage = ClassifyStage::new(pool.clone(), index, resolver(settings)?, routing);
         spawn_stage(tasks, stage, runtime, shutdown);

@@ -14,6 +14,7 @@ pub mod email;
 pub mod follow_up;
 pub mod forward;
 pub mod pace;
+pub mod police;
 pub mod registry;
 pub mod render;
 pub mod routes;
@@ -142,7 +143,16 @@ impl Stage for DispatchStage {
         let mut messages: BTreeMap<MessageKey, Vec<Attempt>> = BTreeMap::new();
         let mut follow_ups = Vec::new();
         let mut forwards = Vec::new();
+        let mut referrals = Vec::new();
         for case in cases {
+            let police = case
+                .police
+                .held
+                .as_ref()
+                .and_then(|held| self.directory.police(&held.partner_id.0));
+            if let (Some(in_flight), Some(route)) = (started_now(&case.police.sending.in_flight), police) {
+                referrals.push(self.refer(case, route, in_flight, now));
+            }
             let hotline = case
                 .forwarded
                 .as_ref()
@@ -203,12 +213,26 @@ impl Stage for DispatchStage {
                 .collect::<Vec<_>>()
                 .await,
         );
+        commands.extend(
+            futures::stream::iter(referrals)
+                .buffer_unordered(CONCURRENT_SENDS)
+                .collect::<Vec<_>>()
+                .await,
+        );
         Ok(commands)
     }
 
     /// A retry that came due, a notice whose message never arrived, an attempt presumed
-    /// lost, the next channel, a withdrawal, a chase or a forward: the decider tells which.
+    /// lost, the next channel, a withdrawal, a chase, a forward or a referral to the police:
+    /// the decider tells which.
     async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {
+        if case.held_for_police() {
+            return Ok(Some(Command::StartReferral {
+                lost_after: self.in_flight_limit,
+                policy: self.policy,
+                channel: self.referral_channel(case),
+            }));
+        }
         if case.status == CaseStatus::Forwarded {
             return Ok(Some(Command::StartForward {
                 lost_after: self.in_flight_limit,

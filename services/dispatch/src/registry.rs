@@ -118,6 +118,29 @@ impl HotlineRoute {
     }
 }
 
+/// How the law-enforcement partner takes referrals: the police-first cases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoliceRoute {
+    pub partner_id: String,
+    pub name: String,
+    /// Its API or its e-mail address.
+    pub channel: ChannelConfig,
+    /// How long a referral holds the case back, from receipt, before an analyst asks.
+    pub hold_for: chrono::TimeDelta,
+}
+
+/// `partners.police`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoliceColumn {
+    channel: ChannelConfig,
+    #[serde(default, deserialize_with = "dijkwacht_runtime::span::optional")]
+    hold_for: Option<chrono::TimeDelta>,
+}
+
+/// A week, where the police partner's entry names no hold of its own.
+pub const DEFAULT_HOLD_FOR: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
 /// `partners.forwarding`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +170,8 @@ pub enum RegistryError {
     Invalid { platform: String, message: String },
     #[error("partner {partner}: forwarding: {message}")]
     InvalidForwarding { partner: String, message: String },
+    #[error("partner {partner}: police: {message}")]
+    InvalidPolice { partner: String, message: String },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -156,6 +181,7 @@ pub enum RegistryError {
 struct Routes {
     platforms: HashMap<String, Arc<PlatformRoute>>,
     hotlines: HashMap<String, Arc<HotlineRoute>>,
+    police: HashMap<String, Arc<PoliceRoute>>,
 }
 
 /// Every platform's route, as last read from the registry. Readers take a snapshot; a
@@ -180,6 +206,7 @@ impl Directory {
                 .map(|route| (route.platform_id.clone(), Arc::new(route)))
                 .collect(),
             hotlines: HashMap::new(),
+            police: HashMap::new(),
         };
         Self {
             routes: Arc::new(RwLock::new(Arc::new(routes))),
@@ -198,6 +225,11 @@ impl Directory {
     /// How the partner hotline takes forwarded cases, if it takes them by a channel of ours.
     pub fn hotline(&self, partner_id: &str) -> Option<Arc<HotlineRoute>> {
         self.snapshot().hotlines.get(partner_id).cloned()
+    }
+
+    /// How the law-enforcement partner takes referrals, if it is one.
+    pub fn police(&self, partner_id: &str) -> Option<Arc<PoliceRoute>> {
+        self.snapshot().police.get(partner_id).cloned()
     }
 
     fn snapshot(&self) -> Arc<Routes> {
@@ -242,8 +274,12 @@ impl Directory {
             platforms.insert(platform_id, Arc::new(route));
         }
         let hotlines = hotlines(pool).await?;
-        *self.routes.write().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Arc::new(Routes { platforms, hotlines });
+        let police = police(pool).await?;
+        *self.routes.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(Routes {
+            platforms,
+            hotlines,
+            police,
+        });
         Ok(())
     }
 
@@ -276,4 +312,27 @@ async fn hotlines(pool: &PgPool) -> Result<HashMap<String, Arc<HotlineRoute>>, R
         hotlines.insert(partner_id, Arc::new(route));
     }
     Ok(hotlines)
+}
+
+async fn police(pool: &PgPool) -> Result<HashMap<String, Arc<PoliceRoute>>, RegistryError> {
+    let rows = sqlx::query("SELECT partner_id, name, police FROM partners WHERE police IS NOT NULL")
+        .fetch_all(pool)
+        .await?;
+    let mut police = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let partner_id: String = row.try_get("partner_id")?;
+        let column: PoliceColumn =
+            serde_json::from_value(row.try_get("police")?).map_err(|error| RegistryError::InvalidPolice {
+                partner: partner_id.clone(),
+                message: error.to_string(),
+            })?;
+        let route = PoliceRoute {
+            partner_id: partner_id.clone(),
+            name: row.try_get("name")?,
+            channel: column.channel,
+            hold_for: column.hold_for.unwrap_or(DEFAULT_HOLD_FOR),
+        };
+        police.insert(partner_id, Arc::new(route));
+    }
+    Ok(police)
 }

@@ -3,6 +3,7 @@
 use crate::event::*;
 use crate::ids::CaseId;
 use crate::notice::Notice;
+use crate::police::PoliceState;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,9 @@ pub enum CaseStatus {
     Received,
     AwaitingReview,
     Classified,
+    /// Referred to the police before any notice: nothing is sent and nothing touches the
+    /// location until they release it.
+    HeldForPolice,
     NoticeIssued,
     NoticeDelivered,
     /// Dispatch gave up: no channel of the platform took the notice.
@@ -41,6 +45,7 @@ impl CaseStatus {
             Self::Received => "received",
             Self::AwaitingReview => "awaiting_review",
             Self::Classified => "classified",
+            Self::HeldForPolice => "held_for_police",
             Self::NoticeIssued => "notice_issued",
             Self::NoticeDelivered => "notice_delivered",
             Self::DispatchFailed => "dispatch_failed",
@@ -51,6 +56,34 @@ impl CaseStatus {
             Self::Retracted => "retracted",
             Self::Closed => "closed",
         }
+    }
+}
+
+impl CaseStatus {
+    /// The status as reporters (partners, the public) see it: a case with the police is
+    /// "in progress", like any other not yet decided, never "with the police".
+    pub fn as_reporter_sees_it(self) -> &'static str {
+        match self {
+            Self::HeldForPolice => "in_progress",
+            status => status.as_str(),
+        }
+    }
+}
+
+impl CaseEvent {
+    /// Whether the event tells of the police: shown to analysts, the police and
+    /// regulators only.
+    pub fn concerns_police(&self) -> bool {
+        matches!(
+            self,
+            Self::HeldForPolice(_)
+                | Self::ReferralStarted(_)
+                | Self::ReferredToPolice(_)
+                | Self::ReferralFailed(_)
+                | Self::PoliceHoldExtended(_)
+                | Self::PoliceHoldLapsed(_)
+                | Self::PoliceReleased(_)
+        )
     }
 }
 
@@ -96,7 +129,7 @@ pub struct Attempts {
 }
 
 impl Attempts {
-    fn start(&mut self, attempt: u32, at: DateTime<Utc>, channel: &Channel) {
+    pub(crate) fn start(&mut self, attempt: u32, at: DateTime<Utc>, channel: &Channel) {
         self.attempts = attempt;
         self.retry_at = None;
         self.in_flight = Some(InFlight {
@@ -107,7 +140,7 @@ impl Attempts {
     }
 
     /// The attempt in flight has its outcome; the next is due at `retry_at`, if at all.
-    fn end(&mut self, retry_at: Option<DateTime<Utc>>) {
+    pub(crate) fn end(&mut self, retry_at: Option<DateTime<Utc>>) {
         self.in_flight = None;
         self.retry_at = retry_at;
     }
@@ -204,6 +237,7 @@ pub struct Case {
     pub assessment: Option<String>,
     pub forwarded: Option<ForwardedToHotline>,
     pub forward: ForwardState,
+    pub police: PoliceState,
     pub retracted: Option<Retracted>,
     pub notice: Option<Notice>,
     pub dispatch: DispatchState,
@@ -236,6 +270,7 @@ impl Case {
             assessment: None,
             forwarded: None,
             forward: ForwardState::default(),
+            police: PoliceState::default(),
             retracted: None,
             notice: None,
             dispatch: DispatchState::default(),
@@ -469,6 +504,20 @@ impl Case {
             }
             CaseEvent::RejectionAssessed(assessed) => self.followup.rejection_assessed = Some(assessed.clone()),
             CaseEvent::RegulatorDecided(decided) => self.followup.regulator_decided = Some(decided.clone()),
+            CaseEvent::HeldForPolice(_)
+            | CaseEvent::ReferralStarted(_)
+            | CaseEvent::ReferredToPolice(_)
+            | CaseEvent::ReferralFailed(_)
+            | CaseEvent::PoliceHoldExtended(_)
+            | CaseEvent::PoliceHoldLapsed(_)
+            | CaseEvent::PoliceReleased(_) => {
+                self.police.apply(event, at);
+                match event {
+                    CaseEvent::HeldForPolice(_) if !self.is_finished() => self.status = CaseStatus::HeldForPolice,
+                    CaseEvent::PoliceReleased(_) if self.held_for_police() => self.status = CaseStatus::Classified,
+                    _ => {}
+                }
+            }
             CaseEvent::CaseClosed(_) => {
                 self.closed_at = Some(at);
                 self.status = CaseStatus::Closed;

@@ -9,6 +9,7 @@ use crate::event::*;
 use crate::followup::{DeadlineRule, FollowupPolicy, PlatformAnswer};
 use crate::ids::NoticeId;
 use crate::notice::{Notice, NoticePolicy};
+use crate::police::PoliceReferral;
 use crate::taxonomy::ContentClass;
 use chrono::{DateTime, Duration, Utc};
 
@@ -28,6 +29,9 @@ pub enum Command {
         host: Option<HostResolved>,
         classification: Option<Classified>,
         forward_to: Option<ForwardedToHotline>,
+        /// The police-first rule that asks an analyst to consider referring the case to the
+        /// police before anything else; the case goes to review instead of on.
+        police_first: Option<String>,
     },
     /// Takes a case from the review queue for `lease`; only its holder decides meanwhile.
     ClaimReview {
@@ -43,6 +47,8 @@ pub enum Command {
         /// The host as resolved at the time of the decision: recorded when the case's host
         /// was unknown, so a case classified by an analyst can still get its notice.
         host: Option<HostResolved>,
+        /// Refer the case to the police before any notice (an actionable verdict only).
+        police_referral: Option<PoliceReferral>,
     },
     /// Withdraws the classification (e.g. its hash was delisted).
     Retract {
@@ -149,12 +155,54 @@ pub enum Command {
     },
     /// Closes a forwarded case whose hotline did not confirm within its window.
     CloseForward,
+    /// Starts the referral to the police (or its next attempt) on `channel`, the police
+    /// partner's API or e-mail; without one an analyst refers it by other means.
+    StartReferral {
+        lost_after: Duration,
+        policy: DispatchPolicy,
+        channel: Option<Channel>,
+    },
+    /// `hold_for`: how long the police have, from receipt, before an analyst asks them.
+    RecordReferralOutcome {
+        attempt: u32,
+        outcome: DispatchOutcome,
+        policy: DispatchPolicy,
+        hold_for: Duration,
+    },
+    /// An analyst referred the case to the police by other means.
+    RecordManualReferral {
+        analyst_id: String,
+        reference: Option<String>,
+        hold_for: Duration,
+    },
+    /// The police need the hold until `until`; `recorded_by` is the police partner or an
+    /// analyst.
+    ExtendPoliceHold {
+        until: DateTime<Utc>,
+        recorded_by: String,
+        note: Option<String>,
+    },
+    /// Marks a hold that ran out for an analyst's attention.
+    LapsePoliceHold,
+    /// Ends the hold: the normal path goes on.
+    ReleaseFromPoliceHold {
+        recorded_by: String,
+        note: Option<String>,
+    },
     /// An analyst records the decision of the authority an escalated case went to.
     RecordRegulatorDecision {
         analyst_id: String,
         decision: String,
         reference: Option<String>,
     },
+}
+
+/// An analyst's review decision, as the command carries it.
+struct Decision {
+    analyst_id: String,
+    verdict: Verdict,
+    explanation: String,
+    police_referral: Option<PoliceReferral>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,6 +380,10 @@ pub enum Refusal {
     ContentBack,
     #[error("the case was not forwarded to a hotline")]
     NotForwarded,
+    #[error("the case is not held for the police")]
+    NotHeldForPolice,
+    #[error("a hold cannot end in the past")]
+    HoldEndsInThePast,
 }
 
 impl Case {
@@ -352,7 +404,8 @@ impl Case {
                 host,
                 classification,
                 forward_to,
-            } => Ok(self.classify(host, classification, forward_to)),
+                police_first,
+            } => Ok(self.classify(host, classification, forward_to, police_first)),
             Command::ClaimReview { analyst_id, lease } => self.claim_review(analyst_id, lease, now),
             Command::DecideReview {
                 analyst_id,
@@ -360,11 +413,18 @@ impl Case {
                 explanation,
                 four_eyes,
                 host,
+                police_referral,
             } => {
                 if let Some(holder) = self.claim_holder(now).filter(|holder| *holder != analyst_id) {
                     return Err(Refusal::ClaimedByOther(holder.to_owned()));
                 }
-                self.decide_review(analyst_id, verdict, explanation, four_eyes, host)
+                let decision = Decision {
+                    analyst_id,
+                    verdict,
+                    explanation,
+                    police_referral,
+                };
+                self.decide_review(decision, four_eyes, host)
             }
             Command::Retract { reason } => Ok(self.retract(reason)),
             Command::RetractDelisted { list, value, reason } => {
@@ -442,6 +502,29 @@ impl Case {
                 decision,
                 reference,
             } => self.record_regulator_decision(analyst_id, decision, reference),
+            Command::StartReferral {
+                lost_after,
+                policy,
+                channel,
+            } => Ok(self.start_referral(lost_after, policy, channel, now)),
+            Command::RecordReferralOutcome {
+                attempt,
+                outcome,
+                policy,
+                hold_for,
+            } => Ok(self.record_referral_outcome(attempt, outcome, policy, hold_for, now)),
+            Command::RecordManualReferral {
+                analyst_id,
+                reference,
+                hold_for,
+            } => self.record_manual_referral(analyst_id, reference, hold_for, now),
+            Command::ExtendPoliceHold {
+                until,
+                recorded_by,
+                note,
+            } => self.extend_police_hold(until, recorded_by, note, now),
+            Command::LapsePoliceHold => Ok(self.lapse_police_hold(now)),
+            Command::ReleaseFromPoliceHold { recorded_by, note } => self.release_from_police_hold(recorded_by, note),
         }
     }
 
@@ -465,22 +548,26 @@ impl Case {
         host: Option<HostResolved>,
         classification: Option<Classified>,
         forward_to: Option<ForwardedToHotline>,
+        police_first: Option<String>,
     ) -> Vec<CaseEvent> {
         if self.status != CaseStatus::Received {
             return vec![];
         }
-        let Some(host) = host else {
-            return vec![CaseEvent::ReviewRequested(ReviewRequested {
-                reason: ReviewReason::UnknownHost,
-            })];
+        let review = |reason| {
+            CaseEvent::ReviewRequested(ReviewRequested {
+                reason,
+                police_first: police_first.clone(),
+            })
         };
+        let Some(host) = host else {
+            return vec![review(ReviewReason::UnknownHost)];
+        };
+        // Police first: not even a forward before an analyst has decided.
+        if police_first.is_some() {
+            return vec![CaseEvent::HostResolved(host), review(ReviewReason::PoliceFirst)];
+        }
         let Some(classified) = classification else {
-            return vec![
-                CaseEvent::HostResolved(host),
-                CaseEvent::ReviewRequested(ReviewRequested {
-                    reason: ReviewReason::NoAutomatedMatch,
-                }),
-            ];
+            return vec![CaseEvent::HostResolved(host), review(ReviewReason::NoAutomatedMatch)];
         };
         let mut events = vec![CaseEvent::HostResolved(host), CaseEvent::Classified(classified)];
         events.extend(forward_to.map(CaseEvent::ForwardedToHotline));
@@ -504,17 +591,23 @@ impl Case {
 
     /// Four eyes: an actionable verdict that needs confirmation stands only when a different
     /// analyst reaches the same verdict; a different verdict starts the count again.
+    /// A referral to the police goes with an actionable verdict; the hold starts when the
+    /// verdict stands, if either analyst referred the case.
     fn decide_review(
         &self,
-        analyst_id: String,
-        verdict: Verdict,
-        explanation: String,
+        decision: Decision,
         four_eyes: bool,
         host: Option<HostResolved>,
     ) -> Result<Vec<CaseEvent>, Refusal> {
         if self.status != CaseStatus::AwaitingReview {
             return Err(Refusal::NotInReview);
         }
+        let Decision {
+            analyst_id,
+            verdict,
+            explanation,
+            police_referral,
+        } = decision;
         let Verdict::Actionable { class, legal_ground } = verdict.clone() else {
             return Ok(vec![
                 CaseEvent::AnalystDecided(AnalystDecided {
@@ -522,6 +615,7 @@ impl Case {
                     verdict,
                     explanation,
                     awaiting_confirmation: false,
+                    police_referral: None,
                 }),
                 CaseEvent::CaseClosed(CaseClosed {
                     outcome: CaseOutcome::NotActionable,
@@ -541,13 +635,15 @@ impl Case {
                 verdict: verdict.clone(),
                 explanation: explanation.clone(),
                 awaiting_confirmation,
+                police_referral: police_referral.clone(),
             })
         };
         if four_eyes && confirmed.is_none() {
             return Ok(vec![decided(true)]);
         }
-        let analysts = confirmed.into_iter().chain([analyst_id.clone()]).collect();
+        let analysts: Vec<String> = confirmed.into_iter().chain([analyst_id.clone()]).collect();
         let newly_resolved = host.filter(|_| self.host.is_none()).map(CaseEvent::HostResolved);
+        let hold = self.hold_for(police_referral.clone(), &analysts);
         let mut events = vec![decided(false)];
         events.extend(newly_resolved);
         events.push(CaseEvent::Classified(Classified {
@@ -556,6 +652,7 @@ impl Case {
             evidence: Evidence::AnalystReview { analysts },
             automated: false,
         }));
+        events.extend(hold);
         Ok(events)
     }
 
@@ -565,7 +662,7 @@ impl Case {
         policy: &NoticePolicy,
         now: DateTime<Utc>,
     ) -> Result<Vec<CaseEvent>, Refusal> {
-        if self.notice.is_some() || self.is_finished() || self.forwarded.is_some() {
+        if self.notice.is_some() || self.is_finished() || self.forwarded.is_some() || self.held_for_police() {
             return Ok(vec![]);
         }
         if self.status != CaseStatus::Classified {

@@ -52,6 +52,13 @@ pub enum CaseEvent {
     StillRemoved(StillRemoved),
     RejectionAssessed(RejectionAssessed),
     RegulatorDecided(RegulatorDecided),
+    HeldForPolice(HeldForPolice),
+    ReferralStarted(ReferralStarted),
+    ReferredToPolice(ReferredToPolice),
+    ReferralFailed(ReferralFailed),
+    PoliceHoldExtended(PoliceHoldExtended),
+    PoliceHoldLapsed(PoliceHoldLapsed),
+    PoliceReleased(PoliceReleased),
     CaseClosed(CaseClosed),
 }
 
@@ -96,6 +103,13 @@ impl CaseEvent {
             Self::StillRemoved(_) => "StillRemoved",
             Self::RejectionAssessed(_) => "RejectionAssessed",
             Self::RegulatorDecided(_) => "RegulatorDecided",
+            Self::HeldForPolice(_) => "HeldForPolice",
+            Self::ReferralStarted(_) => "ReferralStarted",
+            Self::ReferredToPolice(_) => "ReferredToPolice",
+            Self::ReferralFailed(_) => "ReferralFailed",
+            Self::PoliceHoldExtended(_) => "PoliceHoldExtended",
+            Self::PoliceHoldLapsed(_) => "PoliceHoldLapsed",
+            Self::PoliceReleased(_) => "PoliceReleased",
             Self::CaseClosed(_) => "CaseClosed",
         }
     }
@@ -253,6 +267,8 @@ pub enum ReviewReason {
     NoAutomatedMatch,
     /// The host is not in the platform registry.
     UnknownHost,
+    /// A police-first rule asks an analyst whether the police must see it before any notice.
+    PoliceFirst,
 }
 
 /// An analyst took a case from the review queue.
@@ -285,6 +301,9 @@ pub struct AnalystDecided {
     pub explanation: String,
     /// The four-eyes rule applies and a second analyst has yet to confirm.
     pub awaiting_confirmation: bool,
+    /// The analyst refers the case to the police before any notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub police_referral: Option<crate::police::PoliceReferral>,
 }
 
 /// CSAM hosted abroad, in a country whose hotline is in the network: that hotline acts.
@@ -349,6 +368,7 @@ impl ReviewReason {
         match self {
             Self::NoAutomatedMatch => "no_automated_match",
             Self::UnknownHost => "unknown_host",
+            Self::PoliceFirst => "police_first",
         }
     }
 }
@@ -356,6 +376,9 @@ impl ReviewReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReviewRequested {
     pub reason: ReviewReason,
+    /// The police-first rule that asks the analyst to consider a referral to the police.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub police_first: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -717,6 +740,82 @@ pub struct RegulatorDecided {
     /// The authority's own reference for its decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+}
+
+/// Analysts referred the case to the police before anything else: from now on no notice is
+/// composed and nothing touches the location, until the police (or an analyst) release it.
+/// The referral itself is sent attempt by attempt, as a notice is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HeldForPolice {
+    /// The law-enforcement partner the referral goes to.
+    pub partner_id: PartnerId,
+    pub reasons: Vec<crate::police::ReferralReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The analysts whose decision it was (two under the four-eyes rule).
+    pub analysts: Vec<String>,
+}
+
+/// Recorded before the referral leaves, as a notice's attempt is; the case id is its
+/// idempotency key at the police.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReferralStarted {
+    pub partner_id: PartnerId,
+    pub attempt: u32,
+    pub channel: Channel,
+}
+
+/// The police received the referral; the hold lasts until `hold_until`, unless they release
+/// or extend it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReferredToPolice {
+    pub partner_id: PartnerId,
+    pub attempt: u32,
+    /// The police's own reference for it, when they gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub hold_until: DateTime<Utc>,
+    /// The analyst who referred it by other means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReferralFailed {
+    pub partner_id: PartnerId,
+    pub attempt: u32,
+    pub reason: String,
+    /// When the next attempt is due; absent when an analyst must refer it by other means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// The police (or an analyst at their request) need the hold longer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PoliceHoldExtended {
+    pub until: DateTime<Utc>,
+    /// `partner:ID` (the police partner itself) or `analyst:ID`.
+    pub recorded_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The hold ran out without a word from the police: an analyst asks them and releases or
+/// extends it. Never a notice by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PoliceHoldLapsed {
+    pub hold_until: DateTime<Utc>,
+}
+
+/// The police have what they need: the normal path (notice, removal checks) goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PoliceReleased {
+    /// `partner:ID` (the police partner itself) or `analyst:ID`.
+    pub recorded_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -92,6 +92,12 @@ pub enum AnalystTask {
     /// The hotline of the hosting country could not be reached by its API (or has none):
     /// forward it by other means and record the hotline's confirmation.
     ForwardByHand,
+    /// The police partner could not be reached by its channel (or has none): refer the case
+    /// by other means and record it.
+    ReferByHand,
+    /// The police hold ran out without a word from the police: ask them, then release or
+    /// extend it.
+    PoliceHoldLapsed,
 }
 
 impl AnalystTask {
@@ -103,6 +109,8 @@ impl AnalystTask {
             Self::AssessRejection => "assess_rejection",
             Self::WithdrawByHand => "withdraw_by_hand",
             Self::ForwardByHand => "forward_by_hand",
+            Self::ReferByHand => "refer_by_hand",
+            Self::PoliceHoldLapsed => "police_hold_lapsed",
         }
     }
 }
@@ -153,6 +161,20 @@ impl Case {
                     self.forward.sending.due_at(limits.dispatch_in_flight, since),
                 ),
             },
+            // The referral leaves by dispatch; the hold's end is follow-up's to notice. Nothing
+            // else happens to a held case.
+            CaseStatus::HeldForPolice => {
+                let police = &self.police;
+                match (police.hold_until, police.gave_up_reason.is_some()) {
+                    _ if police.lapsed => Wait::Analyst(AnalystTask::PoliceHoldLapsed),
+                    (Some(hold_until), _) if police.referred.is_some() => stage(StageKind::Followup, hold_until),
+                    (_, true) => Wait::Analyst(AnalystTask::ReferByHand),
+                    _ => stage(
+                        StageKind::Dispatch,
+                        police.sending.due_at(limits.dispatch_in_flight, since),
+                    ),
+                }
+            }
             CaseStatus::New | CaseStatus::Retracted | CaseStatus::Closed => Wait::Done,
             CaseStatus::Received => stage(StageKind::Classify, since + limits.stage_stale_after),
             CaseStatus::AwaitingReview => Wait::Analyst(AnalystTask::Review),

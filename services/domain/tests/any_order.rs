@@ -110,7 +110,7 @@ fn command(pick: u8, arg: u8) -> Command {
     } else {
         ContentClass::SelfHarm
     };
-    match pick % 24 {
+    match pick % 31 {
         11 => Command::StartWithdrawal {
             lost_after: Duration::minutes(45),
             policy: dispatch_policy(3, 10),
@@ -140,6 +140,7 @@ fn command(pick: u8, arg: u8) -> Command {
                 country: "US".into(),
                 partner_id: "ncmec".into(),
             }),
+            police_first: arg.is_multiple_of(5).then(|| "new-csam".into()),
         },
         2 => Command::IssueNotice {
             notice_id: NoticeId(uuid::Uuid::from_u128(u128::from(arg % 2))),
@@ -253,6 +254,7 @@ fn command(pick: u8, arg: u8) -> Command {
             explanation: "e".into(),
             four_eyes: arg.is_multiple_of(2),
             host: arg.is_multiple_of(3).then(host),
+            police_referral: None,
         },
         8 => Command::Retract {
             reason: "delisted".into(),
@@ -292,6 +294,47 @@ fn command(pick: u8, arg: u8) -> Command {
             note: None,
         },
         23 => Command::CloseForward,
+        25 => Command::DecideReview {
+            analyst_id: format!("a{}", arg % 3),
+            verdict: Verdict::Actionable {
+                class,
+                legal_ground: class.legal_ground(t0().date_naive()),
+            },
+            explanation: "a child, new material".into(),
+            four_eyes: arg.is_multiple_of(2),
+            host: None,
+            police_referral: Some(PoliceReferral {
+                partner_id: "police".into(),
+                reasons: vec![ReferralReason::NewMaterial],
+                note: None,
+            }),
+        },
+        26 if arg.is_multiple_of(5) => Command::RecordManualReferral {
+            analyst_id: "ann".into(),
+            reference: None,
+            hold_for: Duration::minutes(i64::from(arg % 120)),
+        },
+        26 => Command::StartReferral {
+            lost_after: Duration::minutes(45),
+            policy: dispatch_policy(2, 10),
+            channel: channels(arg).into_iter().next(),
+        },
+        27 => Command::RecordReferralOutcome {
+            attempt: u32::from(arg % 3),
+            outcome: delivered_or_unavailable(arg),
+            policy: dispatch_policy(2, 1),
+            hold_for: Duration::minutes(i64::from(arg % 120)),
+        },
+        28 => Command::ExtendPoliceHold {
+            until: t0() + Duration::minutes(i64::from(arg) * 4),
+            recorded_by: "partner:police".into(),
+            note: None,
+        },
+        29 => Command::LapsePoliceHold,
+        30 => Command::ReleaseFromPoliceHold {
+            recorded_by: "partner:police".into(),
+            note: None,
+        },
         _ => Command::RecordReappearance(Reappeared {
             report_id: ReportId(uuid::Uuid::from_u128(3)),
             new_case_id: CaseId(uuid::Uuid::from_u128(4)),
@@ -320,7 +363,10 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
             let sending = case.dispatch.delivered_at.is_none() && !case.dispatch.gave_up;
             let chasing = case.followup.chase.pending.is_some();
             let forwarding = case.status == CaseStatus::Forwarded && case.forward.sent.is_none();
-            prop_assert!((case.notice.is_some() && (sending || case.owes_withdrawal() || chasing)) || forwarding);
+            let referring = case.referral_owed();
+            prop_assert!(
+                (case.notice.is_some() && (sending || case.owes_withdrawal() || chasing)) || forwarding || referring
+            );
         }
         Wait::Stage {
             stage: StageKind::Followup,
@@ -328,7 +374,10 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
         } => {
             let escalated = case.followup.regulator.is_some();
             let forwarded = case.forward.sent.is_some();
-            prop_assert!((case.dispatch.delivered_at.is_some() || escalated || forwarded) && !case.is_finished());
+            let held = case.held_for_police() && case.police.referred.is_some();
+            prop_assert!(
+                (case.dispatch.delivered_at.is_some() || escalated || forwarded || held) && !case.is_finished()
+            );
         }
         Wait::Analyst(AnalystTask::Review) => prop_assert_eq!(case.status, CaseStatus::AwaitingReview),
         Wait::Analyst(AnalystTask::SubmitNotice) => {
@@ -342,6 +391,10 @@ fn waits_only_for_what_can_move_it_on(case: &Case) -> Result<(), TestCaseError> 
         }
         Wait::Analyst(AnalystTask::WithdrawByHand) => prop_assert!(case.owes_withdrawal()),
         Wait::Analyst(AnalystTask::ForwardByHand) => prop_assert!(case.forward.gave_up_reason.is_some()),
+        Wait::Analyst(AnalystTask::ReferByHand) => {
+            prop_assert!(case.held_for_police() && case.police.gave_up_reason.is_some());
+        }
+        Wait::Analyst(AnalystTask::PoliceHoldLapsed) => prop_assert!(case.held_for_police() && case.police.lapsed),
         Wait::Operator(StuckReason::HostUnknown) => prop_assert!(case.host.is_none()),
         Wait::Done => prop_assert!(case.is_finished()),
     }
@@ -401,6 +454,27 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A case a police-first rule sent to review: referrals, their attempts, extensions,
+    /// lapses and releases meet notices, checks and retractions in any order, and a held case
+    /// never yields a notice before it is released.
+    #[test]
+    fn a_held_case_never_yields_a_notice_before_its_release(
+        commands in prop::collection::vec((any::<u8>(), any::<u8>(), 0i64..240), 1..60),
+    ) {
+        const POLICE: [u8; 17] = [25, 25, 26, 26, 27, 27, 28, 29, 29, 30, 2, 3, 4, 5, 6, 7, 8];
+        let held = [(0, 0), (1, 5)].map(|(pick, arg)| (command(pick, arg), 0));
+        let commands = held.into_iter().chain(commands.into_iter().map(|(pick, arg, minutes)| {
+            let pick = POLICE[pick as usize % POLICE.len()];
+            let pick = if pick == 8 && !arg.is_multiple_of(4) { 29 } else { pick };
+            (command(pick, arg), minutes)
+        }));
+        keeps_its_promises(commands)?;
+    }
+}
+
 fn keeps_its_promises(commands: impl Iterator<Item = (Command, i64)>) -> Result<(), TestCaseError> {
     {
         let id = CaseId(uuid::Uuid::from_u128(9));
@@ -428,7 +502,7 @@ fn keeps_its_promises(commands: impl Iterator<Item = (Command, i64)>) -> Result<
         prop_assert_eq!(&refolded, &case);
         let position = |name: &str| history.iter().position(|(e, _)| e.type_name() == name);
         // A notice follows a classification on a known host; delivery follows a start;
-        // removal is verified only after delivery.
+        // removal is verified only after delivery
         if let Some(notice) = position("NoticeIssued") {
             prop_assert!(position("Classified").is_some_and(|c| c < notice));
             prop_assert!(position("HostResolved").is_some_and(|h| h < notice));
@@ -436,9 +510,30 @@ fn keeps_its_promises(commands: impl Iterator<Item = (Command, i64)>) -> Result<
         if let Some(delivered) = position("NoticeDelivered") {
             prop_assert!(position("DispatchStarted").is_some_and(|s| s < delivered));
         }
+        // (or after a refused notice went to the competent authority, which checks it).
         if let Some(verified) = position("RemovalVerified") {
-            prop_assert!(position("NoticeDelivered").is_some_and(|d| d < verified));
+            let checked_after = |name: &str| position(name).is_some_and(|at| at < verified);
+            prop_assert!(checked_after("NoticeDelivered") || checked_after("Escalated"));
         }
+        // Police first: from the hold to its release no notice is composed, nothing is sent
+        // to the platform and nothing checks the location.
+        if let Some(held) = position("HeldForPolice") {
+            let released = position("PoliceReleased").unwrap_or(history.len());
+            prop_assert!(released > held);
+            prop_assert!(position("NoticeIssued").is_none_or(|notice| notice > released));
+            let touched = history[held..released].iter().find(|(e, _)| {
+                matches!(
+                    e,
+                    CaseEvent::DispatchStarted(_)
+                        | CaseEvent::StillOnline(_)
+                        | CaseEvent::RemovalVerified(_)
+                        | CaseEvent::ForwardedToHotline(_)
+                        | CaseEvent::ForwardStarted(_)
+                )
+            });
+            prop_assert!(touched.is_none(), "while held: {:?}", touched);
+        }
+        prop_assert!(count("HeldForPolice") <= 1 && count("PoliceReleased") <= 1);
         // The watch follows a verified removal; a case closes once; an assessment of a
         // refusal closes the case or takes it to an authority, in the same decision.
         if let Some(watched) = position("StillRemoved") {

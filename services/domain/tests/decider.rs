@@ -29,6 +29,7 @@ fn a_hash_match_on_a_known_host_classifies() {
             host: Some(host()),
             classification: Some(classified(ContentClass::Csam)),
             forward_to: None,
+            police_first: None,
         },
         t(0),
     );
@@ -48,6 +49,7 @@ fn no_match_asks_for_review() {
             host: Some(host()),
             classification: None,
             forward_to: None,
+            police_first: None,
         },
         t(0),
     );
@@ -56,7 +58,8 @@ fn no_match_asks_for_review() {
         Ok(vec![
             CaseEvent::HostResolved(host()),
             CaseEvent::ReviewRequested(ReviewRequested {
-                reason: ReviewReason::NoAutomatedMatch
+                reason: ReviewReason::NoAutomatedMatch,
+                police_first: None,
             })
         ])
     );
@@ -69,13 +72,15 @@ fn an_unknown_host_asks_for_review_even_with_a_match() {
             host: None,
             classification: Some(classified(ContentClass::Csam)),
             forward_to: None,
+            police_first: None,
         },
         t(0),
     );
     assert_eq!(
         then,
         Ok(vec![CaseEvent::ReviewRequested(ReviewRequested {
-            reason: ReviewReason::UnknownHost
+            reason: ReviewReason::UnknownHost,
+            police_first: None,
         })])
     );
 }
@@ -92,6 +97,7 @@ fn classifying_twice_changes_nothing() {
             host: Some(host()),
             classification: Some(classified(ContentClass::Csam)),
             forward_to: None,
+            police_first: None,
         },
         t(0),
     );
@@ -481,6 +487,7 @@ fn awaiting_review() -> Vec<CaseEvent> {
         CaseEvent::HostResolved(host()),
         CaseEvent::ReviewRequested(ReviewRequested {
             reason: ReviewReason::NoAutomatedMatch,
+            police_first: None,
         }),
     ]
 }
@@ -499,6 +506,7 @@ fn decide_review(analyst: &str, verdict: Verdict, four_eyes: bool) -> Command {
         explanation: "depicts a child".into(),
         four_eyes,
         host: None,
+        police_referral: None,
     }
 }
 
@@ -513,6 +521,7 @@ fn csam_abroad_with_a_network_hotline_is_forwarded_not_noticed() {
             host: Some(host()),
             classification: Some(classified(ContentClass::Csam)),
             forward_to: Some(forward.clone()),
+            police_first: None,
         },
         t(0),
     );
@@ -684,6 +693,7 @@ fn an_analyst_decision_records_the_host_found_now_for_a_case_whose_host_was_unkn
     let mut events = vec![report_received()];
     events.push(CaseEvent::ReviewRequested(ReviewRequested {
         reason: ReviewReason::UnknownHost,
+        police_first: None,
     }));
     let then = given(&events)
         .when(
@@ -693,6 +703,7 @@ fn an_analyst_decision_records_the_host_found_now_for_a_case_whose_host_was_unkn
                 explanation: "depicts a child".into(),
                 four_eyes: false,
                 host: Some(host()),
+                police_referral: None,
             },
             t(1),
         )
@@ -716,6 +727,7 @@ fn a_case_classified_without_a_host_waits_for_an_operator_not_forever() {
     let mut events = vec![report_received()];
     events.push(CaseEvent::ReviewRequested(ReviewRequested {
         reason: ReviewReason::UnknownHost,
+        police_first: None,
     }));
     events.extend(
         given(&events)

@@ -149,6 +149,11 @@ impl Stage for FollowupStage {
         let Some(report) = &case.report else {
             return Ok(None);
         };
+        // A police hold ran out: an analyst's task, never a notice. Nothing else touches a
+        // held case, least of all a removal check.
+        if case.held_for_police() {
+            return Ok(Some(Command::LapsePoliceHold));
+        }
         // A forward's window for the hotline's confirmation has passed.
         if case.status == CaseStatus::Forwarded {
             return Ok(Some(Command::CloseForward));

@@ -339,9 +339,11 @@ pub async fn status_form(
 
 fn plain_status(status: CaseStatus) -> &'static str {
     match status {
-        CaseStatus::New | CaseStatus::Received | CaseStatus::AwaitingReview | CaseStatus::Classified => {
-            "in behandeling / being assessed"
-        }
+        CaseStatus::New
+        | CaseStatus::Received
+        | CaseStatus::AwaitingReview
+        | CaseStatus::Classified
+        | CaseStatus::HeldForPolice => "in behandeling / being assessed",
         CaseStatus::NoticeIssued
         | CaseStatus::NoticeDelivered
         | CaseStatus::DispatchFailed

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use dijkwacht_classify::host::resolve_host;
-use dijkwacht_domain::{CaseId, Command, ContentClass, LegalGround, Verdict};
+use dijkwacht_domain::{
+    CaseId, Command, ContentClass, LegalGround, PartnerId, PoliceReferral, ReferralReason, Verdict,
+};
 use dijkwacht_http::case_id;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,25 @@ pub struct ReviewDecision {
     pub legal_ground: Option<String>,
     #[schemars(length(min = 1, max = 10000))]
     pub explanation: String,
+    /// Refer the case to the police before any notice (an actionable verdict only): no notice
+    /// is composed and nothing touches the location until the police release it.
+    #[serde(default)]
+    pub refer_to_police: Option<ReferToPolice>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferToPolice {
+    /// Why: at least one.
+    #[schemars(length(min = 1))]
+    pub reasons: Vec<ReferralReason>,
+    /// The law-enforcement partner; may be left out when only one is registered.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 200))]
+    pub partner_id: Option<String>,
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 2000))]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -223,6 +244,16 @@ pub async fn decide(
             )]))
         }
     };
+    let police_referral = match decision.refer_to_police {
+        Some(_) if verdict == Verdict::NotActionable => {
+            return Err(ApiError::Invalid(vec![crate::api::FieldError::new(
+                "/refer_to_police",
+                "only an actionable verdict is referred to the police",
+            )]))
+        }
+        Some(referral) => Some(police_referral(&state, referral).await?),
+        None => None,
+    };
     let four_eyes = matches!(verdict, Verdict::Actionable { class, .. } if state.review.four_eyes.contains(&class));
     let command = Command::DecideReview {
         analyst_id: analyst.clone(),
@@ -230,6 +261,7 @@ pub async fn decide(
         explanation: decision.explanation,
         four_eyes,
         host,
+        police_referral,
     };
     let case = execute(&state, id, Some(decision.expected_version), command, &analyst).await?;
     Ok((
@@ -242,4 +274,48 @@ pub async fn decide(
         }),
     )
         .into_response())
+}
+
+/// The referral as the decider takes it: reasons given, addressed to a registered
+/// law-enforcement partner (the only one, when the analyst names none).
+async fn police_referral(state: &AppState, referral: ReferToPolice) -> Result<PoliceReferral, ApiError> {
+    let invalid =
+        |pointer: &str, message: String| ApiError::Invalid(vec![crate::api::FieldError::new(pointer, message)]);
+    if referral.reasons.is_empty() {
+        return Err(invalid("/refer_to_police/reasons", "give at least one reason".into()));
+    }
+    let police: Vec<String> =
+        sqlx::query_scalar("SELECT partner_id FROM partners WHERE police IS NOT NULL ORDER BY partner_id")
+            .fetch_all(state.store.pool())
+            .await?;
+    let partner_id = match (referral.partner_id, police.as_slice()) {
+        (Some(named), _) if police.contains(&named) => named,
+        (Some(named), _) => {
+            return Err(invalid(
+                "/refer_to_police/partner_id",
+                format!("{named:?} is no law-enforcement partner; the registered ones are {police:?}"),
+            ))
+        }
+        (None, [only]) => only.clone(),
+        (None, []) => {
+            return Err(invalid(
+                "/refer_to_police",
+                "no law-enforcement partner is registered (a partner with `police` in the reference data)".into(),
+            ))
+        }
+        (None, _) => {
+            return Err(invalid(
+                "/refer_to_police/partner_id",
+                format!("name the law-enforcement partner: one of {police:?}"),
+            ))
+        }
+    };
+    let mut reasons = referral.reasons;
+    reasons.sort();
+    reasons.dedup();
+    Ok(PoliceReferral {
+        partner_id: PartnerId(partner_id),
+        reasons,
+        note: referral.note.filter(|note| !note.trim().is_empty()),
+    })
 }

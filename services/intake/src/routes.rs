@@ -136,7 +136,7 @@ async fn report_status(state: &AppState, row: Option<sqlx::postgres::PgRow>) -> 
                 status: cases
                     .cases
                     .get(&c.case_id)
-                    .map_or("received", |loaded| loaded.case.status.as_str())
+                    .map_or("received", |loaded| loaded.case.status.as_reporter_sees_it())
                     .to_owned(),
                 case_id: c.case_id,
                 url: c.url,
@@ -175,10 +175,11 @@ pub async fn get_case(
     let case = Case::from_events(case_id, events.iter().map(|e| (&e.event, e.recorded_at)));
     Ok(Json(CaseView {
         case_id,
-        status: case.status.as_str().to_owned(),
+        status: case.status.as_reporter_sees_it().to_owned(),
         url: case.report.map(|r| r.location.url).unwrap_or_default(),
         events: events
             .iter()
+            .filter(|e| !e.event.concerns_police())
             .map(|e| CaseEventView {
                 event_type: e.event.type_name().to_owned(),
                 recorded_at: e.recorded_at,

@@ -24,7 +24,8 @@ impl Stage for NoticeStage {
     }
 
     async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        if !matches!(event.event, CaseEvent::Classified(_)) {
+        // A case held for the police comes back here when it is released.
+        if !matches!(event.event, CaseEvent::Classified(_) | CaseEvent::PoliceReleased(_)) {
             return Ok(None);
         }
         self.on_wake(case).await

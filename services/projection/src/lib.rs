@@ -64,15 +64,18 @@ pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx
     }
     sqlx::query(
         "INSERT INTO case_summaries (case_id, version, status, partner_id, url, content_class, platform_id, received_at, \
-             notice_issued_at, notice_delivered_at, removal_verified_at, closed_at, claimed_class, review_reason, claimed_by) \
+             notice_issued_at, notice_delivered_at, removal_verified_at, closed_at, claimed_class, review_reason, claimed_by, \
+             police_partner_id, police_held_at, police_released_at) \
          SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
              $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], \
-             $13::text[], $14::text[], $15::text[]) \
+             $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[]) \
          ON CONFLICT (case_id) DO UPDATE SET version = EXCLUDED.version, status = EXCLUDED.status, \
              content_class = EXCLUDED.content_class, platform_id = EXCLUDED.platform_id, \
              notice_issued_at = EXCLUDED.notice_issued_at, notice_delivered_at = EXCLUDED.notice_delivered_at, \
              removal_verified_at = EXCLUDED.removal_verified_at, closed_at = EXCLUDED.closed_at, \
-             claimed_class = EXCLUDED.claimed_class, review_reason = EXCLUDED.review_reason, claimed_by = EXCLUDED.claimed_by \
+             claimed_class = EXCLUDED.claimed_class, review_reason = EXCLUDED.review_reason, claimed_by = EXCLUDED.claimed_by, \
+             police_partner_id = EXCLUDED.police_partner_id, police_held_at = EXCLUDED.police_held_at, \
+             police_released_at = EXCLUDED.police_released_at \
          WHERE case_summaries.version < EXCLUDED.version",
     )
     .bind(&rows.case_ids)
@@ -90,6 +93,9 @@ pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx
     .bind(&rows.claimed_classes)
     .bind(&rows.review_reasons)
     .bind(&rows.claimed_by)
+    .bind(&rows.police_partner_ids)
+    .bind(&rows.police_held_at)
+    .bind(&rows.police_released_at)
     .execute(pool)
     .await?;
     Ok(())
@@ -113,6 +119,9 @@ struct SummaryColumns {
     claimed_classes: Vec<Option<&'static str>>,
     review_reasons: Vec<Option<&'static str>>,
     claimed_by: Vec<Option<String>>,
+    police_partner_ids: Vec<Option<String>>,
+    police_held_at: Vec<Option<DateTime<Utc>>>,
+    police_released_at: Vec<Option<DateTime<Utc>>>,
 }
 
 impl SummaryColumns {
@@ -139,6 +148,11 @@ impl SummaryColumns {
         self.review_reasons
             .push(case.review.as_ref().map(|r| r.reason.as_str()));
         self.claimed_by.push(case.claimed_by.clone());
+        let police = &case.police;
+        self.police_partner_ids
+            .push(police.held.as_ref().map(|held| held.partner_id.0.clone()));
+        self.police_held_at.push(police.held_at);
+        self.police_released_at.push(police.released_at);
     }
 }
 
@@ -159,26 +173,35 @@ pub struct PlatformCompliance {
     pub median_seconds_to_removal: Option<f64>,
     /// Share of delivered notices whose content is verified removed.
     pub removal_rate: Option<f64>,
+    /// Cases on the platform held back for the police before their notice. The hold is not
+    /// the platform's time: its figures start at delivery.
+    pub held_for_police: i64,
+    /// Median time such a case was held, from the referral decision to the release.
+    pub median_seconds_on_police_hold: Option<f64>,
 }
 
 /// Compliance figures for one platform, or `None` when the platform is not registered.
 pub async fn platform_compliance(pool: &PgPool, platform_id: &str) -> Result<Option<PlatformCompliance>, sqlx::Error> {
-    let row: Option<(String, i64, i64, i64, i64, Option<f64>)> = sqlx::query_as(
+    type Row = (String, i64, i64, i64, i64, Option<f64>, i64, Option<f64>);
+    let row: Option<Row> = sqlx::query_as(
         "SELECT p.name, \
              count(s.notice_issued_at), \
              count(s.notice_delivered_at), \
              count(s.removal_verified_at), \
              count(s.notice_delivered_at) FILTER (WHERE s.removal_verified_at IS NULL), \
              percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM s.removal_verified_at - s.notice_delivered_at)) \
-                 FILTER (WHERE s.removal_verified_at IS NOT NULL AND s.notice_delivered_at IS NOT NULL) \
+                 FILTER (WHERE s.removal_verified_at IS NOT NULL AND s.notice_delivered_at IS NOT NULL), \
+             count(s.police_held_at), \
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM s.police_released_at - s.police_held_at)) \
+                 FILTER (WHERE s.police_released_at IS NOT NULL) \
          FROM platforms p LEFT JOIN case_summaries s ON s.platform_id = p.platform_id \
          WHERE p.platform_id = $1 GROUP BY p.name",
     )
     .bind(platform_id)
     .fetch_optional(pool)
     .await?;
-    Ok(
-        row.map(|(name, issued, sent, removed, awaiting, median)| PlatformCompliance {
+    Ok(row.map(
+        |(name, issued, sent, removed, awaiting, median, held, median_hold)| PlatformCompliance {
             platform_id: PlatformId(platform_id.to_owned()),
             platform_name: name,
             notices_issued: issued,
@@ -187,6 +210,8 @@ pub async fn platform_compliance(pool: &PgPool, platform_id: &str) -> Result<Opt
             awaiting_removal: awaiting,
             median_seconds_to_removal: median,
             removal_rate: (sent > 0).then(|| removed as f64 / sent as f64),
-        }),
-    )
+            held_for_police: held,
+            median_seconds_on_police_hold: median_hold,
+        },
+    ))
 }

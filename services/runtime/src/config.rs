@@ -108,6 +108,8 @@ pub struct Settings {
     pub followup: serde_json::Value,
     /// The hash check's section (`[hash_check]`): `dijkwacht_hashcheck::settings::HashCheckSettings`.
     pub hash_check: serde_json::Value,
+    /// The police-first section (`[police]`): `dijkwacht_police::settings::PoliceSettings`.
+    pub police: serde_json::Value,
 }
 
 /// What a process can run; each part can run, scale and be killed on its own.
@@ -243,6 +245,7 @@ impl Default for Settings {
             dispatch: serde_json::Value::Object(Default::default()),
             followup: serde_json::Value::Object(Default::default()),
             hash_check: serde_json::Value::Object(Default::default()),
+            police: serde_json::Value::Object(Default::default()),
         }
     }
 }
@@ -257,6 +260,11 @@ const NOT_SETTINGS: &[&str] = &["CONFIG", "PG_PORT", "TEST_DATABASE_URL", "SCHEM
 pub struct ConfigError(String);
 
 impl ConfigError {
+    /// A problem a part found in its own section, beyond its shape.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+
     fn explained(error: figment::Error, section: &[&str]) -> Self {
         let problems: Vec<String> = error.into_iter().map(|error| describe(&error, section)).collect();
         Self(problems.join("; "))

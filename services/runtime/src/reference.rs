@@ -54,6 +54,11 @@ pub struct PrincipalEntry {
     /// `auth`) and `confirm_within` (a span, `"7d"` when absent).
     #[serde(default)]
     pub forwarding: Option<serde_json::Value>,
+    /// Law-enforcement partners only: how they take referrals of police-first cases, as
+    /// the dispatch part reads it: `channel` (`api` with its `auth`, or `email`) and
+    /// `hold_for` (a span, `"7d"` when absent).
+    #[serde(default)]
+    pub police: Option<serde_json::Value>,
     /// Hosting providers only: what they may check and how fast, as the hash-check part
     /// reads it (`services/hashcheck/src/providers.rs`): `classes`, `checks_per_second`,
     /// `open_cases`.
@@ -173,9 +178,10 @@ impl ReferenceData {
         let mut tx = pool.begin().await?;
         for partner in &self.partners {
             save_partner(&mut tx, &partner.id, &partner.name).await?;
-            sqlx::query("UPDATE partners SET forwarding = $2 WHERE partner_id = $1")
+            sqlx::query("UPDATE partners SET forwarding = $2, police = $3 WHERE partner_id = $1")
                 .bind(&partner.id)
                 .bind(&partner.forwarding)
+                .bind(&partner.police)
                 .execute(&mut *tx)
                 .await?;
         }

@@ -53,6 +53,9 @@ impl Topic {
             | CaseEvent::ReviewClaimed(_)
             | CaseEvent::AnalystDecided(_)
             | CaseEvent::ForwardedToHotline(_)
+            | CaseEvent::HeldForPolice(_)
+            // The notice stage takes a released case where its classification left it.
+            | CaseEvent::PoliceReleased(_)
             | CaseEvent::Retracted(_) => Topic::Classifications,
             CaseEvent::NoticeIssued(_) => Topic::Notices,
             CaseEvent::DispatchStarted(_)
@@ -69,7 +72,10 @@ impl Topic {
             | CaseEvent::ChaseFailed(_)
             | CaseEvent::ForwardStarted(_)
             | CaseEvent::ForwardSent(_)
-            | CaseEvent::ForwardFailed(_) => Topic::Dispatches,
+            | CaseEvent::ForwardFailed(_)
+            | CaseEvent::ReferralStarted(_)
+            | CaseEvent::ReferredToPolice(_)
+            | CaseEvent::ReferralFailed(_) => Topic::Dispatches,
             CaseEvent::ReceiptAcknowledged(_)
             | CaseEvent::PlatformDecided(_)
             | CaseEvent::DeadlineSet(_)
@@ -81,6 +87,8 @@ impl Topic {
             | CaseEvent::RejectionAssessed(_)
             | CaseEvent::RegulatorDecided(_)
             | CaseEvent::ForwardConfirmed(_)
+            | CaseEvent::PoliceHoldExtended(_)
+            | CaseEvent::PoliceHoldLapsed(_)
             | CaseEvent::CaseClosed(_) => Topic::Followups,
         }
     }

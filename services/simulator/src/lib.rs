@@ -56,8 +56,8 @@ pub struct ReceivedWithdrawal {
     pub by: &'static str,
 }
 
-/// A reminder of an earlier notice, or an escalation to the hosting provider behind a
-/// A case forwarded to a simulated partner hotline abroad, once per idempotency key.
+/// A case sent to a simulated partner — forwarded to a hotline abroad, or referred to the
+/// police — once per idempotency key; `hotline` is the partner it reached.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedForward {
     pub hotline: String,
@@ -69,6 +69,7 @@ pub struct ReceivedForward {
     pub forward: Value,
 }
 
+/// A reminder of an earlier notice, or an escalation to the hosting provider behind a
 /// platform, by API or e-mail; once per idempotency key (or Message-ID).
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedFollowUp {
@@ -190,6 +191,8 @@ impl Simulator {
             .route("/mail", get(list_mail))
             .route("/follow-ups", get(list_follow_ups))
             .route("/hotlines/{hotline}/forwards", post(receive_forward).get(list_forwards))
+            // The police take referrals the way a hotline abroad takes forwards.
+            .route("/police/{hotline}/referrals", post(receive_forward).get(list_forwards))
             .route("/content/{*path}", get(content))
             .with_state(self.clone())
     }

@@ -66,6 +66,7 @@ fn classify(host: Option<HostResolved>, at: chrono::DateTime<chrono::Utc>) -> Co
             automated: true,
         }),
         forward_to: None,
+        police_first: None,
     }
 }
 
@@ -215,6 +216,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
                 explanation: "depicts a child".into(),
                 four_eyes: false,
                 host: None,
+                police_referral: None,
             },
         ],
     )

@@ -26,6 +26,7 @@ pub fn report_received(url: &str, sha256: &str) -> CaseEvent {
 pub fn review_requested() -> CaseEvent {
     CaseEvent::ReviewRequested(event::ReviewRequested {
         reason: event::ReviewReason::NoAutomatedMatch,
+        police_first: None,
     })
 }
 
