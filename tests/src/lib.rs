@@ -167,7 +167,8 @@ pub fn answer_secret_file() -> std::path::PathBuf {
 ///   terrorist content; its hits on material online open cases) and `provider-ncii`
 ///   (`{partner_key}-provider-ncii`; NCII only, one check a second);
 /// * the police partner `police-nl` (`{partner_key}-police`, scope `police`), which takes
-///   referrals at the simulator's `/police/police-nl/referrals` and holds a case three days.
+///   referrals at the simulator's `/police/police-nl/referrals` and holds a case three days,
+///   and a second one, `police-be` (`{partner_key}-police-be`), which must not see its cases.
 pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &str) -> ReferenceData {
     let content_base = notice_endpoint.trim_end_matches("/notices");
     let mut partner_a = principal("partner-a", partner_key, &["reports:write", "reports:read"]);
@@ -195,8 +196,12 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
         "channel": {"kind": "api", "endpoint": format!("{content_base}/police/police-nl/referrals")},
         "hold_for": "3d",
     }));
+    let mut police_be = principal("police-be", &format!("{partner_key}-police-be"), &["police"]);
+    police_be.police = Some(serde_json::json!({
+        "channel": {"kind": "api", "endpoint": format!("{content_base}/police/police-be/referrals")},
+    }));
     ReferenceData {
-        partners: vec![partner_a, partner_b, police],
+        partners: vec![partner_a, partner_b, police, police_be],
         hosting_providers: vec![provider_a, provider_ncii],
         regulators: vec![principal("regulator", regulator_key, &["compliance:read"])],
         operators: vec![principal("operator", &format!("{partner_key}-operator"), &["operate"])],

@@ -48,7 +48,8 @@ async fn figures(
 }
 
 pub async fn monthly(pool: &sqlx::PgPool, year: Option<i32>) -> Result<Vec<MonthFigures>, sqlx::Error> {
-    let rows: Vec<(String, i64, i64, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
+    type Row = (String, i64, i64, i64, Option<f64>, Option<f64>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT to_char(month AT TIME ZONE 'UTC', 'YYYY-MM'), referrals, released, still_held, \
                 median_hold_seconds, max_hold_seconds::float8 \
          FROM police_referrals_monthly \

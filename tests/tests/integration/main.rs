@@ -12,6 +12,7 @@ mod files;
 mod followup;
 mod hash_check;
 mod intake;
+mod police;
 mod processes;
 mod relay;
 mod schemas;
