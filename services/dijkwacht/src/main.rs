@@ -379,6 +379,7 @@ async fn run(settings: &Settings, clock: SharedClock) -> anyhow::Result<()> {
         println!("  demo analyst keys    demo-analyst-1-key, demo-analyst-2-key");
         println!("  demo operator key    demo-operator-key  (GET /v1/operator/queue)");
         println!("  demo hosting key     demo-hosting-key   (POST /v1/hash-check)");
+        println!("  demo police key      demo-police-key    (GET /v1/police/referrals)");
         println!("  public report form   http://{}/report", running.http_addr);
         println!("  (these keys exist only in the demo configuration; see README.md for curl examples)");
     }

@@ -39,8 +39,17 @@ async fn the_demo_configuration_and_reference_data_load() {
         .await
         .unwrap();
     assert_eq!(
-        keys, 7,
-        "partner, hotline abroad, two analysts, regulator, operator, hosting provider"
+        keys, 8,
+        "partner, hotline abroad, police, two analysts, regulator, operator, hosting provider"
+    );
+    dijkwacht_police::settings::PoliceSettings::from_section(&settings.police)
+        .expect("the demo's police-first rules are valid");
+    let directory = dijkwacht_dispatch::registry::Directory::load(&db.pool)
+        .await
+        .expect("the demo registry is valid");
+    assert!(
+        directory.police("demo-police").is_some(),
+        "the demo police take referrals"
     );
     let providers = dijkwacht_hashcheck::providers::Providers::load(&db.pool, 1, 1)
         .await
