@@ -275,6 +275,24 @@ impl DispatchPolicy {
         let backed_off = now + self.backoff(message, attempt);
         not_before.map_or(backed_off, |asked| asked.max(backed_off))
     }
+
+    /// When a message sent attempt by attempt on one channel (a withdrawal, a forward, a
+    /// referral) is tried again after `attempt` failed: after its back-off when the failure
+    /// is transient and attempts are left; never (`None`: an analyst takes over) otherwise.
+    pub(crate) fn retry_after(
+        &self,
+        message: uuid::Uuid,
+        attempt: u32,
+        next: AfterFailure,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match next {
+            AfterFailure::Retry { not_before } if attempt < self.max_attempts => {
+                Some(self.retry_at(message, attempt, not_before, now))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What a message sent attempt by attempt (a withdrawal, a chase) calls for next.
@@ -885,13 +903,9 @@ impl Case {
             DispatchOutcome::Rejected { reason, .. } => {
                 failed(format!("the platform refused the withdrawal: {reason}"), None)
             }
-            DispatchOutcome::Failed {
-                reason,
-                next: AfterFailure::Retry { not_before },
-            } if attempt < policy.max_attempts => {
-                failed(reason, Some(policy.retry_at(notice_id.0, attempt, not_before, now)))
+            DispatchOutcome::Failed { reason, next } => {
+                failed(reason, policy.retry_after(notice_id.0, attempt, next, now))
             }
-            DispatchOutcome::Failed { reason, .. } => failed(reason, None),
         }]
     }
 

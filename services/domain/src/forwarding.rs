@@ -3,7 +3,7 @@
 //! the hotline confirms it acts, or unconfirmed when its window passes.
 
 use crate::case::{Case, CaseStatus};
-use crate::decide::{AfterFailure, DispatchOutcome, DispatchPolicy, NextAttempt, Refusal};
+use crate::decide::{DispatchOutcome, DispatchPolicy, NextAttempt, Refusal};
 use crate::event::*;
 use chrono::{DateTime, Duration, Utc};
 
@@ -85,13 +85,7 @@ impl Case {
             DispatchOutcome::Rejected { reason, .. } => {
                 failed(format!("the hotline refused the forward: {reason}"), None)
             }
-            DispatchOutcome::Failed {
-                reason,
-                next: AfterFailure::Retry { not_before },
-            } if attempt < policy.max_attempts => {
-                failed(reason, Some(policy.retry_at(self.id.0, attempt, not_before, now)))
-            }
-            DispatchOutcome::Failed { reason, .. } => failed(reason, None),
+            DispatchOutcome::Failed { reason, next } => failed(reason, policy.retry_after(self.id.0, attempt, next, now)),
         }]
     }
 

@@ -5,7 +5,7 @@
 //! release; when it runs out, an analyst asks the police, never an automatic notice.
 
 use crate::case::{Attempts, Case, CaseStatus};
-use crate::decide::{AfterFailure, DispatchOutcome, DispatchPolicy, NextAttempt, Refusal};
+use crate::decide::{DispatchOutcome, DispatchPolicy, NextAttempt, Refusal};
 use crate::event::*;
 use crate::ids::PartnerId;
 use crate::taxonomy::ContentClass;
@@ -256,13 +256,7 @@ impl Case {
             DispatchOutcome::Rejected { reason, .. } => {
                 failed(format!("the police refused the referral: {reason}"), None)
             }
-            DispatchOutcome::Failed {
-                reason,
-                next: AfterFailure::Retry { not_before },
-            } if attempt < policy.max_attempts => {
-                failed(reason, Some(policy.retry_at(self.id.0, attempt, not_before, now)))
-            }
-            DispatchOutcome::Failed { reason, .. } => failed(reason, None),
+            DispatchOutcome::Failed { reason, next } => failed(reason, policy.retry_after(self.id.0, attempt, next, now)),
         }]
     }
 
