@@ -83,6 +83,8 @@ impl CaseEvent {
                 | Self::PoliceHoldExtended(_)
                 | Self::PoliceHoldLapsed(_)
                 | Self::PoliceReleased(_)
+                | Self::PoliceChecksAllowed(_)
+                | Self::HeldLocationChecked(_)
         )
     }
 }
@@ -510,7 +512,9 @@ impl Case {
             | CaseEvent::ReferralFailed(_)
             | CaseEvent::PoliceHoldExtended(_)
             | CaseEvent::PoliceHoldLapsed(_)
-            | CaseEvent::PoliceReleased(_) => {
+            | CaseEvent::PoliceReleased(_)
+            | CaseEvent::PoliceChecksAllowed(_)
+            | CaseEvent::HeldLocationChecked(_) => {
                 self.police.apply(event, at);
                 match event {
                     CaseEvent::HeldForPolice(_) if !self.is_finished() => self.status = CaseStatus::HeldForPolice,

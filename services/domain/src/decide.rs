@@ -184,6 +184,16 @@ pub enum Command {
     },
     /// Marks a hold that ran out for an analyst's attention.
     LapsePoliceHold,
+    /// The police allow (or forbid again) status checks of the location while they hold it.
+    AllowHeldChecks {
+        allowed: bool,
+        recorded_by: String,
+    },
+    /// Follow-up's status check of a held location, where the police allow it.
+    RecordHeldCheck {
+        observation: Observation,
+        recheck_every: Duration,
+    },
     /// Ends the hold: the normal path goes on.
     ReleaseFromPoliceHold {
         recorded_by: String,
@@ -542,6 +552,11 @@ impl Case {
                 note,
             } => self.extend_police_hold(until, recorded_by, note, now),
             Command::LapsePoliceHold => Ok(self.lapse_police_hold(now)),
+            Command::AllowHeldChecks { allowed, recorded_by } => self.allow_held_checks(allowed, recorded_by),
+            Command::RecordHeldCheck {
+                observation,
+                recheck_every,
+            } => Ok(self.record_held_check(observation, recheck_every, now)),
             Command::ReleaseFromPoliceHold { recorded_by, note } => self.release_from_police_hold(recorded_by, note),
         }
     }

@@ -59,6 +59,8 @@ pub enum CaseEvent {
     PoliceHoldExtended(PoliceHoldExtended),
     PoliceHoldLapsed(PoliceHoldLapsed),
     PoliceReleased(PoliceReleased),
+    PoliceChecksAllowed(PoliceChecksAllowed),
+    HeldLocationChecked(HeldLocationChecked),
     CaseClosed(CaseClosed),
 }
 
@@ -110,6 +112,8 @@ impl CaseEvent {
             Self::PoliceHoldExtended(_) => "PoliceHoldExtended",
             Self::PoliceHoldLapsed(_) => "PoliceHoldLapsed",
             Self::PoliceReleased(_) => "PoliceReleased",
+            Self::PoliceChecksAllowed(_) => "PoliceChecksAllowed",
+            Self::HeldLocationChecked(_) => "HeldLocationChecked",
             Self::CaseClosed(_) => "CaseClosed",
         }
     }
@@ -816,6 +820,26 @@ pub struct PoliceReleased {
     pub recorded_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// The police allow (or no longer allow) us to look at the location while they hold the case:
+/// its HTTP status only, as a removal check does, so they learn whether it is still online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PoliceChecksAllowed {
+    pub allowed: bool,
+    /// `partner:ID` (the police partner itself) or `analyst:ID`.
+    pub recorded_by: String,
+}
+
+/// A status check of a held case's location, allowed by the police. Not a removal check: no
+/// notice has gone out, and nothing follows from it but the next check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HeldLocationChecked {
+    pub online: bool,
+    /// HTTP status seen; absent when the host could not be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    pub next_check_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

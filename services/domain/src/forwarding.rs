@@ -85,7 +85,9 @@ impl Case {
             DispatchOutcome::Rejected { reason, .. } => {
                 failed(format!("the hotline refused the forward: {reason}"), None)
             }
-            DispatchOutcome::Failed { reason, next } => failed(reason, policy.retry_after(self.id.0, attempt, next, now)),
+            DispatchOutcome::Failed { reason, next } => {
+                failed(reason, policy.retry_after(self.id.0, attempt, next, now))
+            }
         }]
     }
 

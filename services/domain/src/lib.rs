@@ -28,6 +28,6 @@ pub use followup::{DeadlineRule, FollowupPolicy, PlatformAnswer, PlatformKind};
 pub use hash::{HashAlgorithm, HashError, MediaHash};
 pub use ids::{CaseId, NoticeId, PartnerId, PlatformId, ReportId};
 pub use notice::{Notice, NoticePolicy};
-pub use police::{HoldState, PoliceFirstRule, PoliceReferral, PoliceState, ReferralFacts, ReferralReason};
+pub use police::{HeldCheck, HoldState, PoliceFirstRule, PoliceReferral, PoliceState, ReferralFacts, ReferralReason};
 pub use taxonomy::{ContentClass, LegalGround};
 pub use wait::{AnalystTask, StageKind, StuckReason, Wait, WaitLimits};

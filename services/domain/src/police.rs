@@ -5,7 +5,7 @@
 //! release; when it runs out, an analyst asks the police, never an automatic notice.
 
 use crate::case::{Attempts, Case, CaseStatus};
-use crate::decide::{DispatchOutcome, DispatchPolicy, NextAttempt, Refusal};
+use crate::decide::{DispatchOutcome, DispatchPolicy, NextAttempt, Observation, Refusal};
 use crate::event::*;
 use crate::ids::PartnerId;
 use crate::taxonomy::ContentClass;
@@ -108,6 +108,19 @@ pub struct PoliceState {
     pub lapsed: bool,
     pub released: Option<PoliceReleased>,
     pub released_at: Option<DateTime<Utc>>,
+    /// The police allow status checks of the location while they hold the case.
+    pub checks_allowed: bool,
+    pub next_check_at: Option<DateTime<Utc>>,
+    pub last_check: Option<HeldCheck>,
+}
+
+/// What the last status check of a held case's location saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HeldCheck {
+    pub checked_at: DateTime<Utc>,
+    pub online: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
 }
 
 impl PoliceState {
@@ -139,8 +152,35 @@ impl PoliceState {
                 self.released = Some(released.clone());
                 self.released_at = Some(at);
             }
+            // Allowed, the first check is due at once.
+            CaseEvent::PoliceChecksAllowed(allowed) => {
+                self.checks_allowed = allowed.allowed;
+                self.next_check_at = allowed.allowed.then_some(at);
+            }
+            CaseEvent::HeldLocationChecked(checked) => {
+                self.next_check_at = Some(checked.next_check_at);
+                self.last_check = Some(HeldCheck {
+                    checked_at: at,
+                    online: checked.online,
+                    http_status: checked.http_status,
+                });
+            }
             _ => {}
         }
+    }
+
+    /// When follow-up must look next: the end of the hold, or an allowed check before it.
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        let check = self.next_check_at.filter(|_| self.checks_allowed);
+        match (self.hold_until, check) {
+            (Some(until), Some(check)) => Some(until.min(check)),
+            (until, check) => until.or(check),
+        }
+    }
+
+    /// An allowed status check of the location is due.
+    pub fn check_due(&self, now: DateTime<Utc>) -> bool {
+        self.checks_allowed && self.next_check_at.is_some_and(|at| at <= now)
     }
 
     /// How long the case was (or has so far been) held back from its notice.
@@ -256,7 +296,9 @@ impl Case {
             DispatchOutcome::Rejected { reason, .. } => {
                 failed(format!("the police refused the referral: {reason}"), None)
             }
-            DispatchOutcome::Failed { reason, next } => failed(reason, policy.retry_after(self.id.0, attempt, next, now)),
+            DispatchOutcome::Failed { reason, next } => {
+                failed(reason, policy.retry_after(self.id.0, attempt, next, now))
+            }
         }]
     }
 
@@ -332,6 +374,41 @@ impl Case {
         }
     }
 
+    pub(crate) fn allow_held_checks(&self, allowed: bool, recorded_by: String) -> Result<Vec<CaseEvent>, Refusal> {
+        if !self.held_for_police() {
+            return Err(Refusal::NotHeldForPolice);
+        }
+        if self.police.checks_allowed == allowed {
+            return Ok(vec![]);
+        }
+        Ok(vec![CaseEvent::PoliceChecksAllowed(PoliceChecksAllowed {
+            allowed,
+            recorded_by,
+        })])
+    }
+
+    /// A status check of the held location, when the police allow one and it is due.
+    pub(crate) fn record_held_check(
+        &self,
+        observation: Observation,
+        recheck_every: Duration,
+        now: DateTime<Utc>,
+    ) -> Vec<CaseEvent> {
+        if !self.held_for_police() || self.police.referred.is_none() || !self.police.check_due(now) {
+            return vec![];
+        }
+        let (online, http_status) = match observation {
+            Observation::Online { http_status } => (true, Some(http_status)),
+            Observation::Gone { http_status } => (false, Some(http_status)),
+            Observation::Unreachable => (false, None),
+        };
+        vec![CaseEvent::HeldLocationChecked(HeldLocationChecked {
+            online,
+            http_status,
+            next_check_at: now + recheck_every,
+        })]
+    }
+
     /// The release is recorded once; released before, it changes nothing.
     pub(crate) fn release_from_police_hold(
         &self,
@@ -395,6 +472,11 @@ pub struct ReferralFacts {
     pub hold_until: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_at: Option<DateTime<Utc>>,
+    /// Whether the police allow status checks of the location while they hold the case.
+    pub removal_checks_allowed: bool,
+    /// What the last such check saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<HeldCheck>,
 }
 
 impl ReferralFacts {
@@ -427,6 +509,8 @@ impl ReferralFacts {
             referred_at: police.referred_at,
             hold_until: police.hold_until,
             released_at: police.released_at,
+            removal_checks_allowed: police.checks_allowed,
+            last_check: police.last_check.clone(),
         })
     }
 }

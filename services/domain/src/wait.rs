@@ -167,7 +167,10 @@ impl Case {
                 let police = &self.police;
                 match (police.hold_until, police.gave_up_reason.is_some()) {
                     _ if police.lapsed => Wait::Analyst(AnalystTask::PoliceHoldLapsed),
-                    (Some(hold_until), _) if police.referred.is_some() => stage(StageKind::Followup, hold_until),
+                    // The end of the hold, or a status check the police allow before it.
+                    (Some(_), _) if police.referred.is_some() => {
+                        stage(StageKind::Followup, police.due_at().unwrap_or(since))
+                    }
                     (_, true) => Wait::Analyst(AnalystTask::ReferByHand),
                     _ => stage(
                         StageKind::Dispatch,

@@ -110,7 +110,7 @@ fn command(pick: u8, arg: u8) -> Command {
     } else {
         ContentClass::SelfHarm
     };
-    match pick % 31 {
+    match pick % 33 {
         11 => Command::StartWithdrawal {
             lost_after: Duration::minutes(45),
             policy: dispatch_policy(3, 10),
@@ -331,6 +331,18 @@ fn command(pick: u8, arg: u8) -> Command {
             note: None,
         },
         29 => Command::LapsePoliceHold,
+        31 => Command::AllowHeldChecks {
+            allowed: !arg.is_multiple_of(3),
+            recorded_by: "partner:police".into(),
+        },
+        32 => Command::RecordHeldCheck {
+            observation: match arg % 3 {
+                0 => Observation::Gone { http_status: 404 },
+                1 => Observation::Unreachable,
+                _ => Observation::Online { http_status: 200 },
+            },
+            recheck_every: Duration::minutes(i64::from(arg % 60) + 1),
+        },
         30 => Command::ReleaseFromPoliceHold {
             recorded_by: "partner:police".into(),
             note: None,
@@ -464,7 +476,7 @@ proptest! {
     fn a_held_case_never_yields_a_notice_before_its_release(
         commands in prop::collection::vec((any::<u8>(), any::<u8>(), 0i64..240), 1..60),
     ) {
-        const POLICE: [u8; 17] = [25, 25, 26, 26, 27, 27, 28, 29, 29, 30, 2, 3, 4, 5, 6, 7, 8];
+        const POLICE: [u8; 20] = [25, 25, 26, 26, 27, 27, 28, 29, 29, 30, 31, 32, 32, 2, 3, 4, 5, 6, 7, 8];
         let held = [(0, 0), (1, 5)].map(|(pick, arg)| (command(pick, arg), 0));
         let commands = held.into_iter().chain(commands.into_iter().map(|(pick, arg, minutes)| {
             let pick = POLICE[pick as usize % POLICE.len()];

@@ -366,3 +366,46 @@ fn reporters_see_a_held_case_in_progress() {
     assert_eq!(case.status.as_reporter_sees_it(), "in_progress");
     assert!(referred()[3..].iter().filter(|e| e.concerns_police()).count() >= 3);
 }
+
+#[test]
+fn the_location_of_a_held_case_is_looked_at_only_where_the_police_allow_it() {
+    let check = || Command::RecordHeldCheck {
+        observation: Observation::Online { http_status: 200 },
+        recheck_every: Duration::hours(6),
+    };
+    assert_eq!(given(&referred()).when(check(), t(60)), Ok(vec![]), "not allowed");
+    let allow = Command::AllowHeldChecks {
+        allowed: true,
+        recorded_by: "partner:police-nl".into(),
+    };
+    let then = given(&referred()).when(allow.clone(), t(60)).unwrap();
+    let mut allowed = referred();
+    allowed.extend(then);
+    assert_eq!(given(&allowed).when(allow, t(61)), Ok(vec![]), "allowed once");
+    let case = given(&allowed).case;
+    assert_eq!(
+        case.wait(&WaitLimits::default()),
+        Wait::Stage {
+            stage: StageKind::Followup,
+            due_at: t(0)
+        },
+        "the first check at once (the events of `given` are all at t(0))"
+    );
+    let then = given(&allowed).when(check(), t(60)).unwrap();
+    assert_eq!(
+        then,
+        vec![CaseEvent::HeldLocationChecked(HeldLocationChecked {
+            online: true,
+            http_status: Some(200),
+            next_check_at: t(60) + Duration::hours(6),
+        })]
+    );
+    let mut checked = allowed.clone();
+    checked.extend(then);
+    let case = given(&checked).case;
+    assert_eq!(case.status, CaseStatus::HeldForPolice, "a check changes nothing else");
+    assert_eq!(given(&checked).when(check(), t(61)), Ok(vec![]), "not due again yet");
+    let facts = ReferralFacts::of(&case).unwrap();
+    assert!(facts.removal_checks_allowed);
+    assert!(facts.last_check.is_some_and(|last| last.online));
+}

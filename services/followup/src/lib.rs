@@ -149,10 +149,17 @@ impl Stage for FollowupStage {
         let Some(report) = &case.report else {
             return Ok(None);
         };
-        // A police hold ran out: an analyst's task, never a notice. Nothing else touches a
-        // held case, least of all a removal check.
+        // A held case's location is looked at only where the police allow it; a hold that
+        // ran out is an analyst's task, never a notice.
         if case.held_for_police() {
-            return Ok(Some(Command::LapsePoliceHold));
+            if !case.police.check_due(self.clock.now()) {
+                return Ok(Some(Command::LapsePoliceHold));
+            }
+            let class = case.classification.as_ref().map(|c| c.class);
+            return Ok(Some(Command::RecordHeldCheck {
+                observation: self.observe(&report.location.url).await,
+                recheck_every: self.settings.policy_for(class).recheck_every,
+            }));
         }
         // A forward's window for the hotline's confirmation has passed.
         if case.status == CaseStatus::Forwarded {

@@ -34,6 +34,7 @@ pub(crate) fn routes(router: DocumentedRouter<PoliceApi>) -> DocumentedRouter<Po
             .scope(SCOPE_REVIEW)
             .query_parameter("year", false, "only the months of this year")
             .json_response::<Vec<MonthFigures>>(200, "one row per month with referrals, oldest first")
+            .error(422, "a query parameter is malformed")
     })
 }
 

@@ -39,6 +39,14 @@ pub struct Extension {
     pub note: Option<String>,
 }
 
+/// `POST /v1/police/referrals/{case_id}/removal-checks`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemovalChecks {
+    /// Whether we may look at the location (its HTTP status only) while the case is held.
+    pub allowed: bool,
+}
+
 /// `POST /v1/police/referrals/{case_id}/referred-by-hand`: an analyst referred the case by
 /// other means (the police partner's channel failed, or it has none).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -100,6 +108,7 @@ pub(crate) fn routes(router: DocumentedRouter<PoliceApi>) -> DocumentedRouter<Po
                 .scope(SCOPE_POLICE)
                 .query_parameter("limit", false, "1–1000, 100 when not given")
                 .json_response::<Vec<ReferralFacts>>(200, scopes)
+                .error(422, "a query parameter is malformed")
         })
         .route("get", "/v1/police/referrals/{case_id}", get(read), |op| {
             op.summary("The facts of one referred case: location, hashes, assessment, hold — never media")
@@ -127,6 +136,22 @@ pub(crate) fn routes(router: DocumentedRouter<PoliceApi>) -> DocumentedRouter<Po
                 .error(409, "the case is not held")
                 .error(422, "`until` is not in the future, or more than a year ahead")
         })
+        .route(
+            "post",
+            "/v1/police/referrals/{case_id}/removal-checks",
+            post(allow_checks),
+            |op| {
+                op.summary(
+                    "Allow (or stop) status checks of the location while the case is held: whether it is still online, never its content",
+                )
+                .scope(SCOPE_POLICE)
+                .path_parameter("case_id", "a held case")
+                .json_body::<RemovalChecks>()
+                .json_response::<ReferralFacts>(200, "recorded; the first check is due at once")
+                .error(404, "no case referred to this partner has this id")
+                .error(409, "the case is not held")
+            },
+        )
         .route(
             "post",
             "/v1/police/referrals/{case_id}/referred-by-hand",
@@ -236,6 +261,21 @@ async fn extend(
         until: extension.until,
         recorded_by: viewer.actor(),
         note: extension.note,
+    };
+    work(&api, &viewer, &raw, command).await
+}
+
+async fn allow_checks(
+    State(api): State<PoliceApi>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Json<ReferralFacts>, ApiError> {
+    let viewer = Viewer::of(&caller)?;
+    let checks: RemovalChecks = json_body(&body)?;
+    let command = Command::AllowHeldChecks {
+        allowed: checks.allowed,
+        recorded_by: viewer.actor(),
     };
     work(&api, &viewer, &raw, command).await
 }

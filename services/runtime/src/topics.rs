@@ -89,6 +89,8 @@ impl Topic {
             | CaseEvent::ForwardConfirmed(_)
             | CaseEvent::PoliceHoldExtended(_)
             | CaseEvent::PoliceHoldLapsed(_)
+            | CaseEvent::PoliceChecksAllowed(_)
+            | CaseEvent::HeldLocationChecked(_)
             | CaseEvent::CaseClosed(_) => Topic::Followups,
         }
     }

@@ -139,6 +139,7 @@ async fn a_police_first_case_is_referred_held_and_noticed_only_after_the_police_
             "partner_id",
             "reasons",
             "referral_url",
+            "removal_checks_allowed",
             "reported_at",
             "state",
             "type"
@@ -209,6 +210,19 @@ async fn a_police_first_case_is_referred_held_and_noticed_only_after_the_police_
         .post(&extension, &police, &json!({"until": until, "note": "warrant"}))
         .await;
     assert_eq!(status, 200, "{extended}");
+    // The police want to know whether it stays online: its status only, never a notice.
+    let checks = format!("{one}/removal-checks");
+    assert_eq!(system.post(&checks, &police_be, &json!({"allowed": true})).await.0, 404);
+    let (status, allowed) = system.post(&checks, &police, &json!({"allowed": true})).await;
+    assert_eq!(
+        (status, &allowed["removal_checks_allowed"]),
+        (200, &json!(true)),
+        "{allowed}"
+    );
+    let events = settled_on(&system, &case_id, "HeldLocationChecked").await;
+    assert_eq!(last_of(&events, "HeldLocationChecked")["online"], true);
+    let (_, read) = system.get(&one, &police).await;
+    assert_eq!(read["last_check"]["http_status"], 200, "{read}");
     system.clock.advance(TimeDelta::days(2));
     let events = settled_on(&system, &case_id, "PoliceHoldExtended").await;
     assert!(!types(&events).contains(&"NoticeIssued"), "held: {:?}", types(&events));
