@@ -60,11 +60,12 @@ impl CaseStatus {
 }
 
 impl CaseStatus {
-    /// The status as reporters (partners, the public) see it: a case with the police is
-    /// "in progress", like any other not yet decided, never "with the police".
+    /// The status as reporting partners see it: until a notice (or a forward) goes out a
+    /// case is "in progress", whatever it waits for — so a case with the police looks like
+    /// any other not yet acted on, never "with the police".
     pub fn as_reporter_sees_it(self) -> &'static str {
         match self {
-            Self::HeldForPolice => "in_progress",
+            Self::New | Self::Received | Self::AwaitingReview | Self::Classified | Self::HeldForPolice => "in_progress",
             status => status.as_str(),
         }
     }

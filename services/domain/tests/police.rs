@@ -364,6 +364,12 @@ fn a_rule_asks_for_new_material_of_its_classes_from_its_partners_only() {
 fn reporters_see_a_held_case_in_progress() {
     let case = given(&referred()).case;
     assert_eq!(case.status.as_reporter_sees_it(), "in_progress");
+    let in_review = given(&in_review()).case;
+    assert_eq!(
+        in_review.status.as_reporter_sees_it(),
+        "in_progress",
+        "like any case not yet acted on"
+    );
     assert!(referred()[3..].iter().filter(|e| e.concerns_police()).count() >= 3);
 }
 

@@ -134,7 +134,7 @@ async fn a_location_reported_by_two_partners_is_one_case() {
     let (status, own) = system.get(&report_path, &system.partner_key).await;
     assert_eq!(status, 200);
     assert_eq!(own["partner_reference"], "A-1");
-    assert_eq!(own["cases"][0]["status"], "received");
+    assert_eq!(own["cases"][0]["status"], "in_progress", "not yet acted on");
     let (_, by_reference) = system
         .get("/v1/reports?partner_reference=A-1", &system.partner_key)
         .await;
