@@ -177,8 +177,14 @@ async fn a_police_first_case_is_referred_held_and_noticed_only_after_the_police_
     let police = format!("{}-police", system.partner_key);
     let police_be = format!("{}-police-be", system.partner_key);
     let one = format!("/v1/police/referrals/{case_id}");
-    let (status, listed) = system.get("/v1/police/referrals", &police).await;
-    assert_eq!((status, listed.as_array().map(Vec::len)), (200, Some(1)), "{listed}");
+    // The list is a read model: the projection catches up with the hold shortly after.
+    let listed = eventually("the referral in the police's list", WAIT, || async {
+        let (status, listed) = system.get("/v1/police/referrals", &police).await;
+        assert_eq!(status, 200, "{listed}");
+        listed.as_array().is_some_and(|l| !l.is_empty()).then_some(listed)
+    })
+    .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed[0]["state"], "held");
     assert_eq!(system.get("/v1/police/referrals", &police_be).await.1, json!([]));
     assert_eq!(
