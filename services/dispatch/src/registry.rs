@@ -168,10 +168,12 @@ struct DispatchColumn {
 pub enum RegistryError {
     #[error("platform {platform}: {message}")]
     Invalid { platform: String, message: String },
-    #[error("partner {partner}: forwarding: {message}")]
-    InvalidForwarding { partner: String, message: String },
-    #[error("partner {partner}: police: {message}")]
-    InvalidPolice { partner: String, message: String },
+    #[error("partner {partner}: {column}: {message}")]
+    InvalidPartnerColumn {
+        partner: String,
+        column: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -292,47 +294,51 @@ impl Directory {
 }
 
 async fn hotlines(pool: &PgPool) -> Result<HashMap<String, Arc<HotlineRoute>>, RegistryError> {
-    let rows = sqlx::query("SELECT partner_id, name, forwarding FROM partners WHERE forwarding IS NOT NULL")
-        .fetch_all(pool)
-        .await?;
-    let mut hotlines = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let partner_id: String = row.try_get("partner_id")?;
-        let column: ForwardingColumn =
-            serde_json::from_value(row.try_get("forwarding")?).map_err(|error| RegistryError::InvalidForwarding {
-                partner: partner_id.clone(),
-                message: error.to_string(),
-            })?;
-        let route = HotlineRoute {
-            partner_id: partner_id.clone(),
-            name: row.try_get("name")?,
+    partner_routes(pool, "forwarding", |partner_id, name, column: ForwardingColumn| {
+        HotlineRoute {
+            partner_id,
+            name,
             channel: column.channel,
             confirm_within: column.confirm_within.unwrap_or(DEFAULT_CONFIRM_WITHIN),
-        };
-        hotlines.insert(partner_id, Arc::new(route));
-    }
-    Ok(hotlines)
+        }
+    })
+    .await
 }
 
 async fn police(pool: &PgPool) -> Result<HashMap<String, Arc<PoliceRoute>>, RegistryError> {
-    let rows = sqlx::query("SELECT partner_id, name, police FROM partners WHERE police IS NOT NULL")
-        .fetch_all(pool)
-        .await?;
-    let mut police = HashMap::with_capacity(rows.len());
+    partner_routes(pool, "police", |partner_id, name, column: PoliceColumn| PoliceRoute {
+        partner_id,
+        name,
+        channel: column.channel,
+        hold_for: column.hold_for.unwrap_or(DEFAULT_HOLD_FOR),
+    })
+    .await
+}
+
+/// Partner id → route, for the partners whose `column` (a JSON entry of the reference data)
+/// is set; an entry that does not parse is an error naming the partner and the column.
+async fn partner_routes<C: serde::de::DeserializeOwned, R>(
+    pool: &PgPool,
+    column: &'static str,
+    route: impl Fn(String, String, C) -> R,
+) -> Result<HashMap<String, Arc<R>>, RegistryError> {
+    // `column` is one of our own constant names, never input.
+    let rows = sqlx::query(&format!(
+        "SELECT partner_id, name, {column} AS entry FROM partners WHERE {column} IS NOT NULL"
+    ))
+    .fetch_all(pool)
+    .await?;
+    let mut routes = HashMap::with_capacity(rows.len());
     for row in rows {
         let partner_id: String = row.try_get("partner_id")?;
-        let column: PoliceColumn =
-            serde_json::from_value(row.try_get("police")?).map_err(|error| RegistryError::InvalidPolice {
+        let entry: C =
+            serde_json::from_value(row.try_get("entry")?).map_err(|error| RegistryError::InvalidPartnerColumn {
                 partner: partner_id.clone(),
+                column,
                 message: error.to_string(),
             })?;
-        let route = PoliceRoute {
-            partner_id: partner_id.clone(),
-            name: row.try_get("name")?,
-            channel: column.channel,
-            hold_for: column.hold_for.unwrap_or(DEFAULT_HOLD_FOR),
-        };
-        police.insert(partner_id, Arc::new(route));
+        let name = row.try_get("name")?;
+        routes.insert(partner_id.clone(), Arc::new(route(partner_id, name, entry)));
     }
-    Ok(police)
+    Ok(routes)
 }

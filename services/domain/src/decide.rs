@@ -372,6 +372,16 @@ pub enum Observation {
     Unreachable,
 }
 
+impl Observation {
+    /// The HTTP status seen; none when the host could not be reached.
+    pub fn http_status(self) -> Option<u16> {
+        match self {
+            Self::Gone { http_status } | Self::Online { http_status } => Some(http_status),
+            Self::Unreachable => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("the case already exists")]
@@ -676,7 +686,7 @@ impl Case {
         }
         let analysts: Vec<String> = confirmed.into_iter().chain([analyst_id.clone()]).collect();
         let newly_resolved = host.filter(|_| self.host.is_none()).map(CaseEvent::HostResolved);
-        let hold = self.hold_for(police_referral.clone(), &analysts);
+        let hold = self.hold_on_decision(police_referral.clone(), &analysts);
         let mut events = vec![decided(false)];
         events.extend(newly_resolved);
         events.push(CaseEvent::Classified(Classified {

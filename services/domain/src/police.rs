@@ -182,11 +182,6 @@ impl PoliceState {
     pub fn check_due(&self, now: DateTime<Utc>) -> bool {
         self.checks_allowed && self.next_check_at.is_some_and(|at| at <= now)
     }
-
-    /// How long the case was (or has so far been) held back from its notice.
-    pub fn hold_duration(&self, now: DateTime<Utc>) -> Option<Duration> {
-        Some(self.released_at.unwrap_or(now) - self.held_at?)
-    }
 }
 
 impl Case {
@@ -201,7 +196,7 @@ impl Case {
     }
 
     /// The hold that a confirmed review decision starts, if either analyst referred the case.
-    pub(crate) fn hold_for(&self, referral: Option<PoliceReferral>, analysts: &[String]) -> Option<CaseEvent> {
+    pub(crate) fn hold_on_decision(&self, referral: Option<PoliceReferral>, analysts: &[String]) -> Option<CaseEvent> {
         let pending = self
             .pending_decision
             .as_ref()
@@ -397,14 +392,9 @@ impl Case {
         if !self.held_for_police() || self.police.referred.is_none() || !self.police.check_due(now) {
             return vec![];
         }
-        let (online, http_status) = match observation {
-            Observation::Online { http_status } => (true, Some(http_status)),
-            Observation::Gone { http_status } => (false, Some(http_status)),
-            Observation::Unreachable => (false, None),
-        };
         vec![CaseEvent::HeldLocationChecked(HeldLocationChecked {
-            online,
-            http_status,
+            online: matches!(observation, Observation::Online { .. }),
+            http_status: observation.http_status(),
             next_check_at: now + recheck_every,
         })]
     }

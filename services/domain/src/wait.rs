@@ -165,17 +165,18 @@ impl Case {
             // else happens to a held case.
             CaseStatus::HeldForPolice => {
                 let police = &self.police;
-                match (police.hold_until, police.gave_up_reason.is_some()) {
-                    _ if police.lapsed => Wait::Analyst(AnalystTask::PoliceHoldLapsed),
+                if police.lapsed {
+                    Wait::Analyst(AnalystTask::PoliceHoldLapsed)
+                } else if police.referred.is_some() {
                     // The end of the hold, or a status check the police allow before it.
-                    (Some(_), _) if police.referred.is_some() => {
-                        stage(StageKind::Followup, police.due_at().unwrap_or(since))
-                    }
-                    (_, true) => Wait::Analyst(AnalystTask::ReferByHand),
-                    _ => stage(
+                    stage(StageKind::Followup, police.due_at().unwrap_or(since))
+                } else if police.gave_up_reason.is_some() {
+                    Wait::Analyst(AnalystTask::ReferByHand)
+                } else {
+                    stage(
                         StageKind::Dispatch,
                         police.sending.due_at(limits.dispatch_in_flight, since),
-                    ),
+                    )
                 }
             }
             CaseStatus::New | CaseStatus::Retracted | CaseStatus::Closed => Wait::Done,

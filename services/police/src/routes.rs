@@ -213,10 +213,18 @@ fn visible(viewer: &Viewer, case: &Case) -> Result<ReferralFacts, ApiError> {
         .ok_or(ApiError::NotFound)
 }
 
-/// Decides `command` on a referral the viewer may see.
-async fn work(api: &PoliceApi, viewer: &Viewer, raw: &str, command: Command) -> Result<Json<ReferralFacts>, ApiError> {
+/// Decides the command `decide` makes of a referral the viewer may see, through the one
+/// command path; the referral's facts as they are after.
+async fn work(
+    api: &PoliceApi,
+    viewer: &Viewer,
+    raw: &str,
+    decide: impl FnOnce(&Case) -> Command,
+) -> Result<Json<ReferralFacts>, ApiError> {
     let case_id = case_id(raw)?;
-    visible(viewer, &api.store.load_one(case_id).await?.case)?;
+    let case = api.store.load_one(case_id).await?.case;
+    visible(viewer, &case)?;
+    let command = decide(&case);
     let case = execute_one(&api.store, api.clock.now(), case_id, None, command, viewer.actor()).await?;
     visible(viewer, &case).map(Json)
 }
@@ -229,11 +237,12 @@ async fn release(
 ) -> Result<Json<ReferralFacts>, ApiError> {
     let viewer = Viewer::of(&caller)?;
     let release: Release = json_body(&body)?;
-    let command = Command::ReleaseFromPoliceHold {
-        recorded_by: viewer.actor(),
+    let recorded_by = viewer.actor();
+    work(&api, &viewer, &raw, |_| Command::ReleaseFromPoliceHold {
+        recorded_by,
         note: release.note,
-    };
-    work(&api, &viewer, &raw, command).await
+    })
+    .await
 }
 
 async fn extend(
@@ -257,12 +266,13 @@ async fn extend(
             "a hold is extended by at most a year at a time",
         )]));
     }
-    let command = Command::ExtendPoliceHold {
+    let recorded_by = viewer.actor();
+    work(&api, &viewer, &raw, |_| Command::ExtendPoliceHold {
         until: extension.until,
-        recorded_by: viewer.actor(),
+        recorded_by,
         note: extension.note,
-    };
-    work(&api, &viewer, &raw, command).await
+    })
+    .await
 }
 
 async fn allow_checks(
@@ -273,13 +283,15 @@ async fn allow_checks(
 ) -> Result<Json<ReferralFacts>, ApiError> {
     let viewer = Viewer::of(&caller)?;
     let checks: RemovalChecks = json_body(&body)?;
-    let command = Command::AllowHeldChecks {
+    let recorded_by = viewer.actor();
+    work(&api, &viewer, &raw, |_| Command::AllowHeldChecks {
         allowed: checks.allowed,
-        recorded_by: viewer.actor(),
-    };
-    work(&api, &viewer, &raw, command).await
+        recorded_by,
+    })
+    .await
 }
 
+/// The hold runs from now for as long as the police partner's entry says.
 async fn referred_by_hand(
     State(api): State<PoliceApi>,
     caller: Caller,
@@ -288,16 +300,19 @@ async fn referred_by_hand(
 ) -> Result<Json<ReferralFacts>, ApiError> {
     let analyst_id = caller.analyst()?;
     let referred: ReferredByHand = json_body(&body)?;
-    let case = api.store.load_one(case_id(&raw)?).await?.case;
-    let held = case.police.held.as_ref().ok_or(ApiError::NotFound)?;
-    let hold_for = api
-        .directory
-        .police(&held.partner_id.0)
-        .map_or(DEFAULT_HOLD_FOR, |route| route.hold_for);
-    let command = Command::RecordManualReferral {
-        analyst_id: analyst_id.clone(),
-        reference: referred.reference,
-        hold_for,
-    };
-    work(&api, &Viewer::Analyst(analyst_id), &raw, command).await
+    let viewer = Viewer::Analyst(analyst_id.clone());
+    work(&api, &viewer, &raw, |case| {
+        let hold_for = case
+            .police
+            .held
+            .as_ref()
+            .and_then(|held| api.directory.police(&held.partner_id.0))
+            .map_or(DEFAULT_HOLD_FOR, |route| route.hold_for);
+        Command::RecordManualReferral {
+            analyst_id,
+            reference: referred.reference,
+            hold_for,
+        }
+    })
+    .await
 }
