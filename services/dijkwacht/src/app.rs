@@ -526,6 +526,7 @@ async fn serve_api(
         })),
         None => router,
     };
+    let router = router.layer(axum::middleware::from_fn(dijkwacht_http::trace::requests));
     let stop = shutdown.clone();
     tasks.spawn(async move {
         if let Err(error) = dijkwacht_intake::serve(listener, router, stop).await {

@@ -163,10 +163,20 @@ enum KeyCommand {
 /// own —, configuration, files, the database).
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
     let _crash_points = dijkwacht_runtime::crash::setup();
     let cli = Cli::parse();
-    match execute(cli).await {
+    // A configuration that does not load is reported by the command that needs it.
+    let settings = Settings::load(cli.config.as_deref()).map(|settings| settings.telemetry());
+    let telemetry = match telemetry::init(&settings.unwrap_or_default()) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("Error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = execute(cli).await;
+    telemetry.shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("Error: {error:#}");

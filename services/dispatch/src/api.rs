@@ -5,6 +5,7 @@ use crate::registry::ApiAuth;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{AfterFailure, DispatchOutcome};
 use dijkwacht_runtime::outbound::{self, AddressPolicy};
+use dijkwacht_runtime::telemetry::{trace, TraceParent};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::Deserialize;
@@ -97,11 +98,14 @@ impl ApiSender {
                 )
             }
         }
-        let request = self
+        let mut request = self
             .http
             .post(endpoint)
             .header("Idempotency-Key", idempotency_key)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(traceparent) = TraceParent::current() {
+            request = request.header(trace::HEADER, traceparent.as_str());
+        }
         let request = match self.authenticate(request, auth, &body, now).await {
             Ok(request) => request,
             Err(reason) => return failed(reason, Failure::NextChannel),

@@ -6,6 +6,7 @@
 use crate::render::Rendered;
 use crate::settings::{DispatchSettings, SmtpSecurity};
 use dijkwacht_domain::{AfterFailure, DispatchOutcome};
+use dijkwacht_runtime::telemetry::TraceParent;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -29,6 +30,26 @@ impl Header for AutoSubmitted {
 
     fn display(&self) -> HeaderValue {
         HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
+}
+
+/// The trace the message continues, for a desk that traces what it receives.
+#[derive(Debug, Clone)]
+struct Traceparent(TraceParent);
+
+impl Header for Traceparent {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Traceparent")
+    }
+
+    fn parse(value: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        TraceParent::parse(value)
+            .map(Self)
+            .ok_or_else(|| format!("{value:?} is not a traceparent").into())
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.as_str().to_owned())
     }
 }
 
@@ -135,6 +156,9 @@ impl EmailSender {
             .header(AutoSubmitted);
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
+        }
+        if let Some(traceparent) = TraceParent::current() {
+            builder = builder.header(Traceparent(traceparent));
         }
         if let Some(original) = &outgoing.in_reply_to {
             builder = builder.in_reply_to(original.clone()).references(original.clone());

@@ -29,10 +29,12 @@ use crate::render::{RenderError, Templates};
 use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_domain::case::InFlight;
 use dijkwacht_domain::{Case, CaseEvent, CaseId, CaseStatus, Channel, Command, DispatchPolicy};
-use dijkwacht_runtime::{RecordedEvent, SharedClock, Stage, StageError, Topic};
+use dijkwacht_runtime::telemetry::trace;
+use dijkwacht_runtime::{CaseTraces, RecordedEvent, SharedClock, Stage, StageError, Topic};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Messages in flight at once per process.
 const CONCURRENT_SENDS: usize = 16;
@@ -134,7 +136,12 @@ impl Stage for DispatchStage {
     /// attempt started earlier belongs to the process that started it; if that process died,
     /// the decider replaces the attempt once it is presumed lost, and it is sent from here.
     /// A web-form attempt waits for its analyst.
-    async fn after_commit(&self, cases: &[&Case], now: DateTime<Utc>) -> Result<Vec<(CaseId, Command)>, StageError> {
+    async fn after_commit(
+        &self,
+        cases: &[&Case],
+        traces: &CaseTraces,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(CaseId, Command)>, StageError> {
         let started_now = |in_flight: &Option<InFlight>| {
             in_flight
                 .clone()
@@ -151,27 +158,32 @@ impl Stage for DispatchStage {
                 .as_ref()
                 .and_then(|held| self.directory.police(&held.partner_id.0));
             if let (Some(in_flight), Some(route)) = (started_now(&case.police.sending.in_flight), police) {
-                referrals.push(self.refer(case, route, in_flight, now));
+                referrals.push(self.refer(case, route, in_flight, now).instrument(send_span(
+                    "referral",
+                    traces,
+                    &[case.id],
+                )));
             }
             let hotline = case
                 .forwarded
                 .as_ref()
                 .and_then(|forwarded| self.directory.hotline(&forwarded.partner_id.0));
             if let (Some(in_flight), Some(route)) = (started_now(&case.forward.sending.in_flight), hotline) {
-                forwards.push(self.forward(case, route, in_flight, now));
+                forwards.push(self.forward(case, route, in_flight, now).instrument(send_span(
+                    "forward",
+                    traces,
+                    &[case.id],
+                )));
             }
             if let (Some(in_flight), Some(chase)) = (
                 started_now(&case.followup.chase.sending.in_flight),
                 &case.followup.chase.pending,
             ) {
                 if let Some(route) = self.chase_route(case, chase) {
-                    follow_ups.push(futures::future::Either::Left(self.chase(
-                        case,
-                        route,
-                        chase.clone(),
-                        in_flight,
-                        now,
-                    )));
+                    follow_ups.push(futures::future::Either::Left(
+                        self.chase(case, route, chase.clone(), in_flight, now)
+                            .instrument(send_span("chase", traces, &[case.id])),
+                    ));
                 }
             }
             let Some(route) = self.route_of(case) else {
@@ -188,14 +200,18 @@ impl Stage for DispatchStage {
             }
             if let Some(in_flight) = started_now(&case.withdrawal.sending.in_flight) {
                 follow_ups.push(futures::future::Either::Right(
-                    self.withdraw(case, route, in_flight, now),
+                    self.withdraw(case, route, in_flight, now)
+                        .instrument(send_span("withdrawal", traces, &[case.id])),
                 ));
             }
         }
         let sends = messages
             .into_values()
             .flat_map(|attempts| chunked(attempts, MAX_GROUP))
-            .map(|group| self.deliver(group, now));
+            .map(|group| {
+                let cases: Vec<CaseId> = group.iter().map(|attempt| attempt.case_id).collect();
+                self.deliver(group, now).instrument(send_span("notice", traces, &cases))
+            });
         let mut commands: Vec<(CaseId, Command)> = futures::stream::iter(sends)
             .buffer_unordered(CONCURRENT_SENDS)
             .flat_map(futures::stream::iter)
@@ -255,4 +271,20 @@ impl Stage for DispatchStage {
         }
         Ok(Some(self.start(case)))
     }
+}
+
+/// The span of sending one message for `cases`: in the first case's trace, linked to the
+/// traces of the others (a grouped notice serves them all).
+fn send_span(what: &'static str, traces: &CaseTraces, cases: &[CaseId]) -> tracing::Span {
+    let span = tracing::info_span!(
+        "send",
+        otel.name = %format_args!("dispatch send {what}"),
+        otel.kind = "client",
+        cases = cases.len(),
+        trace_id = tracing::field::Empty,
+    );
+    let mut parents = cases.iter().filter_map(|id| traces.of(*id));
+    trace::continue_trace(&span, parents.next());
+    trace::link(&span, &parents.collect::<Vec<_>>());
+    span
 }

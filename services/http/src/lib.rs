@@ -8,6 +8,7 @@ pub mod error;
 pub mod limits;
 pub mod openapi;
 pub mod schema;
+pub mod trace;
 
 pub use auth::{Caller, Edge, SCOPE_REPORTS_WRITE, SCOPE_REVIEW};
 pub use error::{ApiError, ErrorBody, FieldError};

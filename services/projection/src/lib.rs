@@ -10,7 +10,7 @@ pub mod rebuild;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId, Command, PlatformId};
 use dijkwacht_runtime::timers::{self, PROJECTION};
-use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
+use dijkwacht_runtime::{CaseTraces, RecordedEvent, Stage, StageError, Topic};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -38,7 +38,12 @@ impl Stage for ProjectionStage {
         Ok(None)
     }
 
-    async fn after_commit(&self, cases: &[&Case], _now: DateTime<Utc>) -> Result<Vec<(CaseId, Command)>, StageError> {
+    async fn after_commit(
+        &self,
+        cases: &[&Case],
+        _traces: &CaseTraces,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<(CaseId, Command)>, StageError> {
         project(&self.pool, cases).await?;
         let seen: Vec<(CaseId, u32)> = cases.iter().map(|case| (case.id, case.version)).collect();
         timers::forget_seen(&self.pool, PROJECTION, &seen).await?;

@@ -4,6 +4,7 @@
 //! a typo never silently falls back to a default. Secrets are never printed.
 
 use crate::kafka::ProducerSettings;
+use crate::telemetry::{LogFormat, TelemetrySettings};
 use chrono::TimeDelta;
 use dijkwacht_domain::WaitLimits;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -110,6 +111,13 @@ pub struct Settings {
     pub hash_check: serde_json::Value,
     /// The police-first section (`[police]`): `dijkwacht_police::settings::PoliceSettings`.
     pub police: serde_json::Value,
+    /// `text` (coloured on a terminal) or `json` (one object per line, for a collector).
+    pub log_format: LogFormat,
+    /// The OpenTelemetry collector's OTLP/HTTP address (`http://collector:4318`); traces
+    /// are exported only when it is set.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` in the traces: the role of this process in a deployment.
+    pub service_name: String,
 }
 
 /// What a process can run; each part can run, scale and be killed on its own.
@@ -246,6 +254,9 @@ impl Default for Settings {
             followup: serde_json::Value::Object(Default::default()),
             hash_check: serde_json::Value::Object(Default::default()),
             police: serde_json::Value::Object(Default::default()),
+            log_format: LogFormat::Text,
+            otlp_endpoint: None,
+            service_name: "dijkwacht".into(),
         }
     }
 }
@@ -363,6 +374,17 @@ impl Settings {
             bootstrap_servers: bootstrap_servers.to_owned(),
             message_timeout: std::time::Duration::from_millis(self.kafka_message_timeout_ms),
             idempotence: self.kafka_idempotence,
+        }
+    }
+
+    pub fn telemetry(&self) -> TelemetrySettings {
+        TelemetrySettings {
+            log_format: self.log_format,
+            otlp_endpoint: self
+                .otlp_endpoint
+                .clone()
+                .filter(|endpoint| !endpoint.trim().is_empty()),
+            service_name: self.service_name.clone(),
         }
     }
 

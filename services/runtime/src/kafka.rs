@@ -1,12 +1,14 @@
 //! The Kafka transport: an embedded broker when none is configured, topic provisioning,
 //! and the producer and consumer settings every part of dijkwacht shares.
 
+use crate::telemetry::trace::{self, TraceParent};
 use crate::topics::TopicNames;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaErrorCode, RDKafkaRespErr};
@@ -252,4 +254,22 @@ pub fn consumer<C: ConsumerContext + 'static>(
         .set("fetch.wait.max.ms", "100")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .create_with_context(context)
+}
+
+/// The headers that carry a message's trace to its consumers.
+pub fn trace_headers(traceparent: &TraceParent) -> OwnedHeaders {
+    OwnedHeaders::new().insert(Header {
+        key: trace::HEADER,
+        value: Some(traceparent.as_str()),
+    })
+}
+
+/// The trace a consumed message continues, from its headers.
+pub fn traceparent_of<M: Message>(message: &M) -> Option<TraceParent> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|header| header.key == trace::HEADER)
+        .and_then(|header| std::str::from_utf8(header.value?).ok())
+        .and_then(TraceParent::parse)
 }

@@ -29,6 +29,6 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use commands::{Attempt, CaseCommand, CommandError, Decision, Executed, Rejection};
 pub use health::Health;
 pub use shutdown::Shutdown;
-pub use stage::{LoopSettings, Stage, StageError, StageLoop, StageRuntime};
+pub use stage::{CaseTraces, LoopSettings, Stage, StageError, StageLoop, StageRuntime};
 pub use store::{CaseChange, EventStore, Loaded, LoadedCase, Metadata, RecordedEvent, StoreError};
 pub use topics::{Topic, TopicNames};

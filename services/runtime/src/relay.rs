@@ -9,6 +9,7 @@ use crate::health::Readiness;
 use crate::kafka::{self, ProducerSettings};
 use crate::shutdown::Shutdown;
 use crate::store::StoredRow;
+use crate::telemetry::trace::{self, TraceParent};
 use crate::topics::{Topic, TopicNames};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::future::join_all;
@@ -103,21 +104,24 @@ impl Relay {
         for row in &rows {
             let outbox_id: i64 = row.try_get("outbox_id")?;
             match self.message(row) {
-                Ok((topic, key, payload)) => messages.push((outbox_id, topic, key, payload)),
+                Ok(message) => messages.push((outbox_id, message)),
                 Err(reason) => quarantine.push((outbox_id, reason)),
             }
         }
         // All sends are in flight at once; the idempotent producer keeps per-partition order.
-        let deliveries = join_all(messages.iter().map(|(_, topic, key, payload)| {
-            self.producer.send(
-                FutureRecord::to(topic).key(key).payload(payload),
-                self.producer_settings.message_timeout,
-            )
+        let deliveries = join_all(messages.iter().map(|(_, message)| {
+            let mut record = FutureRecord::to(&message.topic)
+                .key(&message.key)
+                .payload(&message.payload);
+            if let Some(traceparent) = &message.traceparent {
+                record = record.headers(kafka::trace_headers(traceparent));
+            }
+            self.producer.send(record, self.producer_settings.message_timeout)
         }))
         .await;
         let mut published = Published::default();
         let mut acknowledged = Vec::with_capacity(messages.len());
-        for ((outbox_id, topic, key, _), delivery) in messages.iter().zip(deliveries) {
+        for ((outbox_id, Message { topic, key, .. }), delivery) in messages.iter().zip(deliveries) {
             match delivery {
                 Ok(_) => acknowledged.push(*outbox_id),
                 Err((error, _)) if refused_for_good(&error) => {
@@ -155,8 +159,10 @@ impl Relay {
         Ok(published)
     }
 
-    /// The topic, key and payload of an outbox row, or why it can never be published.
-    fn message(&self, row: &sqlx::postgres::PgRow) -> Result<(String, String, Vec<u8>), String> {
+    /// The message of an outbox row, or why it can never be published. An event decided
+    /// within a trace is published within it: the relay's span, finished when the batch is
+    /// acknowledged, is the parent of the consumers' work.
+    fn message(&self, row: &sqlx::postgres::PgRow) -> Result<Message, String> {
         let topic: String = row.try_get("topic").map_err(|e| e.to_string())?;
         if !Topic::EVENTS.iter().any(|known| known.name() == topic) {
             return Err(format!("unknown topic {topic:?}"));
@@ -165,7 +171,28 @@ impl Relay {
             .and_then(|stored| stored.decode())
             .map_err(|e| format!("the event cannot be read: {e}"))?;
         let payload = serde_json::to_vec(&recorded).map_err(|e| e.to_string())?;
-        Ok((self.topics.qualify(&topic), recorded.case_id.to_string(), payload))
+        let (span, traceparent) = match &recorded.metadata.traceparent {
+            Some(parent) => {
+                let span = tracing::info_span!(
+                    "publish",
+                    otel.name = %format_args!("relay {}", recorded.event.type_name()),
+                    otel.kind = "producer",
+                    case_id = %recorded.case_id,
+                    topic,
+                    trace_id = tracing::field::Empty,
+                );
+                let continued = trace::continue_trace(&span, Some(parent));
+                (Some(span), continued)
+            }
+            None => (None, None),
+        };
+        Ok(Message {
+            topic: self.topics.qualify(&topic),
+            key: recorded.case_id.to_string(),
+            payload,
+            traceparent,
+            _span: span,
+        })
     }
 
     /// How long the oldest row waiting to be published has waited.
@@ -274,4 +301,14 @@ fn refused_for_good(error: &KafkaError) -> bool {
                 | RDKafkaErrorCode::InvalidRecord
         )
     )
+}
+
+/// One outbox row on its way to the broker.
+struct Message {
+    topic: String,
+    key: String,
+    payload: Vec<u8>,
+    traceparent: Option<TraceParent>,
+    /// Open while the message is in flight.
+    _span: Option<tracing::Span>,
 }

@@ -12,6 +12,7 @@ use crate::kafka;
 use crate::operator;
 use crate::shutdown::Shutdown;
 use crate::store::{EventStore, Loaded, Metadata, RecordedEvent, StoreError};
+use crate::telemetry::trace::{self, TraceParent};
 use crate::timers::{self, DueTimer};
 use crate::topics::{Topic, TopicNames};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -25,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// What went wrong while handling work, and what the loop should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -86,10 +88,12 @@ pub trait Stage: Send + Sync + 'static {
     /// Side effects that may only follow a durable decision (sending a notice, updating a
     /// read model), for all cases of a batch at once. Runs for every case the batch
     /// touched, so it must look at the state, not at what just happened. Returned commands
-    /// are decided and appended next, and their cases offered to this hook again.
+    /// are decided and appended next, and their cases offered to this hook again. What is
+    /// sent for a case continues its trace in `traces`.
     fn after_commit(
         &self,
         _cases: &[&Case],
+        _traces: &CaseTraces,
         _now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<(CaseId, Command)>, StageError>> + Send {
         async { Ok(vec![]) }
@@ -117,6 +121,22 @@ impl Default for LoopSettings {
             timer_poll: Duration::from_millis(500),
             timer_lease: TimeDelta::seconds(60),
             group_prefix: "dijkwacht.".into(),
+        }
+    }
+}
+
+/// The trace each case of a batch continues: that of the message or wake-up that moved it.
+#[derive(Debug, Clone, Default)]
+pub struct CaseTraces(HashMap<CaseId, TraceParent>);
+
+impl CaseTraces {
+    pub fn of(&self, case_id: CaseId) -> Option<&TraceParent> {
+        self.0.get(&case_id)
+    }
+
+    fn insert(&mut self, case_id: CaseId, traceparent: Option<TraceParent>) {
+        if let Some(traceparent) = traceparent {
+            self.0.insert(case_id, traceparent);
         }
     }
 }
@@ -280,21 +300,23 @@ impl<S: Stage> StageLoop<S> {
             }
         }
         let now = self.runtime.clock.now();
-        let cases = self.decide_and_append(&decoded, &mut dead, now).await?;
+        let (cases, traces) = self.decide_and_append(batch, &decoded, &mut dead, now).await?;
         self.crash_point("after-append");
-        self.follow_up(cases, now).await?;
+        self.follow_up(cases, &traces, now).await?;
         self.crash_point("after-follow-up-append");
         self.dead_letter(batch, &dead).await
     }
 
     /// Decides what the batch's messages mean for their cases and appends it through the
-    /// command path; returns every case the batch named, as it is now.
+    /// command path; returns every case the batch named, as it is now, and the trace each
+    /// continues.
     async fn decide_and_append(
         &self,
+        batch: &[OwnedMessage],
         decoded: &[(usize, RecordedEvent)],
         dead: &mut Vec<DeadLetter>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Case>, StageError> {
+    ) -> Result<(Vec<Case>, CaseTraces), StageError> {
         let mut ids: Vec<CaseId> = decoded.iter().map(|(_, event)| event.case_id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -315,17 +337,26 @@ impl<S: Stage> StageLoop<S> {
         // Lookups for the whole batch run concurrently, each on the case as loaded; the
         // command path decides in order, so a later message sees what an earlier one decided
         // and a command made stale by it decides to nothing.
-        let lookups = self.commands_for(&readable, &loaded).await;
+        let spans: Vec<(tracing::Span, Option<TraceParent>)> = readable
+            .iter()
+            .map(|(index, event)| {
+                let parent = kafka::traceparent_of(&batch[*index]).or_else(|| event.metadata.traceparent.clone());
+                self.span("handle", event.case_id, event.event.type_name(), parent.as_ref())
+            })
+            .collect();
+        let lookups = self.commands_for(&readable, &spans, &loaded).await;
         let mut commands = Vec::new();
         let mut sources = Vec::new();
-        for ((index, event), lookup) in readable.iter().zip(lookups) {
+        let mut traces = CaseTraces::default();
+        for (((index, event), lookup), (_, traceparent)) in readable.iter().zip(lookups).zip(spans) {
+            traces.insert(event.case_id, traceparent.clone());
             match lookup {
                 Ok(Some(command)) => {
                     let case = &loaded.cases[&event.case_id].case;
                     commands.push(CaseCommand::new(
                         event.case_id,
                         command,
-                        self.metadata(case).caused_by(event.position),
+                        self.metadata(case).caused_by(event.position).traced(traceparent),
                     ));
                     sources.push(*index);
                 }
@@ -343,7 +374,29 @@ impl<S: Stage> StageLoop<S> {
                 });
             }
         }
-        Ok(cases)
+        Ok((cases, traces))
+    }
+
+    /// The span of this stage's work on one case, continuing `parent`'s trace; and the
+    /// traceparent that continues it from here.
+    fn span(
+        &self,
+        work: &'static str,
+        case_id: CaseId,
+        what: &str,
+        parent: Option<&TraceParent>,
+    ) -> (tracing::Span, Option<TraceParent>) {
+        let stage = self.stage.name();
+        let span = tracing::info_span!(
+            "stage",
+            otel.name = %format_args!("{stage} {work} {what}"),
+            otel.kind = "consumer",
+            stage,
+            %case_id,
+            trace_id = tracing::field::Empty,
+        );
+        let traceparent = trace::continue_trace(&span, parent);
+        (span, traceparent)
     }
 
     /// Executes `commands` through the command path, on `loaded` first if given; returns
@@ -382,13 +435,15 @@ impl<S: Stage> StageLoop<S> {
     async fn commands_for(
         &self,
         decoded: &[&(usize, RecordedEvent)],
+        spans: &[(tracing::Span, Option<TraceParent>)],
         loaded: &Loaded,
     ) -> Vec<Result<Option<Command>, StageError>> {
         // A loop, not a closure: closures here trip the compiler's proof that the stage's
         // future is `Send` (rust-lang/rust#102211).
         let mut lookups = Vec::with_capacity(decoded.len());
-        for (_, event) in decoded {
-            lookups.push(self.stage.command_for(event, &loaded.cases[&event.case_id].case));
+        for ((_, event), (span, _)) in decoded.iter().zip(spans) {
+            let lookup = self.stage.command_for(event, &loaded.cases[&event.case_id].case);
+            lookups.push(lookup.instrument(span.clone()));
         }
         futures::stream::iter(lookups)
             .buffered(CONCURRENT_LOOKUPS)
@@ -398,7 +453,12 @@ impl<S: Stage> StageLoop<S> {
 
     /// Runs the stage's side effects and the commands they return, round after round, for
     /// the cases that got a command; returns every case as it ends up.
-    async fn follow_up(&self, cases: Vec<Case>, now: DateTime<Utc>) -> Result<Vec<Case>, StageError> {
+    async fn follow_up(
+        &self,
+        cases: Vec<Case>,
+        traces: &CaseTraces,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Case>, StageError> {
         let mut cases: BTreeMap<CaseId, Case> = cases.into_iter().map(|case| (case.id, case)).collect();
         let mut offered: Vec<CaseId> = cases.keys().copied().collect();
         for _ in 0..MAX_FOLLOW_UPS {
@@ -408,10 +468,13 @@ impl<S: Stage> StageLoop<S> {
             let round: Vec<&Case> = offered.iter().filter_map(|id| cases.get(id)).collect();
             let commands: Vec<CaseCommand> = self
                 .stage
-                .after_commit(&round, now)
+                .after_commit(&round, traces, now)
                 .await?
                 .into_iter()
-                .map(|(id, command)| CaseCommand::new(id, command, self.metadata(&cases[&id])))
+                .map(|(id, command)| {
+                    let metadata = self.metadata(&cases[&id]).traced(traces.of(id).cloned());
+                    CaseCommand::new(id, command, metadata)
+                })
                 .collect();
             offered = commands.iter().map(|c| c.case_id).collect();
             let (changed, _) = self.execute(&commands, None, now).await?;
@@ -528,17 +591,22 @@ impl<S: Stage> StageLoop<S> {
         let loaded = self.runtime.store.load(&ids).await?;
         let before: HashMap<CaseId, u32> = loaded.cases.iter().map(|(id, l)| (*id, l.case.version)).collect();
         let mut commands = Vec::new();
+        let mut traces = CaseTraces::default();
         for timer in &due {
             let Some(case) = loaded.cases.get(&timer.case_id) else {
                 continue;
             };
-            if let Some(command) = self.stage.on_wake(&case.case).await? {
-                commands.push(CaseCommand::new(timer.case_id, command, self.metadata(&case.case)));
+            // A wake-up continues the trace of the case's latest event, even after a restart.
+            let (span, traceparent) = self.span("wake", timer.case_id, case.case.status.as_str(), case.trace.as_ref());
+            traces.insert(timer.case_id, traceparent.clone());
+            if let Some(command) = self.stage.on_wake(&case.case).instrument(span).await? {
+                let metadata = self.metadata(&case.case).traced(traceparent);
+                commands.push(CaseCommand::new(timer.case_id, command, metadata));
             }
         }
         let (cases, _) = self.execute(&commands, Some(loaded), now).await?;
         let after: HashMap<CaseId, u32> = self
-            .follow_up(cases, now)
+            .follow_up(cases, &traces, now)
             .await?
             .into_iter()
             .map(|case| (case.id, case.version))

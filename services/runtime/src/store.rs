@@ -2,6 +2,7 @@
 //! in the same transaction as the events it will publish.
 
 use crate::canonical::write_canonical;
+use crate::telemetry::TraceParent;
 use crate::topics::Topic;
 use chrono::{DateTime, SecondsFormat, Utc};
 use dijkwacht_domain::{Case, CaseEvent, CaseId, Command, Refusal, WaitLimits, SCHEMA_VERSION};
@@ -29,15 +30,26 @@ pub struct Metadata {
     /// the stages decide, the report itself for what intake records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation: Option<Uuid>,
+    /// The trace of the work that decided this event, which the next hop continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<TraceParent>,
 }
 
 impl Metadata {
+    /// Who acts, within the trace of the span the caller runs in (a request, a stage's
+    /// handling of one message).
     pub fn actor(actor: impl Into<String>) -> Self {
         Self {
             actor: actor.into(),
             causation: None,
             correlation: None,
+            traceparent: TraceParent::current(),
         }
+    }
+
+    pub fn traced(mut self, traceparent: Option<TraceParent>) -> Self {
+        self.traceparent = traceparent;
+        self
     }
 
     pub fn caused_by(mut self, position: i64) -> Self {
@@ -68,6 +80,8 @@ pub struct RecordedEvent {
 pub struct LoadedCase {
     pub case: Case,
     pub head_hash: Hash,
+    /// The trace of the work behind the latest event, which a wake-up continues.
+    pub trace: Option<TraceParent>,
 }
 
 impl LoadedCase {
@@ -75,6 +89,7 @@ impl LoadedCase {
         Self {
             case: Case::new(id),
             head_hash: GENESIS,
+            trace: None,
         }
     }
 }
@@ -208,6 +223,7 @@ impl EventStore {
                     let entry = loaded.cases.entry(case_id).or_insert_with(|| LoadedCase::new(case_id));
                     entry.case.apply(&recorded.event, recorded.recorded_at);
                     entry.head_hash = hash;
+                    entry.trace = recorded.metadata.traceparent;
                 }
                 Err(error @ StoreError::Corrupt { .. }) => {
                     loaded.cases.remove(&case_id);

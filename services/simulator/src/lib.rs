@@ -41,6 +41,9 @@ pub struct ReceivedNotice {
     pub notice_reference: String,
     pub received_at: DateTime<Utc>,
     pub idempotency_key: String,
+    /// The sender's W3C trace context, if it sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// The notice exactly as it arrived.
     pub notice: Value,
 }
@@ -684,6 +687,10 @@ async fn receive_notice(sim: Simulator, platform: String, headers: HeaderMap, bo
     }
     let reference = format!("SIM-{:06}", inbox.notices.len() + 1);
     let index = inbox.notices.len();
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     inbox.by_key.insert((platform.clone(), key.clone()), index);
     for notice in notices {
         sim.schedule_removals(&mut inbox, &notice, behaviour.never_removes);
@@ -693,6 +700,7 @@ async fn receive_notice(sim: Simulator, platform: String, headers: HeaderMap, bo
             notice_reference: reference.clone(),
             received_at: now,
             idempotency_key: key.clone(),
+            traceparent: traceparent.clone(),
             notice,
         });
     }

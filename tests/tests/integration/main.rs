@@ -19,3 +19,4 @@ mod schemas;
 mod schemathesis;
 mod stage_loop;
 mod support;
+mod traces;

@@ -21,7 +21,11 @@ async fn run(system: &TestSystem, key: &str, selection: &[&str], extra_exclusion
         binary.display()
     );
     let hooks = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemathesis");
+    // schemathesis and hypothesis keep their caches in the working directory: one of its
+    // own, so a test run leaves the work tree as it was.
+    let workdir = tempfile::tempdir().expect("a working directory for schemathesis");
     let output = Command::new(&binary)
+        .current_dir(workdir.path())
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .env("PYTHONPATH", &hooks)
         .env("NO_COLOR", "1")
