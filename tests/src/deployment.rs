@@ -187,7 +187,7 @@ impl Deployment {
             || async {
                 let response = self
                     .http
-                    .get(format!("http://127.0.0.1:{http_port}/healthz"))
+                    .get(format!("http://127.0.0.1:{http_port}/readyz"))
                     .send()
                     .await
                     .ok()?;

@@ -552,10 +552,10 @@ impl TestSystem {
             .collect()
     }
 
-    /// Waits until `/healthz` answers 200: every stage has joined its consumer group.
+    /// Waits until `/readyz` answers 200: every stage has joined its consumer group.
     pub async fn wait_until_ready(&self) {
         eventually("every stage consuming", Duration::from_secs(60), || async {
-            let response = self.http.get(self.api("/healthz")).send().await.ok()?;
+            let response = self.http.get(self.api("/readyz")).send().await.ok()?;
             (response.status() == 200).then_some(())
         })
         .await

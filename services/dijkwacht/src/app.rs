@@ -25,6 +25,7 @@ use dijkwacht_followup::FollowupStage;
 use dijkwacht_hashcheck::providers::Providers;
 use dijkwacht_hashcheck::settings::HashCheckSettings;
 use dijkwacht_hashcheck::HashCheckApi;
+use dijkwacht_http::ops::OpsState;
 use dijkwacht_intake::review::ReviewPolicy;
 use dijkwacht_intake::{AppState, LimitSettings, Limits};
 use dijkwacht_notices::NoticeStage;
@@ -442,12 +443,13 @@ pub fn openapi() -> serde_json::Value {
             dijkwacht_followup::documented().into_parts("", version).1,
             dijkwacht_hashcheck::documented().into_parts("", version).1,
             dijkwacht_police::documented().into_parts("", version).1,
+            dijkwacht_http::ops::documented().into_parts("", version).1,
         ],
     )
 }
 
-/// The HTTP API (readiness only when this process does not run the intake); returns where
-/// it listens.
+/// The HTTP API (only liveness, readiness and metrics when this process does not run the
+/// intake); returns where it listens.
 async fn serve_api(
     tasks: &mut JoinSet<()>,
     settings: &Settings,
@@ -465,10 +467,16 @@ async fn serve_api(
         .await
         .with_context(|| format!("binding the HTTP API to {}", settings.http_listen))?;
     let http_addr = listener.local_addr()?;
+    let ops = dijkwacht_http::ops::documented()
+        .into_parts("", "")
+        .0
+        .with_state(OpsState {
+            health,
+            pool: store.pool().clone(),
+        });
     let state = AppState {
         store,
         clock,
-        health,
         limits: Limits::new(LimitSettings {
             partner_requests_per_second: settings.partner_requests_per_second,
             partner_burst: settings.partner_burst,
@@ -509,11 +517,13 @@ async fn serve_api(
             limits: state.limits.clone(),
             directory: dispatch.directory.clone(),
         };
-        api_router(state.clone(), dispatch, followup, police).merge(openapi_router())
+        api_router(state.clone(), dispatch, followup, police)
+            .merge(openapi_router())
+            .merge(ops)
     } else if hash_check.is_some() {
-        dijkwacht_intake::health_router(state.clone()).merge(openapi_router())
+        ops.merge(openapi_router())
     } else {
-        dijkwacht_intake::health_router(state.clone())
+        ops
     };
     let router = match hash_check {
         Some((section, providers, index)) => router.merge(hash_check_router(HashCheckApi {

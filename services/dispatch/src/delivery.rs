@@ -5,11 +5,13 @@
 use crate::email::{Outgoing, Part};
 use crate::registry::PlatformRoute;
 use crate::render::Subject;
+use crate::telemetry::NoticesSent;
 use crate::{pace, DispatchStage};
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::case::InFlight;
 use dijkwacht_domain::notice::Illegality;
 use dijkwacht_domain::{AfterFailure, CaseId, Channel, Command, DispatchOutcome, Notice, NoticeId};
+use dijkwacht_runtime::telemetry::events::InternalEvent;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -121,9 +123,13 @@ impl DispatchStage {
         let mut outcome = self.send(&route, &channel, &notices, now).await;
         dijkwacht_runtime::crash::point("dispatch.after-post");
         self.pace_outcome(&route, &outcome, now).await;
-        if let DispatchOutcome::Failed { reason, .. } | DispatchOutcome::Rejected { reason, .. } = &outcome {
-            tracing::warn!(platform = %route.platform_id, notices = attempts.len(), channel = channel.kind(), %reason, "notice not delivered");
+        NoticesSent {
+            platform: &route.platform_id,
+            channel: channel.kind(),
+            notices: attempts.len(),
+            outcome: &outcome,
         }
+        .emit();
         // A group is retried as a group: every notice of it waits the full back-off of the
         // group's latest attempt, so they come due together (a notice's own jittered back-off
         // is never longer).

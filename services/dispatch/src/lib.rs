@@ -19,6 +19,7 @@ pub mod registry;
 pub mod render;
 pub mod routes;
 pub mod settings;
+pub mod telemetry;
 
 use crate::api::ApiSender;
 use crate::delivery::{chunked, Attempt, MessageKey};
@@ -280,6 +281,7 @@ fn send_span(what: &'static str, traces: &CaseTraces, cases: &[CaseId]) -> traci
         "send",
         otel.name = %format_args!("dispatch send {what}"),
         otel.kind = "client",
+        case_id = %cases.first().map(ToString::to_string).unwrap_or_default(),
         cases = cases.len(),
         trace_id = tracing::field::Empty,
     );

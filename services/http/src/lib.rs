@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod openapi;
+pub mod ops;
 pub mod schema;
 pub mod trace;
 

@@ -1,5 +1,5 @@
 //! The HTTP API: partners submit reports (one, or in bulk) and follow them, the public
-//! reports through one form, regulators read compliance statistics, operators probe health.
+//! reports through one form, regulators read compliance statistics.
 //! The OpenAPI description is built from the same route table as the router.
 
 pub mod api;
@@ -17,7 +17,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use dijkwacht_projection::PlatformCompliance;
-use dijkwacht_runtime::{EventStore, Health, SharedClock, Shutdown};
+use dijkwacht_runtime::{EventStore, SharedClock, Shutdown};
 use openapi::DocumentedRouter;
 use routes::{SCOPE_COMPLIANCE_READ, SCOPE_REPORTS_READ, SCOPE_REPORTS_WRITE};
 use serde_json::{json, Value};
@@ -36,7 +36,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub struct AppState {
     pub store: EventStore,
     pub clock: SharedClock,
-    pub health: Health,
     pub limits: Limits,
     pub review: Arc<review::ReviewPolicy>,
     /// Jurisdiction of provisions analysts name.
@@ -198,16 +197,6 @@ pub fn documented() -> DocumentedRouter<AppState> {
                 .json_response::<Vec<dijkwacht_runtime::relay::QuarantinedRow>>(200, "the quarantined rows")
                 .error(422, "malformed query")
         })
-        .route("get", "/healthz", get(routes::healthz), |op| {
-            op.summary("Readiness: 200 once every stage consumes and the database answers")
-                .response(200, "ready", Some(("application/json", json!({"type": "object"}))))
-                .response(503, "not ready", Some(("application/json", json!({"type": "object"}))))
-        })
-}
-
-/// Readiness only, for a process that runs stages but not the intake.
-pub fn health_router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(routes::healthz)).with_state(state)
 }
 
 /// The intake's routes; the binary adds the other parts' and `/openapi.json`.

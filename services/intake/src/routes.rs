@@ -199,34 +199,3 @@ pub async fn platform_compliance_report(
         .map(Json)
         .ok_or(ApiError::NotFound)
 }
-
-/// 200 once every stage consumes and the database answers; 503 until then.
-pub async fn healthz(State(state): State<AppState>) -> Response {
-    let mut report = state.health.report();
-    let pool = state.store.pool();
-    // Waiting work is shown, not judged: an operator queue is normal, a growing one is not.
-    let counts: Result<(i64, i64), sqlx::Error> = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM operator_queue), (SELECT count(*) FROM outbox WHERE quarantined_at IS NOT NULL)",
-    )
-    .fetch_one(pool)
-    .await;
-    let database = counts.is_ok();
-    report.ready &= database;
-    let (operator_queue, quarantined) = counts.unwrap_or_default();
-    let status = if report.ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(serde_json::json!({
-            "ready": report.ready,
-            "database": database,
-            "components": report.components,
-            "operator_queue": operator_queue,
-            "quarantined_outbox_rows": quarantined,
-        })),
-    )
-        .into_response()
-}

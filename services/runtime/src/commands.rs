@@ -3,6 +3,7 @@
 //! same transaction, and decided again from fresh reads when another writer got there first.
 
 use crate::store::{CaseChange, EventStore, Loaded, LoadedCase, Metadata, RecordedEvent, StoreError};
+use crate::telemetry::events::{self, InternalEvent};
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId, Command, Refusal};
 use sqlx::PgConnection;
@@ -23,6 +24,11 @@ pub trait Decision: Sync {
         tx: &mut PgConnection,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(Self::Output, Vec<CaseChange>), Attempt>> + Send;
+
+    /// Who decides, as counted when a conflict makes the decision again.
+    fn decided_by(&self) -> &str {
+        "request"
+    }
 }
 
 /// Why one attempt at a decision did not commit.
@@ -119,7 +125,13 @@ impl EventStore {
         decision: &D,
         now: DateTime<Utc>,
     ) -> Result<(D::Output, Vec<RecordedEvent>), CommandError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                events::ConflictRetried {
+                    by: decision.decided_by(),
+                }
+                .emit();
+            }
             let mut tx = self.pool().begin().await?;
             let (output, changes) = match decision.decide(&mut tx, now).await {
                 Ok(decided) => decided,
@@ -196,6 +208,18 @@ type CommandsOutput = (HashMap<CaseId, Case>, Vec<Result<(), Rejection>>);
 
 impl Decision for Commands<'_> {
     type Output = CommandsOutput;
+
+    /// `stage:<name>` for a stage; the kind of actor (`partner`, `analyst`) otherwise.
+    fn decided_by(&self) -> &str {
+        let actor = self
+            .commands
+            .first()
+            .map_or("", |command| command.metadata.actor.as_str());
+        match actor.split_once(':') {
+            Some(("stage", _)) | None => actor,
+            Some((kind, _)) => kind,
+        }
+    }
 
     async fn decide(
         &self,

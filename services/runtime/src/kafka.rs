@@ -253,6 +253,8 @@ pub fn consumer<C: ConsumerContext + 'static>(
         // Latency between stages matters more than fetch efficiency at our message sizes.
         .set("fetch.wait.max.ms", "100")
         .set("partition.assignment.strategy", "cooperative-sticky")
+        // How often the consumer reports its lag per partition (ConsumerContext::stats).
+        .set("statistics.interval.ms", "5000")
         .create_with_context(context)
 }
 

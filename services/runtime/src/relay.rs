@@ -9,6 +9,7 @@ use crate::health::Readiness;
 use crate::kafka::{self, ProducerSettings};
 use crate::shutdown::Shutdown;
 use crate::store::StoredRow;
+use crate::telemetry::events::{self, InternalEvent};
 use crate::telemetry::trace::{self, TraceParent};
 use crate::topics::{Topic, TopicNames};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -156,6 +157,11 @@ impl Relay {
         }
         tx.commit().await?;
         published.acknowledged = acknowledged.len();
+        events::RelayPublished {
+            acknowledged: published.acknowledged,
+            quarantined: published.quarantined,
+        }
+        .emit();
         Ok(published)
     }
 
@@ -195,15 +201,22 @@ impl Relay {
         })
     }
 
-    /// How long the oldest row waiting to be published has waited.
+    /// How long the oldest row waiting to be published has waited; also tells the
+    /// operators how many rows wait.
     pub async fn lag(&self, now: DateTime<Utc>) -> Result<Option<TimeDelta>, sqlx::Error> {
-        let oldest: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT e.recorded_at FROM outbox o JOIN events e ON e.position = o.position \
-             WHERE o.published_at IS NULL AND o.quarantined_at IS NULL ORDER BY o.id LIMIT 1",
+        let (rows, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT count(*), min(e.recorded_at) FROM outbox o JOIN events e ON e.position = o.position \
+             WHERE o.published_at IS NULL AND o.quarantined_at IS NULL",
         )
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(oldest.map(|at| now - at))
+        let lag = oldest.map(|at| now - at);
+        events::RelayBacklog {
+            rows,
+            oldest_seconds: lag.map_or(0.0, |lag| lag.num_milliseconds() as f64 / 1000.0),
+        }
+        .emit();
+        Ok(lag)
     }
 
     /// A producer that hit a fatal error (the idempotent producer's guarantees broke) sends

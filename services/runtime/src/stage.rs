@@ -12,6 +12,7 @@ use crate::kafka;
 use crate::operator;
 use crate::shutdown::Shutdown;
 use crate::store::{EventStore, Loaded, Metadata, RecordedEvent, StoreError};
+use crate::telemetry::events::{self, InternalEvent};
 use crate::telemetry::trace::{self, TraceParent};
 use crate::timers::{self, DueTimer};
 use crate::topics::{Topic, TopicNames};
@@ -28,22 +29,57 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-/// What went wrong while handling work, and what the loop should do about it.
+/// What went wrong while handling work, and what the loop should do about it. Each keeps
+/// its cause, so a log line or a dead letter says why down to the root.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     /// The world is temporarily unavailable (database, broker, a lookup): try the batch again.
-    #[error("retryable: {0}")]
-    Retryable(String),
+    #[error("retryable: {}", chain(.0.as_ref()))]
+    Retryable(Cause),
     /// This message can never be handled: dead-letter it and move on.
-    #[error("permanent: {0}")]
-    Permanent(String),
+    #[error("permanent: {}", chain(.0.as_ref()))]
+    Permanent(Cause),
+}
+
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+impl StageError {
+    pub fn retryable(cause: impl Into<Cause>) -> Self {
+        Self::Retryable(cause.into())
+    }
+
+    pub fn permanent(cause: impl Into<Cause>) -> Self {
+        Self::Permanent(cause.into())
+    }
+
+    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        match self {
+            Self::Retryable(cause) | Self::Permanent(cause) => cause.as_ref(),
+        }
+    }
+}
+
+/// An error and its sources, outermost first: `a: b: c`.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        // Many errors repeat their source in their own message.
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<StoreError> for StageError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Corrupt { .. } | StoreError::Unreadable { .. } => StageError::Permanent(error.to_string()),
-            other => StageError::Retryable(other.to_string()),
+            StoreError::Corrupt { .. } | StoreError::Unreadable { .. } => StageError::permanent(error),
+            other => StageError::retryable(other),
         }
     }
 }
@@ -52,14 +88,14 @@ impl From<CommandError> for StageError {
     fn from(error: CommandError) -> Self {
         match error {
             CommandError::Store(store) => store.into(),
-            other => StageError::Retryable(other.to_string()),
+            other => StageError::retryable(other),
         }
     }
 }
 
 impl From<sqlx::Error> for StageError {
     fn from(error: sqlx::Error) -> Self {
-        StageError::Retryable(error.to_string())
+        StageError::retryable(error)
     }
 }
 
@@ -171,7 +207,24 @@ struct ReadinessContext {
     stage: &'static str,
 }
 
-impl ClientContext for ReadinessContext {}
+impl ClientContext for ReadinessContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, state) in &statistics.topics {
+            for (partition, partition_state) in &state.partitions {
+                // Partition -1 is librdkafka's internal one; a lag of -1 is not known yet.
+                if *partition >= 0 && partition_state.consumer_lag >= 0 {
+                    events::ConsumerLag {
+                        stage: self.stage,
+                        topic,
+                        partition: *partition,
+                        lag: partition_state.consumer_lag,
+                    }
+                    .emit();
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for ReadinessContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -218,12 +271,12 @@ impl<S: Stage> StageLoop<S> {
             &group,
             ReadinessContext { ready, stage: name },
         )
-        .map_err(|e| StageError::Permanent(format!("creating the {name} consumer: {e}")))?;
+        .map_err(|e| StageError::permanent(format!("creating the {name} consumer: {e}")))?;
         let topics: Vec<String> = self.stage.topics().iter().map(|t| self.runtime.topics.of(*t)).collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topic_refs)
-            .map_err(|e| StageError::Permanent(format!("subscribing {name} to {topics:?}: {e}")))?;
+            .map_err(|e| StageError::permanent(format!("subscribing {name} to {topics:?}: {e}")))?;
         tracing::info!(stage = name, ?topics, %group, "stage started");
 
         let this = Arc::new(self);
@@ -293,6 +346,7 @@ impl<S: Stage> StageLoop<S> {
     async fn handle_batch(&self, batch: &[OwnedMessage]) -> Result<(), StageError> {
         let mut dead = Vec::new();
         let mut decoded = Vec::with_capacity(batch.len());
+        self.count_consumed(batch);
         for (index, message) in batch.iter().enumerate() {
             match decode(message) {
                 Ok(event) => decoded.push((index, event)),
@@ -305,6 +359,21 @@ impl<S: Stage> StageLoop<S> {
         self.follow_up(cases, &traces, now).await?;
         self.crash_point("after-follow-up-append");
         self.dead_letter(batch, &dead).await
+    }
+
+    fn count_consumed(&self, batch: &[OwnedMessage]) {
+        let mut per_topic: BTreeMap<&str, usize> = BTreeMap::new();
+        for message in batch {
+            *per_topic.entry(message.topic()).or_default() += 1;
+        }
+        for (topic, count) in per_topic {
+            events::Consumed {
+                stage: self.stage.name(),
+                topic,
+                count,
+            }
+            .emit();
+        }
     }
 
     /// Decides what the batch's messages mean for their cases and appends it through the
@@ -361,7 +430,10 @@ impl<S: Stage> StageLoop<S> {
                     sources.push(*index);
                 }
                 Ok(None) => {}
-                Err(StageError::Permanent(reason)) => dead.push(DeadLetter { index: *index, reason }),
+                Err(error @ StageError::Permanent(_)) => dead.push(DeadLetter {
+                    index: *index,
+                    reason: chain(error.cause()),
+                }),
                 Err(retryable) => return Err(retryable),
             }
         }
@@ -415,6 +487,12 @@ impl<S: Stage> StageLoop<S> {
             }
         }
         let executed = self.runtime.store.execute_loaded(commands, loaded, now).await?;
+        events::Decided {
+            stage: self.stage.name(),
+            commands: commands.len(),
+            appended: executed.recorded.len(),
+        }
+        .emit();
         let mut rejections = Vec::with_capacity(commands.len());
         for (command, outcome) in commands.iter().zip(executed.outcomes) {
             let rejection = outcome.err();
@@ -491,7 +569,13 @@ impl<S: Stage> StageLoop<S> {
         detail: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StageError> {
-        tracing::warn!(stage = self.stage.name(), %case_id, reason, detail, "case set apart for operators");
+        events::SetApart {
+            stage: self.stage.name(),
+            case_id,
+            reason,
+            detail,
+        }
+        .emit();
         operator::flag(self.runtime.store.pool(), case_id, version, reason, detail, now).await?;
         Ok(())
     }
@@ -513,7 +597,13 @@ impl<S: Stage> StageLoop<S> {
         let topic = self.runtime.topics.of(Topic::DeadLetter);
         for letter in dead {
             let message = &batch[letter.index];
-            tracing::warn!(stage = self.stage.name(), topic = message.topic(), offset = message.offset(), reason = %letter.reason, "dead-lettered");
+            events::DeadLettered {
+                stage: self.stage.name(),
+                topic: message.topic(),
+                offset: message.offset(),
+                reason: &letter.reason,
+            }
+            .emit();
             let offset = message.offset().to_string();
             let partition = message.partition().to_string();
             let headers = OwnedHeaders::new()
@@ -547,7 +637,7 @@ impl<S: Stage> StageLoop<S> {
                 .producer
                 .send(record, Duration::from_secs(30))
                 .await
-                .map_err(|(error, _)| StageError::Retryable(format!("dead-letter publish: {error}")))?;
+                .map_err(|(error, _)| StageError::retryable(format!("dead-letter publish: {error}")))?;
         }
         Ok(())
     }
@@ -613,6 +703,11 @@ impl<S: Stage> StageLoop<S> {
             .collect();
         for timer in &due {
             let moved_on = after.get(&timer.case_id) > before.get(&timer.case_id);
+            events::TimerFired {
+                stage: self.stage.name(),
+                moved_on,
+            }
+            .emit();
             if !moved_on {
                 self.fired_without_progress(*timer, now).await?;
             }
@@ -624,7 +719,13 @@ impl<S: Stage> StageLoop<S> {
         let pool = self.runtime.store.pool();
         let pause = self.runtime.settings.timer_lease;
         if timers::fired_without_progress(pool, self.stage.name(), timer, pause, now).await? {
-            tracing::warn!(stage = self.stage.name(), case_id = %timer.case_id, "case set apart for operators: its wake-ups keep firing without effect");
+            events::SetApart {
+                stage: self.stage.name(),
+                case_id: timer.case_id,
+                reason: "stuck",
+                detail: "its wake-ups keep firing without effect",
+            }
+            .emit();
         }
         Ok(())
     }
@@ -650,4 +751,24 @@ fn store_offsets<C: ConsumerContext>(
         consumer.store_offset(topic, partition, offset)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("loading the cases failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_stage_error_keeps_its_cause_and_says_it_to_the_root() {
+        let error = StageError::retryable(Outer(std::io::Error::other("connection reset")));
+        assert_eq!(
+            error.to_string(),
+            "retryable: loading the cases failed: connection reset"
+        );
+        let root = error.cause().source().expect("the cause's own source is kept");
+        assert_eq!(root.to_string(), "connection reset");
+    }
 }

@@ -287,7 +287,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
         .map(|entry| (entry["case_id"].as_str().unwrap(), entry["reason"].as_str().unwrap()))
         .collect();
     assert_eq!(stuck, vec![(no_host.to_string().as_str(), "host_unknown")]);
-    let (_, health) = system.get("/healthz", "").await;
+    let (_, health) = system.get("/readyz", "").await;
     assert_eq!(health["operator_queue"], 1);
     assert_eq!(
         event_types(&store, no_host).await,

@@ -12,6 +12,8 @@ mod files;
 mod followup;
 mod hash_check;
 mod intake;
+mod logs;
+mod metrics;
 mod police;
 mod processes;
 mod relay;

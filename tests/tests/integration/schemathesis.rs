@@ -61,7 +61,7 @@ async fn the_live_api_keeps_to_its_openapi_description() {
     })
     .await
     .unwrap();
-    // Before the stages joined their groups /healthz answers 503, as it should.
+    // Before the stages joined their groups /readyz answers 503, as it should.
     system.wait_until_ready().await;
     // The partner API and the public form, everything checked.
     run(

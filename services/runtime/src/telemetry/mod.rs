@@ -5,14 +5,19 @@
 //! `RUST_LOG` filters the logs (default: info for dijkwacht, warn elsewhere); the traces
 //! take dijkwacht's own spans whatever the log filter says.
 
+pub mod events;
+pub mod metrics;
 pub mod trace;
 
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
+use std::time::Duration;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -39,17 +44,28 @@ pub struct TelemetrySettings {
     pub service_name: String,
 }
 
+/// How long exporting what is buffered may hold up the end of the process.
+const EXPORT_AT_EXIT: Duration = Duration::from_secs(3);
+/// How often the metrics go to the collector.
+const METRICS_EVERY: Duration = Duration::from_secs(15);
+
 /// The installed telemetry; [`Telemetry::shutdown`] exports what is still buffered.
 #[derive(Debug, Default)]
 pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
 }
 
 impl Telemetry {
     pub fn shutdown(self) {
         if let Some(tracer) = self.tracer {
-            if let Err(error) = tracer.shutdown_with_timeout(std::time::Duration::from_secs(3)) {
+            if let Err(error) = tracer.shutdown_with_timeout(EXPORT_AT_EXIT) {
                 eprintln!("exporting the last traces failed: {error}");
+            }
+        }
+        if let Some(meter) = self.meter {
+            if let Err(error) = meter.shutdown_with_timeout(EXPORT_AT_EXIT) {
+                eprintln!("exporting the last metrics failed: {error}");
             }
         }
     }
@@ -59,32 +75,53 @@ impl Telemetry {
 #[error("telemetry: {0}")]
 pub struct TelemetryError(String);
 
-/// Installs logging and, with an OTLP endpoint, trace export, for the whole process.
+/// Installs logging and, with an OTLP endpoint, the export of traces and metrics, for the
+/// whole process.
 pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
-    let tracer = match &settings.otlp_endpoint {
-        Some(endpoint) => Some(otlp_tracer(endpoint, &settings.service_name)?),
-        None => None,
+    let Some(endpoint) = &settings.otlp_endpoint else {
+        install(settings.log_format, None);
+        return Ok(Telemetry::default());
     };
-    install(settings.log_format, tracer.clone());
-    Ok(Telemetry { tracer })
+    let resource = Resource::builder()
+        .with_service_name(settings.service_name.clone())
+        .build();
+    let endpoint = endpoint.trim_end_matches('/');
+    let refused = |error: opentelemetry_otlp::ExporterBuildError| {
+        TelemetryError(format!("the OTLP exporter for {endpoint}: {error}"))
+    };
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{endpoint}/v1/traces"))
+        .build()
+        .map_err(refused)?;
+    let tracer = SdkTracerProvider::builder()
+        .with_batch_exporter(spans)
+        .with_resource(resource.clone())
+        .build();
+    let metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{endpoint}/v1/metrics"))
+        .build()
+        .map_err(refused)?;
+    let meter = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(metrics).with_interval(METRICS_EVERY).build())
+        .with_resource(resource)
+        .build();
+    metrics::registry().export_to(meter.meter("dijkwacht"));
+    install(settings.log_format, Some(tracer.clone()));
+    Ok(Telemetry {
+        tracer: Some(tracer),
+        meter: Some(meter),
+    })
 }
 
 /// Installs logging and sends spans to `tracer` (a test's in-memory exporter).
 pub fn init_with_tracer(log_format: LogFormat, tracer: SdkTracerProvider) -> Telemetry {
     install(log_format, Some(tracer.clone()));
-    Telemetry { tracer: Some(tracer) }
-}
-
-fn otlp_tracer(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider, TelemetryError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
-        .build()
-        .map_err(|error| TelemetryError(format!("the OTLP exporter for {endpoint}: {error}")))?;
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(Resource::builder().with_service_name(service_name.to_owned()).build())
-        .build())
+    Telemetry {
+        tracer: Some(tracer),
+        meter: None,
+    }
 }
 
 /// A second call (tests start several systems in one process) keeps the first installation.
