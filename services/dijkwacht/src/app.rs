@@ -2,40 +2,33 @@
 //! stages — and, for demos, the platform simulator. Each part is a task; one shutdown
 //! signal stops them all.
 
+use crate::check::{check, Checked};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::TimeDelta;
-use dijkwacht_classify::host::{Resolver, StaticResolver, SystemResolver};
 use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex};
 use dijkwacht_dispatch::api::ApiSender;
 use dijkwacht_dispatch::email::EmailSender;
 use dijkwacht_dispatch::registry::Directory;
 use dijkwacht_dispatch::render::Templates;
 use dijkwacht_dispatch::routes::DispatchApi;
-use dijkwacht_dispatch::settings::DispatchSettings;
 use dijkwacht_dispatch::{DispatchParts, DispatchStage};
-use dijkwacht_domain::ContentClass;
-use dijkwacht_domain::{DispatchPolicy, NoticePolicy};
-use dijkwacht_followup::settings::FollowupSettings;
+use dijkwacht_domain::NoticePolicy;
 use dijkwacht_followup::FollowupApi;
 use dijkwacht_followup::FollowupStage;
 use dijkwacht_hashcheck::providers::Providers;
 use dijkwacht_hashcheck::settings::HashCheckSettings;
 use dijkwacht_hashcheck::HashCheckApi;
 use dijkwacht_http::ops::OpsState;
-use dijkwacht_intake::review::ReviewPolicy;
 use dijkwacht_intake::{AppState, LimitSettings, Limits};
 use dijkwacht_notices::NoticeStage;
-use dijkwacht_police::settings::PoliceSettings;
 use dijkwacht_police::PoliceApi;
 use dijkwacht_projection::ProjectionStage;
 use dijkwacht_runtime::config::{Part, Settings};
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
-use dijkwacht_runtime::outbound::AddressPolicy;
-use dijkwacht_runtime::reference::ReferenceData;
 use dijkwacht_runtime::relay::{Relay, RelaySettings};
 use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
 use dijkwacht_runtime::{
@@ -178,17 +171,22 @@ where
     }
 }
 
-/// Starts everything: database (migrated), reference data, simulator, topics, relay,
-/// stages and the HTTP API.
+/// Starts everything: database (migrated, unless a job of its own does that), reference
+/// data, simulator, topics, relay, stages and the HTTP API.
 pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> anyhow::Result<RunningApp> {
+    let checked = check(settings)?;
     // A process that restarts while the database or the broker is away waits for them.
     let pool = patiently("connecting to PostgreSQL", || {
         db::connect(settings.database_url(), settings.database_max_connections)
     })
     .await?;
-    db::migrate(&pool).await?;
-    if let Some(file) = &settings.reference_file {
-        ReferenceData::from_file(file)?
+    if settings.migrate_on_start {
+        db::migrate(&pool).await?;
+    } else {
+        patiently("waiting for `dijkwacht migrate`", || db::require_migrated(&pool)).await?;
+    }
+    if let (Some(reference), Some(file)) = (&checked.reference, &settings.reference_file) {
+        reference
             .load_into(&pool, clock.now())
             .await
             .with_context(|| format!("loading reference data from {}", file.display()))?;
@@ -197,7 +195,16 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     let mut tasks = JoinSet::new();
 
     let simulator = match settings.simulator_listen {
-        Some(addr) => Some(start_simulator(settings, addr, clock.clone(), &mut tasks, &shutdown).await?),
+        Some(addr) => Some(
+            start_simulator(
+                settings,
+                (addr, checked.simulator_platforms.clone()),
+                clock.clone(),
+                &mut tasks,
+                &shutdown,
+            )
+            .await?,
+        ),
         None => None,
     };
 
@@ -227,14 +234,12 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         tasks.spawn(relay.run(shutdown.clone()));
     }
     // One copy of the platform registry for the dispatch stage and the dispatch routes.
-    let dispatch_settings = DispatchSettings::from_section(&settings.dispatch)?;
-    let followup_settings = FollowupSettings::from_section(&settings.followup)?;
     let directory = match settings.runs(Part::Dispatch) || settings.runs(Part::Intake) {
         true => {
             let directory = Directory::load(&pool).await?;
             tasks.spawn(directory.clone().keep_fresh(
                 pool.clone(),
-                Duration::from_secs(dispatch_settings.registry_refresh_secs),
+                Duration::from_secs(checked.dispatch.registry_refresh_secs),
                 shutdown.clone(),
             ));
             Some(directory)
@@ -255,7 +260,9 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
         false => None,
     };
     let hash_check = match (&index, settings.runs(Part::HashCheck)) {
-        (Some(index), true) => Some(hash_check(settings, &pool, index.clone(), &mut tasks, &shutdown).await?),
+        (Some(index), true) => {
+            Some(hash_check(&checked.hash_check, &pool, index.clone(), &mut tasks, &shutdown).await?)
+        }
         _ => None,
     };
     {
@@ -278,25 +285,22 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
                 Broker::External(_) => None,
             },
         };
-        let dispatch = directory.clone().map(|directory| (directory, &dispatch_settings));
         spawn_stages(
             &mut tasks,
             settings,
+            &checked,
             &pool,
             &runtime,
-            (dispatch, &followup_settings, index),
+            (directory.clone(), index),
             &shutdown,
-        )
-        .await?;
+        )?;
     }
 
     let http_addr = serve_api(
         &mut tasks,
-        settings,
-        store.clone(),
-        clock,
-        health.clone(),
-        (directory, followup_settings.answer_window, hash_check),
+        (settings, &checked),
+        (store.clone(), clock, health.clone()),
+        (directory, hash_check),
         &shutdown,
     )
     .await?;
@@ -319,13 +323,11 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
 /// The platform simulator: its HTTP API on `addr`, and its mail server where configured.
 async fn start_simulator(
     settings: &Settings,
-    addr: SocketAddr,
+    (addr, platforms): (SocketAddr, BTreeMap<String, Behaviour>),
     clock: SharedClock,
     tasks: &mut JoinSet<()>,
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<RunningSimulator> {
-    let platforms: BTreeMap<String, Behaviour> =
-        serde_json::from_value(settings.simulator_platforms.clone()).context("simulator_platforms")?;
     let simulator =
         Simulator::new(clock, TimeDelta::seconds(settings.simulator_removal_delay_secs)).with_platforms(platforms);
     let listener = TcpListener::bind(addr)
@@ -368,13 +370,13 @@ async fn start_simulator(
 
 /// What the hash check answers with: its settings, the providers (kept fresh) and the index.
 async fn hash_check(
-    settings: &Settings,
+    section: &HashCheckSettings,
     pool: &sqlx::PgPool,
     index: SharedIndex,
     tasks: &mut JoinSet<()>,
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<(HashCheckSettings, Providers, SharedIndex)> {
-    let section = HashCheckSettings::from_section(&settings.hash_check)?;
+    let section = section.clone();
     let providers = Providers::load(pool, section.checks_per_second, section.max_batch).await?;
     tasks.spawn(providers.clone().keep_fresh(
         pool.clone(),
@@ -452,15 +454,9 @@ pub fn openapi() -> serde_json::Value {
 /// intake); returns where it listens.
 async fn serve_api(
     tasks: &mut JoinSet<()>,
-    settings: &Settings,
-    store: EventStore,
-    clock: SharedClock,
-    health: Health,
-    (directory, answer_window, hash_check): (
-        Option<Directory>,
-        TimeDelta,
-        Option<(HashCheckSettings, Providers, SharedIndex)>,
-    ),
+    (settings, checked): (&Settings, &Checked),
+    (store, clock, health): (EventStore, SharedClock, Health),
+    (directory, hash_check): (Option<Directory>, Option<(HashCheckSettings, Providers, SharedIndex)>),
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(settings.http_listen)
@@ -484,18 +480,9 @@ async fn serve_api(
             bulk_max_bytes: settings.bulk_max_bytes,
             bulk_max_lines: settings.bulk_max_lines,
         }),
-        review: Arc::new(ReviewPolicy {
-            four_eyes: settings
-                .four_eyes_classes
-                .iter()
-                .map(|name| {
-                    ContentClass::parse(name).with_context(|| format!("four_eyes_classes: unknown class {name:?}"))
-                })
-                .collect::<anyhow::Result<_>>()?,
-            claim_lease: TimeDelta::seconds(settings.review_claim_secs),
-        }),
+        review: Arc::new(checked.review.clone()),
         home_country: settings.home_country.clone(),
-        resolver: resolver(settings)?,
+        resolver: checked.resolver.clone(),
     };
     let router = if let Some(directory) = directory.filter(|_| settings.runs(Part::Intake)) {
         let dispatch = DispatchApi {
@@ -509,7 +496,7 @@ async fn serve_api(
             store: state.store.clone(),
             clock: state.clock.clone(),
             limits: state.limits.clone(),
-            answer_window,
+            answer_window: checked.followup.answer_window,
         };
         let police = PoliceApi {
             store: state.store.clone(),
@@ -546,60 +533,33 @@ async fn serve_api(
     Ok(http_addr)
 }
 
-fn resolver(settings: &Settings) -> anyhow::Result<Arc<dyn Resolver>> {
-    Ok(match settings.resolver.as_str() {
-        "static" => Arc::new(StaticResolver {
-            hosts: settings.static_hosts.clone(),
-        }),
-        "system" => Arc::new(SystemResolver),
-        other => anyhow::bail!("resolver must be system or static, not {other:?}"),
-    })
-}
-
-async fn spawn_stages(
+fn spawn_stages(
     tasks: &mut JoinSet<()>,
     settings: &Settings,
+    checked: &Checked,
     pool: &sqlx::PgPool,
     runtime: &StageRuntime,
-    (dispatch, followup, index): (
-        Option<(Directory, &DispatchSettings)>,
-        &FollowupSettings,
-        Option<SharedIndex>,
-    ),
+    (directory, index): (Option<Directory>, Option<SharedIndex>),
     shutdown: &dijkwacht_runtime::Shutdown,
 ) -> anyhow::Result<()> {
-    let dispatch_policy = DispatchPolicy {
-        max_attempts: settings.dispatch_max_attempts,
-        first_backoff: TimeDelta::seconds(settings.dispatch_first_backoff_secs),
-    };
-    let request_timeout = Duration::from_secs(settings.dispatch_timeout_secs);
-    let in_flight_limit = TimeDelta::seconds(settings.dispatch_in_flight_secs);
-    if in_flight_limit <= TimeDelta::from_std(request_timeout)? {
-        anyhow::bail!(
-            "dispatch_in_flight_secs must be longer than dispatch_timeout_secs, or live attempts are sent twice"
-        );
-    }
     if let Some(index) = index.filter(|_| settings.runs(Part::Classify)) {
         let routing = Routing {
             home_country: settings.home_country.clone(),
             hotlines: settings.hotline_network.clone(),
-            police_first: PoliceSettings::from_section(&settings.police)?.rules,
+            police_first: checked.police.rules.clone(),
         };
-        let stage = ClassifyStage::new(pool.clone(), index, resolver(settings)?, routing);
+        let stage = ClassifyStage::new(pool.clone(), index, checked.resolver.clone(), routing);
         spawn_stage(tasks, stage, runtime, shutdown);
     }
     if settings.runs(Part::Notices) {
         spawn_stage(tasks, NoticeStage::new(notice_policy(settings)), runtime, shutdown);
     }
-    let addresses = AddressPolicy::allowing(&settings.outbound_allowed_ranges)
-        .map_err(anyhow::Error::msg)?
-        .with_hosts(settings.outbound_hosts.clone());
-    if let Some((directory, section)) = dispatch.filter(|_| settings.runs(Part::Dispatch)) {
+    if let Some(directory) = directory.filter(|_| settings.runs(Part::Dispatch)) {
         let stage = DispatchStage::new(DispatchParts {
-            policy: dispatch_policy,
-            in_flight_limit,
-            api: ApiSender::new(addresses.clone(), request_timeout)?,
-            email: EmailSender::new(section)?,
+            policy: checked.dispatch_policy,
+            in_flight_limit: checked.in_flight_limit,
+            api: ApiSender::new(checked.addresses.clone(), checked.request_timeout)?,
+            email: EmailSender::new(&checked.dispatch)?,
             directory,
             pool: pool.clone(),
             clock: runtime.clock.clone(),
@@ -610,9 +570,9 @@ async fn spawn_stages(
         spawn_stage(
             tasks,
             FollowupStage::new(
-                followup.clone(),
+                checked.followup.clone(),
                 settings.home_country.clone(),
-                addresses,
+                checked.addresses.clone(),
                 (runtime.store.clone(), runtime.clock.clone()),
             )?,
             runtime,

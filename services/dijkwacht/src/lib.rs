@@ -1,6 +1,7 @@
 //! The dijkwacht process: wiring of the libraries, and the generated schemas.
 
 pub mod app;
+pub mod check;
 pub mod import;
 pub mod schemas;
 

@@ -26,6 +26,11 @@ struct Cli {
     /// TOML configuration file; environment variables DIJKWACHT_* override it.
     #[arg(long, global = true, env = "DIJKWACHT_CONFIG")]
     config: Option<PathBuf>,
+    /// Loads and checks the configuration the command would run with (every part's section,
+    /// the files it names), says what is wrong or that it is valid, and exits: nothing is
+    /// connected to or started.
+    #[arg(long, global = true)]
+    check_config: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -198,7 +203,18 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             if !only.is_empty() {
                 settings.parts = only;
             }
+            if cli.check_config {
+                dijkwacht::check::check(&settings)?;
+                let parts: Vec<&str> = settings.parts.iter().map(|part| part.name()).collect();
+                println!("configuration valid for run --only {}", parts.join(","));
+                return Ok(());
+            }
             run(&settings, clock).await
+        }
+        _ if cli.check_config => {
+            settings()?;
+            println!("configuration valid");
+            Ok(())
         }
         Command::Migrate => {
             let pool = db::connect(settings()?.database_url(), 2).await?;

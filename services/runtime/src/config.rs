@@ -20,6 +20,9 @@ pub struct Settings {
     /// PostgreSQL connection URL (a secret: it may carry a password).
     pub database_url: Secret,
     pub database_max_connections: u32,
+    /// Applies the migrations at start; off where one `dijkwacht migrate` job does it and
+    /// every replica waits until the database is at its version.
+    pub migrate_on_start: bool,
     /// Comma-separated Kafka bootstrap servers; empty means the embedded broker.
     pub kafka_brokers: String,
     /// Prefix of every topic and consumer group, so deployments can share a cluster.
@@ -204,6 +207,7 @@ impl Default for Settings {
         Self {
             database_url: Secret::new("postgres://postgres@127.0.0.1:54329/dijkwacht"),
             database_max_connections: 16,
+            migrate_on_start: true,
             kafka_brokers: String::new(),
             kafka_prefix: "dijkwacht.".into(),
             kafka_partitions: crate::kafka::DEFAULT_PARTITIONS,

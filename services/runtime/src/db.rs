@@ -15,6 +15,8 @@ pub enum DbError {
     Connect(sqlx::Error),
     #[error("migrating the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the database is at migration {applied:?}, this binary needs {needed}: run `dijkwacht migrate`")]
+    NotMigrated { applied: Option<i64>, needed: i64 },
 }
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
@@ -30,4 +32,19 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+/// Succeeds once every migration of this binary has been applied (by `dijkwacht migrate`,
+/// in a deployment where one job migrates and the replicas wait for it).
+pub async fn require_migrated(pool: &PgPool) -> Result<(), DbError> {
+    let needed = MIGRATOR.iter().map(|migration| migration.version).max().unwrap_or(0);
+    // No table yet reads as no migration applied.
+    let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(None);
+    match applied {
+        Some(applied) if applied >= needed => Ok(()),
+        _ => Err(DbError::NotMigrated { applied, needed }),
+    }
 }

@@ -465,3 +465,35 @@ async fn each_kind_of_schema_error_reads_the_same_sentence_in_the_api_and_the_im
         );
     }
 }
+
+#[test]
+fn check_config_accepts_the_demo_and_refuses_an_unknown_key_by_name() {
+    let check = |extra: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(dijkwacht_tests::deployment::dijkwacht());
+        command.current_dir(repository("")).args([
+            "--config",
+            "infra/demo/dijkwacht.toml",
+            "run",
+            "--only",
+            "dispatch",
+            "--check-config",
+        ]);
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    };
+    let valid = check(&[]);
+    assert!(valid.status.success(), "{}", String::from_utf8_lossy(&valid.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&valid.stdout),
+        "configuration valid for run --only dispatch\n"
+    );
+    let typo = check(&[("DIJKWACHT_DISPATCH__SMTP_PORTT", "25")]);
+    assert_eq!(typo.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        said.contains("smtp_portt") && said.contains("did you mean `dispatch.smtp_port`?"),
+        "{said}"
+    );
+}

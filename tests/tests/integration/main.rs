@@ -3,6 +3,7 @@
 
 mod channels;
 mod classification;
+mod compose;
 mod crashes;
 mod dispatch;
 mod end_to_end;
