@@ -54,6 +54,8 @@ bench: postgres
 	cargo bench -p dijkwacht-tests --bench hash_check
 	cargo build --release -p dijkwacht
 	cargo bench -p dijkwacht-tests --bench faults
+	@infra/postgres.sh drop-test-databases
+	cargo bench -p dijkwacht-tests --bench tracing
 
 lint:
 	cargo fmt --all --check

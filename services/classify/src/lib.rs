@@ -9,10 +9,10 @@ pub mod lists;
 pub mod loaded_index;
 
 use dijkwacht_domain::{
-    Case, CaseEvent, CaseStatus, Classified, Command, Evidence, ForwardedToHotline, HashAlgorithm, HostResolved,
-    MediaHash, PartnerId, PoliceFirstRule, Reporter,
+    Case, CaseStatus, Classified, Command, Evidence, ForwardedToHotline, HashAlgorithm, HostResolved, MediaHash,
+    PartnerId, PoliceFirstRule, Reporter,
 };
-use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
+use dijkwacht_runtime::{RecordedEvent, Stage, StageError, WaitsFor};
 use evidence::Finding;
 use host::Resolver;
 use index::{parse_pdq, MatchingIndex};
@@ -135,16 +135,12 @@ impl Stage for ClassifyStage {
         "classify"
     }
 
-    fn topics(&self) -> &'static [Topic] {
-        &[Topic::Reports]
+    /// A repeat report re-triggers a case still waiting for classification.
+    fn waits_for(&self) -> WaitsFor {
+        WaitsFor::Events(&["ReportReceived", "ReportedAgain"])
     }
 
-    async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        // A repeat report re-triggers a case still waiting for classification.
-        let report_event = matches!(event.event, CaseEvent::ReportReceived(_) | CaseEvent::ReportedAgain(_));
-        if !report_event {
-            return Ok(None);
-        }
+    async fn command_for(&self, _event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
         self.on_wake(case).await
     }
 

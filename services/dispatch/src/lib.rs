@@ -29,9 +29,9 @@ use crate::registry::{ApiAuth, ChannelConfig, Directory, PlatformRoute};
 use crate::render::{RenderError, Templates};
 use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_domain::case::InFlight;
-use dijkwacht_domain::{Case, CaseEvent, CaseId, CaseStatus, Channel, Command, DispatchPolicy};
+use dijkwacht_domain::{Case, CaseId, CaseStatus, Channel, Command, DispatchPolicy};
 use dijkwacht_runtime::telemetry::trace;
-use dijkwacht_runtime::{CaseTraces, RecordedEvent, SharedClock, Stage, StageError, Topic};
+use dijkwacht_runtime::{CaseTraces, RecordedEvent, SharedClock, Stage, StageError, WaitsFor};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -125,12 +125,12 @@ impl Stage for DispatchStage {
         "dispatch"
     }
 
-    fn topics(&self) -> &'static [Topic] {
-        &[Topic::Notices]
+    fn waits_for(&self) -> WaitsFor {
+        WaitsFor::Events(&["NoticeIssued"])
     }
 
-    async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        Ok(matches!(event.event, CaseEvent::NoticeIssued(_)).then(|| self.start(case)))
+    async fn command_for(&self, _event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
+        Ok(Some(self.start(case)))
     }
 
     /// Sends the attempts this very decision started (their start time is `now`). An

@@ -12,10 +12,10 @@ pub mod settings;
 use crate::settings::FollowupSettings;
 use chrono::TimeDelta;
 use dijkwacht_domain::followup::{deadline_for, DeadlineRule, PlatformKind};
-use dijkwacht_domain::{Case, CaseEvent, CaseStatus, Command, Observation};
+use dijkwacht_domain::{Case, CaseStatus, Command, Observation};
 use dijkwacht_http::{DocumentedRouter, Edge, Limits};
 use dijkwacht_runtime::outbound::AddressPolicy;
-use dijkwacht_runtime::{EventStore, RecordedEvent, SharedClock, Stage, StageError, Topic};
+use dijkwacht_runtime::{EventStore, RecordedEvent, SharedClock, Stage, StageError, WaitsFor};
 use reqwest::StatusCode;
 use std::time::Duration;
 
@@ -136,13 +136,13 @@ impl Stage for FollowupStage {
         "followup"
     }
 
-    fn topics(&self) -> &'static [Topic] {
-        &[Topic::Dispatches]
+    fn waits_for(&self) -> WaitsFor {
+        WaitsFor::Events(&["NoticeDelivered"])
     }
 
     /// A delivery sets the notice's deadline; checks happen in `on_wake`.
-    async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        Ok(matches!(event.event, CaseEvent::NoticeDelivered(_)).then(|| self.set_deadline(case)))
+    async fn command_for(&self, _event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
+        Ok(Some(self.set_deadline(case)))
     }
 
     async fn on_wake(&self, case: &Case) -> Result<Option<Command>, StageError> {

@@ -1,8 +1,8 @@
 //! The notice stage: turns a classification into a DSA Art. 16 notice for the platform
 //! that holds the content. The wording is composed by the domain, from the case alone.
 
-use dijkwacht_domain::{Case, CaseEvent, CaseStatus, Command, NoticeId, NoticePolicy};
-use dijkwacht_runtime::{RecordedEvent, Stage, StageError, Topic};
+use dijkwacht_domain::{Case, CaseStatus, Command, NoticeId, NoticePolicy};
+use dijkwacht_runtime::{RecordedEvent, Stage, StageError, WaitsFor};
 
 pub struct NoticeStage {
     policy: NoticePolicy,
@@ -19,15 +19,12 @@ impl Stage for NoticeStage {
         "notices"
     }
 
-    fn topics(&self) -> &'static [Topic] {
-        &[Topic::Classifications]
+    /// A case held for the police comes back here when it is released.
+    fn waits_for(&self) -> WaitsFor {
+        WaitsFor::Events(&["Classified", "PoliceReleased"])
     }
 
-    async fn command_for(&self, event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
-        // A case held for the police comes back here when it is released.
-        if !matches!(event.event, CaseEvent::Classified(_) | CaseEvent::PoliceReleased(_)) {
-            return Ok(None);
-        }
+    async fn command_for(&self, _event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
         self.on_wake(case).await
     }
 

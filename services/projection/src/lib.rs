@@ -10,7 +10,7 @@ pub mod rebuild;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId, Command, PlatformId};
 use dijkwacht_runtime::timers::{self, PROJECTION};
-use dijkwacht_runtime::{CaseTraces, RecordedEvent, Stage, StageError, Topic};
+use dijkwacht_runtime::{CaseTraces, RecordedEvent, Stage, StageError, WaitsFor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -30,8 +30,8 @@ impl Stage for ProjectionStage {
         PROJECTION
     }
 
-    fn topics(&self) -> &'static [Topic] {
-        &Topic::EVENTS
+    fn waits_for(&self) -> WaitsFor {
+        WaitsFor::Everything
     }
 
     async fn command_for(&self, _event: &RecordedEvent, _case: &Case) -> Result<Option<Command>, StageError> {

@@ -31,4 +31,4 @@ pub use health::Health;
 pub use shutdown::Shutdown;
 pub use stage::{CaseTraces, LoopSettings, Stage, StageError, StageLoop, StageRuntime};
 pub use store::{CaseChange, EventStore, Loaded, LoadedCase, Metadata, RecordedEvent, StoreError};
-pub use topics::{Topic, TopicNames};
+pub use topics::{Topic, TopicNames, WaitsFor};

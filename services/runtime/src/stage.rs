@@ -15,7 +15,7 @@ use crate::store::{EventStore, Loaded, Metadata, RecordedEvent, StoreError};
 use crate::telemetry::events::{self, InternalEvent};
 use crate::telemetry::trace::{self, TraceParent};
 use crate::timers::{self, DueTimer};
-use crate::topics::{Topic, TopicNames};
+use crate::topics::{Topic, TopicNames, WaitsFor};
 use chrono::{DateTime, TimeDelta, Utc};
 use dijkwacht_domain::{Case, CaseId, Command};
 use futures::StreamExt;
@@ -104,7 +104,9 @@ impl From<sqlx::Error> for StageError {
 pub trait Stage: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
-    fn topics(&self) -> &'static [Topic];
+    /// The events this stage acts on; its subscriptions follow from them, and no other
+    /// event reaches [`Stage::command_for`].
+    fn waits_for(&self) -> WaitsFor;
 
     /// The command this stage issues for a consumed event, or `None` when the event is not
     /// for it. May look things up; must not change anything. Runs concurrently with the
@@ -272,7 +274,14 @@ impl<S: Stage> StageLoop<S> {
             ReadinessContext { ready, stage: name },
         )
         .map_err(|e| StageError::permanent(format!("creating the {name} consumer: {e}")))?;
-        let topics: Vec<String> = self.stage.topics().iter().map(|t| self.runtime.topics.of(*t)).collect();
+        let topics: Vec<String> = self
+            .stage
+            .waits_for()
+            .topics()
+            .map_err(|mistake| StageError::permanent(format!("{name} waits for {mistake}")))?
+            .into_iter()
+            .map(|topic| self.runtime.topics.of(topic))
+            .collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topic_refs)
@@ -347,9 +356,12 @@ impl<S: Stage> StageLoop<S> {
         let mut dead = Vec::new();
         let mut decoded = Vec::with_capacity(batch.len());
         self.count_consumed(batch);
+        let waits_for = self.stage.waits_for();
         for (index, message) in batch.iter().enumerate() {
             match decode(message) {
-                Ok(event) => decoded.push((index, event)),
+                Ok(event) if waits_for.includes(event.event.type_name()) => decoded.push((index, event)),
+                // Another stage's event on a shared topic.
+                Ok(_) => {}
                 Err(reason) => dead.push(DeadLetter { index, reason }),
             }
         }

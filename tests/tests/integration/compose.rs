@@ -1,11 +1,16 @@
 //! The production deployment in `infra/compose`: no container engine runs here, so its
 //! structure is checked, and every dijkwacht service's command line, with its environment,
-//! is put to `dijkwacht --check-config`.
+//! is put to `dijkwacht --check-config`; and its one migration job, which the replicas wait
+//! for.
 
 use dijkwacht_runtime::config::Part;
+use dijkwacht_runtime::db;
+use dijkwacht_tests::deployment::{free_port, Deployment};
+use dijkwacht_tests::eventually;
 use serde_norway::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn compose_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/compose")
@@ -116,4 +121,56 @@ fn the_compose_file_runs_every_part_once_with_configuration_dijkwacht_accepts() 
         let replicas = service(scaled)["deploy"]["replicas"].as_u64().unwrap();
         assert!(replicas >= 2, "{scaled} runs {replicas} replica(s)");
     }
+}
+
+#[tokio::test]
+async fn a_replica_that_does_not_migrate_waits_for_the_migrate_job() {
+    let deployment = Deployment::embedded().await;
+    let admin_url = dijkwacht_tests::admin_database_url();
+    let admin = db::connect(&admin_url, 2).await.unwrap();
+    let name = format!("dijkwacht_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&name);
+    let url = url.to_string();
+
+    let port = free_port();
+    let mut replica = deployment.spawn(
+        &["classify"],
+        port,
+        &[("DATABASE_URL", &url), ("DIJKWACHT_MIGRATE_ON_START", "false")],
+    );
+    eventually(
+        "the replica connected to its database",
+        Duration::from_secs(60),
+        || async {
+            let connected: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                .bind(&name)
+                .fetch_one(&admin)
+                .await
+                .ok()?;
+            (connected > 0).then_some(())
+        },
+    )
+    .await;
+    let migrated: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&db::connect(&url, 1).await.unwrap())
+        .await
+        .unwrap();
+    assert!(!migrated, "the replica changed the schema itself");
+    assert!(
+        replica.0.try_wait().unwrap().is_none(),
+        "it waits rather than giving up"
+    );
+
+    let migrate = std::process::Command::new(dijkwacht_tests::deployment::dijkwacht())
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    deployment.wait_healthy(port).await;
 }
