@@ -94,7 +94,8 @@ drop-test-databases)
     "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc \
         "SELECT datname FROM pg_database WHERE datname LIKE 'dijkwacht\_test\_%'" |
         while read -r name; do
-            "$bin/dropdb" -h 127.0.0.1 -p "$port" -U postgres --if-exists "$name"
+            # --force: a session a killed test process left behind must not keep it.
+            "$bin/dropdb" -h 127.0.0.1 -p "$port" -U postgres --if-exists --force "$name"
         done
     ;;
 destroy)

@@ -5,6 +5,10 @@
 //! message was lost. Redelivery is harmless because deciding looks at the current state;
 //! what cannot be read or decided goes to the dead-letter topic and the operator queue.
 
+mod error;
+
+pub use error::{Cause, StageError};
+
 use crate::clock::SharedClock;
 use crate::commands::{CaseCommand, CommandError, Rejection};
 use crate::health::{Health, Readiness};
@@ -29,76 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-/// What went wrong while handling work, and what the loop should do about it. Each keeps
-/// its cause, so a log line or a dead letter says why down to the root.
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    /// The world is temporarily unavailable (database, broker, a lookup): try the batch again.
-    #[error("retryable: {}", chain(.0.as_ref()))]
-    Retryable(Cause),
-    /// This message can never be handled: dead-letter it and move on.
-    #[error("permanent: {}", chain(.0.as_ref()))]
-    Permanent(Cause),
-}
-
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
-
-impl StageError {
-    pub fn retryable(cause: impl Into<Cause>) -> Self {
-        Self::Retryable(cause.into())
-    }
-
-    pub fn permanent(cause: impl Into<Cause>) -> Self {
-        Self::Permanent(cause.into())
-    }
-
-    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        match self {
-            Self::Retryable(cause) | Self::Permanent(cause) => cause.as_ref(),
-        }
-    }
-}
-
-/// An error and its sources, outermost first: `a: b: c`.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let said = cause.to_string();
-        // Many errors repeat their source in their own message.
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-impl From<StoreError> for StageError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Corrupt { .. } | StoreError::Unreadable { .. } => StageError::permanent(error),
-            other => StageError::retryable(other),
-        }
-    }
-}
-
-impl From<CommandError> for StageError {
-    fn from(error: CommandError) -> Self {
-        match error {
-            CommandError::Store(store) => store.into(),
-            other => StageError::retryable(other),
-        }
-    }
-}
-
-impl From<sqlx::Error> for StageError {
-    fn from(error: sqlx::Error) -> Self {
-        StageError::retryable(error)
-    }
-}
-
 /// A stage: which events it consumes and what it makes of them. Implementations hold
 /// their own lookups and policies; the loop does everything else.
 pub trait Stage: Send + Sync + 'static {
@@ -108,8 +42,8 @@ pub trait Stage: Send + Sync + 'static {
     /// event reaches [`Stage::command_for`].
     fn waits_for(&self) -> WaitsFor;
 
-    /// The command this stage issues for a consumed event, or `None` when the event is not
-    /// for it. May look things up; must not change anything. Runs concurrently with the
+    /// The command this stage issues for an event it waits for, or `None` when the case
+    /// needs nothing from it now. May look things up; must not change anything. Runs concurrently with the
     /// other lookups of its batch, on the case as loaded for the batch.
     fn command_for(
         &self,
@@ -444,7 +378,7 @@ impl<S: Stage> StageLoop<S> {
                 Ok(None) => {}
                 Err(error @ StageError::Permanent(_)) => dead.push(DeadLetter {
                     index: *index,
-                    reason: chain(error.cause()),
+                    reason: error::chain(error.cause()),
                 }),
                 Err(retryable) => return Err(retryable),
             }
@@ -763,24 +697,4 @@ fn store_offsets<C: ConsumerContext>(
         consumer.store_offset(topic, partition, offset)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("loading the cases failed")]
-    struct Outer(#[source] std::io::Error);
-
-    #[test]
-    fn a_stage_error_keeps_its_cause_and_says_it_to_the_root() {
-        let error = StageError::retryable(Outer(std::io::Error::other("connection reset")));
-        assert_eq!(
-            error.to_string(),
-            "retryable: loading the cases failed: connection reset"
-        );
-        let root = error.cause().source().expect("the cause's own source is kept");
-        assert_eq!(root.to_string(), "connection reset");
-    }
 }
