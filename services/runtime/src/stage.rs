@@ -10,12 +10,12 @@ mod error;
 pub use error::{Cause, StageError};
 
 use crate::clock::SharedClock;
-use crate::commands::{CaseCommand, CommandError, Rejection};
+use crate::commands::{CaseCommand, Rejection};
 use crate::health::{Health, Readiness};
 use crate::kafka;
 use crate::operator;
 use crate::shutdown::Shutdown;
-use crate::store::{EventStore, Loaded, Metadata, RecordedEvent, StoreError};
+use crate::store::{EventStore, Loaded, Metadata, RecordedEvent};
 use crate::telemetry::events::{self, InternalEvent};
 use crate::telemetry::trace::{self, TraceParent};
 use crate::timers::{self, DueTimer};
