@@ -26,6 +26,7 @@ use dijkwacht_http::ops::OpsState;
 use dijkwacht_intake::{AppState, LimitSettings, Limits};
 use dijkwacht_notices::NoticeStage;
 use dijkwacht_police::PoliceApi;
+use dijkwacht_projection::regulator::RegulatorApi;
 use dijkwacht_projection::ProjectionStage;
 use dijkwacht_runtime::config::{Part, Settings};
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
@@ -397,7 +398,17 @@ fn hash_check_router(api: HashCheckApi) -> Router {
 
 /// Every part's routes, side by side, and the OpenAPI description of them all.
 fn api_router(intake: AppState, dispatch: DispatchApi, followup: FollowupApi, police: PoliceApi) -> Router {
+    let regulator = RegulatorApi {
+        store: intake.store.clone(),
+        limits: intake.limits.clone(),
+    };
     dijkwacht_intake::router(intake)
+        .merge(
+            dijkwacht_projection::regulator::documented()
+                .into_parts("", "")
+                .0
+                .with_state(regulator),
+        )
         .merge(
             dijkwacht_police::documented()
                 .into_parts("", "")
@@ -445,6 +456,7 @@ pub fn openapi() -> serde_json::Value {
             dijkwacht_followup::documented().into_parts("", version).1,
             dijkwacht_hashcheck::documented().into_parts("", version).1,
             dijkwacht_police::documented().into_parts("", version).1,
+            dijkwacht_projection::regulator::documented().into_parts("", version).1,
             dijkwacht_http::ops::documented().into_parts("", version).1,
         ],
     )

@@ -1,5 +1,5 @@
 //! The HTTP API: partners submit reports (one, or in bulk) and follow them, the public
-//! reports through one form, regulators read compliance statistics.
+//! reports through one form.
 //! The OpenAPI description is built from the same route table as the router.
 
 pub mod api;
@@ -16,10 +16,9 @@ use api::{BulkLineResult, CaseView, ReportAccepted, ReportStatus, SubmitReport};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use dijkwacht_projection::PlatformCompliance;
 use dijkwacht_runtime::{EventStore, SharedClock, Shutdown};
 use openapi::DocumentedRouter;
-use routes::{SCOPE_COMPLIANCE_READ, SCOPE_REPORTS_READ, SCOPE_REPORTS_WRITE};
+use routes::{SCOPE_REPORTS_READ, SCOPE_REPORTS_WRITE};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -114,18 +113,6 @@ pub fn documented() -> DocumentedRouter<AppState> {
                 .json_response::<CaseView>(200, "the case")
                 .error(404, "no case you reported has this id")
         })
-        .route(
-            "get",
-            "/v1/regulator/platforms/{platform_id}/compliance",
-            get(routes::platform_compliance_report),
-            |op| {
-                op.summary("How a platform handles our notices")
-                    .scope(SCOPE_COMPLIANCE_READ)
-                    .path_parameter("platform_id", "the platform registry id")
-                    .json_response::<PlatformCompliance>(200, "notices, removals, time to removal")
-                    .error(404, "no such platform")
-            },
-        )
         .route("get", "/v1/review", get(review::queue), |op| {
             op.summary("Cases waiting for an analyst, oldest first")
                 .scope(review::SCOPE_REVIEW)

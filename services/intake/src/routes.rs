@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dijkwacht_domain::event::Reporter;
 use dijkwacht_domain::{Case, CaseEvent, CaseId, PartnerId};
-use dijkwacht_projection::{platform_compliance, PlatformCompliance};
 use dijkwacht_runtime::auth::Principal;
 use dijkwacht_runtime::canonical::to_canonical_bytes;
 use serde::Deserialize;
@@ -23,7 +22,6 @@ use sqlx::Row;
 
 pub use dijkwacht_http::SCOPE_REPORTS_WRITE;
 pub const SCOPE_REPORTS_READ: &str = "reports:read";
-pub const SCOPE_COMPLIANCE_READ: &str = "compliance:read";
 
 /// A partner's report from a JSON value: validated, with the digest idempotency compares.
 pub fn partner_submission(
@@ -186,16 +184,4 @@ pub async fn get_case(
             })
             .collect(),
     }))
-}
-
-pub async fn platform_compliance_report(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(platform_id): Path<String>,
-) -> Result<Json<PlatformCompliance>, ApiError> {
-    caller.require(SCOPE_COMPLIANCE_READ)?;
-    platform_compliance(state.store.pool(), &platform_id)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound)
 }

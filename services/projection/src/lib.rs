@@ -6,6 +6,7 @@
 
 mod prior_decisions;
 pub mod rebuild;
+pub mod regulator;
 
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId, Command, PlatformId};
