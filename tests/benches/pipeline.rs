@@ -108,8 +108,12 @@ async fn floor(streams: &[Vec<RecordedEvent>]) -> f64 {
         },
     )
     .expect("a relay");
-    let consumer = kafka::consumer(broker.bootstrap_servers(), &format!("{prefix}floor"), DefaultConsumerContext)
-        .expect("a consumer");
+    let consumer = kafka::consumer(
+        broker.bootstrap_servers(),
+        &format!("{prefix}floor"),
+        DefaultConsumerContext,
+    )
+    .expect("a consumer");
     let names: Vec<String> = Topic::EVENTS.iter().map(|topic| topics.of(*topic)).collect();
     consumer
         .subscribe(&names.iter().map(String::as_str).collect::<Vec<_>>())
