@@ -303,6 +303,29 @@ impl DispatchPolicy {
             _ => None,
         }
     }
+
+    /// The event one attempt's `outcome` records for a message sent attempt by attempt (a
+    /// withdrawal, a forward, a referral): `delivered` with the receiver's reference and
+    /// message id; a refusal, said as `refused` and never tried again; a failure, tried
+    /// again as [`DispatchPolicy::retry_after`] says.
+    pub(crate) fn settle(
+        &self,
+        (message, attempt): (uuid::Uuid, u32),
+        outcome: DispatchOutcome,
+        refused: &str,
+        now: DateTime<Utc>,
+        delivered: impl FnOnce(Option<String>, Option<String>) -> CaseEvent,
+        failed: impl FnOnce(String, Option<DateTime<Utc>>) -> CaseEvent,
+    ) -> CaseEvent {
+        match outcome {
+            DispatchOutcome::Delivered {
+                platform_reference,
+                message_id,
+            } => delivered(platform_reference, message_id),
+            DispatchOutcome::Rejected { reason, .. } => failed(format!("{refused}: {reason}"), None),
+            DispatchOutcome::Failed { reason, next } => failed(reason, self.retry_after(message, attempt, next, now)),
+        }
+    }
 }
 
 /// What a message sent attempt by attempt (a withdrawal, a chase) calls for next.
@@ -914,24 +937,17 @@ impl Case {
                 retry_at,
             })
         };
-        vec![match outcome {
-            DispatchOutcome::Delivered {
-                platform_reference,
-                message_id,
-            } => CaseEvent::NoticeWithdrawn(NoticeWithdrawn {
+        let withdrawn = |platform_reference, message_id| {
+            CaseEvent::NoticeWithdrawn(NoticeWithdrawn {
                 notice_id,
                 attempt,
                 platform_reference,
                 message_id,
                 submitted_by: None,
-            }),
-            DispatchOutcome::Rejected { reason, .. } => {
-                failed(format!("the platform refused the withdrawal: {reason}"), None)
-            }
-            DispatchOutcome::Failed { reason, next } => {
-                failed(reason, policy.retry_after(notice_id.0, attempt, next, now))
-            }
-        }]
+            })
+        };
+        let refused = "the platform refused the withdrawal";
+        vec![policy.settle((notice_id.0, attempt), outcome, refused, now, withdrawn, failed)]
     }
 
     /// An analyst withdrew the notice by hand: the web-form attempt waiting for it, or one

@@ -75,20 +75,16 @@ impl Case {
                 retry_at,
             })
         };
-        vec![match outcome {
-            DispatchOutcome::Delivered { platform_reference, .. } => CaseEvent::ForwardSent(ForwardSent {
+        let sent = |reference, _| {
+            CaseEvent::ForwardSent(ForwardSent {
                 partner_id: partner_id.clone(),
                 attempt,
-                reference: platform_reference,
+                reference,
                 confirm_by: now + confirm_within,
-            }),
-            DispatchOutcome::Rejected { reason, .. } => {
-                failed(format!("the hotline refused the forward: {reason}"), None)
-            }
-            DispatchOutcome::Failed { reason, next } => {
-                failed(reason, policy.retry_after(self.id.0, attempt, next, now))
-            }
-        }]
+            })
+        };
+        let refused = "the hotline refused the forward";
+        vec![policy.settle((self.id.0, attempt), outcome, refused, now, sent, failed)]
     }
 
     /// The hotline's confirmation closes the case; one that comes after the window closed

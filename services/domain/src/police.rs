@@ -276,25 +276,18 @@ impl Case {
                 retry_at,
             })
         };
-        vec![match outcome {
-            DispatchOutcome::Delivered {
-                platform_reference,
-                message_id,
-            } => CaseEvent::ReferredToPolice(ReferredToPolice {
+        let referred = |reference, message_id| {
+            CaseEvent::ReferredToPolice(ReferredToPolice {
                 partner_id: partner_id.clone(),
                 attempt,
-                reference: platform_reference,
+                reference,
                 message_id,
                 hold_until: self.hold_until_from(now, hold_for),
                 submitted_by: None,
-            }),
-            DispatchOutcome::Rejected { reason, .. } => {
-                failed(format!("the police refused the referral: {reason}"), None)
-            }
-            DispatchOutcome::Failed { reason, next } => {
-                failed(reason, policy.retry_after(self.id.0, attempt, next, now))
-            }
-        }]
+            })
+        };
+        let refused = "the police refused the referral";
+        vec![policy.settle((self.id.0, attempt), outcome, refused, now, referred, failed)]
     }
 
     /// An analyst referred the case by other means (after the automatic referral gave up,
