@@ -59,7 +59,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
     let system = TestSystem::start(TestOptions {
-        parts: vec![dijkwacht_runtime::config::Part::Intake],
+        parts: vec!["intake"],
         ..TestOptions::default()
     })
     .await

@@ -8,7 +8,6 @@
 //! Run with `make bench`. Environment: BENCH_DISPATCH_CASES (default 5000).
 
 use chrono::TimeDelta;
-use dijkwacht_runtime::config::Part;
 use dijkwacht_tests::{TestOptions, TestSystem, PLATFORM_ID};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -37,7 +36,9 @@ fn peak_rss_mib() -> f64 {
 }
 
 async fn run(cases: usize, email: bool, grouping_secs: i64) -> f64 {
-    let without_dispatch: Vec<Part> = Part::ALL.into_iter().filter(|part| *part != Part::Dispatch).collect();
+    let without_dispatch: Vec<&str> = dijkwacht::parts::runnable()
+        .filter(|part| *part != "dispatch")
+        .collect();
     let system = TestSystem::start(TestOptions {
         mail: email,
         parts: without_dispatch,
@@ -65,7 +66,7 @@ async fn run(cases: usize, email: bool, grouping_secs: i64) -> f64 {
 
     let started = Instant::now();
     let system = system
-        .restart(|settings| settings.parts = Part::ALL.to_vec())
+        .restart(|settings| settings.parts = None)
         .await
         .expect("restarted with dispatch");
     // The backlog's wake-ups come due: a stage's stale limit after the notices were issued.

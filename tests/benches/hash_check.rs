@@ -11,7 +11,6 @@
 use dijkwacht_classify::loaded_index;
 use dijkwacht_hashcheck::answer::{answer, queries};
 use dijkwacht_hashcheck::api::HashCheckRequest;
-use dijkwacht_runtime::config::Part;
 use dijkwacht_tests::{TestOptions, TestSystem};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -68,7 +67,7 @@ async fn main() {
     let secs = env("BENCH_HASH_SECS", 15);
     let connections = env("BENCH_HASH_CONNECTIONS", 4);
     let system = TestSystem::start(TestOptions {
-        parts: vec![Part::HashCheck],
+        parts: vec!["hash-check"],
         ..TestOptions::default()
     })
     .await
@@ -81,7 +80,11 @@ async fn main() {
     );
     // Started again to build its index from the full lists, with no rate limit in the way.
     let system = system
-        .restart(|settings| settings.hash_check = json!({"checks_per_second": 1_000_000_000}))
+        .restart(|settings| {
+            settings
+                .sections
+                .insert("hash_check".into(), json!({"checks_per_second": 1_000_000_000}));
+        })
         .await
         .expect("restart");
     let (_, index) = loaded_index::build(&system.database.pool).await.expect("index");

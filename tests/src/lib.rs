@@ -6,7 +6,7 @@ pub mod deployment;
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
 use dijkwacht::{app, Broker, RunningApp};
-use dijkwacht_runtime::config::{Part, Secret, Settings};
+use dijkwacht_runtime::config::{Secret, Settings};
 use dijkwacht_runtime::kafka::EmbeddedBroker;
 use dijkwacht_runtime::reference::{
     HashEntry, HashListEntry, KeyEntry, PlatformEntry, PrincipalEntry, ReferenceData, UrlRuleEntry,
@@ -339,8 +339,8 @@ pub struct TestOptions {
     /// The reappearance watch after a verified removal; none by default, so a removed
     /// case closes at once.
     pub watch_secs: Vec<i64>,
-    /// The parts the system runs (all by default).
-    pub parts: Vec<Part>,
+    /// The parts the system runs by name (all by default).
+    pub parts: Vec<&'static str>,
     pub partner_requests_per_second: f64,
     pub partner_burst: u32,
     pub public_reports_per_hour: u32,
@@ -362,7 +362,7 @@ impl Default for TestOptions {
             recheck_secs: 60,
             remind_every_secs: 24 * 3600,
             watch_secs: vec![],
-            parts: Part::ALL.to_vec(),
+            parts: dijkwacht::parts::runnable().collect(),
             partner_requests_per_second: 10_000.0,
             partner_burst: 10_000,
             public_reports_per_hour: 20,
@@ -441,6 +441,19 @@ impl TestSystem {
         .load_into(&database.pool, shared.now())
         .await?;
 
+        let dispatch = match &mail {
+            Some((addr, ca_file, _)) => serde_json::json!({
+                "smtp_host": "localhost",
+                "smtp_port": addr.port(),
+                "smtp_security": "starttls",
+                "smtp_ca_file": ca_file,
+                "smtp_username": "dijkwacht",
+                "smtp_password": format!("file:{}", ca_file.with_file_name("smtp-password").display()),
+                "mail_from": "notices@hotline.test",
+                "reply_to": "answers@hotline.test",
+            }),
+            None => serde_json::json!({}),
+        };
         let settings = Settings {
             database_url: Secret::new(database.url.clone()),
             database_max_connections: 16,
@@ -449,15 +462,22 @@ impl TestSystem {
             batch_linger_ms: 5,
             relay_idle_ms: 20,
             timer_poll_ms: 50,
-            followup: serde_json::json!({
-                "deadlines": [{"within": format!("{}s", options.deadline_secs), "basis": "test policy"}],
-                "recheck_every": format!("{}s", options.recheck_secs),
-                "remind_every": format!("{}s", options.remind_every_secs),
-                "watch": options.watch_secs.iter().map(|secs| format!("{secs}s")).collect::<Vec<_>>(),
-            }),
+            sections: [
+                (
+                    "followup".to_owned(),
+                    serde_json::json!({
+                    "deadlines": [{"within": format!("{}s", options.deadline_secs), "basis": "test policy"}],
+                    "recheck_every": format!("{}s", options.recheck_secs),
+                    "remind_every": format!("{}s", options.remind_every_secs),
+                    "watch": options.watch_secs.iter().map(|secs| format!("{secs}s")).collect::<Vec<_>>(),
+                    }),
+                ),
+                ("police".to_owned(), options.police),
+                ("dispatch".to_owned(), dispatch),
+            ]
+            .into(),
             dispatch_timeout_secs: 5,
-            police: options.police,
-            parts: options.parts,
+            parts: Some(options.parts.iter().map(|name| name.to_string()).collect()),
             resolver: "static".into(),
             outbound_allowed_ranges: vec!["127.0.0.0/8".into()],
             static_hosts: [
@@ -475,19 +495,6 @@ impl TestSystem {
             contact_email: "notices@hotline.test".into(),
             designated_by: "Test DSC".into(),
             designation_reference: "TF-TEST-1".into(),
-            dispatch: match &mail {
-                Some((addr, ca_file, _)) => serde_json::json!({
-                    "smtp_host": "localhost",
-                    "smtp_port": addr.port(),
-                    "smtp_security": "starttls",
-                    "smtp_ca_file": ca_file,
-                    "smtp_username": "dijkwacht",
-                    "smtp_password": format!("file:{}", ca_file.with_file_name("smtp-password").display()),
-                    "mail_from": "notices@hotline.test",
-                    "reply_to": "answers@hotline.test",
-                }),
-                None => serde_json::json!({}),
-            },
             ..Settings::default()
         };
         let broker = Broker::Embedded(Arc::new(EmbeddedBroker::start(1)?));

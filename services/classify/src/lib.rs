@@ -7,6 +7,8 @@ pub mod host;
 pub mod index;
 pub mod lists;
 pub mod loaded_index;
+mod part;
+pub mod police_first;
 
 use dijkwacht_domain::{
     Case, CaseStatus, Classified, Command, Evidence, ForwardedToHotline, HashAlgorithm, HostResolved, MediaHash,
@@ -17,6 +19,7 @@ use evidence::Finding;
 use host::Resolver;
 use index::{parse_pdq, MatchingIndex};
 pub use loaded_index::SharedIndex;
+pub use part::{resolver, Classify};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::sync::Arc;

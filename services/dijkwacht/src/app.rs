@@ -2,39 +2,19 @@
 //! stages — and, for demos, the platform simulator. Each part is a task; one shutdown
 //! signal stops them all.
 
-use crate::check::{check, Checked};
+use crate::check::check;
+use crate::parts::PARTS;
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::TimeDelta;
-use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex};
-use dijkwacht_dispatch::api::ApiSender;
-use dijkwacht_dispatch::email::EmailSender;
-use dijkwacht_dispatch::registry::Directory;
-use dijkwacht_dispatch::render::Templates;
-use dijkwacht_dispatch::routes::DispatchApi;
-use dijkwacht_dispatch::{DispatchParts, DispatchStage};
-use dijkwacht_domain::NoticePolicy;
-use dijkwacht_followup::FollowupApi;
-use dijkwacht_followup::FollowupStage;
-use dijkwacht_hashcheck::providers::Providers;
-use dijkwacht_hashcheck::settings::HashCheckSettings;
-use dijkwacht_hashcheck::HashCheckApi;
 use dijkwacht_http::ops::OpsState;
-use dijkwacht_intake::{AppState, LimitSettings, Limits};
-use dijkwacht_notices::NoticeStage;
-use dijkwacht_police::PoliceApi;
-use dijkwacht_projection::regulator::RegulatorApi;
-use dijkwacht_projection::ProjectionStage;
-use dijkwacht_runtime::config::{Part, Settings};
+use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
-use dijkwacht_runtime::relay::{Relay, RelaySettings};
+use dijkwacht_runtime::part::Started;
 use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
-use dijkwacht_runtime::{
-    db, EventStore, Health, LoopSettings, SharedClock, Stage, StageLoop, StageRuntime, TopicNames,
-};
+use dijkwacht_runtime::{db, EventStore, Health, LoopSettings, Process, SharedClock, StageRuntime, TopicNames};
 use dijkwacht_simulator::platform::Behaviour;
 use dijkwacht_simulator::{smtp, Simulator};
 use std::collections::BTreeMap;
@@ -137,15 +117,6 @@ async fn wait_for_signal() {
     let _ = ctrl_c.await;
 }
 
-pub fn notice_policy(settings: &Settings) -> NoticePolicy {
-    NoticePolicy {
-        organisation: settings.organisation.clone(),
-        contact_email: settings.contact_email.clone(),
-        designated_by: settings.designated_by.clone(),
-        designation_reference: settings.designation_reference.clone(),
-    }
-}
-
 /// How long a starting process waits for the database and the broker before it gives up.
 const START_PATIENCE: Duration = Duration::from_secs(180);
 
@@ -173,7 +144,7 @@ where
 }
 
 /// Starts everything: database (migrated, unless a job of its own does that), reference
-/// data, simulator, topics, relay, stages and the HTTP API.
+/// data, simulator, topics, the parts the settings name, and the HTTP server.
 pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> anyhow::Result<RunningApp> {
     let checked = check(settings)?;
     // A process that restarts while the database or the broker is away waits for them.
@@ -192,124 +163,55 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
             .await
             .with_context(|| format!("loading reference data from {}", file.display()))?;
     }
-    let (trigger, shutdown) = shutdown::channel();
-    let mut tasks = JoinSet::new();
-
-    let simulator = match settings.simulator_listen {
-        Some(addr) => Some(
-            start_simulator(
-                settings,
-                (addr, checked.simulator_platforms.clone()),
-                clock.clone(),
-                &mut tasks,
-                &shutdown,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-
     let topics = TopicNames::new(settings.kafka_prefix.clone());
     patiently("reaching the Kafka broker", || {
         broker.ensure_topics(&topics, settings.kafka_partitions)
     })
     .await?;
     let bootstrap_servers = broker.bootstrap_servers();
-    let producer = kafka::producer(&settings.producer_settings(&bootstrap_servers))?;
     let store = EventStore::new(pool.clone()).with_waits(settings.wait_limits());
     let health = Health::default();
-
-    if settings.runs(Part::Relay) {
-        let relay = Relay::new(
-            pool.clone(),
-            settings.producer_settings(&bootstrap_servers),
-            topics.clone(),
-            clock.clone(),
-            health.register("relay", "it has not published yet"),
-            RelaySettings {
-                batch_size: settings.batch_size as i64,
-                idle: Duration::from_millis(settings.relay_idle_ms),
-                max_lag: TimeDelta::seconds(settings.relay_max_lag_secs),
-            },
-        )?;
-        tasks.spawn(relay.run(shutdown.clone()));
-    }
-    // One copy of the platform registry for the dispatch stage and the dispatch routes.
-    let directory = match settings.runs(Part::Dispatch) || settings.runs(Part::Intake) {
-        true => {
-            let directory = Directory::load(&pool).await?;
-            tasks.spawn(directory.clone().keep_fresh(
-                pool.clone(),
-                Duration::from_secs(checked.dispatch.registry_refresh_secs),
-                shutdown.clone(),
-            ));
-            Some(directory)
-        }
-        false => None,
+    let runtime = StageRuntime {
+        store: store.clone(),
+        clock: clock.clone(),
+        topics,
+        producer: kafka::producer(&settings.producer_settings(&bootstrap_servers))?,
+        bootstrap_servers,
+        health: health.clone(),
+        settings: LoopSettings {
+            batch_size: settings.batch_size,
+            linger: Duration::from_millis(settings.batch_linger_ms),
+            timer_poll: Duration::from_millis(settings.timer_poll_ms),
+            timer_lease: TimeDelta::seconds(settings.timer_lease_secs),
+            group_prefix: settings.kafka_prefix.clone(),
+        },
+        embedded_broker: match &broker {
+            Broker::Embedded(embedded) => Some(embedded.clone()),
+            Broker::External(_) => None,
+        },
     };
-    // One matching index for the classify stage and the hash check, kept fresh once.
-    let index = match settings.runs(Part::Classify) || settings.runs(Part::HashCheck) {
-        true => {
-            let index = SharedIndex::load(&pool).await?;
-            tasks.spawn(index.clone().keep_fresh(
-                pool.clone(),
-                Duration::from_millis(settings.index_refresh_ms),
-                shutdown.clone(),
-            ));
-            Some(index)
-        }
-        false => None,
+    let (trigger, shutdown) = shutdown::channel();
+    let mut process = Process::new(Arc::new(settings.clone()), runtime, shutdown.clone());
+    let simulator = match settings.simulator_listen {
+        Some(addr) => Some(start_simulator(settings, (addr, checked.simulator_platforms), &mut process).await?),
+        None => None,
     };
-    let hash_check = match (&index, settings.runs(Part::HashCheck)) {
-        (Some(index), true) => {
-            Some(hash_check(&checked.hash_check, &pool, index.clone(), &mut tasks, &shutdown).await?)
-        }
-        _ => None,
-    };
-    {
-        let runtime = StageRuntime {
-            store: store.clone(),
-            clock: clock.clone(),
-            topics,
-            bootstrap_servers,
-            producer,
+    let Started { mut tasks, routes } = process.start(&checked.parts, PARTS).await?;
+    let http_addr = serve(
+        settings.http_listen,
+        routes,
+        OpsState {
             health: health.clone(),
-            settings: LoopSettings {
-                batch_size: settings.batch_size,
-                linger: Duration::from_millis(settings.batch_linger_ms),
-                timer_poll: Duration::from_millis(settings.timer_poll_ms),
-                timer_lease: TimeDelta::seconds(settings.timer_lease_secs),
-                group_prefix: settings.kafka_prefix.clone(),
-            },
-            embedded_broker: match &broker {
-                Broker::Embedded(embedded) => Some(embedded.clone()),
-                Broker::External(_) => None,
-            },
-        };
-        spawn_stages(
-            &mut tasks,
-            settings,
-            &checked,
-            &pool,
-            &runtime,
-            (directory.clone(), index),
-            &shutdown,
-        )?;
-    }
-
-    let http_addr = serve_api(
+            pool,
+        },
         &mut tasks,
-        (settings, &checked),
-        (store.clone(), clock, health.clone()),
-        (directory, hash_check),
-        &shutdown,
+        shutdown,
     )
     .await?;
     // The simulated platforms answer the API this process serves.
     if let Some(running) = &simulator {
         running.simulator.answer_to(&format!("http://{http_addr}"));
     }
-
     Ok(RunningApp {
         http_addr,
         simulator,
@@ -321,28 +223,56 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     })
 }
 
+/// Serves the parts' routes, the OpenAPI description when there are any, and what every
+/// process answers its operators; returns where it listens.
+async fn serve(
+    listen: SocketAddr,
+    routes: Vec<Router>,
+    ops: OpsState,
+    tasks: &mut JoinSet<()>,
+    shutdown: dijkwacht_runtime::Shutdown,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the HTTP API to {listen}"))?;
+    let http_addr = listener.local_addr()?;
+    let mut router = dijkwacht_http::ops::documented().into_parts("", "").0.with_state(ops);
+    if !routes.is_empty() {
+        router = routes.into_iter().fold(router.merge(openapi_router()), Router::merge);
+    }
+    let router = router.layer(axum::middleware::from_fn(dijkwacht_http::trace::requests));
+    tasks.spawn(async move {
+        if let Err(error) = dijkwacht_intake::serve(listener, router, shutdown).await {
+            tracing::error!(%error, "HTTP API stopped");
+        }
+    });
+    Ok(http_addr)
+}
+
 /// The platform simulator: its HTTP API on `addr`, and its mail server where configured.
 async fn start_simulator(
     settings: &Settings,
     (addr, platforms): (SocketAddr, BTreeMap<String, Behaviour>),
-    clock: SharedClock,
-    tasks: &mut JoinSet<()>,
-    shutdown: &dijkwacht_runtime::Shutdown,
+    process: &mut Process,
 ) -> anyhow::Result<RunningSimulator> {
-    let simulator =
-        Simulator::new(clock, TimeDelta::seconds(settings.simulator_removal_delay_secs)).with_platforms(platforms);
+    let shutdown = process.shutdown.clone();
+    let simulator = Simulator::new(
+        process.clock.clone(),
+        TimeDelta::seconds(settings.simulator_removal_delay_secs),
+    )
+    .with_platforms(platforms);
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the platform simulator to {addr}"))?;
     let http_addr = listener.local_addr()?;
     let router = simulator.router();
     let stop = shutdown.clone();
-    tasks.spawn(async move {
+    process.spawn(async move {
         if let Err(error) = dijkwacht_intake::serve(listener, router, stop).await {
             tracing::error!(%error, "platform simulator stopped");
         }
     });
-    tasks.spawn(simulator.clone().send_answers(shutdown.clone()));
+    process.spawn(simulator.clone().send_answers(shutdown.clone()));
     let smtp_addr = match settings.simulator_smtp_listen {
         Some(smtp_addr) => {
             let tls = match (&settings.simulator_smtp_certificate, &settings.simulator_smtp_key) {
@@ -357,7 +287,7 @@ async fn start_simulator(
                 .await
                 .with_context(|| format!("binding the simulated mail server to {smtp_addr}"))?;
             let local = listener.local_addr()?;
-            tasks.spawn(smtp::serve(listener, simulator.clone(), tls, shutdown.clone()));
+            process.spawn(smtp::serve(listener, simulator.clone(), tls, shutdown.clone()));
             Some(local)
         }
         None => None,
@@ -367,69 +297,6 @@ async fn start_simulator(
         smtp_addr,
         simulator,
     })
-}
-
-/// What the hash check answers with: its settings, the providers (kept fresh) and the index.
-async fn hash_check(
-    section: &HashCheckSettings,
-    pool: &sqlx::PgPool,
-    index: SharedIndex,
-    tasks: &mut JoinSet<()>,
-    shutdown: &dijkwacht_runtime::Shutdown,
-) -> anyhow::Result<(HashCheckSettings, Providers, SharedIndex)> {
-    let section = section.clone();
-    let providers = Providers::load(pool, section.checks_per_second, section.max_batch).await?;
-    tasks.spawn(providers.clone().keep_fresh(
-        pool.clone(),
-        Duration::from_secs(section.providers_refresh_secs),
-        shutdown.clone(),
-    ));
-    Ok((section, providers, index))
-}
-
-/// The hash check's routes; its bodies are larger than the intake's allow per hash.
-fn hash_check_router(api: HashCheckApi) -> Router {
-    dijkwacht_hashcheck::documented()
-        .into_parts("", "")
-        .0
-        .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
-        .with_state(api)
-}
-
-/// Every part's routes, side by side, and the OpenAPI description of them all.
-fn api_router(intake: AppState, dispatch: DispatchApi, followup: FollowupApi, police: PoliceApi) -> Router {
-    let regulator = RegulatorApi {
-        store: intake.store.clone(),
-        limits: intake.limits.clone(),
-    };
-    dijkwacht_intake::router(intake)
-        .merge(
-            dijkwacht_projection::regulator::documented()
-                .into_parts("", "")
-                .0
-                .with_state(regulator),
-        )
-        .merge(
-            dijkwacht_police::documented()
-                .into_parts("", "")
-                .0
-                .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
-                .with_state(police),
-        )
-        .merge(
-            dijkwacht_dispatch::routes::documented()
-                .into_parts("", "")
-                .0
-                .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
-                .with_state(dispatch),
-        )
-        .merge(
-            dijkwacht_followup::documented()
-                .into_parts("", "")
-                .0
-                .layer(DefaultBodyLimit::max(dijkwacht_intake::MAX_BODY_BYTES))
-                .with_state(followup),
-        )
 }
 
 /// `/openapi.json`: the whole API's description, whichever parts this process serves.
@@ -447,168 +314,9 @@ fn openapi_router() -> Router {
 /// The OpenAPI 3.1 description of the whole HTTP API, as served at `/openapi.json`.
 pub fn openapi() -> serde_json::Value {
     let version = env!("CARGO_PKG_VERSION");
-    dijkwacht_http::openapi::merge(
-        "dijkwacht",
-        version,
-        [
-            dijkwacht_intake::documented().into_parts("", version).1,
-            dijkwacht_dispatch::routes::documented().into_parts("", version).1,
-            dijkwacht_followup::documented().into_parts("", version).1,
-            dijkwacht_hashcheck::documented().into_parts("", version).1,
-            dijkwacht_police::documented().into_parts("", version).1,
-            dijkwacht_projection::regulator::documented().into_parts("", version).1,
-            dijkwacht_http::ops::documented().into_parts("", version).1,
-        ],
-    )
-}
-
-/// The HTTP API (only liveness, readiness and metrics when this process does not run the
-/// intake); returns where it listens.
-async fn serve_api(
-    tasks: &mut JoinSet<()>,
-    (settings, checked): (&Settings, &Checked),
-    (store, clock, health): (EventStore, SharedClock, Health),
-    (directory, hash_check): (Option<Directory>, Option<(HashCheckSettings, Providers, SharedIndex)>),
-    shutdown: &dijkwacht_runtime::Shutdown,
-) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(settings.http_listen)
-        .await
-        .with_context(|| format!("binding the HTTP API to {}", settings.http_listen))?;
-    let http_addr = listener.local_addr()?;
-    let ops = dijkwacht_http::ops::documented()
-        .into_parts("", "")
-        .0
-        .with_state(OpsState {
-            health,
-            pool: store.pool().clone(),
-        });
-    let state = AppState {
-        store,
-        clock,
-        limits: Limits::new(LimitSettings {
-            partner_requests_per_second: settings.partner_requests_per_second,
-            partner_burst: settings.partner_burst,
-            public_reports_per_hour: settings.public_reports_per_hour,
-            bulk_max_bytes: settings.bulk_max_bytes,
-            bulk_max_lines: settings.bulk_max_lines,
-        }),
-        review: Arc::new(checked.review.clone()),
-        home_country: settings.home_country.clone(),
-        resolver: checked.resolver.clone(),
-    };
-    let router = if let Some(directory) = directory.filter(|_| settings.runs(Part::Intake)) {
-        let dispatch = DispatchApi {
-            store: state.store.clone(),
-            clock: state.clock.clone(),
-            limits: state.limits.clone(),
-            directory,
-            templates: Arc::new(Templates::built_in()?),
-        };
-        let followup = FollowupApi {
-            store: state.store.clone(),
-            clock: state.clock.clone(),
-            limits: state.limits.clone(),
-            answer_window: checked.followup.answer_window,
-        };
-        let police = PoliceApi {
-            store: state.store.clone(),
-            clock: state.clock.clone(),
-            limits: state.limits.clone(),
-            directory: dispatch.directory.clone(),
-        };
-        api_router(state.clone(), dispatch, followup, police)
-            .merge(openapi_router())
-            .merge(ops)
-    } else if hash_check.is_some() {
-        ops.merge(openapi_router())
-    } else {
-        ops
-    };
-    let router = match hash_check {
-        Some((section, providers, index)) => router.merge(hash_check_router(HashCheckApi {
-            store: state.store.clone(),
-            clock: state.clock.clone(),
-            limits: state.limits.clone(),
-            index,
-            providers,
-            max_batch: section.max_batch as usize,
-        })),
-        None => router,
-    };
-    let router = router.layer(axum::middleware::from_fn(dijkwacht_http::trace::requests));
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        if let Err(error) = dijkwacht_intake::serve(listener, router, stop).await {
-            tracing::error!(%error, "HTTP API stopped");
-        }
-    });
-    Ok(http_addr)
-}
-
-fn spawn_stages(
-    tasks: &mut JoinSet<()>,
-    settings: &Settings,
-    checked: &Checked,
-    pool: &sqlx::PgPool,
-    runtime: &StageRuntime,
-    (directory, index): (Option<Directory>, Option<SharedIndex>),
-    shutdown: &dijkwacht_runtime::Shutdown,
-) -> anyhow::Result<()> {
-    if let Some(index) = index.filter(|_| settings.runs(Part::Classify)) {
-        let routing = Routing {
-            home_country: settings.home_country.clone(),
-            hotlines: settings.hotline_network.clone(),
-            police_first: checked.police.rules.clone(),
-        };
-        let stage = ClassifyStage::new(pool.clone(), index, checked.resolver.clone(), routing);
-        spawn_stage(tasks, stage, runtime, shutdown);
-    }
-    if settings.runs(Part::Notices) {
-        spawn_stage(tasks, NoticeStage::new(notice_policy(settings)), runtime, shutdown);
-    }
-    if let Some(directory) = directory.filter(|_| settings.runs(Part::Dispatch)) {
-        let stage = DispatchStage::new(DispatchParts {
-            policy: checked.dispatch_policy,
-            in_flight_limit: checked.in_flight_limit,
-            api: ApiSender::new(checked.addresses.clone(), checked.request_timeout)?,
-            email: EmailSender::new(&checked.dispatch)?,
-            directory,
-            pool: pool.clone(),
-            clock: runtime.clock.clone(),
-        })?;
-        spawn_stage(tasks, stage, runtime, shutdown);
-    }
-    if settings.runs(Part::Followup) {
-        spawn_stage(
-            tasks,
-            FollowupStage::new(
-                checked.followup.clone(),
-                settings.home_country.clone(),
-                checked.addresses.clone(),
-                (runtime.store.clone(), runtime.clock.clone()),
-            )?,
-            runtime,
-            shutdown,
-        );
-    }
-    if settings.runs(Part::Projection) {
-        spawn_stage(tasks, ProjectionStage::new(pool.clone()), runtime, shutdown);
-    }
-    Ok(())
-}
-
-fn spawn_stage<S: Stage>(
-    tasks: &mut JoinSet<()>,
-    stage: S,
-    runtime: &StageRuntime,
-    shutdown: &dijkwacht_runtime::Shutdown,
-) {
-    let name = stage.name();
-    let stage_loop = StageLoop::new(stage, runtime.clone());
-    let shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        if let Err(error) = stage_loop.run(shutdown).await {
-            tracing::error!(stage = name, %error, "stage stopped");
-        }
-    });
+    let documents = PARTS
+        .iter()
+        .flat_map(|part| part.openapi(version))
+        .chain([dijkwacht_http::ops::documented().into_parts("", version).1]);
+    dijkwacht_http::openapi::merge("dijkwacht", version, documents)
 }

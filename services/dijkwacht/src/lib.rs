@@ -3,6 +3,7 @@
 pub mod app;
 pub mod check;
 pub mod import;
+pub mod parts;
 pub mod schemas;
 
 pub use app::{start, Broker, RunningApp};

@@ -5,10 +5,11 @@ use anyhow::{bail, Context};
 use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
 use dijkwacht::import::Findings;
+use dijkwacht::parts::load_settings;
 use dijkwacht::{app, import, schemas, Broker};
 use dijkwacht_classify::lists::{self, ListSettings};
 use dijkwacht_domain::ContentClass;
-use dijkwacht_runtime::config::{Part, Settings};
+use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::reference::{self, ReferenceData};
 use dijkwacht_runtime::{auth, db, telemetry, EventStore, SharedClock, SystemClock};
 use dijkwacht_simulator::Simulator;
@@ -40,9 +41,10 @@ enum Command {
     /// Runs the parts of dijkwacht: all of them (HTTP intake, outbox relay, every stage,
     /// projection) unless `--only` names some.
     Run {
-        /// Comma-separated parts: intake, relay, classify, notices, dispatch, followup, projection.
+        /// Comma-separated parts: intake (the HTTP API), relay, classify, notices, dispatch,
+        /// followup, projection, hash-check.
         #[arg(long, value_delimiter = ',')]
-        only: Vec<Part>,
+        only: Vec<String>,
     },
     /// Applies the database migrations and exits.
     Migrate,
@@ -171,7 +173,7 @@ async fn main() -> ExitCode {
     let _crash_points = dijkwacht_runtime::crash::setup();
     let cli = Cli::parse();
     // A configuration that does not load is reported by the command that needs it.
-    let settings = Settings::load(cli.config.as_deref()).map(|settings| settings.telemetry());
+    let settings = load_settings(cli.config.as_deref()).map(|settings| settings.telemetry());
     let telemetry = match telemetry::init(&settings.unwrap_or_default()) {
         Ok(telemetry) => telemetry,
         Err(error) => {
@@ -195,17 +197,17 @@ async fn main() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<()> {
-    let settings = || Settings::load(cli.config.as_deref());
+    let settings = || load_settings(cli.config.as_deref());
     let clock: SharedClock = Arc::new(SystemClock);
     match cli.command {
         Command::Run { only } => {
             let mut settings = settings()?;
             if !only.is_empty() {
-                settings.parts = only;
+                settings.parts = Some(only);
             }
             if cli.check_config {
-                dijkwacht::check::check(&settings)?;
-                let parts: Vec<&str> = settings.parts.iter().map(|part| part.name()).collect();
+                let checked = dijkwacht::check::check(&settings)?;
+                let parts: Vec<&str> = checked.parts.iter().map(|part| part.name()).collect();
                 println!("configuration valid for run --only {}", parts.join(","));
                 return Ok(());
             }

@@ -14,12 +14,15 @@ pub mod email;
 pub mod follow_up;
 pub mod forward;
 pub mod pace;
+mod part;
 pub mod police;
 pub mod registry;
 pub mod render;
 pub mod routes;
 pub mod settings;
 pub mod telemetry;
+
+pub use crate::part::Dispatch;
 
 use crate::api::ApiSender;
 use crate::delivery::{chunked, Attempt, MessageKey};

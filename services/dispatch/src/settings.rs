@@ -1,6 +1,7 @@
 //! The dispatch part's configuration section, `[dispatch]` in the configuration file
 //! (`DIJKWACHT_DISPATCH__KEY` in the environment): how e-mail leaves.
 
+use dijkwacht_runtime::config::{ConfigError, Settings};
 use dijkwacht_runtime::secret::SecretRef;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -56,9 +57,11 @@ impl Default for DispatchSettings {
     }
 }
 
+pub const SECTION: &str = "dispatch";
+
 impl DispatchSettings {
-    /// The section as it came from the configuration (a table of any shape), checked.
-    pub fn from_section(section: &serde_json::Value) -> Result<Self, dijkwacht_runtime::config::ConfigError> {
-        dijkwacht_runtime::config::section("dispatch", section)
+    /// The section as the configuration gives it, checked.
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        settings.section(SECTION)
     }
 }

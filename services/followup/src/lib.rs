@@ -6,8 +6,11 @@
 pub mod analysts;
 pub mod answers;
 pub mod forwards;
+mod part;
 pub mod reappearance;
 pub mod settings;
+
+pub use crate::part::Followup;
 
 use crate::settings::FollowupSettings;
 use chrono::TimeDelta;

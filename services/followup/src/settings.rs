@@ -75,9 +75,18 @@ pub struct ClassChase {
     pub regulator: Option<bool>,
 }
 
+pub const SECTION: &str = "followup";
+
 impl FollowupSettings {
+    /// The section as the configuration gives it, checked.
+    pub fn from_settings(
+        settings: &dijkwacht_runtime::config::Settings,
+    ) -> Result<Self, dijkwacht_runtime::config::ConfigError> {
+        settings.section(SECTION)
+    }
+
     pub fn from_section(section: &serde_json::Value) -> Result<Self, dijkwacht_runtime::config::ConfigError> {
-        dijkwacht_runtime::config::section("followup", section)
+        dijkwacht_runtime::config::section(SECTION, section)
     }
 
     pub fn deadline_rules(&self) -> Vec<DeadlineRule> {

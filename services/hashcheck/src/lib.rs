@@ -6,9 +6,12 @@
 
 pub mod answer;
 pub mod api;
+mod part;
 pub mod providers;
 pub mod record;
 pub mod settings;
+
+pub use crate::part::HashCheck;
 
 use crate::answer::{answer, queries, Answer, Query};
 use crate::api::{HashCheckAnswer, HashCheckRequest};

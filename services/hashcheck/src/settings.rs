@@ -24,8 +24,13 @@ impl Default for HashCheckSettings {
     }
 }
 
+pub const SECTION: &str = "hash_check";
+
 impl HashCheckSettings {
-    pub fn from_section(section: &serde_json::Value) -> Result<Self, dijkwacht_runtime::config::ConfigError> {
-        dijkwacht_runtime::config::section("hash_check", section)
+    /// The section as the configuration gives it, checked.
+    pub fn from_settings(
+        settings: &dijkwacht_runtime::config::Settings,
+    ) -> Result<Self, dijkwacht_runtime::config::ConfigError> {
+        settings.section(SECTION)
     }
 }

@@ -18,8 +18,37 @@ pub use openapi::DocumentedRouter;
 pub use schema::{json_body, Schema};
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
+use axum::extract::{DefaultBodyLimit, Query};
+use axum::Router;
+use dijkwacht_runtime::{Process, Resource};
 use serde::Deserialize;
+
+/// Request bodies above this are refused with 413 before they are read (bulk excepted:
+/// it streams).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A part's documented routes, ready to serve with their state.
+pub fn routes<S: Clone + Send + Sync + 'static>(documented: DocumentedRouter<S>, state: S) -> Router {
+    documented
+        .into_parts("", "")
+        .0
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// One set of rate limits per process, whichever part's route a caller uses.
+impl Resource for Limits {
+    async fn start(process: &mut Process) -> anyhow::Result<Self> {
+        let settings = &process.settings;
+        Ok(Limits::new(LimitSettings {
+            partner_requests_per_second: settings.partner_requests_per_second,
+            partner_burst: settings.partner_burst,
+            public_reports_per_hour: settings.public_reports_per_hour,
+            bulk_max_bytes: settings.bulk_max_bytes,
+            bulk_max_lines: settings.bulk_max_lines,
+        }))
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {

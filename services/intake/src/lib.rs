@@ -6,11 +6,14 @@ pub mod api;
 pub mod bulk;
 pub mod import;
 pub mod operator;
+mod part;
 pub mod public;
 pub mod review;
 pub mod routes;
 pub mod submission;
 pub mod validate;
+
+pub use part::Intake;
 
 use api::{BulkLineResult, CaseView, ReportAccepted, ReportStatus, SubmitReport};
 use axum::extract::DefaultBodyLimit;
@@ -27,9 +30,7 @@ use tokio::net::TcpListener;
 pub use dijkwacht_http::{auth, error, limits, openapi};
 pub use dijkwacht_http::{ApiError, LimitSettings, Limits};
 
-/// Request bodies above this are refused with 413 before they are read (bulk excepted:
-/// it streams).
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub use dijkwacht_http::MAX_BODY_BYTES;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -2,7 +2,8 @@
 //! that holds the content. The wording is composed by the domain, from the case alone.
 
 use dijkwacht_domain::{Case, CaseStatus, Command, NoticeId, NoticePolicy};
-use dijkwacht_runtime::{RecordedEvent, Stage, StageError, WaitsFor};
+use dijkwacht_runtime::config::Settings;
+use dijkwacht_runtime::{Part, Process, RecordedEvent, Stage, StageError, WaitsFor};
 
 pub struct NoticeStage {
     policy: NoticePolicy,
@@ -11,6 +12,24 @@ pub struct NoticeStage {
 impl NoticeStage {
     pub fn new(policy: NoticePolicy) -> Self {
         Self { policy }
+    }
+}
+
+/// The notices part: its stage, which names the organisation from the settings.
+pub struct Notices;
+
+impl Part for Notices {
+    fn name(&self) -> &'static str {
+        "notices"
+    }
+
+    fn check(&self, _settings: &Settings) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn start<'a>(&'a self, process: &'a mut Process) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+        process.spawn_stage(NoticeStage::new(process.settings.notice_policy()));
+        Box::pin(async { Ok(()) })
     }
 }
 

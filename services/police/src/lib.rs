@@ -6,7 +6,6 @@
 
 pub mod figures;
 pub mod routes;
-pub mod settings;
 
 use dijkwacht_dispatch::registry::Directory;
 use dijkwacht_http::{DocumentedRouter, Edge, Limits};
@@ -38,4 +37,40 @@ impl Edge for PoliceApi {
 /// The police part's routes with their OpenAPI description.
 pub fn documented() -> DocumentedRouter<PoliceApi> {
     figures::routes(routes::routes(DocumentedRouter::new()))
+}
+
+/// The police routes: no work of their own, served wherever the API is.
+pub struct Police;
+
+impl dijkwacht_runtime::Part for Police {
+    fn name(&self) -> &'static str {
+        "police"
+    }
+
+    fn check(&self, _settings: &dijkwacht_runtime::config::Settings) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn runs_alone(&self) -> bool {
+        false
+    }
+
+    fn api<'a>(
+        &'a self,
+        process: &'a mut dijkwacht_runtime::Process,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<Option<axum::Router>>> {
+        Box::pin(async move {
+            let api = PoliceApi {
+                store: process.store.clone(),
+                clock: process.clock.clone(),
+                limits: process.shared::<Limits>().await?,
+                directory: process.shared::<Directory>().await?,
+            };
+            Ok(Some(dijkwacht_http::routes(documented(), api)))
+        })
+    }
+
+    fn openapi(&self, version: &str) -> Vec<serde_json::Value> {
+        vec![documented().into_parts("", version).1]
+    }
 }

@@ -26,6 +26,44 @@ impl ProjectionStage {
     }
 }
 
+/// The projection part: its stage, and the regulators' routes over what it builds.
+pub struct Projection;
+
+impl dijkwacht_runtime::Part for Projection {
+    fn name(&self) -> &'static str {
+        PROJECTION
+    }
+
+    fn check(&self, _settings: &dijkwacht_runtime::config::Settings) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn start<'a>(
+        &'a self,
+        process: &'a mut dijkwacht_runtime::Process,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+        process.spawn_stage(ProjectionStage::new(process.pool().clone()));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn api<'a>(
+        &'a self,
+        process: &'a mut dijkwacht_runtime::Process,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<Option<axum::Router>>> {
+        Box::pin(async move {
+            let api = regulator::RegulatorApi {
+                store: process.store.clone(),
+                limits: process.shared::<dijkwacht_http::Limits>().await?,
+            };
+            Ok(Some(dijkwacht_http::routes(regulator::documented(), api)))
+        })
+    }
+
+    fn openapi(&self, version: &str) -> Vec<serde_json::Value> {
+        vec![regulator::documented().into_parts("", version).1]
+    }
+}
+
 impl Stage for ProjectionStage {
     fn name(&self) -> &'static str {
         PROJECTION

@@ -6,7 +6,7 @@
 use crate::kafka::ProducerSettings;
 use crate::telemetry::{LogFormat, TelemetrySettings};
 use chrono::TimeDelta;
-use dijkwacht_domain::WaitLimits;
+use dijkwacht_domain::{NoticePolicy, WaitLimits};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+// Unknown keys are refused by `Settings::load`, which knows the parts' sections: serde cannot
+// deny unknown fields beside a flattened map.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Settings {
     /// PostgreSQL connection URL (a secret: it may carry a password).
     pub database_url: Secret,
@@ -34,8 +36,9 @@ pub struct Settings {
     pub reference_file: Option<PathBuf>,
     /// Prints the demo credentials at start; set only by the demo configuration.
     pub demo: bool,
-    /// The parts this process runs (all by default); `dijkwacht run --only` overrides it.
-    pub parts: Vec<Part>,
+    /// The parts this process runs by name (all when unset); `dijkwacht run --only`
+    /// overrides it.
+    pub parts: Option<Vec<String>>,
     /// Starts the platform simulator in the same process on this address, if set.
     pub simulator_listen: Option<SocketAddr>,
     pub simulator_removal_delay_secs: i64,
@@ -105,15 +108,6 @@ pub struct Settings {
     pub contact_email: String,
     pub designated_by: String,
     pub designation_reference: String,
-    /// The dispatch part's own section (`[dispatch]`, `DIJKWACHT_DISPATCH__KEY`), read and
-    /// checked by that part: `dijkwacht_dispatch::settings::DispatchSettings`.
-    pub dispatch: serde_json::Value,
-    /// The follow-up part's section (`[followup]`): `dijkwacht_followup::settings::FollowupSettings`.
-    pub followup: serde_json::Value,
-    /// The hash check's section (`[hash_check]`): `dijkwacht_hashcheck::settings::HashCheckSettings`.
-    pub hash_check: serde_json::Value,
-    /// The police-first section (`[police]`): `dijkwacht_police::settings::PoliceSettings`.
-    pub police: serde_json::Value,
     /// `text` (coloured on a terminal) or `json` (one object per line, for a collector).
     pub log_format: LogFormat,
     /// The OpenTelemetry collector's OTLP/HTTP address (`http://collector:4318`); traces
@@ -121,64 +115,10 @@ pub struct Settings {
     pub otlp_endpoint: Option<String>,
     /// `service.name` in the traces: the role of this process in a deployment.
     pub service_name: String,
-}
-
-/// What a process can run; each part can run, scale and be killed on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Part {
-    /// The HTTP API.
-    Intake,
-    /// The outbox relay.
-    Relay,
-    Classify,
-    Notices,
-    Dispatch,
-    Followup,
-    Projection,
-    /// The Hash Check API for hosting providers.
-    #[serde(rename = "hash-check")]
-    HashCheck,
-}
-
-impl Part {
-    pub const ALL: [Part; 8] = [
-        Part::Intake,
-        Part::Relay,
-        Part::Classify,
-        Part::Notices,
-        Part::Dispatch,
-        Part::Followup,
-        Part::Projection,
-        Part::HashCheck,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Part::Intake => "intake",
-            Part::Relay => "relay",
-            Part::Classify => "classify",
-            Part::Notices => "notices",
-            Part::Dispatch => "dispatch",
-            Part::Followup => "followup",
-            Part::Projection => "projection",
-            Part::HashCheck => "hash-check",
-        }
-    }
-}
-
-impl std::str::FromStr for Part {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Part::ALL
-            .into_iter()
-            .find(|part| part.name() == name.trim())
-            .ok_or_else(|| {
-                let known: Vec<&str> = Part::ALL.iter().map(|part| part.name()).collect();
-                format!("unknown part {name:?}; the parts are {}", known.join(", "))
-            })
-    }
+    /// Each part's own section by name (`[dispatch]`, `DIJKWACHT_DISPATCH__KEY`), read and
+    /// checked by that part (`dijkwacht_runtime::part::Part::sections`).
+    #[serde(flatten)]
+    pub sections: BTreeMap<String, serde_json::Value>,
 }
 
 /// A value that never appears in logs or debug output.
@@ -214,7 +154,7 @@ impl Default for Settings {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             reference_file: None,
             demo: false,
-            parts: Part::ALL.to_vec(),
+            parts: None,
             simulator_listen: None,
             simulator_removal_delay_secs: 3,
             simulator_smtp_listen: None,
@@ -254,13 +194,10 @@ impl Default for Settings {
             contact_email: "notices@dijkwacht.invalid".into(),
             designated_by: "Digital Services Coordinator".into(),
             designation_reference: "unset".into(),
-            dispatch: serde_json::Value::Object(Default::default()),
-            followup: serde_json::Value::Object(Default::default()),
-            hash_check: serde_json::Value::Object(Default::default()),
-            police: serde_json::Value::Object(Default::default()),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
             service_name: "dijkwacht".into(),
+            sections: BTreeMap::new(),
         }
     }
 }
@@ -300,12 +237,15 @@ fn describe(error: &figment::Error, section: &[&str]) -> String {
         .copied()
         .chain(within.iter().map(String::as_str))
         .collect();
-    let from_environment = error
-        .metadata
-        .as_ref()
-        .is_some_and(|metadata| metadata.name.contains("environment"));
+    unknown_key(name, known, &parents, error.metadata.as_ref())
+}
+
+/// "unknown key `a.b` in FILE; did you mean `a.c`?", or the environment variable's name when
+/// that is where the key came from.
+fn unknown_key(name: &str, known: &[&str], parents: &[&str], metadata: Option<&figment::Metadata>) -> String {
+    let from_environment = metadata.is_some_and(|metadata| metadata.name.contains("environment"));
     let spell = |field: &str| {
-        let mut keys = parents.clone();
+        let mut keys = parents.to_vec();
         keys.push(field);
         if from_environment {
             format!("DIJKWACHT_{}", keys.join("__").to_ascii_uppercase())
@@ -318,7 +258,7 @@ fn describe(error: &figment::Error, section: &[&str]) -> String {
     } else {
         format!("unknown key `{}`", spell(name))
     };
-    if let Some(figment::Source::File(file)) = error.metadata.as_ref().and_then(|metadata| metadata.source.as_ref()) {
+    if let Some(figment::Source::File(file)) = metadata.and_then(|metadata| metadata.source.as_ref()) {
         message.push_str(&format!(" in {}", file.display()));
     }
     match nearest(name, known) {
@@ -340,8 +280,8 @@ pub fn nearest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, candidate)| candidate)
 }
 
-/// A section the runtime carries as a table for its part to read, read as `T` with the same
-/// errors as the rest of the configuration.
+/// A part's section as a table of any shape, read as `T` with the same errors as the rest
+/// of the configuration.
 pub fn section<T: serde::de::DeserializeOwned>(name: &str, table: &serde_json::Value) -> Result<T, ConfigError> {
     Figment::from(Serialized::defaults(table))
         .extract()
@@ -349,8 +289,9 @@ pub fn section<T: serde::de::DeserializeOwned>(name: &str, table: &serde_json::V
 }
 
 impl Settings {
-    /// Defaults, then `file` (if any), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+    /// Defaults, then `file` (if any), then the environment. `sections` are the tables the
+    /// parts read (`Part::sections`); any other key is refused.
+    pub fn load(file: Option<&Path>, sections: &[&str]) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
@@ -358,11 +299,50 @@ impl Settings {
         figment = figment
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()))
             .merge(Env::prefixed("DIJKWACHT_").ignore(NOT_SETTINGS).split("__"));
-        figment.extract().map_err(|error| ConfigError::explained(error, &[]))
+        let settings: Settings = figment.extract().map_err(|error| ConfigError::explained(error, &[]))?;
+        let unknown: Vec<&String> = settings
+            .sections
+            .keys()
+            .filter(|name| !sections.contains(&name.as_str()))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(settings);
+        }
+        let fields = serde_json::to_value(Settings::default()).expect("the settings serialize");
+        let known: Vec<&str> = fields
+            .as_object()
+            .into_iter()
+            .flat_map(|fields| fields.keys().map(String::as_str))
+            .chain(sections.iter().copied())
+            .collect();
+        let problems: Vec<String> = unknown
+            .into_iter()
+            .map(|name| unknown_key(name, &known, &[], figment.find_metadata(name)))
+            .collect();
+        Err(ConfigError(problems.join("; ")))
+    }
+
+    /// The section `name`, read as `T` with the same errors as the rest of the
+    /// configuration; an absent section is an empty one.
+    pub fn section<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, ConfigError> {
+        match self.sections.get(name) {
+            Some(table) => section(name, table),
+            None => section(name, &serde_json::Value::Object(Default::default())),
+        }
     }
 
     pub fn database_url(&self) -> &str {
         self.database_url.expose()
+    }
+
+    /// The trusted flagger as every notice names it.
+    pub fn notice_policy(&self) -> NoticePolicy {
+        NoticePolicy {
+            organisation: self.organisation.clone(),
+            contact_email: self.contact_email.clone(),
+            designated_by: self.designated_by.clone(),
+            designation_reference: self.designation_reference.clone(),
+        }
     }
 
     /// How long each waiting state of a case may last.
@@ -392,8 +372,11 @@ impl Settings {
         }
     }
 
-    pub fn runs(&self, part: Part) -> bool {
-        self.parts.contains(&part)
+    /// Whether this process runs the part `name`.
+    pub fn runs(&self, name: &str) -> bool {
+        self.parts
+            .as_ref()
+            .is_none_or(|parts| parts.iter().any(|part| part == name))
     }
 
     /// The external brokers, or `None` for the embedded one.

@@ -46,6 +46,11 @@ impl AddressPolicy {
         })
     }
 
+    /// The policy the settings describe (`outbound_allowed_ranges`, `outbound_hosts`).
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, String> {
+        Ok(Self::allowing(&settings.outbound_allowed_ranges)?.with_hosts(settings.outbound_hosts.clone()))
+    }
+
     /// Resolves these names from the table instead of DNS.
     pub fn with_hosts(mut self, hosts: BTreeMap<String, Vec<IpAddr>>) -> Self {
         self.hosts = Arc::new(hosts);

@@ -325,3 +325,37 @@ struct Message {
     /// Open while the message is in flight.
     _span: Option<tracing::Span>,
 }
+
+/// The relay as a part of a process (`run --only relay`); several may run, one publishes.
+pub struct RelayPart;
+
+impl crate::Part for RelayPart {
+    fn name(&self) -> &'static str {
+        "relay"
+    }
+
+    fn check(&self, _settings: &crate::config::Settings) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn start<'a>(&'a self, process: &'a mut crate::Process) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let settings = &process.settings;
+            let relay = Relay::new(
+                process.pool().clone(),
+                settings.producer_settings(&process.stages.bootstrap_servers),
+                process.stages.topics.clone(),
+                process.clock.clone(),
+                process.health.register("relay", "it has not published yet"),
+                RelaySettings {
+                    batch_size: settings.batch_size as i64,
+                    idle: Duration::from_millis(settings.relay_idle_ms),
+                    max_lag: TimeDelta::seconds(settings.relay_max_lag_secs),
+                },
+            )?;
+            let shutdown = process.shutdown.clone();
+            process.spawn(relay.run(shutdown));
+            Ok(())
+        })
+    }
+}

@@ -211,11 +211,10 @@ async fn invalid_reports_are_refused_with_pointers_and_nothing_is_stored() {
 async fn a_lost_message_is_made_up_for_by_the_case_wake_up() {
     use dijkwacht_domain::event::{Location, Reporter};
     use dijkwacht_domain::CaseId;
-    use dijkwacht_runtime::config::Part;
     use dijkwacht_runtime::LoadedCase;
 
     // No relay: every message is lost.
-    let parts = Part::ALL.into_iter().filter(|part| *part != Part::Relay).collect();
+    let parts = dijkwacht::parts::runnable().filter(|part| *part != "relay").collect();
     let system = TestSystem::start(TestOptions {
         parts,
         ..TestOptions::default()

@@ -5,7 +5,6 @@ use crate::support::event_types;
 use chrono::TimeDelta;
 use dijkwacht_domain::event::{HostMatch, Location, Reporter};
 use dijkwacht_domain::*;
-use dijkwacht_runtime::config::Part;
 use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
 use dijkwacht_tests::{
     assert_read_models_equal_a_rebuild, eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID,
@@ -109,7 +108,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
     let now = system.clock_now();
     let notice = |_| Command::IssueNotice {
         notice_id: NoticeId::new(),
-        policy: dijkwacht::app::notice_policy(&system.settings),
+        policy: system.settings.notice_policy(),
     };
     let delivered = Command::RecordDispatchOutcome {
         attempt: 1,
@@ -227,10 +226,7 @@ async fn cases_in_every_waiting_state_move_on_after_the_broker_forgot_everything
         .await
         .unwrap();
 
-    let system = system
-        .restart(|settings| settings.parts = Part::ALL.to_vec())
-        .await
-        .unwrap();
+    let system = system.restart(|settings| settings.parts = None).await.unwrap();
     system.wait_until_ready().await;
     system.clock.advance(TimeDelta::seconds(301));
 

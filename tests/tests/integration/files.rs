@@ -1,11 +1,11 @@
 //! What operators load from files: the demo configuration, report imports, hash lists, and
 //! the URL rules they contain.
 
+use dijkwacht::parts::load_settings;
 use dijkwacht_classify::evidence;
 use dijkwacht_classify::lists::{self, ListSettings};
 use dijkwacht_domain::ContentClass;
 use dijkwacht_intake::import::{import, Format};
-use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::reference::{ReferenceData, UrlRuleEntry};
 use dijkwacht_tests::{reference_data, TestDatabase, TestOptions, TestSystem};
 use serde_json::{json, Value};
@@ -25,7 +25,7 @@ fn repository(path: &str) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn the_demo_configuration_and_reference_data_load() {
-    let settings = Settings::load(Some(&repository("infra/demo/dijkwacht.toml"))).unwrap();
+    let settings = load_settings(Some(&repository("infra/demo/dijkwacht.toml"))).unwrap();
     assert!(settings.demo);
     assert_eq!(settings.resolver, "static");
     let reference =
@@ -42,7 +42,7 @@ async fn the_demo_configuration_and_reference_data_load() {
         keys, 8,
         "partner, hotline abroad, police, two analysts, regulator, operator, hosting provider"
     );
-    dijkwacht_police::settings::PoliceSettings::from_section(&settings.police)
+    dijkwacht_classify::police_first::PoliceFirstSettings::from_settings(&settings)
         .expect("the demo's police-first rules are valid");
     let directory = dijkwacht_dispatch::registry::Directory::load(&db.pool)
         .await
@@ -68,15 +68,23 @@ async fn an_unknown_configuration_key_or_variable_names_itself_and_the_nearest_k
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("dijkwacht.toml");
     std::fs::write(&file, "http_listen = \"127.0.0.1:1\"\nbatch_sise = 10\n").unwrap();
-    let error = Settings::load(Some(&file)).unwrap_err().to_string();
+    let error = load_settings(Some(&file)).unwrap_err().to_string();
     assert!(
         error.contains("unknown key `batch_sise`") && error.contains("did you mean `batch_size`?"),
         "{error}"
     );
     assert!(error.contains("dijkwacht.toml"), "names the file: {error}");
 
-    let section: serde_json::Value = json!({"smtp_hots": "relay.example"});
-    let error = dijkwacht_dispatch::settings::DispatchSettings::from_section(&section)
+    // A part's section is the part's to read, by the same rules.
+    std::fs::write(&file, "[dispach]\nsmtp_host = \"relay.example\"\n").unwrap();
+    let error = load_settings(Some(&file)).unwrap_err().to_string();
+    assert!(
+        error.contains("unknown key `dispach`") && error.contains("did you mean `dispatch`?"),
+        "{error}"
+    );
+    std::fs::write(&file, "[dispatch]\nsmtp_hots = \"relay.example\"\n").unwrap();
+    let settings = load_settings(Some(&file)).expect("the part reads its own section");
+    let error = dijkwacht_dispatch::settings::DispatchSettings::from_settings(&settings)
         .unwrap_err()
         .to_string();
     assert!(

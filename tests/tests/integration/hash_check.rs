@@ -2,7 +2,6 @@
 //! that a new list version never opens a moment in which a listed hash answers "no match".
 
 use dijkwacht_classify::lists::{self, ListSettings};
-use dijkwacht_runtime::config::Part;
 use dijkwacht_tests::{eventually, pdq_at, TestOptions, TestSystem, DEMO_SHA256, LISTED_MD5, LISTED_PDQ, LISTED_SHA1};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +13,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The hash check alone: no stages, no broker traffic.
 async fn hash_check_only() -> TestSystem {
     TestSystem::start(TestOptions {
-        parts: vec![Part::HashCheck],
+        parts: vec!["hash-check"],
         ..TestOptions::default()
     })
     .await

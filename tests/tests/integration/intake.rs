@@ -9,7 +9,7 @@ use std::time::Duration;
 
 async fn intake_only() -> TestSystem {
     TestSystem::start(TestOptions {
-        parts: vec![dijkwacht_runtime::config::Part::Intake],
+        parts: vec!["intake"],
         ..TestOptions::default()
     })
     .await
@@ -163,7 +163,7 @@ async fn an_oversized_body_is_refused_with_413() {
 #[tokio::test]
 async fn a_partner_over_its_rate_limit_gets_429_with_retry_after() {
     let system = TestSystem::start(TestOptions {
-        parts: vec![dijkwacht_runtime::config::Part::Intake],
+        parts: vec!["intake"],
         // One request an hour after the burst: the third request cannot slip through on a
         // slow machine.
         partner_requests_per_second: 1.0 / 3600.0,
@@ -427,7 +427,7 @@ async fn bulk_lines(system: &TestSystem, lines: &[Value]) -> Vec<Value> {
 #[tokio::test]
 async fn a_bulk_over_its_line_limit_answers_what_it_read_then_413_and_keeps_it() {
     let system = TestSystem::start(TestOptions {
-        parts: vec![dijkwacht_runtime::config::Part::Intake],
+        parts: vec!["intake"],
         bulk_max_lines: 3,
         ..TestOptions::default()
     })
@@ -449,7 +449,7 @@ async fn a_bulk_over_its_line_limit_answers_what_it_read_then_413_and_keeps_it()
 #[tokio::test]
 async fn every_bulk_line_counts_against_the_rate_limit() {
     let system = TestSystem::start(TestOptions {
-        parts: vec![dijkwacht_runtime::config::Part::Intake],
+        parts: vec!["intake"],
         partner_requests_per_second: 1.0 / 3600.0,
         partner_burst: 4,
         ..TestOptions::default()
