@@ -41,7 +41,7 @@ async fn main() {
     let path = format!("/v1/regulator/platforms/{PLATFORM_ID}/compliance");
     loop {
         let (_, compliance) = system.get(&path, &system.regulator_key).await;
-        if compliance["notices_sent"].as_u64() == Some(cases as u64) {
+        if compliance["total"]["notices_sent"].as_u64() == Some(cases as u64) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -9,7 +9,7 @@ use dijkwacht::{app, Broker, RunningApp};
 use dijkwacht_runtime::config::{Secret, Settings};
 use dijkwacht_runtime::kafka::EmbeddedBroker;
 use dijkwacht_runtime::reference::{
-    HashEntry, HashListEntry, KeyEntry, PlatformEntry, PrincipalEntry, ReferenceData, UrlRuleEntry,
+    HashEntry, HashListEntry, KeyEntry, PlatformEntry, PrincipalEntry, ReferenceData, RemitEntry, UrlRuleEntry,
 };
 use dijkwacht_runtime::shutdown::{self, ShutdownTrigger};
 use dijkwacht_runtime::{auth, db, EventStore, ManualClock, SharedClock, TopicNames};
@@ -110,6 +110,7 @@ fn principal(id: &str, key: &str, scopes: &[&str]) -> PrincipalEntry {
         forwarding: None,
         police: None,
         hash_check: None,
+        remit: None,
     }
 }
 
@@ -156,7 +157,9 @@ pub fn answer_secret_file() -> std::path::PathBuf {
 ///   `partner-b` (`{partner_key}-b`), the network's hotline in the US, which takes
 ///   forwarded cases at the simulator's `/hotlines/partner-b/forwards` and has two days
 ///   to confirm them; analysts `analyst-1` and `analyst-2`
-///   (`{partner_key}-analyst-1`, `-2`); a regulator (`regulator_key`);
+///   (`{partner_key}-analyst-1`, `-2`); the coordinator of the Netherlands, `regulator`
+///   (`regulator_key`), and an authority for CSAM and terrorist content on every host,
+///   `csam-authority` (`{partner_key}-csam-authority`);
 /// * the simulated platform on 127.0.0.1 (NL, DSA), and an off-shore host (US, not a DSA
 ///   platform) found by its IP range only; the simulated platform signs answers with
 ///   [`ANSWER_SECRET`];
@@ -200,10 +203,26 @@ pub fn reference_data(partner_key: &str, regulator_key: &str, notice_endpoint: &
     police_be.police = Some(serde_json::json!({
         "channel": {"kind": "api", "endpoint": format!("{content_base}/police/police-be/referrals")},
     }));
+    // The coordinator of the country the test platforms are established in, and an authority
+    // for CSAM and terrorist content on every host.
+    let mut regulator = principal("regulator", regulator_key, &["compliance:read"]);
+    regulator.remit = Some(RemitEntry {
+        countries: Some(vec!["NL".into()]),
+        ..RemitEntry::default()
+    });
+    let mut csam_authority = principal(
+        "csam-authority",
+        &format!("{partner_key}-csam-authority"),
+        &["compliance:read"],
+    );
+    csam_authority.remit = Some(RemitEntry {
+        classes: Some(vec!["csam".into(), "terrorist_content".into()]),
+        ..RemitEntry::default()
+    });
     ReferenceData {
         partners: vec![partner_a, partner_b, police, police_be],
         hosting_providers: vec![provider_a, provider_ncii],
-        regulators: vec![principal("regulator", regulator_key, &["compliance:read"])],
+        regulators: vec![regulator, csam_authority],
         operators: vec![principal("operator", &format!("{partner_key}-operator"), &["operate"])],
         analysts: (1..=2)
             .map(|n| {

@@ -8,7 +8,8 @@ use dijkwacht_followup::answers::{AnswerRecorded, PlatformEvent};
 use dijkwacht_followup::forwards::ForwardConfirmation;
 use dijkwacht_hashcheck::api::{HashCheckAnswer, HashCheckRequest};
 use dijkwacht_intake::api::{BulkLineResult, CaseView, ErrorBody, ReportAccepted, ReportStatus, SubmitReport};
-use dijkwacht_projection::PlatformCompliance;
+use dijkwacht_projection::regulator::{Access, Compliance, NoticePage};
+use dijkwacht_projection::remit::PlatformInRemit;
 use dijkwacht_runtime::RecordedEvent;
 use schemars::{schema_for, Schema};
 use std::collections::BTreeMap;
@@ -25,7 +26,10 @@ fn catalog() -> Vec<(&'static str, Schema)> {
         ("api/report-status.schema.json", schema_for!(ReportStatus)),
         ("api/bulk-line-result.schema.json", schema_for!(BulkLineResult)),
         ("api/error.schema.json", schema_for!(ErrorBody)),
-        ("api/platform-compliance.schema.json", schema_for!(PlatformCompliance)),
+        ("api/platform-compliance.schema.json", schema_for!(Compliance)),
+        ("api/regulator-platforms.schema.json", schema_for!(Vec<PlatformInRemit>)),
+        ("api/regulator-notices.schema.json", schema_for!(NoticePage)),
+        ("api/regulator-access.schema.json", schema_for!(Vec<Access>)),
         ("api/dispatch-tasks.schema.json", schema_for!(Vec<DispatchTask>)),
         ("api/manual-submission.schema.json", schema_for!(ManualSubmission)),
         ("api/platform-event.schema.json", schema_for!(PlatformEvent)),

@@ -109,6 +109,8 @@ pub struct DispatchState {
     /// Why dispatch gave up, for the analyst who takes over.
     pub gave_up_reason: Option<String>,
     pub rejected: Option<PlatformRejected>,
+    /// When the platform first refused the notice.
+    pub rejected_at: Option<DateTime<Utc>>,
     /// Until when our pace held the next attempt back; the slot is the case's when it wakes.
     pub deferred_until: Option<DateTime<Utc>>,
     /// How the delivered notice is known at the platform: for a withdrawal to refer to it.
@@ -415,6 +417,7 @@ impl Case {
                     self.dispatch.in_flight = None;
                 }
                 self.dispatch.rejected = Some(rejected.clone());
+                self.dispatch.rejected_at.get_or_insert(at);
                 if !self.is_finished() {
                     self.status = CaseStatus::Rejected;
                 }

@@ -1,19 +1,23 @@
-//! The projection: read models built from the events, and the compliance statistics a
-//! regulator asks for. Rebuilt per case from its whole stream, so the order in which topics
-//! deliver events does not matter and replaying them changes nothing. Every append leaves
-//! the projection a wake-up, cleared once the case is projected at that version: a message
-//! the broker lost reaches the read models all the same.
+//! The projection: read models built from the events — case summaries, analysts' prior
+//! decisions, the facts of each notice — and the regulators' API over them: compliance
+//! statistics within each regulator's remit, the evidence of every notice, the access audit.
+//!
+//! Rebuilt per case from its whole stream, so the order in which topics deliver events does
+//! not matter and replaying them changes nothing. Every append leaves the projection a
+//! wake-up, cleared once the case is projected at that version: a message the broker lost
+//! reaches the read models all the same.
 
+mod facts;
 mod prior_decisions;
 pub mod rebuild;
 pub mod regulator;
+pub mod remit;
+pub mod statistics;
 
 use chrono::{DateTime, Utc};
-use dijkwacht_domain::{Case, CaseId, Command, PlatformId};
+use dijkwacht_domain::{Case, CaseId, Command};
 use dijkwacht_runtime::timers::{self, PROJECTION};
 use dijkwacht_runtime::{CaseTraces, RecordedEvent, Stage, StageError, WaitsFor};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 pub struct ProjectionStage {
@@ -53,9 +57,10 @@ impl dijkwacht_runtime::Part for Projection {
         Box::pin(async move {
             let api = regulator::RegulatorApi {
                 store: process.store.clone(),
+                clock: process.clock.clone(),
                 limits: process.shared::<dijkwacht_http::Limits>().await?,
             };
-            Ok(Some(dijkwacht_http::routes(regulator::documented(), api)))
+            Ok(Some(regulator::router(api)))
         })
     }
 
@@ -93,6 +98,7 @@ impl Stage for ProjectionStage {
 /// Every read model of these cases, from their states; idempotent.
 pub async fn project(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
     upsert_summaries(pool, cases).await?;
+    facts::upsert(pool, cases).await?;
     prior_decisions::upsert(pool, cases).await
 }
 
@@ -198,64 +204,4 @@ impl SummaryColumns {
         self.police_held_at.push(police.held_at);
         self.police_released_at.push(police.released_at);
     }
-}
-
-/// How one platform handles our notices: the evidence a regulator acts on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct PlatformCompliance {
-    pub platform_id: PlatformId,
-    pub platform_name: String,
-    /// Notices issued to the platform.
-    pub notices_issued: i64,
-    /// Notices the platform accepted delivery of.
-    pub notices_sent: i64,
-    /// Locations verified gone after a notice.
-    pub removals_verified: i64,
-    /// Delivered notices whose content was still online at the last check.
-    pub awaiting_removal: i64,
-    /// Median time from delivery to verified removal; absent before the first removal.
-    pub median_seconds_to_removal: Option<f64>,
-    /// Share of delivered notices whose content is verified removed.
-    pub removal_rate: Option<f64>,
-    /// Cases on the platform held back for the police before their notice. The hold is not
-    /// the platform's time: its figures start at delivery.
-    pub held_for_police: i64,
-    /// Median time such a case was held, from the referral decision to the release.
-    pub median_seconds_on_police_hold: Option<f64>,
-}
-
-/// Compliance figures for one platform, or `None` when the platform is not registered.
-pub async fn platform_compliance(pool: &PgPool, platform_id: &str) -> Result<Option<PlatformCompliance>, sqlx::Error> {
-    type Row = (String, i64, i64, i64, i64, Option<f64>, i64, Option<f64>);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT p.name, \
-             count(s.notice_issued_at), \
-             count(s.notice_delivered_at), \
-             count(s.removal_verified_at), \
-             count(s.notice_delivered_at) FILTER (WHERE s.removal_verified_at IS NULL), \
-             percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM s.removal_verified_at - s.notice_delivered_at)) \
-                 FILTER (WHERE s.removal_verified_at IS NOT NULL AND s.notice_delivered_at IS NOT NULL), \
-             count(s.police_held_at), \
-             percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM s.police_released_at - s.police_held_at)) \
-                 FILTER (WHERE s.police_released_at IS NOT NULL) \
-         FROM platforms p LEFT JOIN case_summaries s ON s.platform_id = p.platform_id \
-         WHERE p.platform_id = $1 GROUP BY p.name",
-    )
-    .bind(platform_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(
-        |(name, issued, sent, removed, awaiting, median, held, median_hold)| PlatformCompliance {
-            platform_id: PlatformId(platform_id.to_owned()),
-            platform_name: name,
-            notices_issued: issued,
-            notices_sent: sent,
-            removals_verified: removed,
-            awaiting_removal: awaiting,
-            median_seconds_to_removal: median,
-            removal_rate: (sent > 0).then(|| removed as f64 / sent as f64),
-            held_for_police: held,
-            median_seconds_on_police_hold: median_hold,
-        },
-    ))
 }

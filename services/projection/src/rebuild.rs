@@ -22,7 +22,7 @@ pub struct Rebuilt {
 /// upserts are idempotent); rewrites every case's wake-ups as of `now`.
 pub async fn rebuild(store: &EventStore, now: DateTime<Utc>) -> Result<Rebuilt, StoreError> {
     let pool = store.pool();
-    sqlx::query("TRUNCATE case_summaries, prior_decisions")
+    sqlx::query("TRUNCATE case_summaries, prior_decisions, notice_facts")
         .execute(pool)
         .await?;
     let mut rebuilt = Rebuilt::default();

@@ -64,6 +64,20 @@ pub struct PrincipalEntry {
     /// `open_cases`.
     #[serde(default)]
     pub hash_check: Option<serde_json::Value>,
+    /// Regulators only: what they may see. A regulator without a remit sees nothing.
+    #[serde(default)]
+    pub remit: Option<RemitEntry>,
+}
+
+/// A regulator's remit: platforms by id or by the country they are established in, and
+/// classes of content; a list left out does not limit its dimension. The CSAM authority
+/// names classes only (every host); a Digital Services Coordinator its country.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemitEntry {
+    pub platforms: Option<Vec<String>>,
+    pub countries: Option<Vec<String>>,
+    pub classes: Option<Vec<String>>,
 }
 
 /// An API key by its SHA-256 digest (hex); the key itself is never written down.
@@ -231,6 +245,32 @@ impl ReferenceData {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        for regulator in &self.regulators {
+            let remit = regulator.remit.clone().unwrap_or_default();
+            if let Some(class) = remit
+                .classes
+                .iter()
+                .flatten()
+                .find(|class| dijkwacht_domain::ContentClass::parse(class).is_none())
+            {
+                return Err(ReferenceError::Invalid(format!(
+                    "regulator {}: remit.classes: {class:?} is not a class of content",
+                    regulator.id
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO regulators (regulator_id, name, platforms, countries, classes) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (regulator_id) DO UPDATE SET name = EXCLUDED.name, platforms = EXCLUDED.platforms, \
+                     countries = EXCLUDED.countries, classes = EXCLUDED.classes",
+            )
+            .bind(&regulator.id)
+            .bind(&regulator.name)
+            .bind(&remit.platforms)
+            .bind(&remit.countries)
+            .bind(&remit.classes)
+            .execute(&mut *tx)
+            .await?;
+        }
         for provider in &self.hosting_providers {
             sqlx::query(
                 "INSERT INTO hash_check_providers (provider_id, name, settings) VALUES ($1, $2, $3) \

@@ -17,6 +17,7 @@ mod logs;
 mod metrics;
 mod police;
 mod processes;
+mod regulator;
 mod relay;
 mod schemas;
 mod schemathesis;

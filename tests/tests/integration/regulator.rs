@@ -1,0 +1,483 @@
+//! What regulators see: compliance figures computed from the events of a scripted workload,
+//! checked against figures worked out by hand; each regulator's remit; the access audit.
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use dijkwacht_domain::event::{HostMatch, Location, Reporter};
+use dijkwacht_domain::*;
+use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
+use dijkwacht_tests::{TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
+use serde_json::{json, Value};
+
+/// A case on the simulated platform, moved on one command at a time at the times given.
+struct Scripted<'a> {
+    system: &'a TestSystem,
+    store: EventStore,
+    case_id: CaseId,
+    notice_id: NoticeId,
+    delivered_at: DateTime<Utc>,
+}
+
+impl<'a> Scripted<'a> {
+    /// Reported, classified, noticed and delivered at `delivered_at`, with a deadline of a day.
+    async fn delivered(system: &'a TestSystem, name: &str, class: ContentClass, delivered_at: DateTime<Utc>) -> Self {
+        let case = Self {
+            system,
+            store: system.app.store.clone(),
+            case_id: CaseId::new(),
+            notice_id: NoticeId::new(),
+            delivered_at,
+        };
+        let reported_at = delivered_at - TimeDelta::minutes(10);
+        let channel = Channel::Http {
+            endpoint: format!("http://{}/notices", system.simulator_addr),
+        };
+        let report = ReportReceived {
+            report_id: ReportId::new(),
+            reporter: Reporter::Partner {
+                partner_id: "partner-a".into(),
+                partner_reference: name.into(),
+            },
+            location: Location {
+                url: system.content_url(name),
+                hashes: vec![MediaHash::parse(HashAlgorithm::Sha256, DEMO_SHA256, None).unwrap()],
+            },
+            claimed_class: None,
+            reappearance_of: None,
+        };
+        let host = HostResolved {
+            platform_id: PlatformId(PLATFORM_ID.into()),
+            platform_name: "Simulated platform".into(),
+            country: "NL".into(),
+            dsa_platform: true,
+            matched: HostMatch::Domain {
+                domain: "127.0.0.1".into(),
+            },
+            notice_endpoint: format!("http://{}/notices", system.simulator_addr),
+            hosting_provider: None,
+        };
+        let classified = Classified {
+            class,
+            legal_ground: class.legal_ground(reported_at.date_naive()),
+            evidence: Evidence::HashListMatch {
+                list: "national".into(),
+                list_version: 1,
+                algorithm: HashAlgorithm::Sha256,
+                value: DEMO_SHA256.into(),
+                distance: None,
+            },
+            automated: true,
+        };
+        case.at(reported_at, Command::ReceiveReport(report)).await;
+        case.at(
+            reported_at,
+            Command::Classify {
+                host: Some(host),
+                classification: Some(classified),
+                forward_to: None,
+                police_first: None,
+            },
+        )
+        .await;
+        case.at(
+            reported_at,
+            Command::IssueNotice {
+                notice_id: case.notice_id,
+                policy: system.settings.notice_policy(),
+            },
+        )
+        .await;
+        case.at(
+            delivered_at,
+            Command::StartDispatch {
+                lost_after: TimeDelta::seconds(90),
+                policy: dispatch_policy(),
+                channels: vec![channel],
+                pace: None,
+            },
+        )
+        .await;
+        case.at(
+            delivered_at,
+            Command::RecordDispatchOutcome {
+                attempt: 1,
+                outcome: DispatchOutcome::Delivered {
+                    platform_reference: None,
+                    message_id: None,
+                },
+                policy: dispatch_policy(),
+                channels: vec![Channel::Http {
+                    endpoint: format!("http://{}/notices", system.simulator_addr),
+                }],
+            },
+        )
+        .await;
+        case.at(
+            delivered_at,
+            Command::SetDeadline {
+                rule: Some(DeadlineRule {
+                    class: None,
+                    platform: None,
+                    within: TimeDelta::hours(24),
+                    basis: "test policy".into(),
+                }),
+            },
+        )
+        .await;
+        case
+    }
+
+    async fn at(&self, at: DateTime<Utc>, command: Command) {
+        let executed = self
+            .store
+            .execute(&[CaseCommand::new(self.case_id, command, Metadata::actor("test"))], at)
+            .await
+            .unwrap();
+        assert_eq!(executed.outcomes, vec![Ok(())], "{} at {at}", self.case_id);
+    }
+
+    fn after(&self, minutes: i64) -> DateTime<Utc> {
+        self.delivered_at + TimeDelta::minutes(minutes)
+    }
+
+    async fn receipt(&self, minutes: i64) {
+        let answer = PlatformAnswer::Receipt(ReceiptAcknowledged {
+            notice_id: self.notice_id,
+            platform_event_id: format!("receipt-{}", self.case_id),
+            received_at: None,
+        });
+        self.at(self.after(minutes), Command::RecordPlatformAnswer(answer))
+            .await;
+    }
+
+    async fn removed_by_platform(&self, minutes: i64) {
+        let answer = PlatformAnswer::Decision(PlatformDecided {
+            notice_id: self.notice_id,
+            platform_event_id: format!("decision-{}", self.case_id),
+            decided_at: None,
+            decision_visibility: vec!["DECISION_VISIBILITY_CONTENT_REMOVED".into()],
+            decision_visibility_other: None,
+            decision_monetary: None,
+            decision_provision: None,
+            decision_account: None,
+            decision_ground: "DECISION_GROUND_ILLEGAL_CONTENT".into(),
+            category: "STATEMENT_CATEGORY_PROTECTION_OF_MINORS".into(),
+            automated_decision: "AUTOMATED_DECISION_NOT_AUTOMATED".into(),
+            statement_of_reasons_id: None,
+        });
+        self.at(self.after(minutes), Command::RecordPlatformAnswer(answer))
+            .await;
+    }
+
+    async fn checked(&self, minutes: i64, observation: Observation) {
+        let policy = FollowupPolicy::default();
+        self.at(self.after(minutes), Command::RecordRemovalCheck { observation, policy })
+            .await;
+    }
+
+    async fn reminded(&self, minutes: i64) {
+        let channel = Channel::Http {
+            endpoint: format!("http://{}/notices", self.system.simulator_addr),
+        };
+        let at = self.after(minutes);
+        self.at(
+            at,
+            Command::StartChase {
+                lost_after: TimeDelta::seconds(90),
+                policy: dispatch_policy(),
+                channel: Some(channel),
+            },
+        )
+        .await;
+        let delivered = DispatchOutcome::Delivered {
+            platform_reference: None,
+            message_id: None,
+        };
+        self.at(
+            at,
+            Command::RecordChaseOutcome {
+                attempt: 1,
+                outcome: delivered,
+                policy: dispatch_policy(),
+            },
+        )
+        .await;
+    }
+
+    async fn rejected_and_upheld(&self, minutes: i64, reason: &str) {
+        let answer = PlatformAnswer::Rejection(PlatformRejected {
+            notice_id: self.notice_id,
+            platform_event_id: Some(format!("rejection-{}", self.case_id)),
+            attempt: None,
+            reason: reason.into(),
+            answer: None,
+        });
+        self.at(self.after(minutes), Command::RecordPlatformAnswer(answer))
+            .await;
+        let assessed = Command::AssessRejection {
+            analyst_id: "analyst-1".into(),
+            upheld: true,
+            explanation: "the platform is right: it is not what we said".into(),
+        };
+        self.at(self.after(minutes + 60), assessed).await;
+    }
+}
+
+fn dispatch_policy() -> DispatchPolicy {
+    DispatchPolicy {
+        max_attempts: 8,
+        first_backoff: TimeDelta::seconds(60),
+    }
+}
+
+/// Five notices: three on CSAM in November, two on NCII in December.
+///
+/// | case | class | after delivery                                               |
+/// |------|-------|--------------------------------------------------------------|
+/// | a    | csam  | receipt 10 min, removal decided 30 min, verified gone 40 min |
+/// | b    | csam  | still online at the deadline (24 h): reminded; gone at 30 h  |
+/// | c    | csam  | nothing: ignored once its deadline passed                    |
+/// | d    | ncii  | refused at 2 h ("not illegal here"), an analyst upheld it    |
+/// | e    | ncii  | receipt 1 h, removal decided 4 h, verified gone 5 h          |
+async fn workload(system: &TestSystem) {
+    let november = Utc.with_ymd_and_hms(2026, 11, 3, 8, 0, 0).unwrap();
+    let december = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap();
+    let a = Scripted::delivered(system, "a", ContentClass::Csam, november).await;
+    a.receipt(10).await;
+    a.removed_by_platform(30).await;
+    a.checked(40, Observation::Gone { http_status: 404 }).await;
+    let b = Scripted::delivered(system, "b", ContentClass::Csam, november + TimeDelta::days(1)).await;
+    b.checked(24 * 60, Observation::Online { http_status: 200 }).await;
+    b.reminded(24 * 60 + 5).await;
+    b.checked(30 * 60, Observation::Gone { http_status: 410 }).await;
+    Scripted::delivered(system, "c", ContentClass::Csam, november + TimeDelta::days(2)).await;
+    let d = Scripted::delivered(system, "d", ContentClass::Ncii, december).await;
+    d.rejected_and_upheld(120, "not illegal here").await;
+    let e = Scripted::delivered(system, "e", ContentClass::Ncii, december + TimeDelta::days(1)).await;
+    e.receipt(60).await;
+    e.removed_by_platform(4 * 60).await;
+    e.checked(5 * 60, Observation::Gone { http_status: 404 }).await;
+    let cases: Vec<CaseId> = sqlx::query_scalar("SELECT DISTINCT stream_id FROM events")
+        .fetch_all(system.app.store.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(CaseId)
+        .collect();
+    let loaded = system.app.store.load(&cases).await.unwrap();
+    let states: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
+    dijkwacht_projection::project(system.app.store.pool(), &states)
+        .await
+        .unwrap();
+    // The figures are asked for on 10 December: c's deadline passed long ago.
+    let now = system.clock_now();
+    system
+        .clock
+        .advance(Utc.with_ymd_and_hms(2026, 12, 10, 12, 0, 0).unwrap() - now);
+}
+
+async fn quiet_system() -> TestSystem {
+    TestSystem::start(TestOptions {
+        parts: vec!["intake"],
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn compliance_path(query: &str) -> String {
+    format!("/v1/regulator/platforms/{PLATFORM_ID}/compliance{query}")
+}
+
+#[tokio::test]
+async fn each_compliance_figure_is_what_the_events_say() {
+    let system = quiet_system().await;
+    workload(&system).await;
+    let (status, compliance) = system.get(&compliance_path(""), &system.regulator_key).await;
+    assert_eq!(status, 200, "{compliance}");
+    // Removal times: a 40 min, e 5 h, b 30 h = 2,400 s, 18,000 s, 108,000 s. Receipts:
+    // a 600 s, e 3,600 s. Medians and the 90th percentile interpolate linearly, as
+    // PostgreSQL's percentile_cont does: p90 = 18,000 + 0.8 × (108,000 − 18,000).
+    assert_eq!(
+        compliance["total"],
+        json!({
+            "notices_sent": 5,
+            "receipts": 2,
+            "median_seconds_to_receipt": 2100.0,
+            "decisions": {"DECISION_VISIBILITY_CONTENT_REMOVED": 2},
+            "removals_verified": 3,
+            "removed_within": {"hour_1": 0.2, "hours_12": 0.4, "hours_24": 0.4, "hours_72": 0.6, "own_deadline": 0.4},
+            "median_seconds_to_removal": 18000.0,
+            "p90_seconds_to_removal": 90000.0,
+            "max_seconds_to_removal": 108000.0,
+            "ignored": 1,
+            "reminders": 1,
+            "escalations": 0,
+            "reappearances": 0,
+            "rejections": 1,
+            "rejections_by_reason": {"not illegal here": 1},
+            "rejections_upheld": 1,
+            "precision": 0.8,
+            "held_for_police": 0,
+            "median_seconds_on_police_hold": null,
+        })
+    );
+    let periods: Vec<(String, String, i64)> = compliance["periods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|period| {
+            (
+                period["class"].as_str().unwrap().to_owned(),
+                period["period_start"].as_str().unwrap().to_owned(),
+                period["notices_sent"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        periods,
+        vec![
+            ("csam".into(), "2026-11-01T00:00:00Z".into(), 3),
+            ("ncii".into(), "2026-12-01T00:00:00Z".into(), 2),
+        ]
+    );
+    let november = &compliance["periods"][0];
+    assert_eq!(
+        november["median_seconds_to_removal"], 55200.0,
+        "a and b: (2,400 + 108,000) / 2"
+    );
+    assert_eq!(november["ignored"], 1);
+    assert_eq!(november["rejections"], 0);
+
+    // Days: each notice in the day it was delivered; a window picks November alone.
+    let (_, by_day) = system.get(&compliance_path("?period=day"), &system.regulator_key).await;
+    assert_eq!(by_day["periods"].as_array().unwrap().len(), 5);
+    let (_, november_only) = system
+        .get(
+            &compliance_path("?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z"),
+            &system.regulator_key,
+        )
+        .await;
+    assert_eq!(november_only["total"]["notices_sent"], 3);
+    assert_eq!(november_only["total"]["precision"], 1.0);
+    let (_, ncii) = system.get(&compliance_path("?class=ncii"), &system.regulator_key).await;
+    assert_eq!(ncii["total"]["notices_sent"], 2);
+    assert_eq!(ncii["total"]["removed_within"]["hours_12"], 0.5);
+
+    // A rebuild from the events gives the same figures.
+    dijkwacht_projection::rebuild::rebuild(&system.app.store, system.clock_now())
+        .await
+        .unwrap();
+    let (_, rebuilt) = system.get(&compliance_path(""), &system.regulator_key).await;
+    assert_eq!(rebuilt["total"], compliance["total"]);
+
+    let (status, wrong) = system
+        .get(
+            &compliance_path("?from=yesterday&period=week&class=spam"),
+            &system.regulator_key,
+        )
+        .await;
+    assert_eq!(status, 422);
+    let pointers: Vec<&str> = wrong["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(pointers, vec!["/from", "/class", "/period"], "{wrong}");
+}
+
+#[tokio::test]
+async fn a_regulator_sees_its_remit_only_and_every_request_is_audited() {
+    let system = quiet_system().await;
+    workload(&system).await;
+    let coordinator = &system.regulator_key;
+    let authority = format!("{}-csam-authority", system.partner_key);
+    let operator = format!("{}-operator", system.partner_key);
+
+    // The coordinator of the Netherlands: the platforms established there, every class.
+    let (status, platforms) = system.get("/v1/regulator/platforms", coordinator).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = platforms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["forum", PLATFORM_ID]);
+    let (outside, body) = system
+        .get("/v1/regulator/platforms/offshore-host/compliance", coordinator)
+        .await;
+    let (unknown, unknown_body) = system
+        .get("/v1/regulator/platforms/nowhere/compliance", coordinator)
+        .await;
+    assert_eq!((outside, unknown), (404, 404));
+    assert_eq!(
+        body, unknown_body,
+        "outside the remit reads exactly like no such platform"
+    );
+
+    // The CSAM authority: every host, its classes only.
+    let (_, platforms) = system.get("/v1/regulator/platforms", &authority).await;
+    assert_eq!(platforms.as_array().unwrap().len(), 3);
+    let (status, csam) = system.get(&compliance_path(""), &authority).await;
+    assert_eq!(status, 200);
+    assert_eq!(csam["total"]["notices_sent"], 3, "the NCII notices are not its to see");
+    assert_eq!(csam["classes"], json!(["csam", "terrorist_content"]));
+    let (status, _) = system.get(&compliance_path("?class=ncii"), &authority).await;
+    assert_eq!(status, 404);
+
+    // The evidence of each notice, page by page, without a payload.
+    let (status, first) = system
+        .get(
+            &format!("/v1/regulator/platforms/{PLATFORM_ID}/notices?limit=2"),
+            coordinator,
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["notices"].as_array().unwrap().len(), 2);
+    let after = first["next_after"].as_str().unwrap();
+    let (_, rest) = system
+        .get(
+            &format!("/v1/regulator/platforms/{PLATFORM_ID}/notices?limit=2&after={after}"),
+            coordinator,
+        )
+        .await;
+    let (_, last) = system
+        .get(
+            &format!(
+                "/v1/regulator/platforms/{PLATFORM_ID}/notices?limit=2&after={}",
+                rest["next_after"].as_str().unwrap()
+            ),
+            coordinator,
+        )
+        .await;
+    assert_eq!(last["notices"].as_array().unwrap().len(), 1);
+    assert_eq!(last["next_after"], Value::Null);
+    let notice = &first["notices"][0];
+    let timeline = notice["timeline"].as_array().unwrap();
+    assert_eq!(timeline[0]["event_type"], "ReportReceived");
+    assert!(timeline.iter().all(|entry| entry["hash"].as_str().unwrap().len() == 64));
+    assert!(timeline.iter().all(|entry| entry.get("payload").is_none()));
+    assert!(!first.to_string().contains("partner-a"), "no reporter in the evidence");
+
+    // Every request above, in the audit an operator lists, newest first.
+    let (status, audit) = system.get("/v1/operator/regulator-access", &operator).await;
+    assert_eq!(status, 200, "{audit}");
+    let audit = audit.as_array().unwrap();
+    assert_eq!(audit.len(), 9);
+    assert_eq!(audit[8]["regulator_id"], "regulator");
+    assert_eq!(audit[8]["target"], "/v1/regulator/platforms");
+    let refused = audit
+        .iter()
+        .find(|access| access["target"] == "/v1/regulator/platforms/offshore-host/compliance")
+        .expect("the refused request is audited too");
+    assert_eq!(refused["status"], 404);
+    assert!(refused["answer_bytes"].as_i64().unwrap() > 0);
+    assert_eq!(audit[3]["regulator_id"], "csam-authority");
+    assert_eq!(
+        audit[3]["target"],
+        format!("/v1/regulator/platforms/{PLATFORM_ID}/compliance?class=ncii")
+    );
+    let (status, _) = system.get("/v1/operator/regulator-access", coordinator).await;
+    assert_eq!(status, 403, "a regulator does not read the audit");
+}
