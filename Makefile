@@ -20,8 +20,10 @@ build:
 	cargo build -p dijkwacht
 
 ## The demo: embedded Kafka, project-local PostgreSQL, simulated platform.
+## Dossiers for regulators are signed with a key of the clone's own, made at the first run.
 run: build postgres
-	$(BIN) --config infra/demo/dijkwacht.toml run
+	@mkdir -p .local && (test -f .local/demo-signing-key.pem || $(BIN) signing-key generate .local/demo-signing-key.pem)
+	DIJKWACHT_REGULATOR__SIGNING_KEY=.local/demo-signing-key.pem $(BIN) --config infra/demo/dijkwacht.toml run
 
 ## Every test: unit, integration, end-to-end and the fault tests, among them the binary as
 ## separate processes on a Tansu broker (PostgreSQL and the tools are provisioned here).

@@ -371,6 +371,8 @@ pub struct TestOptions {
     pub mail: bool,
     /// The `[police]` section: police-first rules.
     pub police: serde_json::Value,
+    /// The `[regulator]` section: dossiers' signing key, coordinators.
+    pub regulator: serde_json::Value,
 }
 
 impl Default for TestOptions {
@@ -389,6 +391,7 @@ impl Default for TestOptions {
             simulated_platforms: vec![],
             mail: false,
             police: serde_json::json!({}),
+            regulator: serde_json::json!({}),
         }
     }
 }
@@ -492,6 +495,7 @@ impl TestSystem {
                     }),
                 ),
                 ("police".to_owned(), options.police),
+                ("regulator".to_owned(), options.regulator),
                 ("dispatch".to_owned(), dispatch),
             ]
             .into(),

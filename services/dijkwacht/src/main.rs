@@ -9,8 +9,12 @@ use dijkwacht::parts::load_settings;
 use dijkwacht::{app, import, schemas, Broker};
 use dijkwacht_classify::lists::{self, ListSettings};
 use dijkwacht_domain::ContentClass;
+use dijkwacht_projection::dossier::{self, Breach, DossierRequest};
+use dijkwacht_projection::remit::PlatformInRemit;
+use dijkwacht_projection::settings::RegulatorSettings;
 use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::reference::{self, ReferenceData};
+use dijkwacht_runtime::signing::SigningKey;
 use dijkwacht_runtime::{auth, db, telemetry, EventStore, SharedClock, SystemClock};
 use dijkwacht_simulator::Simulator;
 use std::net::SocketAddr;
@@ -91,6 +95,21 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Signing keys of dossiers: generate one (rotate by generating another and pointing
+    /// `[regulator] signing_key` at it; what the old key signed still verifies).
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
+    /// Exports for regulators.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+    /// Verifies an exported dossier: every file against MANIFEST, MANIFEST against its
+    /// signature and the key it names, and every event hash against the store. Exit code 1
+    /// when anything fails.
+    VerifyExport { dir: PathBuf },
     /// Runs a simulated platform that receives notices and serves content URLs.
     SimulatePlatform {
         #[arg(long, default_value = "127.0.0.1:8090")]
@@ -99,6 +118,46 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         removal_delay_secs: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum SigningKeyCommand {
+    /// Writes a new Ed25519 private key (PKCS#8 PEM, owner-readable only) to FILE and prints
+    /// its id and public key; never overwrites a file.
+    Generate { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// An enforcement dossier on a platform: a signed folder, and a .tar of it, in --out.
+    Dossier {
+        #[arg(long)]
+        platform: String,
+        /// RFC 3339; notices delivered from then on.
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// RFC 3339; notices delivered before then.
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// One class of content; every class when absent.
+        #[arg(long)]
+        class: Option<String>,
+        /// An alleged breach: dsa_16_4, dsa_16_5, dsa_16_6 or dsa_22_1; repeat for more.
+        #[arg(long = "breach", value_parser = parse_breach, required = true)]
+        breaches: Vec<Breach>,
+        /// The measure requested of the regulator; a standard request when absent.
+        #[arg(long)]
+        measure: Option<String>,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+fn parse_breach(name: &str) -> Result<Breach, String> {
+    Breach::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Breach::ALL.iter().map(|breach| breach.name()).collect();
+        format!("{name:?} is not a breach; the breaches are {}", known.join(", "))
+    })
 }
 
 #[derive(Subcommand)]
@@ -358,6 +417,88 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 schemas::write(&dir).with_context(|| format!("writing schemas to {}", dir.display()))?;
                 println!("schemas written to {}", dir.display());
             }
+            Ok(())
+        }
+        Command::SigningKey {
+            command: SigningKeyCommand::Generate { file },
+        } => {
+            let key = SigningKey::generate(&file)?;
+            println!(
+                "signing key {} written to {}; its public key:",
+                key.id(),
+                file.display()
+            );
+            print!("{}", key.public_pem());
+            Ok(())
+        }
+        Command::Export {
+            command:
+                ExportCommand::Dossier {
+                    platform,
+                    from,
+                    to,
+                    class,
+                    breaches,
+                    measure,
+                    out,
+                },
+        } => {
+            let settings = settings()?;
+            let section = RegulatorSettings::from_settings(&settings)?;
+            let key = section.key()?.context(
+                "no signing key: set [regulator] signing_key (`dijkwacht signing-key generate FILE` makes one)",
+            )?;
+            if let Some(class) = class.as_deref().filter(|class| ContentClass::parse(class).is_none()) {
+                bail!("--class: {class:?} is not a class of content");
+            }
+            let pool = db::connect(settings.database_url(), 4).await?;
+            db::migrate(&pool).await?;
+            let provider = PlatformInRemit::load(&pool, &platform)
+                .await?
+                .with_context(|| format!("--platform: no platform {platform:?} is registered"))?;
+            let request = DossierRequest {
+                platform_id: platform,
+                from,
+                to,
+                class: class.clone(),
+                breaches,
+                measure,
+            };
+            let context = dossier::Context {
+                applicant: &settings.notice_policy(),
+                coordinator: section.coordinator(&provider.country),
+                provider,
+                classes: class.map(|class| vec![class]),
+                key: &key,
+                now: clock.now(),
+            };
+            std::fs::create_dir_all(&out)?;
+            let built = dossier::build(&pool, &request, &context, uuid::Uuid::now_v7(), &out).await?;
+            println!(
+                "dossier {} on {} notice(s), signed by key {}:\n  {}\n  {}",
+                built.dossier_id,
+                built.notices,
+                key.id(),
+                built.folder.display(),
+                built.tar.display()
+            );
+            Ok(())
+        }
+        Command::VerifyExport { dir } => {
+            let pool = db::connect(settings()?.database_url(), 2).await?;
+            let found = dossier::verify::verify(&dir, Some(&pool)).await?;
+            if !found.problems.is_empty() {
+                for problem in &found.problems {
+                    println!("{problem}");
+                }
+                return Err(Findings(format!("{} problem(s) in {}", found.problems.len(), dir.display())).into());
+            }
+            println!(
+                "{} verifies: every file matches MANIFEST, MANIFEST its signature by one of our keys, \
+                 and {} event(s) match the store",
+                dir.display(),
+                found.events_checked
+            );
             Ok(())
         }
         Command::SimulatePlatform {

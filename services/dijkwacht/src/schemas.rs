@@ -8,6 +8,8 @@ use dijkwacht_followup::answers::{AnswerRecorded, PlatformEvent};
 use dijkwacht_followup::forwards::ForwardConfirmation;
 use dijkwacht_hashcheck::api::{HashCheckAnswer, HashCheckRequest};
 use dijkwacht_intake::api::{BulkLineResult, CaseView, ErrorBody, ReportAccepted, ReportStatus, SubmitReport};
+use dijkwacht_projection::dossier::requests::DossierStatus;
+use dijkwacht_projection::dossier::{Dossier, DossierRequest};
 use dijkwacht_projection::regulator::{Access, Compliance, NoticePage};
 use dijkwacht_projection::remit::PlatformInRemit;
 use dijkwacht_runtime::RecordedEvent;
@@ -30,6 +32,9 @@ fn catalog() -> Vec<(&'static str, Schema)> {
         ("api/regulator-platforms.schema.json", schema_for!(Vec<PlatformInRemit>)),
         ("api/regulator-notices.schema.json", schema_for!(NoticePage)),
         ("api/regulator-access.schema.json", schema_for!(Vec<Access>)),
+        ("api/dossier-request.schema.json", schema_for!(DossierRequest)),
+        ("api/dossier-status.schema.json", schema_for!(DossierStatus)),
+        ("exports/dossier.schema.json", schema_for!(Dossier)),
         ("api/dispatch-tasks.schema.json", schema_for!(Vec<DispatchTask>)),
         ("api/manual-submission.schema.json", schema_for!(ManualSubmission)),
         ("api/platform-event.schema.json", schema_for!(PlatformEvent)),

@@ -7,11 +7,13 @@
 //! wake-up, cleared once the case is projected at that version: a message the broker lost
 //! reaches the read models all the same.
 
+pub mod dossier;
 mod facts;
 mod prior_decisions;
 pub mod rebuild;
 pub mod regulator;
 pub mod remit;
+pub mod settings;
 pub mod statistics;
 
 use chrono::{DateTime, Utc};
@@ -38,7 +40,12 @@ impl dijkwacht_runtime::Part for Projection {
         PROJECTION
     }
 
-    fn check(&self, _settings: &dijkwacht_runtime::config::Settings) -> anyhow::Result<()> {
+    fn sections(&self) -> &'static [&'static str] {
+        &[settings::SECTION]
+    }
+
+    fn check(&self, settings: &dijkwacht_runtime::config::Settings) -> anyhow::Result<()> {
+        settings::RegulatorSettings::from_settings(settings)?.key()?;
         Ok(())
     }
 
@@ -55,10 +62,25 @@ impl dijkwacht_runtime::Part for Projection {
         process: &'a mut dijkwacht_runtime::Process,
     ) -> futures::future::BoxFuture<'a, anyhow::Result<Option<axum::Router>>> {
         Box::pin(async move {
+            let section = settings::RegulatorSettings::from_settings(&process.settings)?;
+            let dossiers = section.key()?.map(|key| dossier::requests::Builder {
+                key: std::sync::Arc::new(key),
+                applicant: std::sync::Arc::new(process.settings.notice_policy()),
+                settings: std::sync::Arc::new(section),
+            });
+            if let Some(builder) = &dossiers {
+                let shutdown = process.shutdown.clone();
+                process.spawn(
+                    builder
+                        .clone()
+                        .run(process.pool().clone(), process.clock.clone(), shutdown),
+                );
+            }
             let api = regulator::RegulatorApi {
                 store: process.store.clone(),
                 clock: process.clock.clone(),
                 limits: process.shared::<dijkwacht_http::Limits>().await?,
+                dossiers,
             };
             Ok(Some(regulator::router(api)))
         })

@@ -3,6 +3,8 @@
 //! class answers 404, exactly like one that does not exist. Every request a regulator
 //! makes is written to the access audit, or not answered.
 
+use crate::dossier::requests::{self, Builder, DossierStatus};
+use crate::dossier::DossierRequest;
 use crate::remit::{PlatformInRemit, Remit};
 use crate::statistics::{self, Figures, Period, PeriodFigures, Selection};
 use axum::body::Body;
@@ -11,7 +13,7 @@ use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::ContentClass;
@@ -20,6 +22,7 @@ use dijkwacht_http::{ApiError, Caller, DocumentedRouter, Edge, FieldError, Limit
 use dijkwacht_runtime::{EventStore, SharedClock};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::Row;
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +37,8 @@ pub struct RegulatorApi {
     pub store: EventStore,
     pub clock: SharedClock,
     pub limits: Limits,
+    /// What builds dossiers; absent where no signing key is configured.
+    pub dossiers: Option<Builder>,
 }
 
 impl Edge for RegulatorApi {
@@ -85,6 +90,32 @@ pub fn documented() -> DocumentedRouter<RegulatorApi> {
                 .json_response::<NoticePage>(200, "one page")
                 .error(422, "a parameter is malformed; the pointer names it")
                 .error(404, "no such platform in the caller's remit, or a class outside it")
+            },
+        )
+        .route("post", "/v1/regulator/dossiers", post(requests::request), |op| {
+            op.summary("Ask for a signed enforcement dossier on a platform; it is built in the background")
+                .scope(SCOPE_COMPLIANCE_READ)
+                .json_body::<DossierRequest>()
+                .json_response::<DossierStatus>(202, "asked for: fetch it at `location`")
+                .error(404, "no such platform in the caller's remit, or a class outside it")
+                .error(409, "no signing key is configured")
+        })
+        .route(
+            "get",
+            "/v1/regulator/dossiers/{dossier_id}",
+            get(requests::fetch),
+            |op| {
+                op.summary("A dossier the caller asked for: the .tar once finished, where it stands before")
+                    .scope(SCOPE_COMPLIANCE_READ)
+                    .path_parameter("dossier_id", "as the request answered")
+                    .response(
+                        200,
+                        "the dossier folder as a .tar (verify: sha256sum -c MANIFEST; openssl pkeyutl -verify ...)",
+                        Some(("application/x-tar", json!({"type": "string", "format": "binary"}))),
+                    )
+                    .json_response::<DossierStatus>(202, "not finished yet")
+                    .error(404, "no such dossier of the caller's")
+                    .error(409, "it could not be built; the reason is given")
             },
         )
         .route("get", "/v1/operator/regulator-access", get(access_audit), |op| {
@@ -162,9 +193,20 @@ async fn audited(State(api): State<RegulatorApi>, mut request: Request, next: Ne
         return response;
     };
     let (parts, body) = response.into_parts();
-    let answer = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(answer) => answer,
-        Err(error) => return ApiError::Internal(format!("reading the answer: {error}")).into_response(),
+    // A download says its length and streams; any other answer is measured here.
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<i64>().ok());
+    let (answer, answer_bytes) = match declared {
+        Some(length) => (body, length),
+        None => match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(answer) => {
+                let length = answer.len() as i64;
+                (Body::from(answer), length)
+            }
+            Err(error) => return ApiError::Internal(format!("reading the answer: {error}")).into_response(),
+        },
     };
     let recorded = sqlx::query(
         "INSERT INTO regulator_access (regulator_id, method, target, status, answer_bytes, at) \
@@ -174,12 +216,12 @@ async fn audited(State(api): State<RegulatorApi>, mut request: Request, next: Ne
     .bind(&method)
     .bind(&target)
     .bind(parts.status.as_u16() as i16)
-    .bind(answer.len() as i64)
+    .bind(answer_bytes)
     .bind(api.clock.now())
     .execute(api.store.pool())
     .await;
     match recorded {
-        Ok(_) => Response::from_parts(parts, Body::from(answer)),
+        Ok(_) => Response::from_parts(parts, answer),
         Err(error) => ApiError::Internal(format!("recording the access of {regulator_id}: {error}")).into_response(),
     }
 }

@@ -77,18 +77,25 @@ impl Remit {
 
     /// The platform, if it exists and is in the remit.
     pub async fn platform(&self, pool: &PgPool, platform_id: &str) -> Result<Option<PlatformInRemit>, sqlx::Error> {
+        Ok(PlatformInRemit::load(pool, platform_id)
+            .await?
+            .filter(|platform| self.covers(platform)))
+    }
+}
+
+impl PlatformInRemit {
+    /// The registered platform `platform_id`, whoever asks.
+    pub async fn load(pool: &PgPool, platform_id: &str) -> Result<Option<Self>, sqlx::Error> {
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT name, country FROM platforms WHERE platform_id = $1")
                 .bind(platform_id)
                 .fetch_optional(pool)
                 .await?;
-        Ok(row
-            .map(|(name, country)| PlatformInRemit {
-                platform_id: platform_id.to_owned(),
-                name,
-                country,
-            })
-            .filter(|platform| self.covers(platform)))
+        Ok(row.map(|(name, country)| Self {
+            platform_id: platform_id.to_owned(),
+            name,
+            country,
+        }))
     }
 }
 

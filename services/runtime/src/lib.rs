@@ -19,6 +19,7 @@ pub mod relay;
 pub mod secret;
 pub mod shutdown;
 pub mod signature;
+pub mod signing;
 pub mod span;
 pub mod stage;
 pub mod store;

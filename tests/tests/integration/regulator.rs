@@ -7,6 +7,7 @@ use dijkwacht_domain::*;
 use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
 use dijkwacht_tests::{TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// A case on the simulated platform, moved on one command at a time at the times given.
 struct Scripted<'a> {
@@ -480,4 +481,162 @@ async fn a_regulator_sees_its_remit_only_and_every_request_is_audited() {
     );
     let (status, _) = system.get("/v1/operator/regulator-access", coordinator).await;
     assert_eq!(status, 403, "a regulator does not read the audit");
+}
+
+/// Runs `program` in `dir`; its exit status and what it printed.
+fn run(dir: &std::path::Path, program: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn a_dossier_is_signed_verifies_offline_and_a_changed_byte_fails_both_checks() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("signing-key.pem");
+    dijkwacht_runtime::signing::SigningKey::generate(&key).unwrap();
+    let system = TestSystem::start(TestOptions {
+        parts: vec!["intake"],
+        regulator: json!({
+            "signing_key": key,
+            "coordinators": {"NL": "Autoriteit Consument & Markt"},
+            "dossier_poll_ms": 50,
+        }),
+        ..TestOptions::default()
+    })
+    .await
+    .unwrap();
+    workload(&system).await;
+    let coordinator = &system.regulator_key;
+    let (status, asked) = system
+        .post(
+            "/v1/regulator/dossiers",
+            coordinator,
+            &json!({"platform_id": PLATFORM_ID, "breaches": ["dsa_16_4", "dsa_22_1"]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{asked}");
+    let location = asked["location"].as_str().unwrap().to_owned();
+    let (status, refused) = system
+        .post(
+            "/v1/regulator/dossiers",
+            coordinator,
+            &json!({"platform_id": PLATFORM_ID, "breaches": []}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["pointer"], "/breaches");
+    let authority = format!("{}-csam-authority", system.partner_key);
+    let (status, _) = system.get(&location, &authority).await;
+    assert_eq!(status, 404, "another regulator's dossier does not exist for it");
+
+    let tar = dijkwacht_tests::eventually("the dossier to be built", Duration::from_secs(30), || async {
+        let response = system
+            .http
+            .get(system.api(&location))
+            .bearer_auth(coordinator)
+            .send()
+            .await
+            .unwrap();
+        (response.status() == 200).then_some(response.bytes().await.unwrap())
+    })
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("dossier.tar"), &tar).unwrap();
+    let (untarred, text) = run(out.path(), "tar".as_ref(), &["-xf", "dossier.tar"], &[]);
+    assert!(untarred, "{text}");
+    let folder = out
+        .path()
+        .join(format!("dossier-{}", asked["dossier_id"].as_str().unwrap()));
+    let dossier: Value = serde_json::from_slice(&std::fs::read(folder.join("dossier.json")).unwrap()).unwrap();
+    assert_eq!(dossier["notices"], 5);
+    assert_eq!(dossier["figures"]["notices_sent"], 5);
+    assert_eq!(dossier["provider"]["coordinator"], "Autoriteit Consument & Markt");
+    assert_eq!(
+        dossier["alleged_breaches"][1]["article"],
+        "Regulation (EU) 2022/2065 Art. 22(1)"
+    );
+    assert_eq!(
+        std::fs::read_to_string(folder.join("notices.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        6
+    );
+    for file in ["dossier.json", "notices.csv", "timeline.csv", "dossier.html"] {
+        let text = std::fs::read_to_string(folder.join(file)).unwrap();
+        assert!(!text.contains("partner-a"), "{file} names no reporter");
+    }
+
+    let openssl = |folder: &std::path::Path| {
+        run(
+            folder,
+            "openssl".as_ref(),
+            &[
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                "signing-key.pem",
+                "-rawin",
+                "-in",
+                "MANIFEST",
+                "-sigfile",
+                "MANIFEST.sig",
+            ],
+            &[],
+        )
+    };
+    let sha256sum = |folder: &std::path::Path| run(folder, "sha256sum".as_ref(), &["-c", "MANIFEST"], &[]);
+    let database_url = system.settings.database_url().to_owned();
+    let verify_export = |folder: &std::path::Path| {
+        run(
+            folder,
+            &dijkwacht_tests::deployment::dijkwacht(),
+            &["verify-export", folder.to_str().unwrap()],
+            &[("DATABASE_URL", database_url.as_str())],
+        )
+    };
+    for check in [openssl(&folder), sha256sum(&folder), verify_export(&folder)] {
+        assert!(check.0, "{}", check.1);
+    }
+    assert!(verify_export(&folder).1.contains("event(s) match the store"));
+
+    // One byte changed in a listed file: sha256sum and verify-export fail; in the manifest
+    // itself: the signature fails.
+    for (file, fails) in [("notices.csv", "sha256sum"), ("MANIFEST", "openssl")] {
+        let path = folder.join(file);
+        let original = std::fs::read(&path).unwrap();
+        let mut changed = original.clone();
+        let last = changed.len() - 2;
+        changed[last] ^= 0x01;
+        std::fs::write(&path, &changed).unwrap();
+        let by_tool = if fails == "sha256sum" {
+            sha256sum(&folder)
+        } else {
+            openssl(&folder)
+        };
+        assert!(!by_tool.0, "{fails} accepts a changed {file}: {}", by_tool.1);
+        let (verified, text) = verify_export(&folder);
+        assert!(!verified, "verify-export accepts a changed {file}: {text}");
+        std::fs::write(&path, original).unwrap();
+    }
+    assert!(verify_export(&folder).0);
+
+    // An event altered in the store after the export: the dossier no longer matches it.
+    sqlx::query("UPDATE events SET hash = sha256(hash) WHERE position = (SELECT min(position) FROM events)")
+        .execute(system.app.store.pool())
+        .await
+        .unwrap();
+    let (verified, text) = verify_export(&folder);
+    assert!(!verified && text.contains("differs from the store"), "{text}");
 }
