@@ -12,6 +12,7 @@ use dijkwacht_domain::ContentClass;
 use dijkwacht_projection::dossier::{self, Breach, DossierRequest};
 use dijkwacht_projection::remit::PlatformInRemit;
 use dijkwacht_projection::settings::RegulatorSettings;
+use dijkwacht_runtime::checkpoint;
 use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::reference::{self, ReferenceData};
 use dijkwacht_runtime::signing::SigningKey;
@@ -52,8 +53,13 @@ enum Command {
     },
     /// Applies the database migrations and exits.
     Migrate,
-    /// Recomputes every case's hash chain; exits 1 if any event was altered.
+    /// Recomputes every case's hash chain and checks the signed checkpoints of the whole
+    /// log (the latest against the events as they are); exits 1 if anything was altered or
+    /// removed.
     Verify,
+    /// Takes a signed checkpoint of the whole event log now (the projection takes one every
+    /// `[regulator] checkpoint_every_secs`).
+    Checkpoint,
     /// Rebuilds what is derived from the events: read models (case summaries, analysts'
     /// prior decisions), every case's wake-up and operator-queue entry.
     Rebuild,
@@ -285,15 +291,49 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Verify => {
             let pool = db::connect(settings()?.database_url(), 2).await?;
-            let breaks = EventStore::new(pool).verify().await?;
-            if breaks.is_empty() {
-                println!("every hash chain verifies");
-                return Ok(());
-            }
+            let breaks = EventStore::new(pool.clone()).verify().await?;
             for b in &breaks {
                 println!("case {} version {}: {}", b.case_id, b.version, b.reason);
             }
-            Err(Findings(format!("{} event(s) fail verification", breaks.len())).into())
+            let problems = checkpoint::verify(&pool).await?;
+            for problem in &problems {
+                println!("{problem}");
+            }
+            if breaks.is_empty() && problems.is_empty() {
+                let anchored = match checkpoint::latest(&pool).await? {
+                    Some(latest) => format!(
+                        "; the log adds up to checkpoint {} ({} streams at position {})",
+                        latest.sequence, latest.streams, latest.position
+                    ),
+                    None => "; no checkpoint has been taken yet".into(),
+                };
+                println!("every hash chain verifies{anchored}");
+                return Ok(());
+            }
+            Err(Findings(format!(
+                "{} event(s) and {} checkpoint problem(s) fail verification",
+                breaks.len(),
+                problems.len()
+            ))
+            .into())
+        }
+        Command::Checkpoint => {
+            let settings = settings()?;
+            let key = RegulatorSettings::from_settings(&settings)?.key()?.context(
+                "no signing key: set [regulator] signing_key (`dijkwacht signing-key generate FILE` makes one)",
+            )?;
+            let pool = db::connect(settings.database_url(), 2).await?;
+            db::migrate(&pool).await?;
+            match checkpoint::take(&pool, &key, clock.now()).await? {
+                Some(taken) => println!(
+                    "checkpoint {}: {} streams at position {}, root {}, signed by key {}",
+                    taken.sequence, taken.streams, taken.position, taken.root, taken.key_id
+                ),
+                None => {
+                    println!("no checkpoint taken: the log has not moved since the last one, or one is being taken")
+                }
+            }
+            Ok(())
         }
         Command::Rebuild => {
             let settings = settings()?;

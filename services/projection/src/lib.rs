@@ -53,8 +53,19 @@ impl dijkwacht_runtime::Part for Projection {
         &'a self,
         process: &'a mut dijkwacht_runtime::Process,
     ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
-        process.spawn_stage(ProjectionStage::new(process.pool().clone()));
-        Box::pin(async { Ok(()) })
+        Box::pin(async move {
+            process.spawn_stage(ProjectionStage::new(process.pool().clone()));
+            let section = settings::RegulatorSettings::from_settings(&process.settings)?;
+            let every = std::time::Duration::from_secs(section.checkpoint_every_secs);
+            if let Some(key) = section.key()? {
+                let (pool, clock, shutdown) = (process.pool().clone(), process.clock.clone(), process.shutdown.clone());
+                let key = std::sync::Arc::new(key);
+                process.spawn(dijkwacht_runtime::checkpoint::keep_taking(
+                    pool, key, clock, every, shutdown,
+                ));
+            }
+            Ok(())
+        })
     }
 
     fn api<'a>(

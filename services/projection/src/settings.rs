@@ -19,6 +19,9 @@ pub struct RegulatorSettings {
     pub coordinators: BTreeMap<String, String>,
     /// How often an API process looks for dossiers to build.
     pub dossier_poll_ms: u64,
+    /// How often the projection takes a signed checkpoint of the whole event log (with a
+    /// signing key only).
+    pub checkpoint_every_secs: u64,
 }
 
 impl Default for RegulatorSettings {
@@ -27,6 +30,7 @@ impl Default for RegulatorSettings {
             signing_key: None,
             coordinators: BTreeMap::new(),
             dossier_poll_ms: 1000,
+            checkpoint_every_secs: 3600,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod canonical;
+pub mod checkpoint;
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -517,6 +517,11 @@ async fn a_dossier_is_signed_verifies_offline_and_a_changed_byte_fails_both_chec
     .unwrap();
     workload(&system).await;
     let coordinator = &system.regulator_key;
+    let signing = dijkwacht_runtime::signing::SigningKey::load(&key).unwrap();
+    dijkwacht_runtime::checkpoint::take(system.app.store.pool(), &signing, system.clock_now())
+        .await
+        .unwrap()
+        .expect("a checkpoint for the dossier to carry");
     let (status, asked) = system
         .post(
             "/v1/regulator/dossiers",
@@ -639,4 +644,88 @@ async fn a_dossier_is_signed_verifies_offline_and_a_changed_byte_fails_both_chec
         .unwrap();
     let (verified, text) = verify_export(&folder);
     assert!(!verified && text.contains("differs from the store"), "{text}");
+}
+
+/// Removes events the way someone covering tracks would: their outbox rows first.
+async fn remove_events(pool: &sqlx::PgPool, condition: &str) {
+    sqlx::query(&format!(
+        "DELETE FROM outbox WHERE position IN (SELECT position FROM events WHERE {condition})"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(&format!("DELETE FROM events WHERE {condition}"))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stream_cut_short_or_removed_whole_is_caught_by_verify_against_the_checkpoint() {
+    let system = quiet_system().await;
+    workload(&system).await;
+    let keys = tempfile::tempdir().unwrap();
+    let key = dijkwacht_runtime::signing::SigningKey::generate(&keys.path().join("key.pem")).unwrap();
+    let pool = system.app.store.pool().clone();
+    let taken = dijkwacht_runtime::checkpoint::take(&pool, &key, system.clock_now())
+        .await
+        .unwrap()
+        .expect("a checkpoint of the new log");
+    assert_eq!(taken.streams, 5);
+    assert!(
+        dijkwacht_runtime::checkpoint::take(&pool, &key, system.clock_now())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing new to anchor"
+    );
+    let database_url = system.settings.database_url().to_owned();
+    let verify = || {
+        run(
+            std::path::Path::new("."),
+            &dijkwacht_tests::deployment::dijkwacht(),
+            &["verify"],
+            &[("DATABASE_URL", database_url.as_str())],
+        )
+    };
+    let (verified, text) = verify();
+    assert!(
+        verified && text.contains("adds up to checkpoint 1 (5 streams"),
+        "{text}"
+    );
+
+    // A whole case gone: every hash chain left still verifies, the checkpoint does not.
+    let (case_id,): (uuid::Uuid,) = sqlx::query_as("SELECT stream_id FROM events ORDER BY position LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "CREATE TABLE kept AS SELECT * FROM events WHERE stream_id = '{case_id}'"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    remove_events(&pool, &format!("stream_id = '{case_id}'")).await;
+    let (verified, text) = verify();
+    assert!(!verified, "{text}");
+    assert!(text.contains("4 stream(s) now, 5 then"), "{text}");
+    assert!(
+        !text.contains("case "),
+        "no chain break: only the checkpoint shows it: {text}"
+    );
+    sqlx::query("INSERT INTO events SELECT * FROM kept")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(verify().0, "put back, the log adds up again");
+
+    // The last events of a case cut off: its chain is still whole, its head is not the one
+    // anchored.
+    remove_events(
+        &pool,
+        &format!("stream_id = '{case_id}' AND stream_version = (SELECT max(stream_version) FROM events WHERE stream_id = '{case_id}')"),
+    )
+    .await;
+    let (verified, text) = verify();
+    assert!(!verified && text.contains("no longer adds up"), "{text}");
 }

@@ -21,6 +21,7 @@ use crate::remit::PlatformInRemit;
 use crate::statistics::{self, Figures, Period, PeriodFigures, Selection};
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::NoticePolicy;
+use dijkwacht_runtime::checkpoint::{self, Checkpoint};
 use dijkwacht_runtime::signing::SigningKey;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -172,6 +173,17 @@ pub struct Dossier {
     pub periods: Vec<PeriodFigures>,
     /// The key that signed `MANIFEST`, as `signing-key.pem` holds it.
     pub signing_key_id: String,
+    /// The latest signed checkpoint of the whole event log when the dossier was made: the
+    /// events of these notices up to its position are anchored in its root, so removing
+    /// any of them later shows (`dijkwacht verify`).
+    pub checkpoint: Option<Anchor>,
+}
+
+/// A checkpoint and the public key that signed it (which may be an older one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Anchor {
+    pub checkpoint: Checkpoint,
+    pub public_key_pem: String,
 }
 
 /// Who asks, against whom, and how: everything a dossier needs besides the store.
@@ -246,6 +258,7 @@ pub async fn build(
         figures: statistics.total,
         periods: statistics.periods,
         signing_key_id: context.key.id(),
+        checkpoint: anchor(pool).await?,
     };
     dossier.notices = files::notices(pool, &selection, &dossier, &folder).await?;
     files::timeline(pool, &selection, &folder).await?;
@@ -264,6 +277,20 @@ pub async fn build(
         tar,
         notices: dossier.notices,
     })
+}
+
+async fn anchor(pool: &PgPool) -> Result<Option<Anchor>, sqlx::Error> {
+    let Some(checkpoint) = checkpoint::latest(pool).await? else {
+        return Ok(None);
+    };
+    let public_key_pem: String = sqlx::query_scalar("SELECT public_key_pem FROM signing_keys WHERE key_id = $1")
+        .bind(&checkpoint.key_id)
+        .fetch_one(pool)
+        .await?;
+    Ok(Some(Anchor {
+        checkpoint,
+        public_key_pem,
+    }))
 }
 
 /// `sha256sum` lines of the listed files.

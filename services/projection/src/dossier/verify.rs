@@ -59,6 +59,20 @@ pub async fn verify(folder: &Path, store: Option<&PgPool>) -> anyhow::Result<Ver
             dossier.signing_key_id
         ));
     }
+    if let Some(anchor) = &dossier.checkpoint {
+        let checkpoint = &anchor.checkpoint;
+        let signed = signing::public_key_of(&anchor.public_key_pem)
+            .ok()
+            .filter(|public| signing::key_id(public) == checkpoint.key_id)
+            .zip(hex::decode(&checkpoint.signature).ok())
+            .is_some_and(|(public, signature)| signing::verify(&public, checkpoint.statement.as_bytes(), &signature));
+        if !signed {
+            found.problems.push(format!(
+                "dossier.json: checkpoint {} is not signed by the key it names",
+                checkpoint.sequence
+            ));
+        }
+    }
     if let Some(pool) = store {
         let ours: Option<String> = sqlx::query_scalar("SELECT public_key_pem FROM signing_keys WHERE key_id = $1")
             .bind(&key_id)
