@@ -107,6 +107,11 @@ enum Command {
         #[command(subcommand)]
         command: SigningKeyCommand,
     },
+    /// Reports: the trusted flagger's yearly report (DSA Art. 22(3)).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Exports for regulators.
     Export {
         #[command(subcommand)]
@@ -131,6 +136,19 @@ enum SigningKeyCommand {
     /// Writes a new Ed25519 private key (PKCS#8 PEM, owner-readable only) to FILE and prints
     /// its id and public key; never overwrites a file.
     Generate { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The notices of a year by hosting provider, type of content and action taken, with
+    /// the independence procedures: `annual-YEAR.json` and `annual-YEAR.html` in --out.
+    /// Counts only, no location or person.
+    Annual {
+        #[arg(long)]
+        year: i32,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -521,6 +539,34 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 key.id(),
                 built.folder.display(),
                 built.tar.display()
+            );
+            Ok(())
+        }
+        Command::Report {
+            command: ReportCommand::Annual { year, out },
+        } => {
+            let settings = settings()?;
+            let section = RegulatorSettings::from_settings(&settings)?;
+            let pool = db::connect(settings.database_url(), 2).await?;
+            db::migrate(&pool).await?;
+            let report = dijkwacht_projection::annual::report(
+                &pool,
+                year,
+                &settings.notice_policy(),
+                &section.independence_procedures,
+                clock.now(),
+            )
+            .await?;
+            std::fs::create_dir_all(&out)?;
+            let json = out.join(format!("annual-{year}.json"));
+            let html = out.join(format!("annual-{year}.html"));
+            std::fs::write(&json, serde_json::to_vec_pretty(&report)?)?;
+            std::fs::write(&html, dijkwacht_projection::annual::html(&report)?)?;
+            println!(
+                "{} notice(s) in {year}: {} and {}",
+                report.notices,
+                json.display(),
+                html.display()
             );
             Ok(())
         }

@@ -8,6 +8,7 @@ use dijkwacht_followup::answers::{AnswerRecorded, PlatformEvent};
 use dijkwacht_followup::forwards::ForwardConfirmation;
 use dijkwacht_hashcheck::api::{HashCheckAnswer, HashCheckRequest};
 use dijkwacht_intake::api::{BulkLineResult, CaseView, ErrorBody, ReportAccepted, ReportStatus, SubmitReport};
+use dijkwacht_projection::annual::AnnualReport;
 use dijkwacht_projection::dossier::requests::DossierStatus;
 use dijkwacht_projection::dossier::{Dossier, DossierRequest};
 use dijkwacht_projection::regulator::{Access, Compliance, NoticePage};
@@ -35,6 +36,7 @@ fn catalog() -> Vec<(&'static str, Schema)> {
         ("api/dossier-request.schema.json", schema_for!(DossierRequest)),
         ("api/dossier-status.schema.json", schema_for!(DossierStatus)),
         ("exports/dossier.schema.json", schema_for!(Dossier)),
+        ("exports/annual-report.schema.json", schema_for!(AnnualReport)),
         ("api/dispatch-tasks.schema.json", schema_for!(Vec<DispatchTask>)),
         ("api/manual-submission.schema.json", schema_for!(ManualSubmission)),
         ("api/platform-event.schema.json", schema_for!(PlatformEvent)),

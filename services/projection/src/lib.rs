@@ -7,6 +7,7 @@
 //! wake-up, cleared once the case is projected at that version: a message the broker lost
 //! reaches the read models all the same.
 
+pub mod annual;
 pub mod dossier;
 mod facts;
 mod prior_decisions;

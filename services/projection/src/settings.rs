@@ -22,6 +22,9 @@ pub struct RegulatorSettings {
     /// How often the projection takes a signed checkpoint of the whole event log (with a
     /// signing key only).
     pub checkpoint_every_secs: u64,
+    /// The procedures that keep the trusted flagger independent, as the yearly report
+    /// (DSA Art. 22(3)) states them.
+    pub independence_procedures: String,
 }
 
 impl Default for RegulatorSettings {
@@ -31,6 +34,7 @@ impl Default for RegulatorSettings {
             coordinators: BTreeMap::new(),
             dossier_poll_ms: 1000,
             checkpoint_every_secs: 3600,
+            independence_procedures: "Not stated: set [regulator] independence_procedures.".into(),
         }
     }
 }

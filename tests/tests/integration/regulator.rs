@@ -729,3 +729,74 @@ async fn a_stream_cut_short_or_removed_whole_is_caught_by_verify_against_the_che
     let (verified, text) = verify();
     assert!(!verified && text.contains("no longer adds up"), "{text}");
 }
+
+#[tokio::test]
+async fn the_yearly_report_counts_by_provider_content_and_action_and_names_no_location_or_person() {
+    let system = quiet_system().await;
+    workload(&system).await;
+    let out = tempfile::tempdir().unwrap();
+    let database_url = system.settings.database_url().to_owned();
+    let (reported, text) = run(
+        out.path(),
+        &dijkwacht_tests::deployment::dijkwacht(),
+        &["report", "annual", "--year", "2026", "--out", "."],
+        &[
+            ("DATABASE_URL", database_url.as_str()),
+            (
+                "DIJKWACHT_REGULATOR__INDEPENDENCE_PROCEDURES",
+                "Analysts decide alone; no platform funds us.",
+            ),
+        ],
+    );
+    assert!(reported, "{text}");
+    let json = std::fs::read_to_string(out.path().join("annual-2026.json")).unwrap();
+    let report: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["notices"], 5);
+    assert_eq!(
+        report["by_provider"],
+        json!([{"key": PLATFORM_ID, "name": "Simulated platform", "notices": 5}])
+    );
+    let by = |list: &str| -> Vec<(String, i64)> {
+        report[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|count| {
+                (
+                    count["key"].as_str().unwrap().to_owned(),
+                    count["notices"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        by("by_content_type"),
+        vec![
+            (ContentClass::Csam.tdb_category().to_owned(), 3),
+            (ContentClass::Ncii.tdb_category().to_owned(), 2)
+        ]
+    );
+    assert_eq!(
+        by("by_action"),
+        vec![
+            ("DECISION_VISIBILITY_CONTENT_REMOVED".to_owned(), 2),
+            ("no_action_reported".to_owned(), 1),
+            ("refused".to_owned(), 1),
+            ("removal_verified_without_decision".to_owned(), 1),
+        ]
+    );
+    assert_eq!(report["procedures"], "Analysts decide alone; no platform funds us.");
+    let html = std::fs::read_to_string(out.path().join("annual-2026.html")).unwrap();
+    for (name, text) in [("json", &json), ("html", &html)] {
+        for word in text.split(|c: char| c.is_whitespace() || "<>\"'(),;".contains(c)) {
+            assert!(
+                !word.contains("://") && !word.starts_with("www."),
+                "the {name} report names a location: {word}"
+            );
+            let email = word
+                .split_once('@')
+                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
+            assert!(!email, "the {name} report names an address: {word}");
+        }
+    }
+}
