@@ -705,6 +705,7 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
 async fn read_models(pool: &sqlx::PgPool) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT row_to_json(s)::text FROM (SELECT * FROM case_summaries ORDER BY case_id) s \
+         UNION ALL SELECT row_to_json(f)::text FROM (SELECT * FROM notice_facts ORDER BY case_id) f \
          UNION ALL SELECT row_to_json(p)::text FROM (SELECT * FROM prior_decisions ORDER BY kind, key) p",
     )
     .fetch_all(pool)

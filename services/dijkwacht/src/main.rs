@@ -10,6 +10,7 @@ use dijkwacht::{app, import, schemas, Broker};
 use dijkwacht_classify::lists::{self, ListSettings};
 use dijkwacht_domain::ContentClass;
 use dijkwacht_projection::dossier::{self, Breach, DossierRequest};
+use dijkwacht_projection::rebuild;
 use dijkwacht_projection::remit::PlatformInRemit;
 use dijkwacht_projection::settings::RegulatorSettings;
 use dijkwacht_runtime::checkpoint;
@@ -60,8 +61,9 @@ enum Command {
     /// Takes a signed checkpoint of the whole event log now (the projection takes one every
     /// `[regulator] checkpoint_every_secs`).
     Checkpoint,
-    /// Rebuilds what is derived from the events: read models (case summaries, analysts'
-    /// prior decisions), every case's wake-up and operator-queue entry.
+    /// Rebuilds what is derived from the events: read models (case summaries, notice facts,
+    /// analysts' prior decisions), every case's wake-up and operator-queue entry. Online: the
+    /// API answers from the old read models until the new ones are swapped in.
     Rebuild,
     /// Loads reference data (partners, keys, platforms, hash lists) from a TOML file.
     LoadReference { file: PathBuf },
@@ -357,8 +359,20 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let settings = settings()?;
             let pool = db::connect(settings.database_url(), 2).await?;
             db::migrate(&pool).await?;
-            let rebuilt = dijkwacht_projection::rebuild::rebuild(&store(pool, &settings), clock.now()).await?;
-            println!("read models and wake-ups rebuilt from {} case(s)", rebuilt.cases);
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} cases, {per_sec}, {eta} left")
+                    .expect("the progress template parses"),
+            );
+            let rebuilt = rebuild::rebuild_with(&store(pool, &settings), clock.now(), rebuild::CHUNK, |progress| {
+                bar.set_length(progress.of);
+                bar.set_position(progress.cases);
+            })
+            .await?;
+            bar.finish_and_clear();
+            println!(
+                "read models and wake-ups rebuilt from {} case(s) and swapped in ({} changed meanwhile, caught up)",
+                rebuilt.cases, rebuilt.caught_up
+            );
             if rebuilt.unreadable > 0 {
                 return Err(Findings(format!(
                     "{} case(s) could not be read; `dijkwacht verify` lists them",

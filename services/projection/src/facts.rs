@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 /// Writes the fact rows of many cases in one statement, each unless a newer version is
 /// already there. A case without a platform or a class has nothing to count yet.
-pub async fn upsert(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
+pub async fn upsert(pool: &PgPool, cases: &[&Case], table: &str) -> Result<(), sqlx::Error> {
     let mut rows = FactColumns::default();
     for case in cases {
         rows.push(case);
@@ -15,8 +15,8 @@ pub async fn upsert(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
     if rows.case_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO notice_facts (case_id, version, platform_id, content_class, counted_at, notice_id, issued_at, \
+    sqlx::query(&format!(
+        "INSERT INTO {table} (case_id, version, platform_id, content_class, counted_at, notice_id, issued_at, \
              delivered_at, deadline_at, receipt_at, decided_at, decisions, rejection_reason, rejection_upheld, removed_at, \
              reminders, escalations, reappeared, police_held_at, police_released_at) \
          SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[], \
@@ -31,8 +31,8 @@ pub async fn upsert(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
              removed_at = EXCLUDED.removed_at, reminders = EXCLUDED.reminders, escalations = EXCLUDED.escalations, \
              reappeared = EXCLUDED.reappeared, police_held_at = EXCLUDED.police_held_at, \
              police_released_at = EXCLUDED.police_released_at \
-         WHERE notice_facts.version < EXCLUDED.version",
-    )
+         WHERE {table}.version < EXCLUDED.version"
+    ))
     .bind(&rows.case_ids)
     .bind(&rows.versions)
     .bind(&rows.platform_ids)

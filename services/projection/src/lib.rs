@@ -129,16 +129,52 @@ impl Stage for ProjectionStage {
     }
 }
 
+/// The tables of the read models: the live ones, or those a rebuild fills before it swaps
+/// them in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadModels {
+    pub summaries: &'static str,
+    pub facts: &'static str,
+    pub prior_decisions: &'static str,
+}
+
+impl ReadModels {
+    pub const LIVE: Self = Self {
+        summaries: "case_summaries",
+        facts: "notice_facts",
+        prior_decisions: "prior_decisions",
+    };
+    pub const NEXT: Self = Self {
+        summaries: "case_summaries_next",
+        facts: "notice_facts_next",
+        prior_decisions: "prior_decisions_next",
+    };
+
+    /// The live table and its counterpart in `self`, for each read model.
+    pub fn pairs(self) -> [(&'static str, &'static str); 3] {
+        [
+            (Self::LIVE.summaries, self.summaries),
+            (Self::LIVE.facts, self.facts),
+            (Self::LIVE.prior_decisions, self.prior_decisions),
+        ]
+    }
+}
+
 /// Every read model of these cases, from their states; idempotent.
 pub async fn project(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
-    upsert_summaries(pool, cases).await?;
-    facts::upsert(pool, cases).await?;
-    prior_decisions::upsert(pool, cases).await
+    project_into(pool, cases, ReadModels::LIVE).await
+}
+
+/// [`project`] into the given tables.
+pub async fn project_into(pool: &PgPool, cases: &[&Case], tables: ReadModels) -> Result<(), sqlx::Error> {
+    upsert_summaries(pool, cases, tables.summaries).await?;
+    facts::upsert(pool, cases, tables.facts).await?;
+    prior_decisions::upsert(pool, cases, tables.prior_decisions).await
 }
 
 /// Writes the summary rows of many cases in one statement, each unless a newer version is
 /// already there.
-pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
+pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case], table: &str) -> Result<(), sqlx::Error> {
     let mut rows = SummaryColumns::default();
     for case in cases {
         rows.push(case);
@@ -146,8 +182,8 @@ pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx
     if rows.case_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO case_summaries (case_id, version, status, partner_id, url, content_class, platform_id, received_at, \
+    sqlx::query(&format!(
+        "INSERT INTO {table} (case_id, version, status, partner_id, url, content_class, platform_id, received_at, \
              notice_issued_at, notice_delivered_at, removal_verified_at, closed_at, claimed_class, review_reason, claimed_by, \
              police_partner_id, police_held_at, police_released_at) \
          SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
@@ -160,8 +196,8 @@ pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx
              claimed_class = EXCLUDED.claimed_class, review_reason = EXCLUDED.review_reason, claimed_by = EXCLUDED.claimed_by, \
              police_partner_id = EXCLUDED.police_partner_id, police_held_at = EXCLUDED.police_held_at, \
              police_released_at = EXCLUDED.police_released_at \
-         WHERE case_summaries.version < EXCLUDED.version",
-    )
+         WHERE {table}.version < EXCLUDED.version"
+    ))
     .bind(&rows.case_ids)
     .bind(&rows.versions)
     .bind(&rows.statuses)

@@ -5,7 +5,7 @@
 use dijkwacht_domain::{Case, Evidence};
 use sqlx::PgPool;
 
-pub async fn upsert(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
+pub async fn upsert(pool: &PgPool, cases: &[&Case], table: &str) -> Result<(), sqlx::Error> {
     let (mut kinds, mut keys, mut classes, mut case_ids, mut decided_at) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for case in cases {
@@ -29,14 +29,14 @@ pub async fn upsert(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> {
         return Ok(());
     }
     // One row per key in a statement: ON CONFLICT cannot touch a row twice.
-    sqlx::query(
-        "INSERT INTO prior_decisions (kind, key, class, case_id, decided_at) \
+    sqlx::query(&format!(
+        "INSERT INTO {table} (kind, key, class, case_id, decided_at) \
          SELECT DISTINCT ON (kind, key) * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::uuid[], $5::timestamptz[]) \
              AS d (kind, key, class, case_id, decided_at) \
          ORDER BY kind, key, decided_at DESC, case_id \
          ON CONFLICT (kind, key) DO UPDATE SET class = EXCLUDED.class, case_id = EXCLUDED.case_id, decided_at = EXCLUDED.decided_at \
-         WHERE (prior_decisions.decided_at, prior_decisions.case_id) < (EXCLUDED.decided_at, EXCLUDED.case_id)",
-    )
+         WHERE ({table}.decided_at, {table}.case_id) < (EXCLUDED.decided_at, EXCLUDED.case_id)"
+    ))
     .bind(&kinds)
     .bind(&keys)
     .bind(&classes)

@@ -1,38 +1,77 @@
 //! Rebuilding what is derived from the events alone — the read models, and each case's
 //! wake-ups and operator-queue entry: after a bug fix, after restoring a backup, after an
 //! upgrade from before wake-ups, and in tests as the reference the projection must equal.
+//!
+//! Online: the read models are built anew in tables of their own while the API keeps
+//! answering from the live ones, then swapped in within one transaction. A case that changed
+//! meanwhile is projected again inside that transaction, which holds the live tables; the
+//! projection stage's writes wait for it, fail on the tables swapped out, and are redone on
+//! the new ones.
 
-use crate::project;
+use crate::{project_into, ReadModels};
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId};
 use dijkwacht_runtime::{EventStore, StoreError};
+use sqlx::{PgConnection, Row};
 
 /// Cases loaded and projected per round.
-const CHUNK: i64 = 500;
+pub const CHUNK: i64 = 500;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rebuilt {
     pub cases: usize,
     /// Cases whose stream cannot be read; they are left out and listed by `verify`.
     pub unreadable: usize,
+    /// Cases that changed while the rebuild ran, projected again at the swap.
+    pub caught_up: usize,
 }
 
-/// Empties the read models and projects every case again, chunk by chunk (a reader sees
-/// the tables fill up; nothing else writes them meanwhile but the projection stage, whose
-/// upserts are idempotent); rewrites every case's wake-ups as of `now`.
+/// How far a rebuild has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub cases: u64,
+    pub of: u64,
+}
+
+/// Rebuilds every read model and rewrites every case's wake-ups as of `now`.
 pub async fn rebuild(store: &EventStore, now: DateTime<Utc>) -> Result<Rebuilt, StoreError> {
+    rebuild_with(store, now, CHUNK, |_| {}).await
+}
+
+/// [`rebuild`], `chunk` cases at a time, telling `progress` after each chunk.
+pub async fn rebuild_with(
+    store: &EventStore,
+    now: DateTime<Utc>,
+    chunk: i64,
+    mut progress: impl FnMut(Progress),
+) -> Result<Rebuilt, StoreError> {
     let pool = store.pool();
-    sqlx::query("TRUNCATE case_summaries, prior_decisions, notice_facts")
-        .execute(pool)
-        .await?;
+    let next = ReadModels::NEXT;
+    for (live, fresh) in next.pairs() {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {fresh}"))
+            .execute(pool)
+            .await?;
+        sqlx::query(&format!("CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL)"))
+            .execute(pool)
+            .await?;
+    }
+    // Every event up to here is in the rebuild; those after it are caught up at the swap.
+    let (mark, of): (Option<i64>, i64) =
+        sqlx::query_as("SELECT (SELECT max(position) FROM events), (SELECT count(DISTINCT stream_id) FROM events)")
+            .fetch_one(pool)
+            .await?;
     let mut rebuilt = Rebuilt::default();
     let mut after = uuid::Uuid::nil();
+    progress(Progress {
+        cases: 0,
+        of: of as u64,
+    });
     loop {
         let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
             "SELECT DISTINCT stream_id FROM events WHERE stream_id > $1 ORDER BY stream_id LIMIT $2",
         )
         .bind(after)
-        .bind(CHUNK)
+        .bind(chunk)
         .fetch_all(pool)
         .await?;
         let Some(last) = ids.last() else { break };
@@ -40,10 +79,109 @@ pub async fn rebuild(store: &EventStore, now: DateTime<Utc>) -> Result<Rebuilt, 
         let ids: Vec<CaseId> = ids.into_iter().map(CaseId).collect();
         let loaded = store.load(&ids).await?;
         let cases: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
-        project(pool, &cases).await?;
+        project_into(pool, &cases, next).await?;
         store.rewrite_waits(&cases, now).await?;
         rebuilt.cases += cases.len();
         rebuilt.unreadable += loaded.unreadable.len();
+        progress(Progress {
+            cases: rebuilt.cases as u64 + rebuilt.unreadable as u64,
+            of: of as u64,
+        });
     }
+    rebuilt.caught_up = swap(store, mark.unwrap_or(0)).await?;
     Ok(rebuilt)
+}
+
+/// Catches up on the cases that changed since `mark` and swaps the new tables in; returns
+/// how many cases it caught up on.
+async fn swap(store: &EventStore, mark: i64) -> Result<usize, StoreError> {
+    let pool = store.pool();
+    let mut tx = pool.begin().await?;
+    let live: Vec<&str> = ReadModels::LIVE.pairs().iter().map(|(live, _)| *live).collect();
+    sqlx::query(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", live.join(", ")))
+        .execute(&mut *tx)
+        .await?;
+    let changed: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT DISTINCT stream_id FROM events WHERE position > $1")
+        .bind(mark)
+        .fetch_all(&mut *tx)
+        .await?;
+    let changed: Vec<CaseId> = changed.into_iter().map(CaseId).collect();
+    let loaded = EventStore::load_with(&mut *tx, &changed).await?;
+    let cases: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
+    // Projected through the pool: the new tables are not locked, and nothing else writes them.
+    project_into(pool, &cases, ReadModels::NEXT).await?;
+    let views = dependent_views(&mut tx).await?;
+    for (name, _) in &views {
+        sqlx::query(&format!("DROP VIEW {name}")).execute(&mut *tx).await?;
+    }
+    for (live, fresh) in ReadModels::NEXT.pairs() {
+        let names = index_names(&mut tx, live, fresh).await?;
+        sqlx::query(&format!("DROP TABLE {live}")).execute(&mut *tx).await?;
+        sqlx::query(&format!("ALTER TABLE {fresh} RENAME TO {live}"))
+            .execute(&mut *tx)
+            .await?;
+        // The indexes keep the names the migrations gave them.
+        for (generated, kept) in names {
+            sqlx::query(&format!("ALTER INDEX {generated} RENAME TO {kept}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    for (name, definition) in &views {
+        sqlx::query(&format!("CREATE VIEW {name} AS {definition}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(cases.len())
+}
+
+/// The views over the live read models, with their definitions.
+async fn dependent_views(tx: &mut PgConnection) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let live: Vec<String> = ReadModels::LIVE
+        .pairs()
+        .iter()
+        .map(|(live, _)| (*live).to_owned())
+        .collect();
+    let rows = sqlx::query(
+        "SELECT DISTINCT v.relname AS name, pg_get_viewdef(v.oid) AS definition \
+         FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
+         JOIN pg_class t ON t.oid = d.refobjid \
+         WHERE t.relname = ANY($1) AND v.relkind = 'v' AND v.relnamespace = t.relnamespace",
+    )
+    .bind(&live)
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("name")?, row.try_get("definition")?)))
+        .collect()
+}
+
+/// The new table's indexes paired with the names of the live table's indexes of the same
+/// definition.
+async fn index_names(tx: &mut PgConnection, live: &str, fresh: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let indexes = |table: &str| {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1",
+        )
+        .bind(table.to_owned())
+    };
+    let kept: Vec<(String, String)> = indexes(live).fetch_all(&mut *tx).await?;
+    let generated: Vec<(String, String)> = indexes(fresh).fetch_all(&mut *tx).await?;
+    // A definition without its own name and table, to match one index with the other.
+    let shape = |name: &str, table: &str, definition: &str| {
+        definition
+            .replacen(&format!("INDEX {name} ON"), "INDEX ON", 1)
+            .replace(&format!(" {table} "), " TABLE ")
+            .replace(&format!(".{table} "), ".TABLE ")
+    };
+    Ok(generated
+        .iter()
+        .filter_map(|(name, definition)| {
+            let wanted = shape(name, fresh, definition);
+            kept.iter()
+                .find(|(kept_name, kept_definition)| shape(kept_name, live, kept_definition) == wanted)
+                .map(|(kept_name, _)| (name.clone(), kept_name.clone()))
+        })
+        .collect())
 }
