@@ -14,7 +14,7 @@ export DIJKWACHT_SCHEMATHESIS := $(VENV)/bin/schemathesis
 # Tansu (a Kafka-compatible broker) for the multi-process tests, built once outside the clone.
 export DIJKWACHT_TANSU := $(HOME)/.cache/dijkwacht-tools/bin/tansu
 
-.PHONY: run test test-faults bench lint fmt schemas postgres postgres-stop build tools
+.PHONY: run test test-faults bench lint fmt schemas postgres postgres-stop build tools vendor
 
 build:
 	cargo build -p dijkwacht
@@ -80,6 +80,17 @@ tools:
 		python3 -m venv "$(VENV)" && "$(VENV)/bin/pip" install -q "schemathesis==$(SCHEMATHESIS_VERSION)"; \
 	fi
 	@infra/tansu.sh install >/dev/null
+	@# Debian's Chromium, headless, for the dashboard's browser test.
+	@command -v chromium >/dev/null || apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+		|| (apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null)
+
+## The dashboard's charting library, vendored from npm into the build (no CDN at run time).
+CHARTJS_VERSION := 4.6.1
+vendor:
+	@dir=$$(mktemp -d) && cd $$dir && npm pack -q chart.js@$(CHARTJS_VERSION) >/dev/null \
+		&& tar -xzf chart.js-$(CHARTJS_VERSION).tgz \
+		&& mkdir -p $(CURDIR)/services/projection/assets/chart.js-$(CHARTJS_VERSION) \
+		&& cp package/dist/chart.umd.min.js package/LICENSE.md $(CURDIR)/services/projection/assets/chart.js-$(CHARTJS_VERSION)/
 
 postgres-stop:
 	infra/postgres.sh stop

@@ -645,6 +645,10 @@ async fn run(settings: &Settings, clock: SharedClock) -> anyhow::Result<()> {
     if settings.demo {
         println!("  demo partner key     demo-partner-key");
         println!("  demo regulator token demo-regulator-token");
+        println!(
+            "  dashboard            http://{}/dashboard  (sign in with a regulator's, operator's or analyst's key)",
+            running.http_addr
+        );
         println!("  demo analyst keys    demo-analyst-1-key, demo-analyst-2-key");
         println!("  demo operator key    demo-operator-key  (GET /v1/operator/queue)");
         println!("  demo hosting key     demo-hosting-key   (POST /v1/hash-check)");

@@ -8,6 +8,7 @@
 //! reaches the read models all the same.
 
 pub mod annual;
+pub mod dashboard;
 pub mod dossier;
 mod facts;
 mod prior_decisions;
@@ -93,8 +94,9 @@ impl dijkwacht_runtime::Part for Projection {
                 clock: process.clock.clone(),
                 limits: process.shared::<dijkwacht_http::Limits>().await?,
                 dossiers,
+                secure_cookies: !process.settings.demo,
             };
-            Ok(Some(regulator::router(api)))
+            Ok(Some(regulator::router(api.clone()).merge(dashboard::router(api))))
         })
     }
 

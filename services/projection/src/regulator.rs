@@ -39,6 +39,8 @@ pub struct RegulatorApi {
     pub limits: Limits,
     /// What builds dossiers; absent where no signing key is configured.
     pub dossiers: Option<Builder>,
+    /// The dashboard's cookie is `Secure` (sent over HTTPS only) everywhere but the demo.
+    pub secure_cookies: bool,
 }
 
 impl Edge for RegulatorApi {
@@ -208,22 +210,43 @@ async fn audited(State(api): State<RegulatorApi>, mut request: Request, next: Ne
             Err(error) => return ApiError::Internal(format!("reading the answer: {error}")).into_response(),
         },
     };
-    let recorded = sqlx::query(
-        "INSERT INTO regulator_access (regulator_id, method, target, status, answer_bytes, at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    let recorded = record_access(
+        &api,
+        &regulator_id,
+        &method,
+        &target,
+        parts.status.as_u16(),
+        answer_bytes,
     )
-    .bind(&regulator_id)
-    .bind(&method)
-    .bind(&target)
-    .bind(parts.status.as_u16() as i16)
-    .bind(answer_bytes)
-    .bind(api.clock.now())
-    .execute(api.store.pool())
     .await;
     match recorded {
         Ok(_) => Response::from_parts(parts, answer),
         Err(error) => ApiError::Internal(format!("recording the access of {regulator_id}: {error}")).into_response(),
     }
+}
+
+/// Writes one regulator's request to the access audit.
+pub async fn record_access(
+    api: &RegulatorApi,
+    regulator_id: &str,
+    method: &str,
+    target: &str,
+    status: u16,
+    answer_bytes: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO regulator_access (regulator_id, method, target, status, answer_bytes, at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(regulator_id)
+    .bind(method)
+    .bind(target)
+    .bind(status as i16)
+    .bind(answer_bytes)
+    .bind(api.clock.now())
+    .execute(api.store.pool())
+    .await?;
+    Ok(())
 }
 
 async fn platforms(

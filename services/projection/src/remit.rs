@@ -23,6 +23,19 @@ pub struct PlatformInRemit {
 }
 
 impl Remit {
+    /// Every platform and every class: staff's view.
+    pub fn all() -> Self {
+        Self {
+            classes: Some(
+                dijkwacht_domain::ContentClass::ALL
+                    .iter()
+                    .map(|class| class.as_str().to_owned())
+                    .collect(),
+            ),
+            ..Self::default()
+        }
+    }
+
     /// The remit of `regulator_id`; nothing for a regulator the reference data does not list.
     pub async fn of(pool: &PgPool, regulator_id: &str) -> Result<Self, sqlx::Error> {
         type Row = (Option<Vec<String>>, Option<Vec<String>>, Option<Vec<String>>);

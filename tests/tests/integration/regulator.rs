@@ -853,3 +853,139 @@ async fn a_rebuild_is_swapped_in_whole_while_the_api_answers_from_the_live_read_
         .unwrap();
     assert_eq!(referrals, 0);
 }
+
+/// Debian's Chromium, headless, with a profile of its own; what it printed. Run beside the
+/// test's runtime, which serves the pages it asks for.
+async fn chromium(profile: &std::path::Path, args: &[&str]) -> String {
+    let output = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("chromium finished within a minute")
+        .expect("Debian's chromium (`make tools` installs it)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_in_a_browser_the_figures_the_api_gives() {
+    let system = quiet_system().await;
+    workload(&system).await;
+    let coordinator = &system.regulator_key;
+    let (_, api) = system.get(&compliance_path(""), coordinator).await;
+
+    // Signing in with a key gives a session cookie the page's script cannot read.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = client
+        .post(system.api("/dashboard/session"))
+        .form(&[("key", coordinator.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "{:?}", signed_in.text().await);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/dashboard"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    let wrong = client
+        .post(system.api("/dashboard/session"))
+        .form(&[("key", "not-a-key")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let anonymous = client.get(system.api("/dashboard/data")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let profile = tempfile::tempdir().unwrap();
+    let ticket = |key: String| {
+        let system = &system;
+        async move {
+            let (status, ticket) = system.post("/dashboard/tickets", &key, &json!({})).await;
+            assert_eq!(status, 200, "{ticket}");
+            system.api(ticket["url"].as_str().unwrap())
+        }
+    };
+    let dom = chromium(profile.path(), &["--dump-dom", &ticket(coordinator.clone()).await]).await;
+    assert!(dom.contains("data-loaded=\"true\""), "the page's script ran: {dom}");
+    let row = dom
+        .split("<tr ")
+        .find(|row| row.contains(&format!("data-platform=\"{PLATFORM_ID}\"")))
+        .unwrap_or_else(|| panic!("a row for the platform: {dom}"));
+    let total = &api["total"];
+    let percent = |share: &Value| format!("{}%", (share.as_f64().unwrap() * 100.0).round());
+    for (figure, shown) in [
+        ("notices_sent", total["notices_sent"].to_string()),
+        ("ignored", total["ignored"].to_string()),
+        ("precision", percent(&total["precision"])),
+        ("within_deadline", percent(&total["removed_within"]["own_deadline"])),
+        ("median_to_removal", "5.0 h".to_owned()),
+    ] {
+        assert!(
+            row.contains(&format!("data-figure=\"{figure}\" class=\"n\">{shown}<")),
+            "{figure} shows {shown}: {row}"
+        );
+    }
+    assert!(dom.contains("data-platform=\"forum\""), "every platform of the remit");
+    assert!(!dom.contains("data-platform=\"offshore-host\""), "none outside it");
+    assert_eq!(
+        dom.matches("<canvas").count(),
+        6,
+        "three charts for each of the two platforms"
+    );
+
+    // A screenshot for whoever reads the test run.
+    let artifacts = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir())
+        .join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    chromium(
+        profile.path(),
+        &[
+            &format!("--screenshot={}", screenshot.display()),
+            "--window-size=1280,1400",
+            &ticket(coordinator.clone()).await,
+        ],
+    )
+    .await;
+    assert!(
+        std::fs::metadata(&screenshot).unwrap().len() > 10_000,
+        "{}",
+        screenshot.display()
+    );
+
+    // The regulator's dashboard requests are in the access audit with the API's.
+    let (_, audit) = system
+        .get(
+            "/v1/operator/regulator-access?regulator=regulator",
+            &format!("{}-operator", system.partner_key),
+        )
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|access| access["target"] == "/dashboard/data"),
+        "{audit}"
+    );
+}
