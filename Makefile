@@ -58,6 +58,8 @@ bench: postgres
 	cargo bench -p dijkwacht-tests --bench faults
 	@infra/postgres.sh drop-test-databases
 	cargo bench -p dijkwacht-tests --bench tracing
+	@infra/postgres.sh drop-test-databases
+	cargo bench -p dijkwacht-tests --bench regulator
 
 lint:
 	cargo fmt --all --check

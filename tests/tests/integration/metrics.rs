@@ -101,15 +101,20 @@ async fn every_typed_event_is_counted_in_metrics() {
         .await
         .unwrap();
     // The projection reads every topic; it has read them all once it set the unreadable
-    // case apart and the lag is known.
+    // case apart and the lag is known. Both readers of the reports topic count a message as
+    // consumed before they dead-letter it: wait for both dead letters of each.
     let metrics = eventually("the last counts", WAIT, || async {
         let metrics = scrape(&system).await;
-        let dead = "dijkwacht_operator_queue_added_total{stage=\"projection\",reason=\"unreadable\"}";
+        let settled = ["classify", "projection"].iter().all(|stage| {
+            let apart = format!("dijkwacht_operator_queue_added_total{{stage=\"{stage}\",reason=\"unreadable\"}}");
+            let dead = format!("dijkwacht_stage_dead_lettered_total{{stage=\"{stage}\",topic=\"{reports_topic}\"}}");
+            metrics.contains_key(&apart) && metrics.get(&dead) == Some(&2.0)
+        });
         let lag_known = metrics
             .keys()
             .any(|series| series.starts_with("dijkwacht_consumer_lag_messages{stage=\"projection\""));
         let relayed = metrics.get("dijkwacht_relay_published_total") == Some(&(published as f64));
-        (metrics.contains_key(dead) && lag_known && relayed).then_some(metrics)
+        (settled && lag_known && relayed).then_some(metrics)
     })
     .await;
 
