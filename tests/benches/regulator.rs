@@ -188,12 +188,45 @@ async fn rebuild() {
         started.elapsed().as_secs_f64()
     );
 
-    let started = Instant::now();
-    let rebuilt = dijkwacht_projection::rebuild::rebuild(&store, Utc::now())
+    // As a database that has been running: its statistics current, its dead rows gone.
+    sqlx::query("VACUUM ANALYZE").execute(&database.pool).await.unwrap();
+    // Twice: the first also warms the cache; the better run counts.
+    let mut rebuild_secs = f64::MAX;
+    for run in 1..=2 {
+        let started = Instant::now();
+        let rebuilt = dijkwacht_projection::rebuild::rebuild(&store, Utc::now())
+            .await
+            .expect("the rebuild");
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(rebuilt.cases, cases);
+        println!("  rebuild run {run}: {secs:.2} s");
+        rebuild_secs = rebuild_secs.min(secs);
+    }
+
+    // Where the time goes, phase by phase on one connection pool, one chunk at a time.
+    let ids: Vec<CaseId> = sqlx::query_scalar::<_, uuid::Uuid>("SELECT DISTINCT stream_id FROM events ORDER BY 1")
+        .fetch_all(&database.pool)
         .await
-        .expect("the rebuild");
-    let rebuild_secs = started.elapsed().as_secs_f64();
-    assert_eq!(rebuilt.cases, cases);
+        .unwrap()
+        .into_iter()
+        .map(CaseId)
+        .collect();
+    let (mut load, mut project, mut waits) = (0.0, 0.0, 0.0);
+    for chunk in ids.chunks(dijkwacht_projection::rebuild::CHUNK as usize) {
+        let started = Instant::now();
+        let loaded = store.load(chunk).await.unwrap();
+        load += started.elapsed().as_secs_f64();
+        let states: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
+        let started = Instant::now();
+        dijkwacht_projection::project(&database.pool, &states).await.unwrap();
+        project += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        store.rewrite_waits(&states, Utc::now()).await.unwrap();
+        waits += started.elapsed().as_secs_f64();
+    }
+    println!(
+        "  one chunk at a time: load and fold {load:.2} s, read-model upserts {project:.2} s, wake-ups {waits:.2} s"
+    );
 
     // The floor: the same rows, copied into empty tables of the same shape.
     let tables = ["case_summaries", "notice_facts", "prior_decisions"];
@@ -246,7 +279,7 @@ async fn fill_notices(pool: &sqlx::PgPool, notices: i64) {
     .await
     .unwrap();
     sqlx::query(
-        "CREATE TEMP TABLE bench_cases AS SELECT gen_random_uuid() AS case_id, n, \
+        "CREATE UNLOGGED TABLE bench_cases AS SELECT gen_random_uuid() AS case_id, n, \
              now() - interval '30 days' + n * interval '1 second' AS at FROM generate_series(1, $1) AS n",
     )
     .bind(notices)

@@ -12,10 +12,13 @@ use crate::{project_into, ReadModels};
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId};
 use dijkwacht_runtime::{EventStore, StoreError};
+use futures::StreamExt;
 use sqlx::{PgConnection, Row};
 
 /// Cases loaded and projected per round.
-pub const CHUNK: i64 = 500;
+pub const CHUNK: i64 = 1000;
+/// Rounds in flight at once: one loads and decides while the database writes another.
+const CONCURRENT_CHUNKS: usize = 4;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rebuilt {
@@ -56,36 +59,37 @@ pub async fn rebuild_with(
             .await?;
     }
     // Every event up to here is in the rebuild; those after it are caught up at the swap.
-    let (mark, of): (Option<i64>, i64) =
-        sqlx::query_as("SELECT (SELECT max(position) FROM events), (SELECT count(DISTINCT stream_id) FROM events)")
-            .fetch_one(pool)
-            .await?;
-    let mut rebuilt = Rebuilt::default();
-    let mut after = uuid::Uuid::nil();
-    progress(Progress {
-        cases: 0,
-        of: of as u64,
-    });
-    loop {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT DISTINCT stream_id FROM events WHERE stream_id > $1 ORDER BY stream_id LIMIT $2",
-        )
-        .bind(after)
-        .bind(chunk)
-        .fetch_all(pool)
+    let mark: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(pool)
         .await?;
-        let Some(last) = ids.last() else { break };
-        after = *last;
-        let ids: Vec<CaseId> = ids.into_iter().map(CaseId).collect();
-        let loaded = store.load(&ids).await?;
-        let cases: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
-        project_into(pool, &cases, next).await?;
-        store.rewrite_waits(&cases, now).await?;
-        rebuilt.cases += cases.len();
-        rebuilt.unreadable += loaded.unreadable.len();
+    let ids: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT DISTINCT stream_id FROM events WHERE position <= $1 ORDER BY stream_id")
+            .bind(mark.unwrap_or(0))
+            .fetch_all(pool)
+            .await?;
+    let of = ids.len() as u64;
+    progress(Progress { cases: 0, of });
+    let chunks: Vec<Vec<CaseId>> = ids
+        .chunks(chunk.max(1) as usize)
+        .map(|chunk| chunk.iter().copied().map(CaseId).collect())
+        .collect();
+    let mut chunks = futures::stream::iter(chunks)
+        .map(|ids| async move {
+            let loaded = store.load(&ids).await?;
+            let cases: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
+            project_into(pool, &cases, next).await?;
+            store.rewrite_waits(&cases, now).await?;
+            Ok::<_, StoreError>((cases.len(), loaded.unreadable.len()))
+        })
+        .buffer_unordered(CONCURRENT_CHUNKS);
+    let mut rebuilt = Rebuilt::default();
+    while let Some(done) = chunks.next().await {
+        let (cases, unreadable) = done?;
+        rebuilt.cases += cases;
+        rebuilt.unreadable += unreadable;
         progress(Progress {
-            cases: rebuilt.cases as u64 + rebuilt.unreadable as u64,
-            of: of as u64,
+            cases: (rebuilt.cases + rebuilt.unreadable) as u64,
+            of,
         });
     }
     rebuilt.caught_up = swap(store, mark.unwrap_or(0)).await?;
