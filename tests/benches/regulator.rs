@@ -11,14 +11,13 @@
 //! BENCH_DOSSIER_NOTICES (default 100000).
 
 use chrono::{DateTime, TimeDelta, Utc};
-use dijkwacht_domain::event::{HostMatch, Location, Reporter};
 use dijkwacht_domain::*;
 use dijkwacht_projection::dossier::{self, Breach, DossierRequest};
 use dijkwacht_projection::remit::PlatformInRemit;
 use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::signing::SigningKey;
 use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
-use dijkwacht_tests::{TestDatabase, DEMO_SHA256};
+use dijkwacht_tests::{script, TestDatabase};
 use std::time::Instant;
 
 fn env(name: &str, default: i64) -> i64 {
@@ -46,81 +45,30 @@ async fn main() {
     dossier().await;
 }
 
-fn policy() -> DispatchPolicy {
-    DispatchPolicy {
-        max_attempts: 8,
-        first_backoff: TimeDelta::seconds(60),
-    }
-}
-
 /// The commands that take one case from its report to its verified removal, step by step.
 fn steps(case: usize, notice_id: NoticeId, settings: &Settings, at: DateTime<Utc>) -> Vec<Command> {
     let endpoint = "https://platform.example/notices".to_owned();
     let channel = Channel::Http {
         endpoint: endpoint.clone(),
     };
-    let decided = PlatformDecided {
-        notice_id,
-        platform_event_id: format!("decision-{case}"),
-        decided_at: None,
-        decision_visibility: vec!["DECISION_VISIBILITY_CONTENT_REMOVED".into()],
-        decision_visibility_other: None,
-        decision_monetary: None,
-        decision_provision: None,
-        decision_account: None,
-        decision_ground: "DECISION_GROUND_ILLEGAL_CONTENT".into(),
-        category: "STATEMENT_CATEGORY_PROTECTION_OF_MINORS".into(),
-        automated_decision: "AUTOMATED_DECISION_NOT_AUTOMATED".into(),
-        statement_of_reasons_id: None,
-    };
+    let report = script::report(
+        &format!("bench-{case}"),
+        format!("https://platform.example/content/{case}"),
+    );
     vec![
-        Command::ReceiveReport(ReportReceived {
-            report_id: ReportId::new(),
-            reporter: Reporter::Partner {
-                partner_id: "partner-a".into(),
-                partner_reference: format!("bench-{case}"),
-            },
-            location: Location {
-                url: format!("https://platform.example/content/{case}"),
-                hashes: vec![MediaHash::parse(HashAlgorithm::Sha256, DEMO_SHA256, None).unwrap()],
-            },
-            claimed_class: None,
-            reappearance_of: None,
-        }),
-        Command::Classify {
-            host: Some(HostResolved {
-                platform_id: PlatformId("bench-platform".into()),
-                platform_name: "Bench platform".into(),
-                country: "NL".into(),
-                dsa_platform: true,
-                matched: HostMatch::Domain {
-                    domain: "platform.example".into(),
-                },
-                notice_endpoint: endpoint,
-                hosting_provider: None,
-            }),
-            classification: Some(Classified {
-                class: ContentClass::Csam,
-                legal_ground: ContentClass::Csam.legal_ground(at.date_naive()),
-                evidence: Evidence::HashListMatch {
-                    list: "national".into(),
-                    list_version: 1,
-                    algorithm: HashAlgorithm::Sha256,
-                    value: DEMO_SHA256.into(),
-                    distance: None,
-                },
-                automated: true,
-            }),
-            forward_to: None,
-            police_first: None,
-        },
+        Command::ReceiveReport(report),
+        script::classify(
+            Some(script::host("bench-platform", "Bench platform", endpoint)),
+            ContentClass::Csam,
+            at,
+        ),
         Command::IssueNotice {
             notice_id,
             policy: settings.notice_policy(),
         },
         Command::StartDispatch {
             lost_after: TimeDelta::seconds(90),
-            policy: policy(),
+            policy: script::dispatch_policy(),
             channels: vec![channel.clone()],
             pace: None,
         },
@@ -130,7 +78,7 @@ fn steps(case: usize, notice_id: NoticeId, settings: &Settings, at: DateTime<Utc
                 platform_reference: None,
                 message_id: None,
             },
-            policy: policy(),
+            policy: script::dispatch_policy(),
             channels: vec![channel],
         },
         Command::SetDeadline { rule: None },
@@ -139,7 +87,10 @@ fn steps(case: usize, notice_id: NoticeId, settings: &Settings, at: DateTime<Utc
             platform_event_id: format!("receipt-{case}"),
             received_at: None,
         })),
-        Command::RecordPlatformAnswer(PlatformAnswer::Decision(decided)),
+        Command::RecordPlatformAnswer(PlatformAnswer::Decision(script::removal_decision(
+            notice_id,
+            format!("decision-{case}"),
+        ))),
         Command::RecordRemovalCheck {
             observation: Observation::Gone { http_status: 404 },
             policy: FollowupPolicy::default(),

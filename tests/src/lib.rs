@@ -2,6 +2,7 @@
 //! broker and topic prefix, its own clock and its own simulated platform.
 
 pub mod deployment;
+pub mod script;
 
 use anyhow::Context;
 use chrono::{TimeZone, Utc};

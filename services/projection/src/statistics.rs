@@ -105,6 +105,20 @@ pub struct Statistics {
     pub periods: Vec<PeriodFigures>,
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl Selection {
+    /// Binds the platform, the window and the classes as `$1` to `$4`, as every query over a
+    /// selection of notice facts numbers them.
+    pub(crate) fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.platform_id)
+            .bind(self.from)
+            .bind(self.to)
+            .bind(&self.classes)
+    }
+}
+
 /// Which group a row of the grouped queries belongs to: the total, or a class in a period.
 type Group = Option<(String, DateTime<Utc>)>;
 
@@ -148,11 +162,8 @@ pub async fn compute(pool: &PgPool, selection: &Selection, now: DateTime<Utc>) -
         receipt = seconds("delivered_at", "receipt_at"),
         hold = seconds("police_held_at", "police_released_at"),
     );
-    let rows = sqlx::query(&sql)
-        .bind(&selection.platform_id)
-        .bind(selection.from)
-        .bind(selection.to)
-        .bind(&selection.classes)
+    let rows = selection
+        .bind(sqlx::query(&sql))
         .bind(selection.period.as_sql())
         .bind(now)
         .fetch_all(pool)
@@ -248,11 +259,8 @@ async fn counted_by(
          GROUP BY GROUPING SETS (({key}), (content_class, {BUCKET}, {key}))",
         filter = SELECTED.trim_start_matches("FROM notice_facts WHERE "),
     );
-    let rows = sqlx::query(&sql)
-        .bind(&selection.platform_id)
-        .bind(selection.from)
-        .bind(selection.to)
-        .bind(&selection.classes)
+    let rows = selection
+        .bind(sqlx::query(&sql))
         .bind(selection.period.as_sql())
         .fetch_all(pool)
         .await?;

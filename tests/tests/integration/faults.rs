@@ -3,43 +3,22 @@
 
 use crate::support::event_types;
 use chrono::TimeDelta;
-use dijkwacht_domain::event::{HostMatch, Location, Reporter};
 use dijkwacht_domain::*;
 use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
-use dijkwacht_tests::{
-    assert_read_models_equal_a_rebuild, eventually, TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID,
-};
+use dijkwacht_tests::{assert_read_models_equal_a_rebuild, eventually, script, TestOptions, TestSystem, PLATFORM_ID};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn report(system: &TestSystem, name: &str) -> ReportReceived {
-    ReportReceived {
-        report_id: ReportId::new(),
-        reporter: Reporter::Partner {
-            partner_id: "partner-a".into(),
-            partner_reference: name.into(),
-        },
-        location: Location {
-            url: system.content_url(name),
-            hashes: vec![MediaHash::parse(HashAlgorithm::Sha256, DEMO_SHA256, None).unwrap()],
-        },
-        claimed_class: None,
-        reappearance_of: None,
-    }
+    script::report(name, system.content_url(name))
 }
 
 fn host(system: &TestSystem) -> HostResolved {
-    HostResolved {
-        platform_id: PlatformId(PLATFORM_ID.into()),
-        platform_name: "Simulated platform".into(),
-        country: "NL".into(),
-        dsa_platform: true,
-        matched: HostMatch::Domain {
-            domain: "127.0.0.1".into(),
-        },
-        notice_endpoint: format!("http://{}/notices", system.simulator_addr),
-        hosting_provider: None,
-    }
+    script::host(
+        PLATFORM_ID,
+        "Simulated platform",
+        format!("http://{}/notices", system.simulator_addr),
+    )
 }
 
 /// The simulated platform's one channel: its API.
@@ -50,30 +29,11 @@ fn channels(system: &TestSystem) -> Vec<Channel> {
 }
 
 fn classify(host: Option<HostResolved>, at: chrono::DateTime<chrono::Utc>) -> Command {
-    Command::Classify {
-        host,
-        classification: Some(Classified {
-            class: ContentClass::Csam,
-            legal_ground: ContentClass::Csam.legal_ground(at.date_naive()),
-            evidence: Evidence::HashListMatch {
-                list: "national".into(),
-                list_version: 1,
-                algorithm: HashAlgorithm::Sha256,
-                value: DEMO_SHA256.into(),
-                distance: None,
-            },
-            automated: true,
-        }),
-        forward_to: None,
-        police_first: None,
-    }
+    script::classify(host, ContentClass::Csam, at)
 }
 
 fn policy() -> DispatchPolicy {
-    DispatchPolicy {
-        max_attempts: 8,
-        first_backoff: TimeDelta::seconds(60),
-    }
+    script::dispatch_policy()
 }
 
 /// Carries out `commands` on a new case through the command path, one at a time, as the

@@ -2,10 +2,9 @@
 //! checked against figures worked out by hand; each regulator's remit; the access audit.
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use dijkwacht_domain::event::{HostMatch, Location, Reporter};
 use dijkwacht_domain::*;
 use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
-use dijkwacht_tests::{TestOptions, TestSystem, DEMO_SHA256, PLATFORM_ID};
+use dijkwacht_tests::{script, TestOptions, TestSystem, PLATFORM_ID};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -29,56 +28,15 @@ impl<'a> Scripted<'a> {
             delivered_at,
         };
         let reported_at = delivered_at - TimeDelta::minutes(10);
-        let channel = Channel::Http {
-            endpoint: format!("http://{}/notices", system.simulator_addr),
-        };
-        let report = ReportReceived {
-            report_id: ReportId::new(),
-            reporter: Reporter::Partner {
-                partner_id: "partner-a".into(),
-                partner_reference: name.into(),
-            },
-            location: Location {
-                url: system.content_url(name),
-                hashes: vec![MediaHash::parse(HashAlgorithm::Sha256, DEMO_SHA256, None).unwrap()],
-            },
-            claimed_class: None,
-            reappearance_of: None,
-        };
-        let host = HostResolved {
-            platform_id: PlatformId(PLATFORM_ID.into()),
-            platform_name: "Simulated platform".into(),
-            country: "NL".into(),
-            dsa_platform: true,
-            matched: HostMatch::Domain {
-                domain: "127.0.0.1".into(),
-            },
-            notice_endpoint: format!("http://{}/notices", system.simulator_addr),
-            hosting_provider: None,
-        };
-        let classified = Classified {
-            class,
-            legal_ground: class.legal_ground(reported_at.date_naive()),
-            evidence: Evidence::HashListMatch {
-                list: "national".into(),
-                list_version: 1,
-                algorithm: HashAlgorithm::Sha256,
-                value: DEMO_SHA256.into(),
-                distance: None,
-            },
-            automated: true,
-        };
+        let report = script::report(name, system.content_url(name));
+        let host = script::host(
+            PLATFORM_ID,
+            "Simulated platform",
+            format!("http://{}/notices", system.simulator_addr),
+        );
         case.at(reported_at, Command::ReceiveReport(report)).await;
-        case.at(
-            reported_at,
-            Command::Classify {
-                host: Some(host),
-                classification: Some(classified),
-                forward_to: None,
-                police_first: None,
-            },
-        )
-        .await;
+        case.at(reported_at, script::classify(Some(host), class, reported_at))
+            .await;
         case.at(
             reported_at,
             Command::IssueNotice {
@@ -92,7 +50,7 @@ impl<'a> Scripted<'a> {
             Command::StartDispatch {
                 lost_after: TimeDelta::seconds(90),
                 policy: dispatch_policy(),
-                channels: vec![channel],
+                channels: vec![case_channel(system)],
                 pace: None,
             },
         )
@@ -106,9 +64,7 @@ impl<'a> Scripted<'a> {
                     message_id: None,
                 },
                 policy: dispatch_policy(),
-                channels: vec![Channel::Http {
-                    endpoint: format!("http://{}/notices", system.simulator_addr),
-                }],
+                channels: vec![case_channel(system)],
             },
         )
         .await;
@@ -151,20 +107,10 @@ impl<'a> Scripted<'a> {
     }
 
     async fn removed_by_platform(&self, minutes: i64) {
-        let answer = PlatformAnswer::Decision(PlatformDecided {
-            notice_id: self.notice_id,
-            platform_event_id: format!("decision-{}", self.case_id),
-            decided_at: None,
-            decision_visibility: vec!["DECISION_VISIBILITY_CONTENT_REMOVED".into()],
-            decision_visibility_other: None,
-            decision_monetary: None,
-            decision_provision: None,
-            decision_account: None,
-            decision_ground: "DECISION_GROUND_ILLEGAL_CONTENT".into(),
-            category: "STATEMENT_CATEGORY_PROTECTION_OF_MINORS".into(),
-            automated_decision: "AUTOMATED_DECISION_NOT_AUTOMATED".into(),
-            statement_of_reasons_id: None,
-        });
+        let answer = PlatformAnswer::Decision(script::removal_decision(
+            self.notice_id,
+            format!("decision-{}", self.case_id),
+        ));
         self.at(self.after(minutes), Command::RecordPlatformAnswer(answer))
             .await;
     }
@@ -176,9 +122,7 @@ impl<'a> Scripted<'a> {
     }
 
     async fn reminded(&self, minutes: i64) {
-        let channel = Channel::Http {
-            endpoint: format!("http://{}/notices", self.system.simulator_addr),
-        };
+        let channel = case_channel(self.system);
         let at = self.after(minutes);
         self.at(
             at,
@@ -224,9 +168,13 @@ impl<'a> Scripted<'a> {
 }
 
 fn dispatch_policy() -> DispatchPolicy {
-    DispatchPolicy {
-        max_attempts: 8,
-        first_backoff: TimeDelta::seconds(60),
+    script::dispatch_policy()
+}
+
+/// The simulated platform's API, where the scripted notices go.
+fn case_channel(system: &TestSystem) -> Channel {
+    Channel::Http {
+        endpoint: format!("http://{}/notices", system.simulator_addr),
     }
 }
 

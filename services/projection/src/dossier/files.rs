@@ -59,12 +59,7 @@ pub async fn notices(pool: &PgPool, selection: &Selection, dossier: &Dossier, fo
              (SELECT e.hash FROM events e WHERE e.stream_id = f.case_id ORDER BY e.stream_version DESC LIMIT 1) AS head \
          FROM notice_facts f JOIN case_summaries s USING (case_id) WHERE {SELECTED} ORDER BY f.case_id"
     );
-    let mut rows = sqlx::query(&sql)
-        .bind(&selection.platform_id)
-        .bind(selection.from)
-        .bind(selection.to)
-        .bind(&selection.classes)
-        .fetch(pool);
+    let mut rows = selection.bind(sqlx::query(&sql)).fetch(pool);
     let row_template = TEMPLATES.get_template("row")?;
     let mut count = 0u64;
     while let Some(row) = rows.try_next().await? {
@@ -119,12 +114,7 @@ pub async fn timeline(pool: &PgPool, selection: &Selection, folder: &Path) -> an
          FROM notice_facts f JOIN events e ON e.stream_id = f.case_id WHERE {SELECTED} \
          ORDER BY e.stream_id, e.stream_version"
     );
-    let mut rows = sqlx::query(&sql)
-        .bind(&selection.platform_id)
-        .bind(selection.from)
-        .bind(selection.to)
-        .bind(&selection.classes)
-        .fetch(pool);
+    let mut rows = selection.bind(sqlx::query(&sql)).fetch(pool);
     while let Some(row) = rows.try_next().await? {
         let case_id: uuid::Uuid = row.try_get("stream_id")?;
         let version: i32 = row.try_get("stream_version")?;
