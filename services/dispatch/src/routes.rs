@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::sync::Arc;
 
-pub use dijkwacht_http::SCOPE_REVIEW;
-/// Operators' keys carry it.
-pub const SCOPE_OPERATE: &str = "operate";
+pub use dijkwacht_http::{SCOPE_OPERATE, SCOPE_REVIEW};
 
 #[derive(Clone)]
 pub struct DispatchApi {

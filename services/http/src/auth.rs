@@ -16,6 +16,10 @@ pub const SCOPE_REPORTS_WRITE: &str = "reports:write";
 /// Analysts' keys carry it: the review queue, and every task that waits for an analyst.
 pub const SCOPE_REVIEW: &str = "review";
 
+/// Operators' keys carry it: what runs the system (the operator queue, quarantined outbox
+/// rows, the pace of dispatch, the regulators' access audit).
+pub const SCOPE_OPERATE: &str = "operate";
+
 /// The authenticated caller. Extracting it answers 401 when the key is missing, unknown or
 /// revoked, and 429 when the caller is over its rate limit.
 pub struct Caller(pub Principal);

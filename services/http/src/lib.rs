@@ -11,7 +11,7 @@ pub mod ops;
 pub mod schema;
 pub mod trace;
 
-pub use auth::{Caller, Edge, SCOPE_REPORTS_WRITE, SCOPE_REVIEW};
+pub use auth::{Caller, Edge, SCOPE_OPERATE, SCOPE_REPORTS_WRITE, SCOPE_REVIEW};
 pub use error::{ApiError, ErrorBody, FieldError};
 pub use limits::{LimitSettings, Limits};
 pub use openapi::DocumentedRouter;

@@ -11,7 +11,7 @@ use dijkwacht_http::{list_limit as limit, ListQuery};
 use dijkwacht_runtime::operator::{self, StuckCase};
 use dijkwacht_runtime::relay::{self, QuarantinedRow};
 
-pub const SCOPE_OPERATE: &str = "operate";
+pub use dijkwacht_http::SCOPE_OPERATE;
 
 /// Stuck cases, oldest first.
 pub async fn queue(

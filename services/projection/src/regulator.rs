@@ -6,7 +6,7 @@
 use crate::dossier::requests::{self, Builder, DossierStatus};
 use crate::dossier::DossierRequest;
 use crate::remit::{PlatformInRemit, Remit};
-use crate::statistics::{self, Figures, Period, PeriodFigures, Selection};
+use crate::statistics::{self, Figures, Period, PeriodFigures, Selection, SELECTED};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
@@ -18,7 +18,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::ContentClass;
 use dijkwacht_http::openapi::OperationBuilder;
-use dijkwacht_http::{ApiError, Caller, DocumentedRouter, Edge, FieldError, Limits};
+use dijkwacht_http::{ApiError, Caller, DocumentedRouter, Edge, FieldError, Limits, SCOPE_OPERATE};
 use dijkwacht_runtime::{EventStore, SharedClock};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -28,8 +28,6 @@ use std::sync::{Arc, Mutex};
 
 /// A regulator's key carries it.
 pub const SCOPE_COMPLIANCE_READ: &str = "compliance:read";
-/// Operators' keys carry it: they list the access audit.
-pub const SCOPE_OPERATE: &str = "operate";
 
 /// The state of the regulators' routes.
 #[derive(Clone)]
@@ -456,23 +454,26 @@ async fn notices(
     let asked = asked(query)?;
     let (platform, classes) = in_remit(&api, &regulator, &platform_id, asked.class.as_deref()).await?;
     let pool = api.store.pool();
-    let rows = sqlx::query(
+    let selection = Selection {
+        platform_id: platform.platform_id,
+        from: asked.from,
+        to: asked.to,
+        classes,
+        period: asked.period,
+    };
+    let sql = format!(
         "SELECT f.case_id, f.notice_id, f.content_class, s.url, f.issued_at, f.delivered_at, f.deadline_at, \
              f.receipt_at, f.decided_at, f.removed_at \
          FROM notice_facts f JOIN case_summaries s USING (case_id) \
-         WHERE f.platform_id = $1 AND f.notice_id IS NOT NULL \
-             AND ($2::timestamptz IS NULL OR f.counted_at >= $2) AND ($3::timestamptz IS NULL OR f.counted_at < $3) \
-             AND ($4::text[] IS NULL OR f.content_class = ANY($4)) AND ($5::uuid IS NULL OR f.case_id > $5) \
-         ORDER BY f.case_id LIMIT $6",
-    )
-    .bind(&platform.platform_id)
-    .bind(asked.from)
-    .bind(asked.to)
-    .bind(&classes)
-    .bind(asked.after)
-    .bind(asked.limit)
-    .fetch_all(pool)
-    .await?;
+         WHERE {SELECTED} AND f.notice_id IS NOT NULL AND ($5::uuid IS NULL OR f.case_id > $5) \
+         ORDER BY f.case_id LIMIT $6"
+    );
+    let rows = selection
+        .bind(sqlx::query(&sql))
+        .bind(asked.after)
+        .bind(asked.limit)
+        .fetch_all(pool)
+        .await?;
     let mut notices = Vec::with_capacity(rows.len());
     for row in &rows {
         notices.push(NoticeEvidence {

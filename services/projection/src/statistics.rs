@@ -122,11 +122,12 @@ impl Selection {
 /// Which group a row of the grouped queries belongs to: the total, or a class in a period.
 type Group = Option<(String, DateTime<Utc>)>;
 
-/// The filter and the grouping every statistics query shares; `$1` platform, `$2` from,
-/// `$3` to, `$4` classes, `$5` period.
-const SELECTED: &str = "FROM notice_facts WHERE platform_id = $1 \
-     AND ($2::timestamptz IS NULL OR counted_at >= $2) AND ($3::timestamptz IS NULL OR counted_at < $3) \
-     AND ($4::text[] IS NULL OR content_class = ANY($4))";
+/// The notice facts (aliased `f`) of a selection, as every query over one filters them:
+/// `$1` platform, `$2` from, `$3` to, `$4` classes, bound by [`Selection::bind`].
+pub(crate) const SELECTED: &str = "f.platform_id = $1 \
+     AND ($2::timestamptz IS NULL OR f.counted_at >= $2) AND ($3::timestamptz IS NULL OR f.counted_at < $3) \
+     AND ($4::text[] IS NULL OR f.content_class = ANY($4))";
+/// The period a fact counts in; `$5` the period's length.
 const BUCKET: &str = "date_trunc($5, counted_at, 'UTC')";
 
 /// Computes the statistics of a selection; `now` decides which deadlines have passed.
@@ -157,7 +158,7 @@ pub async fn compute(pool: &PgPool, selection: &Selection, now: DateTime<Utc>) -
              count(*) FILTER (WHERE rejection_upheld AND delivered_at IS NOT NULL) AS upheld, \
              count(police_held_at) AS held, \
              percentile_cont(0.5) WITHIN GROUP (ORDER BY {hold}) AS median_hold \
-         {SELECTED} GROUP BY GROUPING SETS ((), (content_class, {BUCKET})) \
+         FROM notice_facts f WHERE {SELECTED} GROUP BY GROUPING SETS ((), (content_class, {BUCKET})) \
          ORDER BY total DESC, period_start, content_class",
         receipt = seconds("delivered_at", "receipt_at"),
         hold = seconds("police_held_at", "police_released_at"),
@@ -207,7 +208,7 @@ pub async fn compute(pool: &PgPool, selection: &Selection, now: DateTime<Utc>) -
         pool,
         selection,
         "d.value",
-        "notice_facts CROSS JOIN LATERAL jsonb_array_elements_text(decisions) AS d",
+        "notice_facts f CROSS JOIN LATERAL jsonb_array_elements_text(f.decisions) AS d",
         "TRUE",
     )
     .await?;
@@ -215,7 +216,7 @@ pub async fn compute(pool: &PgPool, selection: &Selection, now: DateTime<Utc>) -
         pool,
         selection,
         "rejection_reason",
-        "notice_facts",
+        "notice_facts f",
         "rejection_reason IS NOT NULL AND delivered_at IS NOT NULL",
     )
     .await?;
@@ -255,9 +256,8 @@ async fn counted_by(
     let sql = format!(
         "SELECT GROUPING(content_class) = 1 AS total, content_class, {BUCKET} AS period_start, {key} AS name, \
              count(*) AS n \
-         FROM {from} WHERE {condition} AND {filter} \
+         FROM {from} WHERE {condition} AND {SELECTED} \
          GROUP BY GROUPING SETS (({key}), (content_class, {BUCKET}, {key}))",
-        filter = SELECTED.trim_start_matches("FROM notice_facts WHERE "),
     );
     let rows = selection
         .bind(sqlx::query(&sql))

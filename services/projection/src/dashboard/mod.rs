@@ -7,7 +7,7 @@
 
 mod data;
 
-use crate::regulator::{record_access, RegulatorApi, SCOPE_COMPLIANCE_READ, SCOPE_OPERATE};
+use crate::regulator::{record_access, RegulatorApi, SCOPE_COMPLIANCE_READ};
 use crate::remit::Remit;
 use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::TimeDelta;
-use dijkwacht_http::{ApiError, Caller, SCOPE_REVIEW};
+use dijkwacht_http::{ApiError, Caller, SCOPE_OPERATE, SCOPE_REVIEW};
 use dijkwacht_runtime::auth::{authenticate, key_digest, Principal};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -66,16 +66,37 @@ fn html(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// Who may sign in: regulators within their remit, and staff (operators and analysts)
-/// over every platform.
-fn remit_kind(principal: &Principal) -> Option<bool> {
+/// Who may sign in: regulators (who see their remit), and staff — operators and analysts
+/// (who see every platform).
+fn may_sign_in(principal: &Principal) -> bool {
     match principal.kind.as_str() {
-        "regulator" if principal.has_scope(SCOPE_COMPLIANCE_READ) => Some(true),
-        "operator" | "analyst" if principal.has_scope(SCOPE_OPERATE) || principal.has_scope(SCOPE_REVIEW) => {
-            Some(false)
-        }
-        _ => None,
+        "regulator" => principal.has_scope(SCOPE_COMPLIANCE_READ),
+        "operator" | "analyst" => principal.has_scope(SCOPE_OPERATE) || principal.has_scope(SCOPE_REVIEW),
+        _ => false,
     }
+}
+
+/// The session secret the request's cookie carries, if any.
+fn session_secret(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('='))
+}
+
+/// The session cookie set to `value` for `max_age` seconds, and on to the dashboard.
+fn set_cookie(value: &str, max_age: i64, secure: bool) -> Result<Response, ApiError> {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE_NAME}={value}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let cookie = HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(SET_COOKIE, cookie), (LOCATION, HeaderValue::from_static("/dashboard"))],
+    )
+        .into_response())
 }
 
 /// A new secret: 244 random bits, as API keys are made.
@@ -106,13 +127,7 @@ async fn store_secret(
 
 /// The signed-in principal of a session cookie, if it is valid.
 async fn signed_in(api: &RegulatorApi, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
-    let Some(secret) = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(&format!("{COOKIE_NAME}=")))
-    else {
+    let Some(secret) = session_secret(headers) else {
         return Ok(None);
     };
     let row: Option<(String, String)> = sqlx::query_as(
@@ -133,22 +148,7 @@ async fn signed_in(api: &RegulatorApi, headers: &HeaderMap) -> Result<Option<Pri
 /// Starts a session: the cookie, and on to the dashboard.
 async fn session_for(api: &RegulatorApi, principal: &Principal) -> Result<Response, ApiError> {
     let secret = store_secret(api, "session", principal, SESSION).await?;
-    let secure = if api.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!(
-        "{COOKIE_NAME}={secret}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        SESSION.num_seconds()
-    );
-    Ok((
-        StatusCode::SEE_OTHER,
-        [
-            (
-                SET_COOKIE,
-                HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?,
-            ),
-            (LOCATION, HeaderValue::from_static("/dashboard")),
-        ],
-    )
-        .into_response())
+    set_cookie(&secret, SESSION.num_seconds(), api.secure_cookies)
 }
 
 async fn page(State(api): State<RegulatorApi>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -179,45 +179,26 @@ async fn sign_in(
         let _ = api.limits.unknown_key(client.ip());
         return Ok(refused());
     };
-    if remit_kind(&principal).is_none() {
+    if !may_sign_in(&principal) {
         return Ok(refused());
     }
     session_for(&api, &principal).await
 }
 
 async fn sign_out(State(api): State<RegulatorApi>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(secret) = headers
-        .get(COOKIE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .split(';')
-                .find_map(|pair| pair.trim().strip_prefix(&format!("{COOKIE_NAME}=")))
-        })
-    {
+    if let Some(secret) = session_secret(&headers) {
         sqlx::query("DELETE FROM dashboard_sessions WHERE secret_sha256 = $1")
             .bind(key_digest(secret).as_slice())
             .execute(api.store.pool())
             .await?;
     }
-    let expired = format!("{COOKIE_NAME}=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0");
-    Ok((
-        StatusCode::SEE_OTHER,
-        [
-            (
-                SET_COOKIE,
-                HeaderValue::from_str(&expired).map_err(|e| ApiError::Internal(e.to_string()))?,
-            ),
-            (LOCATION, HeaderValue::from_static("/dashboard")),
-        ],
-    )
-        .into_response())
+    set_cookie("", 0, api.secure_cookies)
 }
 
 /// A one-time sign-in link for the holder of a key (`POST` with `Authorization: Bearer`),
 /// valid for two minutes: for tools that open the dashboard in a browser.
 async fn ticket(State(api): State<RegulatorApi>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    if remit_kind(&caller.0).is_none() {
+    if !may_sign_in(&caller.0) {
         return Err(ApiError::Forbidden(SCOPE_COMPLIANCE_READ));
     }
     let ticket = store_secret(&api, "ticket", &caller.0, TICKET).await?;

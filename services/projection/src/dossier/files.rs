@@ -2,7 +2,7 @@
 //! store streams them.
 
 use super::Dossier;
-use crate::statistics::Selection;
+use crate::statistics::{Selection, SELECTED};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::TryStreamExt;
 use minijinja::{context, Environment};
@@ -11,10 +11,15 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::LazyLock;
 
-/// The filter of `notice_facts` for a selection; `$1` platform, `$2` from, `$3` to, `$4` classes.
-const SELECTED: &str = "f.platform_id = $1 AND f.notice_id IS NOT NULL \
-     AND ($2::timestamptz IS NULL OR f.counted_at >= $2) AND ($3::timestamptz IS NULL OR f.counted_at < $3) \
-     AND ($4::text[] IS NULL OR f.content_class = ANY($4))";
+/// A notice's times, in its row's order.
+const TIMES: [&str; 6] = [
+    "issued_at",
+    "delivered_at",
+    "deadline_at",
+    "receipt_at",
+    "decided_at",
+    "removed_at",
+];
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -34,22 +39,11 @@ fn instant(at: Option<DateTime<Utc>>) -> String {
 /// `notices.csv` and `dossier.html`; returns the number of notices.
 pub async fn notices(pool: &PgPool, selection: &Selection, dossier: &Dossier, folder: &Path) -> anyhow::Result<u64> {
     let mut csv = csv::Writer::from_writer(BufWriter::new(std::fs::File::create(folder.join("notices.csv"))?));
-    csv.write_record([
-        "case_id",
-        "notice_id",
-        "class",
-        "url",
-        "issued_at",
-        "delivered_at",
-        "deadline_at",
-        "receipt_at",
-        "decided_at",
-        "removed_at",
-        "rejection_reason",
-        "reminders",
-        "events",
-        "chain_head",
-    ])?;
+    let header = ["case_id", "notice_id", "class", "url"]
+        .into_iter()
+        .chain(TIMES)
+        .chain(["rejection_reason", "reminders", "events", "chain_head"]);
+    csv.write_record(header)?;
     let mut html = BufWriter::new(std::fs::File::create(folder.join("dossier.html"))?);
     html.write_all(TEMPLATES.get_template("head")?.render(context! { dossier })?.as_bytes())?;
     let sql = format!(
@@ -57,7 +51,8 @@ pub async fn notices(pool: &PgPool, selection: &Selection, dossier: &Dossier, fo
              f.receipt_at, f.decided_at, f.removed_at, f.rejection_reason, f.reminders, \
              (SELECT count(*) FROM events e WHERE e.stream_id = f.case_id) AS events, \
              (SELECT e.hash FROM events e WHERE e.stream_id = f.case_id ORDER BY e.stream_version DESC LIMIT 1) AS head \
-         FROM notice_facts f JOIN case_summaries s USING (case_id) WHERE {SELECTED} ORDER BY f.case_id"
+         FROM notice_facts f JOIN case_summaries s USING (case_id) WHERE {SELECTED} AND f.notice_id IS NOT NULL \
+         ORDER BY f.case_id"
     );
     let mut rows = selection.bind(sqlx::query(&sql)).fetch(pool);
     let row_template = TEMPLATES.get_template("row")?;
@@ -66,17 +61,10 @@ pub async fn notices(pool: &PgPool, selection: &Selection, dossier: &Dossier, fo
         let case_id: uuid::Uuid = row.try_get("case_id")?;
         let notice_id: uuid::Uuid = row.try_get("notice_id")?;
         let head: Option<Vec<u8>> = row.try_get("head")?;
-        let times: Vec<String> = [
-            "issued_at",
-            "delivered_at",
-            "deadline_at",
-            "receipt_at",
-            "decided_at",
-            "removed_at",
-        ]
-        .iter()
-        .map(|column| row.try_get::<Option<DateTime<Utc>>, _>(*column).map(instant))
-        .collect::<Result<_, _>>()?;
+        let times: Vec<String> = TIMES
+            .iter()
+            .map(|column| row.try_get::<Option<DateTime<Utc>>, _>(*column).map(instant))
+            .collect::<Result<_, _>>()?;
         let class: String = row.try_get("content_class")?;
         let url: String = row.try_get("url")?;
         let reason: Option<String> = row.try_get("rejection_reason")?;
@@ -111,7 +99,7 @@ pub async fn timeline(pool: &PgPool, selection: &Selection, folder: &Path) -> an
     csv.write_record(["case_id", "version", "event_type", "recorded_at", "hash"])?;
     let sql = format!(
         "SELECT e.stream_id, e.stream_version, e.event_type, e.recorded_at, e.hash \
-         FROM notice_facts f JOIN events e ON e.stream_id = f.case_id WHERE {SELECTED} \
+         FROM notice_facts f JOIN events e ON e.stream_id = f.case_id WHERE {SELECTED} AND f.notice_id IS NOT NULL \
          ORDER BY e.stream_id, e.stream_version"
     );
     let mut rows = selection.bind(sqlx::query(&sql)).fetch(pool);
