@@ -77,6 +77,16 @@ shared_buffers = 256MB
 fsync = on
 CONF
     fi
+    grep -q "include_if_exists = 'dijkwacht.conf'" "$data/postgresql.conf" ||
+        echo "include_if_exists = 'dijkwacht.conf'" >>"$data/postgresql.conf"
+    # Rewritten on every start, so a cluster made by an older checkout gets today's settings.
+    cat >"$data/dijkwacht.conf" <<CONF
+# Written by infra/postgres.sh on every start.
+# The outbox, the wake-ups and the read models are rewritten with every change of a case:
+# their dead rows must go within seconds, not after the default minute.
+autovacuum_naptime = 5s
+CONF
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$data/dijkwacht.conf"
     as_postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
     ready || { echo "PostgreSQL did not start; see $data/server.log" >&2; exit 1; }
     "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'dijkwacht'" | grep -q 1 ||

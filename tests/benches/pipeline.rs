@@ -4,18 +4,25 @@
 //! under it: the very events the pipeline wrote, appended again (hash chain, outbox rows and
 //! wake-ups included) in batches over several connections, published by the relay with the
 //! same producer settings and read back by a consumer group on the same broker. No domain
-//! decisions, no HTTP. The pipeline's figure is printed as a share of the floor.
+//! decisions, no HTTP. The pipeline's figure is printed as a share of the floor, each with
+//! the CPU it took per case. Then the latency: reports one by one at a constant rate of half
+//! the pipeline's figure, from acceptance to delivered notice by the events' own times.
 //!
-//! Run with `make bench`. Environment: BENCH_CASES (default 20000).
+//! Run with `make bench`. Environment: BENCH_CASES (default 20000), BENCH_LATENCY_SECS
+//! (default 60; 0 skips the latency step), BENCH_LATENCY_RATE (reports per second; half
+//! the pipeline's figure by default), BENCH_CASE_CACHE (the `case_cache` setting).
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use dijkwacht_domain::CaseId;
 use dijkwacht_runtime::kafka::{self, EmbeddedBroker};
 use dijkwacht_runtime::relay::{Relay, RelaySettings};
 use dijkwacht_runtime::{
     shutdown, CaseChange, EventStore, Health, LoadedCase, RecordedEvent, SharedClock, SystemClock, Topic,
 };
-use dijkwacht_tests::{create_topics, unique_prefix, TestDatabase, TestOptions, TestSystem, PLATFORM_ID};
+use dijkwacht_tests::measure::{peak_rss_mib, CpuMeter};
+use dijkwacht_tests::{
+    create_topics, listed_report_line, unique_prefix, TestDatabase, TestOptions, TestSystem, PLATFORM_ID,
+};
 use futures::{StreamExt, TryStreamExt};
 use rdkafka::consumer::{Consumer, DefaultConsumerContext};
 use std::sync::Arc;
@@ -25,47 +32,172 @@ use std::time::{Duration, Instant};
 const FLOOR_BATCH: usize = 500;
 const FLOOR_CONNECTIONS: usize = 4;
 
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// No follow-up work (deadlines, removal checks) comes due while a bench runs.
+fn bench_options() -> TestOptions {
+    let defaults = TestOptions::default();
+    TestOptions {
+        deadline_secs: 86_400,
+        recheck_secs: 86_400,
+        case_cache: setting("BENCH_CASE_CACHE", defaults.case_cache),
+        ..defaults
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    let cases: usize = std::env::var("BENCH_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
-    let system = TestSystem::start(TestOptions::default())
+    let cases = setting("BENCH_CASES", 20_000);
+    let latency_secs = setting("BENCH_LATENCY_SECS", 60);
+    let system = TestSystem::start(bench_options())
         .await
         .expect("a test system (make postgres)");
     system.wait_until_ready().await;
-    let started = Instant::now();
+    let cpu = CpuMeter::start();
     system.bulk_report_listed("pipe-", cases).await;
-    let accepted = started.elapsed().as_secs_f64();
+    let accepted = cpu.stop().wall_seconds;
+    delivered(&system, cases).await;
+    let used = cpu.stop();
     let path = format!("/v1/regulator/platforms/{PLATFORM_ID}/compliance");
-    loop {
-        let (_, compliance) = system.get(&path, &system.regulator_key).await;
-        if compliance["total"]["notices_sent"].as_u64() == Some(cases as u64) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let delivered = started.elapsed().as_secs_f64();
+    let (_, compliance) = system.get(&path, &system.regulator_key).await;
+    assert_eq!(compliance["total"]["notices_sent"].as_u64(), Some(cases as u64));
     assert_eq!(system.simulator.notices().len(), cases, "one notice per case");
-    let pipeline = cases as f64 / delivered;
-    println!("pipeline: {cases} reports accepted in {accepted:.1} s; all notices delivered and projected after {delivered:.1} s");
+    let pipeline = cases as f64 / used.wall_seconds;
+    println!(
+        "pipeline: {cases} reports accepted in {accepted:.1} s; all notices delivered and projected after {:.1} s",
+        used.wall_seconds
+    );
     println!("  = {pipeline:.0} cases/s from report to delivered notice");
+    println!("  {}", used.per(cases));
+    println!(
+        "  peak RSS of the process (system, broker, simulator, client): {:.0} MiB",
+        peak_rss_mib()
+    );
     let streams = streams(&system.app.store).await;
     system.app.stop().await;
 
     let events: usize = streams.iter().map(Vec::len).sum();
-    let seconds = floor(&streams).await;
-    let floor = streams.len() as f64 / seconds;
+    let cpu = CpuMeter::start();
+    floor(&streams).await;
+    let floor_used = cpu.stop();
+    let floor = streams.len() as f64 / floor_used.wall_seconds;
     println!(
-        "floor: the same {events} events ({:.1} per case) appended, relayed and consumed in {seconds:.1} s",
-        events as f64 / streams.len() as f64
+        "floor: the same {events} events ({:.1} per case) appended, relayed and consumed in {:.1} s",
+        events as f64 / streams.len() as f64,
+        floor_used.wall_seconds
     );
     println!(
         "  = {floor:.0} cases/s ({:.0} events/s); the pipeline reaches {:.2} of it",
-        events as f64 / seconds,
+        events as f64 / floor_used.wall_seconds,
         pipeline / floor
     );
+    println!("  {}", floor_used.per(streams.len()));
+
+    if latency_secs > 0 {
+        let rate = setting("BENCH_LATENCY_RATE", (pipeline / 2.0) as usize) as f64;
+        latency(rate, Duration::from_secs(latency_secs as u64)).await;
+    }
+}
+
+/// Waits until the read models count `cases` delivered notices; a count in the database,
+/// cheap enough to ask often (the regulators' API is asked once, at the end).
+async fn delivered(system: &TestSystem, cases: usize) {
+    loop {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notice_facts WHERE delivered_at IS NOT NULL")
+            .fetch_one(&system.database.pool)
+            .await
+            .expect("the delivered count");
+        if count as usize >= cases {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reports one at a time at `rate` per second for `duration`, each sent when its time comes
+/// whether or not the earlier ones are done; then the times from each report's acceptance to
+/// its delivered notice.
+async fn latency(rate: f64, duration: Duration) {
+    let system = Arc::new(
+        TestSystem::start(bench_options())
+            .await
+            .expect("a test system (make postgres)"),
+    );
+    system.wait_until_ready().await;
+    // The system runs on a manual clock: here it follows real time, millisecond by millisecond.
+    let clock = system.clock.clone();
+    let ticking = tokio::spawn(async move {
+        let mut last = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            clock.advance(TimeDelta::from_std(now - last).expect("a short step"));
+            last = now;
+        }
+    });
+    let total = (rate * duration.as_secs_f64()) as usize;
+    let content = system.content_url("lat-");
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = Vec::with_capacity(total);
+    for i in 0..total {
+        interval.tick().await;
+        let (system, url) = (system.clone(), format!("{content}{i}"));
+        sent.push(tokio::spawn(async move {
+            let line = listed_report_line(&format!("LAT-{i}"), &url);
+            let answer = system
+                .http
+                .post(system.api("/v1/reports"))
+                .bearer_auth(&system.partner_key)
+                .header("content-type", "application/json")
+                .body(line)
+                .send()
+                .await
+                .expect("a report");
+            assert!(answer.status().is_success(), "{}", answer.status());
+        }));
+    }
+    for report in sent {
+        report.await.expect("a report sent");
+    }
+    loop {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'NoticeDelivered'")
+            .fetch_one(&system.database.pool)
+            .await
+            .expect("the delivered count");
+        if count as usize >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ticking.abort();
+    let mut seconds: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM d.recorded_at - r.recorded_at)::float8 FROM events r \
+         JOIN events d ON d.stream_id = r.stream_id AND d.event_type = 'NoticeDelivered' \
+         WHERE r.event_type = 'ReportReceived'",
+    )
+    .fetch_all(&system.database.pool)
+    .await
+    .expect("the latencies");
+    seconds.sort_by(f64::total_cmp);
+    let at = |share: f64| seconds[((seconds.len() as f64 * share) as usize).min(seconds.len() - 1)] * 1000.0;
+    println!(
+        "latency: {total} reports one by one at {rate:.0}/s for {} s (half the pipeline's figure), grouping off",
+        duration.as_secs()
+    );
+    println!(
+        "  acceptance to delivered notice: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        at(0.50),
+        at(0.95),
+        at(0.99),
+        seconds.last().copied().unwrap_or(0.0) * 1000.0
+    );
+    if let Ok(system) = Arc::try_unwrap(system) {
+        system.app.stop().await;
+    }
 }
 
 /// Every case's events as the pipeline wrote them.
@@ -82,8 +214,8 @@ async fn streams(store: &EventStore) -> Vec<Vec<RecordedEvent>> {
         .expect("the streams")
 }
 
-/// Seconds from the first append until a consumer group has read every event.
-async fn floor(streams: &[Vec<RecordedEvent>]) -> f64 {
+/// From the first append until a consumer group has read every event.
+async fn floor(streams: &[Vec<RecordedEvent>]) {
     let database = TestDatabase::create().await.expect("a database");
     let store = database.store();
     let broker = EmbeddedBroker::start(1).expect("the embedded broker");
@@ -121,7 +253,6 @@ async fn floor(streams: &[Vec<RecordedEvent>]) -> f64 {
     let events: usize = streams.iter().map(Vec::len).sum();
     let (trigger, stop) = shutdown::channel();
 
-    let started = Instant::now();
     let relaying = tokio::spawn(relay.run(stop));
     let consuming = tokio::spawn(async move {
         let mut read = 0;
@@ -150,8 +281,6 @@ async fn floor(streams: &[Vec<RecordedEvent>]) -> f64 {
         .for_each(|_| async {})
         .await;
     consuming.await.expect("every event consumed");
-    let seconds = started.elapsed().as_secs_f64();
     trigger.trigger();
     let _ = relaying.await;
-    seconds
 }

@@ -2,6 +2,7 @@
 //! broker and topic prefix, its own clock and its own simulated platform.
 
 pub mod deployment;
+pub mod measure;
 pub mod script;
 
 use anyhow::Context;
@@ -374,6 +375,8 @@ pub struct TestOptions {
     pub police: serde_json::Value,
     /// The `[regulator]` section: dossiers' signing key, coordinators.
     pub regulator: serde_json::Value,
+    /// Cases whose latest states the process keeps (`case_cache`).
+    pub case_cache: usize,
 }
 
 impl Default for TestOptions {
@@ -393,6 +396,7 @@ impl Default for TestOptions {
             mail: false,
             police: serde_json::json!({}),
             regulator: serde_json::json!({}),
+            case_cache: Settings::default().case_cache,
         }
     }
 }
@@ -482,7 +486,7 @@ impl TestSystem {
             database_max_connections: 16,
             kafka_prefix: unique_prefix(),
             http_listen: "127.0.0.1:0".parse()?,
-            batch_linger_ms: 5,
+            case_cache: options.case_cache,
             relay_idle_ms: 20,
             timer_poll_ms: 50,
             sections: [

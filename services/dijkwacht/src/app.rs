@@ -169,7 +169,9 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     })
     .await?;
     let bootstrap_servers = broker.bootstrap_servers();
-    let store = EventStore::new(pool.clone()).with_waits(settings.wait_limits());
+    let store = EventStore::new(pool.clone())
+        .with_waits(settings.wait_limits())
+        .with_case_cache(settings.case_cache);
     let health = Health::default();
     let runtime = StageRuntime {
         store: store.clone(),

@@ -14,7 +14,7 @@ use minijinja::{context, AutoEscape, Environment, HtmlEscape, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 /// The languages with built-in phrases; a platform's language outside them gets English.
 pub const LANGUAGES: [&str; 4] = ["en", "nl", "de", "fr"];
@@ -477,15 +477,34 @@ fn message_environment() -> Environment<'static> {
     env
 }
 
-/// Renders one phrase (a template of a sentence) with `vars`.
+/// Renders one phrase (a template of a sentence) with `vars`. Each phrase is compiled once,
+/// under its own text as its name: there are a few dozen per language, and compiling them
+/// for every notice cost more than filling them.
 fn fill(template: &str, vars: &Value) -> Result<String, RenderError> {
-    static PHRASES: LazyLock<Environment<'static>> = LazyLock::new(Environment::new);
-    PHRASES
-        .render_str(template, vars)
-        .map_err(|source| RenderError::Template {
-            template: format!("phrase {template:?}"),
-            source,
-        })
+    static PHRASES: LazyLock<RwLock<Environment<'static>>> = LazyLock::new(|| {
+        let mut env = Environment::new();
+        // Named by their text, which may end like a file name: never escape by the name.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        RwLock::new(env)
+    });
+    let failed = |source| RenderError::Template {
+        template: format!("phrase {template:?}"),
+        source,
+    };
+    {
+        let phrases = PHRASES.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Ok(compiled) = phrases.get_template(template) {
+            return compiled.render(vars).map_err(failed);
+        }
+    }
+    let mut phrases = PHRASES.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    phrases
+        .add_template_owned(template.to_owned(), template.to_owned())
+        .map_err(failed)?;
+    phrases
+        .get_template(template)
+        .and_then(|compiled| compiled.render(vars))
+        .map_err(failed)
 }
 
 /// The explanation of one notice in the language: what the content is, what the assessment

@@ -125,6 +125,16 @@ impl EventStore {
         decision: &D,
         now: DateTime<Utc>,
     ) -> Result<(D::Output, Vec<RecordedEvent>), CommandError> {
+        let (output, _, recorded) = self.commit(decision, now).await?;
+        Ok((output, recorded))
+    }
+
+    /// [`EventStore::transact`], handing back the committed changes too.
+    async fn commit<D: Decision>(
+        &self,
+        decision: &D,
+        now: DateTime<Utc>,
+    ) -> Result<(D::Output, Vec<CaseChange>, Vec<RecordedEvent>), CommandError> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 events::ConflictRetried {
@@ -138,15 +148,18 @@ impl EventStore {
                 Err(Attempt::Contended) => continue,
                 Err(Attempt::Failed(error)) => return Err(error),
             };
-            let recorded = match self.append_in(&mut tx, &changes, now).await {
-                Ok(recorded) => recorded,
+            let appended = match self.append_in(&mut tx, &changes, now).await {
+                Ok(appended) => appended,
                 Err(error) => match Attempt::from(error) {
                     Attempt::Contended => continue,
                     Attempt::Failed(error) => return Err(error),
                 },
             };
             match tx.commit().await {
-                Ok(()) => return Ok((output, recorded)),
+                Ok(()) => {
+                    self.committed(&changes, &appended);
+                    return Ok((output, changes, appended.recorded));
+                }
                 Err(error) => match Attempt::from(error) {
                     Attempt::Contended => continue,
                     Attempt::Failed(error) => return Err(error),
@@ -183,13 +196,17 @@ impl EventStore {
         ids.sort_unstable();
         ids.dedup();
         let decision = Commands {
+            store: self,
             commands,
             ids,
             preloaded: Mutex::new(loaded),
         };
-        let ((cases, outcomes), recorded) = self.transact(&decision, now).await?;
+        let (outcomes, changes, recorded) = self.commit(&decision, now).await?;
         Ok(Executed {
-            cases,
+            cases: changes
+                .into_iter()
+                .map(|change| (change.case.id, change.case))
+                .collect(),
             outcomes,
             recorded,
         })
@@ -197,6 +214,7 @@ impl EventStore {
 }
 
 struct Commands<'a> {
+    store: &'a EventStore,
     commands: &'a [CaseCommand],
     /// Every case to load and return: those commanded and those preloaded.
     ids: Vec<CaseId>,
@@ -204,10 +222,10 @@ struct Commands<'a> {
     preloaded: Mutex<Option<Loaded>>,
 }
 
-type CommandsOutput = (HashMap<CaseId, Case>, Vec<Result<(), Rejection>>);
-
 impl Decision for Commands<'_> {
-    type Output = CommandsOutput;
+    /// Per command, in order. The changes returned include every case loaded, changed or
+    /// not, so that the caller gets them all back.
+    type Output = Vec<Result<(), Rejection>>;
 
     /// `stage:<name>` for a stage; the kind of actor (`partner`, `analyst`) otherwise.
     fn decided_by(&self) -> &str {
@@ -229,7 +247,7 @@ impl Decision for Commands<'_> {
         let preloaded = self.preloaded.lock().unwrap_or_else(|p| p.into_inner()).take();
         let loaded = match preloaded {
             Some(loaded) => loaded,
-            None => EventStore::load_with(&mut *tx, &self.ids).await?,
+            None => self.store.load_in(tx, &self.ids).await?,
         };
         let Loaded { cases, unreadable } = loaded;
         let mut changes: HashMap<CaseId, CaseChange> = cases
@@ -255,8 +273,6 @@ impl Decision for Commands<'_> {
             let decided = change.decide(command.command.clone(), &command.metadata, now);
             outcomes.push(decided.map_err(Rejection::Refused));
         }
-        let cases = changes.values().map(|c| (c.case.id, c.case.clone())).collect();
-        let changes = changes.into_values().filter(|c| !c.is_empty()).collect();
-        Ok(((cases, outcomes), changes))
+        Ok((outcomes, changes.into_values().collect()))
     }
 }

@@ -62,6 +62,9 @@ pub struct Settings {
     pub public_reports_per_hour: u32,
     pub batch_size: usize,
     pub batch_linger_ms: u64,
+    /// How many cases' latest states a process keeps, so that loading one again reads
+    /// only its new events (0: read every stream in full).
+    pub case_cache: usize,
     pub relay_idle_ms: u64,
     /// Readiness fails while the oldest unpublished event is older than this.
     pub relay_max_lag_secs: i64,
@@ -167,7 +170,8 @@ impl Default for Settings {
             bulk_max_lines: 1_000_000,
             public_reports_per_hour: 20,
             batch_size: 500,
-            batch_linger_ms: 20,
+            batch_linger_ms: 0,
+            case_cache: 20_000,
             relay_idle_ms: 50,
             relay_max_lag_secs: 60,
             kafka_message_timeout_ms: 30_000,

@@ -223,7 +223,9 @@ pub fn producer(settings: &ProducerSettings) -> Result<FutureProducer, KafkaErro
     let mut config = base_config(&settings.bootstrap_servers);
     config
         .set("acks", "all")
-        .set("linger.ms", "5")
+        // The relay hands over a whole batch at once, so there is little to gain by waiting
+        // for more; every hop between stages would pay the wait.
+        .set("linger.ms", "1")
         .set("message.timeout.ms", settings.message_timeout.as_millis().to_string());
     if settings.idempotence {
         config.set("enable.idempotence", "true");
@@ -250,8 +252,10 @@ pub fn consumer<C: ConsumerContext + 'static>(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        // Latency between stages matters more than fetch efficiency at our message sizes.
-        .set("fetch.wait.max.ms", "100")
+        // Latency between stages matters more than fetch efficiency at our message sizes; and
+        // librdkafka's mock cluster answers an empty fetch only when this has passed, even
+        // if messages arrive meanwhile (a Kafka broker answers as soon as they do).
+        .set("fetch.wait.max.ms", "10")
         .set("partition.assignment.strategy", "cooperative-sticky")
         // How often the consumer reports its lag per partition (ConsumerContext::stats).
         .set("statistics.interval.ms", "5000")

@@ -1,4 +1,4 @@
-//! The outbox relay: publishes committed events to Kafka and marks each outbox row only
+//! The outbox relay: publishes committed events to Kafka and deletes each outbox row only
 //! after the broker acknowledged it. A row that can never be published (it cannot be read,
 //! or the broker refuses it for good) is quarantined with the reason and the rest go on. A
 //! producer that hit a fatal error is replaced. Readiness says when the relay cannot
@@ -20,7 +20,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// Only one relay publishes at a time, so events of one case leave in commit order even
 /// when several processes run a relay.
@@ -55,6 +57,8 @@ pub struct Relay {
     clock: SharedClock,
     readiness: Readiness,
     settings: RelaySettings,
+    /// Appends in this process wake the relay before its pause is over.
+    appended: Arc<Notify>,
 }
 
 impl Relay {
@@ -75,7 +79,15 @@ impl Relay {
             clock,
             readiness,
             settings,
+            appended: Arc::new(Notify::new()),
         })
+    }
+
+    /// Publishes as soon as `store` commits an append in this process, not only at the
+    /// next poll (which still finds what other processes appended).
+    pub fn woken_by(mut self, store: &crate::EventStore) -> Self {
+        self.appended = store.appended();
+        self
     }
 
     /// Publishes up to one batch of unpublished events.
@@ -91,8 +103,8 @@ impl Relay {
         let rows = sqlx::query(
             "SELECT o.id AS outbox_id, o.topic, e.position, e.stream_id, e.stream_version, e.event_type, e.schema_version, \
                     e.payload, e.metadata, e.recorded_at, e.prev_hash, e.hash \
-             FROM outbox o JOIN events e ON e.position = o.position \
-             WHERE o.published_at IS NULL AND o.quarantined_at IS NULL ORDER BY o.id LIMIT $1",
+             FROM (SELECT id, position, topic FROM outbox WHERE quarantined_at IS NULL ORDER BY id LIMIT $1) o \
+             JOIN events e ON e.position = o.position ORDER BY o.id",
         )
         .bind(self.settings.batch_size)
         .fetch_all(&mut *tx)
@@ -136,7 +148,7 @@ impl Relay {
             }
         }
         crate::crash::point("relay.before-mark");
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
             .bind(&acknowledged)
             .execute(&mut *tx)
             .await?;
@@ -206,7 +218,7 @@ impl Relay {
     pub async fn lag(&self, now: DateTime<Utc>) -> Result<Option<TimeDelta>, sqlx::Error> {
         let (rows, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
             "SELECT count(*), min(e.recorded_at) FROM outbox o JOIN events e ON e.position = o.position \
-             WHERE o.published_at IS NULL AND o.quarantined_at IS NULL",
+             WHERE o.quarantined_at IS NULL",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -260,8 +272,11 @@ impl Relay {
                 Ok(_) => self.settings.idle,
                 Err(_) => self.settings.idle.max(Duration::from_secs(1)),
             };
-            if shutdown.sleep_or_stop(pause).await {
-                return;
+            tokio::select! {
+                stop = shutdown.sleep_or_stop(pause) => if stop {
+                    return;
+                },
+                _ = self.appended.notified(), if !pause.is_zero() => {}
             }
         }
     }
@@ -352,7 +367,8 @@ impl crate::Part for RelayPart {
                     idle: Duration::from_millis(settings.relay_idle_ms),
                     max_lag: TimeDelta::seconds(settings.relay_max_lag_secs),
                 },
-            )?;
+            )?
+            .woken_by(&process.store);
             let shutdown = process.shutdown.clone();
             process.spawn(relay.run(shutdown));
             Ok(())

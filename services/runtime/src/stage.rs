@@ -75,7 +75,9 @@ pub trait Stage: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct LoopSettings {
     pub batch_size: usize,
-    /// How long to wait for a batch to fill once its first message arrived.
+    /// How long to wait for a batch to fill once its first message arrived. Zero takes what
+    /// has arrived: under load, messages gather while a batch is handled, so batches fill by
+    /// themselves, and a lone message is not kept waiting.
     pub linger: Duration,
     /// How often due timers are looked for.
     pub timer_poll: Duration,
@@ -89,7 +91,7 @@ impl Default for LoopSettings {
     fn default() -> Self {
         Self {
             batch_size: 500,
-            linger: Duration::from_millis(20),
+            linger: Duration::ZERO,
             timer_poll: Duration::from_millis(500),
             timer_lease: TimeDelta::seconds(60),
             group_prefix: "dijkwacht.".into(),

@@ -204,7 +204,7 @@ async fn invalid_reports_are_refused_with_pointers_and_nothing_is_stored() {
     system.app.stop().await;
 }
 
-/// A message the broker lost (here: an outbox row marked published that never was) leaves
+/// A message the broker lost (here: one that was never published) leaves
 /// the case waiting; once it has waited longer than allowed, its wake-up, written with the
 /// event, moves it on.
 #[tokio::test]

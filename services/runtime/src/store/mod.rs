@@ -1,22 +1,27 @@
 //! The event store: per-case streams in PostgreSQL, hash-chained, with the outbox written
 //! in the same transaction as the events it will publish.
 
-use crate::canonical::write_canonical;
+mod cache;
+mod rows;
+
+pub(crate) use rows::StoredRow;
+
 use crate::telemetry::TraceParent;
 use crate::topics::Topic;
-use chrono::{DateTime, SecondsFormat, Utc};
-use dijkwacht_domain::{Case, CaseEvent, CaseId, Command, Refusal, WaitLimits, SCHEMA_VERSION};
+use cache::CaseCache;
+use chrono::{DateTime, Utc};
+use dijkwacht_domain::{Case, CaseEvent, CaseId, Command, Refusal, WaitLimits};
 use futures::TryStreamExt;
+use rows::{chain_hash, folded_row, ChainedRows, GENESIS};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgExecutor, PgPool, Row};
 use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub type Hash = [u8; 32];
-const GENESIS: Hash = [0; 32];
 
 /// Why an event was written and by whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -160,6 +165,15 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+/// What an append wrote in a transaction not committed yet: hand it to
+/// [`EventStore::committed`] once it is.
+#[derive(Debug, Default)]
+pub(crate) struct Appended {
+    pub(crate) recorded: Vec<RecordedEvent>,
+    /// Per changed case: its hash and trace after the append.
+    heads: Vec<(Hash, Option<TraceParent>)>,
+}
+
 /// A break in a stream's hash chain, found by [`EventStore::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainBreak {
@@ -174,6 +188,12 @@ pub struct EventStore {
     /// How long each waiting state may last: every append derives its cases' wake-ups
     /// from these, in the same transaction.
     waits: WaitLimits,
+    /// The latest committed states of recent cases, shared by every clone of this store in
+    /// the process; `None` reads every stream in full.
+    cache: Option<Arc<CaseCache>>,
+    /// Told of every commit that wrote outbox rows, so a relay in this process publishes at
+    /// once instead of at its next poll.
+    appended: Arc<Notify>,
 }
 
 const SELECT_EVENTS: &str = "SELECT position, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash FROM events";
@@ -183,7 +203,20 @@ impl EventStore {
         Self {
             pool,
             waits: WaitLimits::default(),
+            cache: None,
+            appended: Arc::new(Notify::new()),
         }
+    }
+
+    /// Notified after each commit that appended events in this process.
+    pub fn appended(&self) -> Arc<Notify> {
+        self.appended.clone()
+    }
+
+    /// Keeps the latest states of up to `capacity` cases in memory (0: none).
+    pub fn with_case_cache(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0).then(|| Arc::new(CaseCache::new(capacity)));
+        self
     }
 
     pub fn with_waits(mut self, waits: WaitLimits) -> Self {
@@ -199,46 +232,27 @@ impl EventStore {
         &self.waits
     }
 
-    /// Loads the current state of every case named, in one query. Unknown ids load as new.
+    /// Loads the current state of every case named, in one query; unknown ids load as new.
+    /// Of a case the cache knows, only the events appended since are read.
     pub async fn load(&self, ids: &[CaseId]) -> Result<Loaded, StoreError> {
-        Self::load_with(&self.pool, ids).await
-    }
-
-    /// [`EventStore::load`] on a given connection or transaction.
-    pub async fn load_with<'e, E: PgExecutor<'e>>(executor: E, ids: &[CaseId]) -> Result<Loaded, StoreError> {
-        let uuids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
-        let mut loaded = Loaded {
-            cases: ids.iter().map(|id| (*id, LoadedCase::new(*id))).collect(),
-            unreadable: HashMap::new(),
-        };
-        // The JSON as text, parsed once straight into the typed event: loading is what every
-        // stage and a rebuild spend most of their time on.
-        let mut rows = sqlx::query(
-            "SELECT stream_id, stream_version, event_type, recorded_at, payload::text AS payload, \
-                 metadata::text AS metadata, hash FROM events WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version",
-        )
-        .bind(&uuids)
-        .fetch(executor);
-        while let Some(row) = rows.try_next().await? {
-            let case_id = CaseId(row.try_get("stream_id")?);
-            if loaded.unreadable.contains_key(&case_id) {
-                continue;
-            }
-            match folded_row(&row) {
-                Ok((event, recorded_at, metadata, hash)) => {
-                    let entry = loaded.cases.entry(case_id).or_insert_with(|| LoadedCase::new(case_id));
-                    entry.case.apply(&event, recorded_at);
-                    entry.head_hash = hash;
-                    entry.trace = metadata.traceparent;
-                }
-                Err(error @ StoreError::Corrupt { .. }) => {
-                    loaded.cases.remove(&case_id);
-                    loaded.unreadable.insert(case_id, error.to_string());
-                }
-                Err(other) => return Err(other),
-            }
+        let known = self.cache.as_ref().map(|cache| cache.get(ids)).unwrap_or_default();
+        let (loaded, advanced) = read_after(&self.pool, ids, known).await?;
+        if let Some(cache) = &self.cache {
+            cache.put(advanced.iter().map(|id| loaded.cases[id].clone()));
         }
         Ok(loaded)
+    }
+
+    /// [`EventStore::load`] inside a transaction, which may still roll back: it uses the
+    /// cache but does not add to it.
+    pub async fn load_in(&self, tx: &mut PgConnection, ids: &[CaseId]) -> Result<Loaded, StoreError> {
+        let known = self.cache.as_ref().map(|cache| cache.get(ids)).unwrap_or_default();
+        Ok(read_after(tx, ids, known).await?.0)
+    }
+
+    /// Every case named, read in full on a given connection or transaction.
+    pub async fn load_with<'e, E: PgExecutor<'e>>(executor: E, ids: &[CaseId]) -> Result<Loaded, StoreError> {
+        Ok(read_after(executor, ids, HashMap::new()).await?.0)
     }
 
     /// One case; an unreadable stream is an error here.
@@ -270,9 +284,27 @@ impl EventStore {
             return Ok(vec![]);
         }
         let mut tx = self.pool.begin().await?;
-        let recorded = self.append_in(&mut tx, changes, recorded_at).await?;
+        let appended = self.append_in(&mut tx, changes, recorded_at).await?;
         tx.commit().await.map_err(conflict_or_database)?;
-        Ok(recorded)
+        self.committed(changes, &appended);
+        Ok(appended.recorded)
+    }
+
+    /// Once an append's transaction committed: the new states of its `changes` are kept
+    /// for the next load.
+    pub(crate) fn committed(&self, changes: &[CaseChange], appended: &Appended) {
+        if !appended.recorded.is_empty() {
+            self.appended.notify_one();
+        }
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let changed = changes.iter().filter(|change| !change.is_empty());
+        cache.put(changed.zip(&appended.heads).map(|(change, (hash, trace))| LoadedCase {
+            case: change.case.clone(),
+            head_hash: *hash,
+            trace: trace.clone(),
+        }));
     }
 
     /// [`EventStore::append`] inside a transaction the caller commits: the events, their
@@ -282,11 +314,11 @@ impl EventStore {
         tx: &mut PgConnection,
         changes: &[CaseChange],
         recorded_at: DateTime<Utc>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    ) -> Result<Appended, StoreError> {
         let changed: Vec<&CaseChange> = changes.iter().filter(|change| !change.is_empty()).collect();
-        let rows = ChainedRows::build(&changed, recorded_at);
+        let mut rows = ChainedRows::build(&changed, recorded_at);
         if rows.is_empty() {
-            return Ok(vec![]);
+            return Ok(Appended::default());
         }
         let inserted = sqlx::query(
             "INSERT INTO events (stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) \
@@ -315,7 +347,7 @@ impl EventStore {
         }
         let mut recorded = Vec::with_capacity(rows.len());
         let (mut outbox_positions, mut outbox_topics) = (Vec::new(), Vec::new());
-        for (i, event) in rows.events.into_iter().enumerate() {
+        for (i, event) in std::mem::take(&mut rows.events).into_iter().enumerate() {
             let position = positions[&(rows.stream_ids[i], rows.versions[i])];
             outbox_positions.push(position);
             outbox_topics.push(Topic::for_event(&event).name());
@@ -335,7 +367,10 @@ impl EventStore {
             .await?;
         let cases: Vec<&Case> = changed.iter().map(|change| &change.case).collect();
         crate::timers::write_waits(tx, &cases, &self.waits, recorded_at).await?;
-        Ok(recorded)
+        Ok(Appended {
+            recorded,
+            heads: rows.heads,
+        })
     }
 
     /// Writes the wake-ups and operator-queue entries of `cases` afresh from their states,
@@ -379,241 +414,70 @@ impl EventStore {
     }
 }
 
-/// What loading needs of a row: the event, when it was recorded, its metadata and hash.
-fn folded_row(row: &sqlx::postgres::PgRow) -> Result<(CaseEvent, DateTime<Utc>, Metadata, Hash), StoreError> {
-    let stream_id: Uuid = row.try_get("stream_id")?;
-    let version: i32 = row.try_get("stream_version")?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        case_id: stream_id,
-        version,
-        reason,
+/// Reads the events after those of the `known` states and folds them on: the known ones
+/// for what the cache holds, new cases for the rest. Also names the cases that had events
+/// to read.
+async fn read_after<'e, E: PgExecutor<'e>>(
+    executor: E,
+    ids: &[CaseId],
+    mut known: HashMap<CaseId, LoadedCase>,
+) -> Result<(Loaded, Vec<CaseId>), StoreError> {
+    let uuids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    let after: Vec<i32> = ids
+        .iter()
+        .map(|id| known.get(id).map_or(0, |loaded| loaded.case.version as i32))
+        .collect();
+    let mut loaded = Loaded {
+        cases: ids
+            .iter()
+            .map(|id| (*id, known.remove(id).unwrap_or_else(|| LoadedCase::new(*id))))
+            .collect(),
+        unreadable: HashMap::new(),
     };
-    let event_type: &str = row.try_get("event_type")?;
-    let payload: &str = row.try_get("payload")?;
-    let metadata: &str = row.try_get("metadata")?;
-    let hash: Vec<u8> = row.try_get("hash")?;
-    let hash: Hash = hash.try_into().map_err(|_| corrupt("a hash is not 32 bytes".into()))?;
-    // The payload is an object; the event's type goes in as its tag.
-    let body = payload
-        .trim()
-        .strip_prefix('{')
-        .ok_or_else(|| corrupt("payload is not an object".into()))?;
-    let tag = serde_json::to_string(event_type).map_err(|e| corrupt(e.to_string()))?;
-    let separator = if body.trim_start().starts_with('}') { "" } else { "," };
-    let tagged = format!("{{\"type\":{tag}{separator}{body}");
-    let event: CaseEvent = serde_json::from_str(&tagged).map_err(|e| corrupt(e.to_string()))?;
-    let metadata: Metadata = serde_json::from_str(metadata).map_err(|e| corrupt(e.to_string()))?;
-    Ok((event, row.try_get("recorded_at")?, metadata, hash))
+    // The JSON as text, parsed once straight into the typed event: loading is what every
+    // stage and a rebuild spend most of their time on. `OFFSET 0` keeps the planner from
+    // flattening the lateral subquery into a merge join over the whole index: each case
+    // is one index probe for the events after those already known.
+    let mut rows = sqlx::query(
+        "SELECT e.stream_id, e.stream_version, e.event_type, e.recorded_at, e.payload::text AS payload, \
+             e.metadata::text AS metadata, e.hash \
+         FROM UNNEST($1::uuid[], $2::int4[]) AS k (stream_id, after) \
+         CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = k.stream_id AND e.stream_version > k.after OFFSET 0) e \
+         ORDER BY e.stream_id, e.stream_version",
+    )
+    .bind(&uuids)
+    .bind(&after)
+    .fetch(executor);
+    let mut advanced = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let case_id = CaseId(row.try_get("stream_id")?);
+        if loaded.unreadable.contains_key(&case_id) {
+            continue;
+        }
+        if advanced.last() != Some(&case_id) {
+            advanced.push(case_id);
+        }
+        match folded_row(&row) {
+            Ok((event, recorded_at, metadata, hash)) => {
+                let entry = loaded.cases.entry(case_id).or_insert_with(|| LoadedCase::new(case_id));
+                entry.case.apply(&event, recorded_at);
+                entry.head_hash = hash;
+                entry.trace = metadata.traceparent;
+            }
+            Err(error @ StoreError::Corrupt { .. }) => {
+                loaded.cases.remove(&case_id);
+                loaded.unreadable.insert(case_id, error.to_string());
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    advanced.retain(|id| loaded.cases.contains_key(id));
+    Ok((loaded, advanced))
 }
 
 fn conflict_or_database(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_unique") => StoreError::Conflict,
         _ => StoreError::Database(error),
-    }
-}
-
-fn chain_hash(prev: &Hash, canonical: &[u8]) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update(prev);
-    hasher.update(canonical);
-    hasher.finalize().into()
-}
-
-/// What the hash covers: everything stored about the event except its global position,
-/// which the database assigns after the hash is computed. The canonical JSON of
-/// `{metadata, payload, recorded_at, schema_version, stream_id, stream_version, type}`,
-/// written directly (keys in sorted order) rather than built as a value first.
-fn canonical_event(
-    stream_id: Uuid,
-    version: i32,
-    event_type: &str,
-    schema_version: i16,
-    recorded_at: DateTime<Utc>,
-    payload: &Value,
-    metadata: &Value,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"{\"metadata\":");
-    write_canonical(metadata, &mut out);
-    out.extend_from_slice(b",\"payload\":");
-    write_canonical(payload, &mut out);
-    let recorded_at = recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
-    let tail = format!(
-        ",\"recorded_at\":\"{recorded_at}\",\"schema_version\":{schema_version},\"stream_id\":\"{stream_id}\",\"stream_version\":{version},\"type\":"
-    );
-    out.extend_from_slice(tail.as_bytes());
-    write_canonical(&Value::String(event_type.to_owned()), &mut out);
-    out.push(b'}');
-    out
-}
-
-/// Splits a serialized event into its type tag and payload, as stored in separate columns.
-fn split_event(event: &CaseEvent) -> (String, Value) {
-    let mut value = serde_json::to_value(event).expect("events serialize to JSON");
-    let object = value.as_object_mut().expect("events are internally tagged objects");
-    object.remove("type");
-    (event.type_name().to_owned(), value)
-}
-
-/// Column arrays for one multi-row insert, chained per stream.
-#[derive(Default)]
-struct ChainedRows {
-    stream_ids: Vec<Uuid>,
-    versions: Vec<i32>,
-    types: Vec<String>,
-    schema_versions: Vec<i16>,
-    payloads: Vec<Value>,
-    metadata: Vec<Value>,
-    metadata_structs: Vec<Metadata>,
-    recorded_at: Vec<DateTime<Utc>>,
-    prev_hashes: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
-    events: Vec<CaseEvent>,
-}
-
-impl ChainedRows {
-    fn build(changes: &[&CaseChange], recorded_at: DateTime<Utc>) -> Self {
-        let mut rows = Self::default();
-        for change in changes {
-            let mut prev = change.base_hash;
-            for (offset, (event, metadata_struct)) in change.events.iter().enumerate() {
-                let metadata = serde_json::to_value(metadata_struct).expect("metadata serializes");
-                let version = (change.base_version as usize + offset + 1) as i32;
-                let (event_type, payload) = split_event(event);
-                let canonical = canonical_event(
-                    change.case.id.0,
-                    version,
-                    &event_type,
-                    SCHEMA_VERSION,
-                    recorded_at,
-                    &payload,
-                    &metadata,
-                );
-                let hash = chain_hash(&prev, &canonical);
-                rows.stream_ids.push(change.case.id.0);
-                rows.versions.push(version);
-                rows.types.push(event_type);
-                rows.schema_versions.push(SCHEMA_VERSION);
-                rows.payloads.push(payload);
-                rows.metadata.push(metadata.clone());
-                rows.metadata_structs.push(metadata_struct.clone());
-                rows.recorded_at.push(recorded_at);
-                rows.prev_hashes.push(prev.to_vec());
-                rows.hashes.push(hash.to_vec());
-                rows.events.push(event.clone());
-                prev = hash;
-            }
-        }
-        rows
-    }
-
-    fn len(&self) -> usize {
-        self.events.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-}
-
-/// One row of `events`, as read back.
-pub(crate) struct StoredRow {
-    pub position: i64,
-    pub stream_id: Uuid,
-    pub stream_version: i32,
-    pub event_type: String,
-    pub schema_version: i16,
-    pub payload: Value,
-    pub metadata: Value,
-    pub recorded_at: DateTime<Utc>,
-    pub prev_hash: Hash,
-    pub hash: Hash,
-}
-
-impl StoredRow {
-    pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, StoreError> {
-        let stream_id: Uuid = row.try_get("stream_id")?;
-        let stream_version: i32 = row.try_get("stream_version")?;
-        let corrupt = |reason: &str| StoreError::Corrupt {
-            case_id: stream_id,
-            version: stream_version,
-            reason: reason.to_owned(),
-        };
-        let to_hash = |bytes: Vec<u8>| -> Result<Hash, StoreError> {
-            bytes.try_into().map_err(|_| corrupt("a hash is not 32 bytes"))
-        };
-        Ok(Self {
-            position: row.try_get("position")?,
-            stream_id,
-            stream_version,
-            event_type: row.try_get("event_type")?,
-            schema_version: row.try_get("schema_version")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
-            recorded_at: row.try_get("recorded_at")?,
-            prev_hash: to_hash(row.try_get("prev_hash")?)?,
-            hash: to_hash(row.try_get("hash")?)?,
-        })
-    }
-
-    fn canonical_bytes(&self) -> Vec<u8> {
-        canonical_event(
-            self.stream_id,
-            self.stream_version,
-            &self.event_type,
-            self.schema_version,
-            self.recorded_at,
-            &self.payload,
-            &self.metadata,
-        )
-    }
-
-    /// The event, typed; the row is consumed so its JSON is moved, not copied, into it.
-    pub(crate) fn decode(self) -> Result<RecordedEvent, StoreError> {
-        let (case_id, version) = (self.stream_id, self.stream_version);
-        let corrupt = |reason: String| StoreError::Corrupt {
-            case_id,
-            version,
-            reason,
-        };
-        let mut tagged = self.payload;
-        tagged
-            .as_object_mut()
-            .ok_or_else(|| corrupt("payload is not an object".into()))?
-            .insert("type".into(), Value::String(self.event_type));
-        Ok(RecordedEvent {
-            position: self.position,
-            case_id: CaseId(self.stream_id),
-            version: self.stream_version as u32,
-            recorded_at: self.recorded_at,
-            metadata: serde_json::from_value(self.metadata).map_err(|e| corrupt(e.to_string()))?,
-            event: serde_json::from_value(tagged).map_err(|e| corrupt(e.to_string()))?,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::canonical::to_canonical_bytes;
-
-    #[test]
-    fn the_hashed_form_is_the_canonical_json_of_the_stored_columns() {
-        let (stream_id, at) = (
-            Uuid::from_u128(7),
-            DateTime::from_timestamp(1_780_000_000, 123_456_000).unwrap(),
-        );
-        let payload = serde_json::json!({"z": [1, "\u{e9}\"q"], "a": {"y": null, "b": true}});
-        let metadata = serde_json::json!({"actor": "stage:classify", "causation": 42});
-        let expected = to_canonical_bytes(&serde_json::json!({
-            "stream_id": stream_id, "stream_version": 3, "type": "Classified", "schema_version": 1,
-            "recorded_at": at.to_rfc3339_opts(SecondsFormat::Micros, true), "payload": payload, "metadata": metadata,
-        }));
-        let written = canonical_event(stream_id, 3, "Classified", 1, at, &payload, &metadata);
-        assert_eq!(
-            String::from_utf8(written).unwrap(),
-            String::from_utf8(expected).unwrap()
-        );
     }
 }
