@@ -1,9 +1,12 @@
 //! The PostgreSQL pool and the embedded migrations.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
+
+/// A pooled connection idle this long is tested before it is handed out.
+const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -28,9 +31,18 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        // A round trip before every query would cost as much as many of the queries: a
-        // broken connection fails its query instead, which every caller retries.
+        // A round trip before every query cost as much as many of the queries: only a
+        // connection that sat idle is tested (the database may have restarted meanwhile);
+        // one in steady use that broke fails its query, which every caller retries.
         .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for < IDLE_BEFORE_TEST {
+                    return Ok(true);
+                }
+                Ok(connection.ping().await.is_ok())
+            })
+        })
         .connect_with(options)
         .await
         .map_err(DbError::Connect)

@@ -138,6 +138,11 @@ pub struct StageLoop<S: Stage> {
     stage: Arc<S>,
     runtime: StageRuntime,
     ready: Readiness,
+    /// Taken by a batch of messages and by a batch of wake-ups alike: one batch at a time
+    /// per stage and process. Both decide on a case at the same clock reading, and a
+    /// stage's side effects follow what was decided at that reading (see
+    /// [`Stage::after_commit`]): two batches at once could both act on one decision.
+    turn: tokio::sync::Mutex<()>,
 }
 
 struct ReadinessContext {
@@ -196,6 +201,7 @@ impl<S: Stage> StageLoop<S> {
             stage: Arc::new(stage),
             runtime,
             ready,
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -289,6 +295,7 @@ impl<S: Stage> StageLoop<S> {
 
     /// Handles one batch completely; safe to call again with the same batch.
     async fn handle_batch(&self, batch: &[OwnedMessage]) -> Result<(), StageError> {
+        let _turn = self.turn.lock().await;
         let mut dead = Vec::new();
         let mut decoded = Vec::with_capacity(batch.len());
         self.count_consumed(batch);
@@ -610,6 +617,7 @@ impl<S: Stage> StageLoop<S> {
     /// Fires every due wake-up of this stage once, as one batch; returns how many fired.
     /// A claimed timer is leased: if this process dies, it comes due again.
     pub async fn fire_due_timers(&self) -> Result<usize, StageError> {
+        let _turn = self.turn.lock().await;
         let now = self.runtime.clock.now();
         let settings = &self.runtime.settings;
         let pool = self.runtime.store.pool();
