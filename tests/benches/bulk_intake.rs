@@ -4,18 +4,10 @@
 //!
 //! Run with `make bench`. Environment: BENCH_REPORTS (default 200000).
 
+use dijkwacht_tests::measure::peak_rss_mib;
 use dijkwacht_tests::{TestOptions, TestSystem, DEMO_SHA256};
 use futures::StreamExt;
 use std::time::Instant;
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 async fn bulk(system: &TestSystem, first: usize, count: usize) -> (usize, f64) {
     let body = futures::stream::iter(first..first + count).map(|i| {

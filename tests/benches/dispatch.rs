@@ -8,6 +8,7 @@
 //! Run with `make bench`. Environment: BENCH_DISPATCH_CASES (default 5000).
 
 use chrono::TimeDelta;
+use dijkwacht_tests::measure::peak_rss_mib;
 use dijkwacht_tests::{TestOptions, TestSystem, PLATFORM_ID};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -23,16 +24,6 @@ async fn until_count(system: &TestSystem, sql: &str, wanted: i64) {
     while count(system, sql).await < wanted {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Peak resident memory of this process (the whole system runs in it), in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 async fn run(cases: usize, email: bool, grouping_secs: i64) -> f64 {

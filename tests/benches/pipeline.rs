@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 const FLOOR_BATCH: usize = 500;
 const FLOOR_CONNECTIONS: usize = 4;
 
+/// Notices the read models count as delivered.
+const DELIVERED: &str = "SELECT count(*) FROM notice_facts WHERE delivered_at IS NOT NULL";
+
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -58,7 +61,7 @@ async fn main() {
     let cpu = CpuMeter::start();
     system.bulk_report_listed("pipe-", cases).await;
     let accepted = cpu.stop().wall_seconds;
-    delivered(&system, cases).await;
+    counted(&system, DELIVERED, cases).await;
     let used = cpu.stop();
     let path = format!("/v1/regulator/platforms/{PLATFORM_ID}/compliance");
     let (_, compliance) = system.get(&path, &system.regulator_key).await;
@@ -101,15 +104,15 @@ async fn main() {
     }
 }
 
-/// Waits until the read models count `cases` delivered notices; a count in the database,
-/// cheap enough to ask often (the regulators' API is asked once, at the end).
-async fn delivered(system: &TestSystem, cases: usize) {
+/// Waits until `count` (a query of one number) reaches `at_least`: a count in the database
+/// is cheap enough to ask often (the regulators' API is asked once, at the end).
+async fn counted(system: &TestSystem, count: &str, at_least: usize) {
     loop {
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notice_facts WHERE delivered_at IS NOT NULL")
+        let counted: i64 = sqlx::query_scalar(count)
             .fetch_one(&system.database.pool)
             .await
-            .expect("the delivered count");
-        if count as usize >= cases {
+            .expect("a count");
+        if counted as usize >= at_least {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -163,16 +166,12 @@ async fn latency(rate: f64, duration: Duration) {
     for report in sent {
         report.await.expect("a report sent");
     }
-    loop {
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'NoticeDelivered'")
-            .fetch_one(&system.database.pool)
-            .await
-            .expect("the delivered count");
-        if count as usize >= total {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    counted(
+        &system,
+        "SELECT count(*) FROM events WHERE event_type = 'NoticeDelivered'",
+        total,
+    )
+    .await;
     ticking.abort();
     let mut seconds: Vec<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM d.recorded_at - r.recorded_at)::float8 FROM events r \

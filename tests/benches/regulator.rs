@@ -17,26 +17,12 @@ use dijkwacht_projection::remit::PlatformInRemit;
 use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::signing::SigningKey;
 use dijkwacht_runtime::{CaseCommand, EventStore, Metadata};
+use dijkwacht_tests::measure::{peak_rss_mib, reset_peak_rss};
 use dijkwacht_tests::{script, TestDatabase};
 use std::time::Instant;
 
 fn env(name: &str, default: i64) -> i64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// The process's peak resident memory since the last reset, in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-/// Starts measuring the peak anew (Linux: `/proc/self/clear_refs`).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 #[tokio::main]

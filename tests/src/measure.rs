@@ -63,6 +63,11 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// Starts measuring the peak anew, so that [`peak_rss_mib`] tells the peak of what follows.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// User and system ticks of this process: fields 14 and 15 of `/proc/self/stat`, counted
 /// after the command name, which may hold spaces.
 fn process_ticks() -> f64 {
