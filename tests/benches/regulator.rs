@@ -153,7 +153,7 @@ async fn rebuild() {
         let started = Instant::now();
         let loaded = store.load(chunk).await.unwrap();
         load += started.elapsed().as_secs_f64();
-        let states: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
+        let states: Vec<&Case> = loaded.cases.values().map(|loaded| loaded.case.as_ref()).collect();
         let started = Instant::now();
         dijkwacht_projection::project(&database.pool, &states).await.unwrap();
         project += started.elapsed().as_secs_f64();

@@ -73,7 +73,7 @@ pub async fn execute_one(
     expected_version: Option<u32>,
     command: Command,
     actor: String,
-) -> Result<Case, ApiError> {
+) -> Result<std::sync::Arc<Case>, ApiError> {
     let command = CaseCommand {
         expected_version,
         ..CaseCommand::new(case_id, command, Metadata::actor(actor))

@@ -148,7 +148,7 @@ async fn execute(
     expected_version: Option<u32>,
     command: Command,
     actor: &str,
-) -> Result<dijkwacht_domain::Case, ApiError> {
+) -> Result<std::sync::Arc<dijkwacht_domain::Case>, ApiError> {
     dijkwacht_http::execute_one(
         &state.store,
         state.clock.now(),

@@ -76,7 +76,7 @@ pub async fn rebuild_with(
     let mut chunks = futures::stream::iter(chunks)
         .map(|ids| async move {
             let loaded = store.load(&ids).await?;
-            let cases: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
+            let cases: Vec<&Case> = loaded.cases.values().map(|loaded| loaded.case.as_ref()).collect();
             project_into(pool, &cases, next).await?;
             store.rewrite_waits(&cases, now).await?;
             Ok::<_, StoreError>((cases.len(), loaded.unreadable.len()))
@@ -111,7 +111,7 @@ async fn swap(store: &EventStore, mark: i64) -> Result<usize, StoreError> {
         .await?;
     let changed: Vec<CaseId> = changed.into_iter().map(CaseId).collect();
     let loaded = EventStore::load_with(&mut *tx, &changed).await?;
-    let cases: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
+    let cases: Vec<&Case> = loaded.cases.values().map(|loaded| loaded.case.as_ref()).collect();
     // Projected through the pool: the new tables are not locked, and nothing else writes them.
     project_into(pool, &cases, ReadModels::NEXT).await?;
     let views = dependent_views(&mut tx).await?;

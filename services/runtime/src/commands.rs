@@ -9,7 +9,7 @@ use dijkwacht_domain::{Case, CaseId, Command, Refusal};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// How often a decision is made again from fresh reads before the caller is told to retry.
 pub const MAX_ATTEMPTS: usize = 10;
@@ -110,7 +110,7 @@ pub enum Rejection {
 #[derive(Debug)]
 pub struct Executed {
     /// Every case named or preloaded, as it is after the append.
-    pub cases: HashMap<CaseId, Case>,
+    pub cases: HashMap<CaseId, Arc<Case>>,
     /// Per command, in input order.
     pub outcomes: Vec<Result<(), Rejection>>,
     pub recorded: Vec<RecordedEvent>,

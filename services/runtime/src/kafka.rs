@@ -262,20 +262,38 @@ pub fn consumer<C: ConsumerContext + 'static>(
         .create_with_context(context)
 }
 
-/// The headers that carry a message's trace to its consumers.
-pub fn trace_headers(traceparent: &TraceParent) -> OwnedHeaders {
-    OwnedHeaders::new().insert(Header {
-        key: trace::HEADER,
-        value: Some(traceparent.as_str()),
-    })
+/// The header naming a message's event type.
+pub const EVENT_TYPE_HEADER: &str = "dijkwacht-event-type";
+
+/// The headers of an event's message: its type, and the trace it continues.
+pub fn event_headers(event_type: &str, traceparent: Option<&TraceParent>) -> OwnedHeaders {
+    let headers = OwnedHeaders::new().insert(Header {
+        key: EVENT_TYPE_HEADER,
+        value: Some(event_type),
+    });
+    match traceparent {
+        Some(traceparent) => headers.insert(Header {
+            key: trace::HEADER,
+            value: Some(traceparent.as_str()),
+        }),
+        None => headers,
+    }
+}
+
+/// The event type a message carries by its header, if it has one.
+pub fn event_type_of<M: Message>(message: &M) -> Option<&str> {
+    header(message, EVENT_TYPE_HEADER)
 }
 
 /// The trace a consumed message continues, from its headers.
 pub fn traceparent_of<M: Message>(message: &M) -> Option<TraceParent> {
-    let headers = message.headers()?;
-    headers
+    header(message, trace::HEADER).and_then(TraceParent::parse)
+}
+
+fn header<'m, M: Message>(message: &'m M, key: &str) -> Option<&'m str> {
+    message
+        .headers()?
         .iter()
-        .find(|header| header.key == trace::HEADER)
+        .find(|header| header.key == key)
         .and_then(|header| std::str::from_utf8(header.value?).ok())
-        .and_then(TraceParent::parse)
 }

@@ -8,7 +8,7 @@ use crate::clock::SharedClock;
 use crate::health::Readiness;
 use crate::kafka::{self, ProducerSettings};
 use crate::shutdown::Shutdown;
-use crate::store::StoredRow;
+use crate::store::{recorded_event_json, Metadata};
 use crate::telemetry::events::{self, InternalEvent};
 use crate::telemetry::trace::{self, TraceParent};
 use crate::topics::{Topic, TopicNames};
@@ -23,6 +23,7 @@ use sqlx::{PgPool, Row};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 /// Only one relay publishes at a time, so events of one case leave in commit order even
 /// when several processes run a relay.
@@ -101,8 +102,8 @@ impl Relay {
             return Ok(Published::default());
         }
         let rows = sqlx::query(
-            "SELECT o.id AS outbox_id, o.topic, e.position, e.stream_id, e.stream_version, e.event_type, e.schema_version, \
-                    e.payload, e.metadata, e.recorded_at, e.prev_hash, e.hash \
+            "SELECT o.id AS outbox_id, o.topic, e.position, e.stream_id, e.stream_version, e.event_type, \
+                    e.payload::text AS payload, e.metadata::text AS metadata, e.recorded_at \
              FROM (SELECT id, position, topic FROM outbox WHERE quarantined_at IS NULL ORDER BY id LIMIT $1) o \
              JOIN events e ON e.position = o.position ORDER BY o.id",
         )
@@ -123,12 +124,10 @@ impl Relay {
         }
         // All sends are in flight at once; the idempotent producer keeps per-partition order.
         let deliveries = join_all(messages.iter().map(|(_, message)| {
-            let mut record = FutureRecord::to(&message.topic)
+            let record = FutureRecord::to(&message.topic)
                 .key(&message.key)
-                .payload(&message.payload);
-            if let Some(traceparent) = &message.traceparent {
-                record = record.headers(kafka::trace_headers(traceparent));
-            }
+                .payload(&message.payload)
+                .headers(kafka::event_headers(&message.event_type, message.traceparent.as_ref()));
             self.producer.send(record, self.producer_settings.message_timeout)
         }))
         .await;
@@ -185,17 +184,30 @@ impl Relay {
         if !Topic::EVENTS.iter().any(|known| known.name() == topic) {
             return Err(format!("unknown topic {topic:?}"));
         }
-        let recorded = StoredRow::from_row(row)
-            .and_then(|stored| stored.decode())
-            .map_err(|e| format!("the event cannot be read: {e}"))?;
-        let payload = serde_json::to_vec(&recorded).map_err(|e| e.to_string())?;
-        let (span, traceparent) = match &recorded.metadata.traceparent {
+        let column = |e: sqlx::Error| format!("the event cannot be read: {e}");
+        let case_id: Uuid = row.try_get("stream_id").map_err(column)?;
+        let event_type: String = row.try_get("event_type").map_err(column)?;
+        let metadata: &str = row.try_get("metadata").map_err(column)?;
+        let payload = recorded_event_json(
+            row.try_get("position").map_err(column)?,
+            case_id,
+            row.try_get("stream_version").map_err(column)?,
+            row.try_get("recorded_at").map_err(column)?,
+            &event_type,
+            row.try_get("payload").map_err(column)?,
+            metadata,
+        )
+        .map_err(|e| format!("the event cannot be read: {e}"))?;
+        let parent = serde_json::from_str::<Metadata>(metadata)
+            .map_err(|e| format!("the event cannot be read: {e}"))?
+            .traceparent;
+        let (span, traceparent) = match &parent {
             Some(parent) => {
                 let span = tracing::info_span!(
                     "publish",
-                    otel.name = %format_args!("relay {}", recorded.event.type_name()),
+                    otel.name = %format_args!("relay {event_type}"),
                     otel.kind = "producer",
-                    case_id = %recorded.case_id,
+                    %case_id,
                     topic,
                     trace_id = tracing::field::Empty,
                 );
@@ -206,15 +218,14 @@ impl Relay {
         };
         Ok(Message {
             topic: self.topics.qualify(&topic),
-            key: recorded.case_id.to_string(),
+            key: case_id.to_string(),
             payload,
+            event_type,
             traceparent,
             _span: span,
         })
     }
 
-    /// How long the oldest row waiting to be published has waited; also tells the
-    /// operators how many rows wait.
     pub async fn lag(&self, now: DateTime<Utc>) -> Result<Option<TimeDelta>, sqlx::Error> {
         let (rows, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
             "SELECT count(*), min(e.recorded_at) FROM outbox o JOIN events e ON e.position = o.position \
@@ -336,6 +347,8 @@ struct Message {
     topic: String,
     key: String,
     payload: Vec<u8>,
+    /// Lets a consumer pass over what it does not wait for without parsing it.
+    event_type: String,
     traceparent: Option<TraceParent>,
     /// Open while the message is in flight.
     _span: Option<tracing::Span>,

@@ -301,6 +301,10 @@ impl<S: Stage> StageLoop<S> {
         self.count_consumed(batch);
         let waits_for = self.stage.waits_for();
         for (index, message) in batch.iter().enumerate() {
+            // Another stage's event on a shared topic, passed over by its header unparsed.
+            if kafka::event_type_of(message).is_some_and(|event_type| !waits_for.includes(event_type)) {
+                continue;
+            }
             match decode(message) {
                 Ok(event) if waits_for.includes(event.event.type_name()) => decoded.push((index, event)),
                 // Another stage's event on a shared topic.
@@ -340,7 +344,7 @@ impl<S: Stage> StageLoop<S> {
         decoded: &[(usize, RecordedEvent)],
         dead: &mut Vec<DeadLetter>,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<Case>, CaseTraces), StageError> {
+    ) -> Result<(Vec<Arc<Case>>, CaseTraces), StageError> {
         let mut ids: Vec<CaseId> = decoded.iter().map(|(_, event)| event.case_id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -435,7 +439,7 @@ impl<S: Stage> StageLoop<S> {
         commands: &[CaseCommand],
         loaded: Option<Loaded>,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<Case>, Vec<Option<Rejection>>), StageError> {
+    ) -> Result<(Vec<Arc<Case>>, Vec<Option<Rejection>>), StageError> {
         if let Some(loaded) = &loaded {
             for (case_id, reason) in &loaded.unreadable {
                 self.set_apart(*case_id, 0, "unreadable", reason, now).await?;
@@ -488,17 +492,17 @@ impl<S: Stage> StageLoop<S> {
     /// the cases that got a command; returns every case as it ends up.
     async fn follow_up(
         &self,
-        cases: Vec<Case>,
+        cases: Vec<Arc<Case>>,
         traces: &CaseTraces,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Case>, StageError> {
-        let mut cases: BTreeMap<CaseId, Case> = cases.into_iter().map(|case| (case.id, case)).collect();
+    ) -> Result<Vec<Arc<Case>>, StageError> {
+        let mut cases: BTreeMap<CaseId, Arc<Case>> = cases.into_iter().map(|case| (case.id, case)).collect();
         let mut offered: Vec<CaseId> = cases.keys().copied().collect();
         for _ in 0..MAX_FOLLOW_UPS {
             if offered.is_empty() {
                 break;
             }
-            let round: Vec<&Case> = offered.iter().filter_map(|id| cases.get(id)).collect();
+            let round: Vec<&Case> = offered.iter().filter_map(|id| cases.get(id).map(Arc::as_ref)).collect();
             let commands: Vec<CaseCommand> = self
                 .stage
                 .after_commit(&round, traces, now)

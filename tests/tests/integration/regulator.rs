@@ -213,7 +213,7 @@ async fn workload(system: &TestSystem) {
         .map(CaseId)
         .collect();
     let loaded = system.app.store.load(&cases).await.unwrap();
-    let states: Vec<&Case> = loaded.cases.values().map(|loaded| &loaded.case).collect();
+    let states: Vec<&Case> = loaded.cases.values().map(|loaded| loaded.case.as_ref()).collect();
     dijkwacht_projection::project(system.app.store.pool(), &states)
         .await
         .unwrap();

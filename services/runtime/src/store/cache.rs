@@ -88,11 +88,10 @@ impl Generations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dijkwacht_domain::Case;
 
     fn at(id: u128, version: u32) -> LoadedCase {
         let mut loaded = LoadedCase::new(CaseId(uuid::Uuid::from_u128(id)));
-        loaded.case = Case { version, ..loaded.case };
+        std::sync::Arc::make_mut(&mut loaded.case).version = version;
         loaded
     }
 

@@ -4,7 +4,7 @@
 mod cache;
 mod rows;
 
-pub(crate) use rows::StoredRow;
+pub(crate) use rows::{recorded_event_json, StoredRow};
 
 use crate::telemetry::TraceParent;
 use crate::topics::Topic;
@@ -83,7 +83,9 @@ pub struct RecordedEvent {
 /// A case as loaded for deciding: its state and what an append must chain to.
 #[derive(Debug, Clone)]
 pub struct LoadedCase {
-    pub case: Case,
+    /// Shared with the process's case cache: copied only when a load or a decision
+    /// changes it.
+    pub case: Arc<Case>,
     pub head_hash: Hash,
     /// The trace of the work behind the latest event, which a wake-up continues.
     pub trace: Option<TraceParent>,
@@ -92,7 +94,7 @@ pub struct LoadedCase {
 impl LoadedCase {
     pub fn new(id: CaseId) -> Self {
         Self {
-            case: Case::new(id),
+            case: Arc::new(Case::new(id)),
             head_hash: GENESIS,
             trace: None,
         }
@@ -105,8 +107,8 @@ impl LoadedCase {
 pub struct CaseChange {
     pub base_version: u32,
     pub base_hash: Hash,
-    /// The case with `events` applied.
-    pub case: Case,
+    /// The case with `events` applied; copied from the loaded state on the first event.
+    pub case: Arc<Case>,
     pub events: Vec<(CaseEvent, Metadata)>,
 }
 
@@ -130,7 +132,7 @@ impl CaseChange {
 
     /// Records an event as decided (by [`CaseChange::decide`], or by a test setting a scene).
     pub fn record(&mut self, event: CaseEvent, metadata: Metadata, now: DateTime<Utc>) {
-        self.case.apply(&event, now);
+        Arc::make_mut(&mut self.case).apply(&event, now);
         self.events.push((event, metadata));
     }
 
@@ -301,7 +303,7 @@ impl EventStore {
         };
         let changed = changes.iter().filter(|change| !change.is_empty());
         cache.put(changed.zip(&appended.heads).map(|(change, (hash, trace))| LoadedCase {
-            case: change.case.clone(),
+            case: Arc::clone(&change.case),
             head_hash: *hash,
             trace: trace.clone(),
         }));
@@ -365,7 +367,7 @@ impl EventStore {
             .bind(&outbox_topics)
             .execute(&mut *tx)
             .await?;
-        let cases: Vec<&Case> = changed.iter().map(|change| &change.case).collect();
+        let cases: Vec<&Case> = changed.iter().map(|change| change.case.as_ref()).collect();
         crate::timers::write_waits(tx, &cases, &self.waits, recorded_at).await?;
         Ok(Appended {
             recorded,
@@ -460,7 +462,7 @@ async fn read_after<'e, E: PgExecutor<'e>>(
         match folded_row(&row) {
             Ok((event, recorded_at, metadata, hash)) => {
                 let entry = loaded.cases.entry(case_id).or_insert_with(|| LoadedCase::new(case_id));
-                entry.case.apply(&event, recorded_at);
+                Arc::make_mut(&mut entry.case).apply(&event, recorded_at);
                 entry.head_hash = hash;
                 entry.trace = metadata.traceparent;
             }

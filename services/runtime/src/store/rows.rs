@@ -9,6 +9,7 @@ use dijkwacht_domain::{CaseEvent, CaseId, SCHEMA_VERSION};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use std::io::Write as _;
 use uuid::Uuid;
 
 /// What the first event of a stream chains to.
@@ -30,17 +31,49 @@ pub(super) fn folded_row(
     let metadata: &str = row.try_get("metadata")?;
     let hash: Vec<u8> = row.try_get("hash")?;
     let hash: Hash = hash.try_into().map_err(|_| corrupt("a hash is not 32 bytes".into()))?;
-    // The payload is an object; the event's type goes in as its tag.
-    let body = payload
-        .trim()
-        .strip_prefix('{')
-        .ok_or_else(|| corrupt("payload is not an object".into()))?;
-    let tag = serde_json::to_string(event_type).map_err(|e| corrupt(e.to_string()))?;
-    let separator = if body.trim_start().starts_with('}') { "" } else { "," };
-    let tagged = format!("{{\"type\":{tag}{separator}{body}");
+    let tagged = tagged_event(event_type, payload).map_err(corrupt)?;
     let event: CaseEvent = serde_json::from_str(&tagged).map_err(|e| corrupt(e.to_string()))?;
     let metadata: Metadata = serde_json::from_str(metadata).map_err(|e| corrupt(e.to_string()))?;
     Ok((event, row.try_get("recorded_at")?, metadata, hash))
+}
+
+/// The JSON of a typed event from its stored columns, as text: the payload is an object,
+/// and the event's type goes in as its tag.
+fn tagged_event(event_type: &str, payload: &str) -> Result<String, String> {
+    let body = payload
+        .trim()
+        .strip_prefix('{')
+        .ok_or_else(|| "payload is not an object".to_owned())?;
+    let tag = serde_json::to_string(event_type).map_err(|e| e.to_string())?;
+    let separator = if body.trim_start().starts_with('}') { "" } else { "," };
+    Ok(format!("{{\"type\":{tag}{separator}{body}"))
+}
+
+/// A [`RecordedEvent`]'s JSON, as every topic carries it, spliced from the stored columns'
+/// text: what the relay publishes without parsing the event and writing it again. Only the
+/// shape is checked here; a consumer that cannot read the event dead-letters it.
+pub(crate) fn recorded_event_json(
+    position: i64,
+    stream_id: Uuid,
+    version: i32,
+    recorded_at: DateTime<Utc>,
+    event_type: &str,
+    payload: &str,
+    metadata: &str,
+) -> Result<Vec<u8>, String> {
+    if !metadata.trim_start().starts_with('{') {
+        return Err("metadata is not an object".into());
+    }
+    let event = tagged_event(event_type, payload)?;
+    let recorded_at = serde_json::to_string(&recorded_at).map_err(|e| e.to_string())?;
+    let mut json = Vec::with_capacity(event.len() + metadata.len() + 160);
+    write!(
+        json,
+        "{{\"position\":{position},\"case_id\":\"{stream_id}\",\"version\":{version},\"recorded_at\":{recorded_at},\
+         \"metadata\":{metadata},\"event\":{event}}}"
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(json)
 }
 
 pub(super) fn chain_hash(prev: &Hash, canonical: &[u8]) -> Hash {
@@ -234,6 +267,34 @@ impl StoredRow {
 mod tests {
     use super::*;
     use crate::canonical::to_canonical_bytes;
+
+    #[test]
+    fn the_spliced_message_reads_as_the_recorded_event() {
+        let recorded = RecordedEvent {
+            position: 41,
+            case_id: CaseId(Uuid::from_u128(9)),
+            version: 2,
+            recorded_at: DateTime::from_timestamp(1_780_000_000, 123_456_000).unwrap(),
+            metadata: Metadata::actor("stage:classify").caused_by(40),
+            event: CaseEvent::Retracted(dijkwacht_domain::Retracted {
+                reason: "a \"quoted\" reason".into(),
+            }),
+        };
+        let (event_type, payload) = split_event(&recorded.event);
+        let json = recorded_event_json(
+            recorded.position,
+            recorded.case_id.0,
+            recorded.version as i32,
+            recorded.recorded_at,
+            &event_type,
+            &payload.to_string(),
+            &serde_json::to_string(&recorded.metadata).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(serde_json::from_slice::<RecordedEvent>(&json).unwrap(), recorded);
+        let not_an_object = recorded_event_json(1, Uuid::nil(), 1, recorded.recorded_at, "Retracted", "\"x\"", "{}");
+        assert_eq!(not_an_object.unwrap_err(), "payload is not an object");
+    }
 
     #[test]
     fn the_hashed_form_is_the_canonical_json_of_the_stored_columns() {
