@@ -3,11 +3,11 @@
 //! statistics within each regulator's remit, the evidence of every notice, the access audit.
 //!
 //! Rebuilt per case from its whole stream, so the order in which topics deliver events does
-//! not matter and replaying them changes nothing. Every append leaves the projection a
-//! wake-up, cleared once the case is projected at that version: a message the broker lost
-//! reaches the read models all the same.
+//! not matter and replaying them changes nothing. Messages are the fast path; a message the
+//! broker lost reaches the read models all the same by the catch-up ([`catch_up`]).
 
 pub mod annual;
+pub mod catch_up;
 pub mod dashboard;
 pub mod dossier;
 mod facts;
@@ -20,9 +20,11 @@ pub mod statistics;
 
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseId, Command};
-use dijkwacht_runtime::timers::{self, PROJECTION};
 use dijkwacht_runtime::{CaseTraces, RecordedEvent, Stage, StageError, WaitsFor};
 use sqlx::PgPool;
+
+/// The projection's name as a part and as a stage.
+pub const PROJECTION: &str = "projection";
 
 pub struct ProjectionStage {
     pool: PgPool,
@@ -57,6 +59,11 @@ impl dijkwacht_runtime::Part for Projection {
     ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             process.spawn_stage(ProjectionStage::new(process.pool().clone()));
+            process.spawn(catch_up::keep_up(
+                process.store.clone(),
+                catch_up::EVERY,
+                process.shutdown.clone(),
+            ));
             let section = settings::RegulatorSettings::from_settings(&process.settings)?;
             let every = std::time::Duration::from_secs(section.checkpoint_every_secs);
             if let Some(key) = section.key()? {
@@ -125,8 +132,6 @@ impl Stage for ProjectionStage {
         _now: DateTime<Utc>,
     ) -> Result<Vec<(CaseId, Command)>, StageError> {
         project(&self.pool, cases).await?;
-        let seen: Vec<(CaseId, u32)> = cases.iter().map(|case| (case.id, case.version)).collect();
-        timers::forget_seen(&self.pool, PROJECTION, &seen).await?;
         Ok(vec![])
     }
 }

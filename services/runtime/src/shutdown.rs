@@ -45,6 +45,16 @@ impl Shutdown {
         }
     }
 
+    /// `work`'s output, or `None` if shutdown came first and `work` was abandoned: for work
+    /// that is safe to drop halfway, so that waiting for a database that is gone does not
+    /// hold the process for the pool's whole acquire timeout.
+    pub async fn unless_stopped<F: std::future::Future>(&mut self, work: F) -> Option<F::Output> {
+        tokio::select! {
+            output = work => Some(output),
+            _ = self.wait() => None,
+        }
+    }
+
     /// Reads reference data again every `period` until shutdown; a failed read keeps what
     /// was read last, and says so.
     pub async fn refresh_every<F, Fut, E>(mut self, period: Duration, what: &str, mut refresh: F)
@@ -57,7 +67,10 @@ impl Shutdown {
             if self.sleep_or_stop(period).await {
                 return;
             }
-            if let Err(error) = refresh().await {
+            let Some(result) = self.unless_stopped(refresh()).await else {
+                return;
+            };
+            if let Err(error) = result {
                 tracing::warn!(%error, "reading {what} failed; keeping what was read last");
             }
         }

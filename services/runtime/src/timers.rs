@@ -8,10 +8,6 @@ use dijkwacht_domain::{AnalystTask, Case, CaseId, Wait, WaitLimits};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// The projection's wake-up: every change must reach the read models, also when the
-/// broker lost the message that carried it.
-pub const PROJECTION: &str = "projection";
-
 /// A stage that fires its timer this many times without moving the case on hands the case
 /// to an operator (and keeps trying, less often).
 pub const FRUITLESS_LIMIT: i32 = 5;
@@ -31,10 +27,6 @@ pub(crate) async fn write_waits(
     let (mut stuck, mut tasks) = (Entries::default(), Entries::default());
     for case in cases {
         let version = case.version as i32;
-        stages.push(PROJECTION);
-        timer_ids.push(case.id.0);
-        due.push(now + limits.stage_stale_after);
-        versions.push(version);
         match case.wait(limits) {
             Wait::Stage { stage, due_at } => {
                 stages.push(stage.name());
@@ -192,22 +184,4 @@ pub async fn fired_without_progress(
     }
     tx.commit().await?;
     Ok(stuck)
-}
-
-/// Removes timers a stage no longer needs because it has seen the case at `version` or later.
-pub async fn forget_seen(pool: &PgPool, stage: &str, seen: &[(CaseId, u32)]) -> Result<(), sqlx::Error> {
-    if seen.is_empty() {
-        return Ok(());
-    }
-    let (ids, versions): (Vec<Uuid>, Vec<i32>) = seen.iter().map(|(id, v)| (id.0, *v as i32)).unzip();
-    sqlx::query(
-        "DELETE FROM stage_timers t USING UNNEST($2::uuid[], $3::int4[]) AS s (case_id, version) \
-         WHERE t.stage = $1 AND t.case_id = s.case_id AND t.version <= s.version",
-    )
-    .bind(stage)
-    .bind(&ids)
-    .bind(&versions)
-    .execute(pool)
-    .await?;
-    Ok(())
 }

@@ -2,6 +2,7 @@ use crate::support::*;
 use dijkwacht_domain::{CaseEvent, CaseId};
 use dijkwacht_runtime::{LoadedCase, StoreError};
 use dijkwacht_tests::{TestDatabase, DEMO_SHA256};
+use std::time::Duration;
 
 #[tokio::test]
 async fn concurrent_appends_to_one_case_let_exactly_one_win() {
@@ -106,4 +107,54 @@ async fn events_read_back_as_written() {
     assert_eq!(read, written);
     assert!(matches!(read[0].event, CaseEvent::ReportReceived(_)));
     assert_eq!(store.load_one(case_id).await.unwrap().case.version, 2);
+}
+
+/// Positions are drawn in insert order but commit in any order: what is reported as
+/// committed through a position must have no append still in flight below it.
+#[tokio::test]
+async fn committed_through_waits_for_appends_in_flight_and_appends_wait_for_it() {
+    let db = TestDatabase::create().await.unwrap();
+    let store = db.store();
+    let case_id = CaseId::new();
+    append(
+        &store,
+        case_id,
+        vec![report_received("https://a.example/c", DEMO_SHA256)],
+    )
+    .await;
+    assert_eq!(store.committed_through().await.unwrap(), 1);
+
+    // An append in flight (as every append holds it) keeps the answer back until it ends.
+    let mut appending = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(dijkwacht_runtime::store::APPENDING)
+        .execute(&mut *appending)
+        .await
+        .unwrap();
+    let mut asking = tokio::spawn({
+        let store = store.clone();
+        async move { store.committed_through().await.unwrap() }
+    });
+    let held_back = tokio::time::timeout(Duration::from_millis(300), &mut asking).await;
+    assert!(held_back.is_err(), "answered while an append was in flight");
+    appending.commit().await.unwrap();
+    assert_eq!(asking.await.unwrap(), 1);
+
+    // And an append waits while the position is being read.
+    let mut reading = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(dijkwacht_runtime::store::APPENDING)
+        .execute(&mut *reading)
+        .await
+        .unwrap();
+    let loaded = store.load_one(case_id).await.unwrap();
+    let mut second = tokio::spawn({
+        let store = store.clone();
+        async move { append_to(&store, &loaded, vec![review_requested()]).await }
+    });
+    let waited = tokio::time::timeout(Duration::from_millis(300), &mut second).await;
+    assert!(waited.is_err(), "appended while the position was being read");
+    reading.commit().await.unwrap();
+    second.await.unwrap().unwrap();
+    assert_eq!(store.committed_through().await.unwrap(), 2);
 }

@@ -937,3 +937,40 @@ async fn the_dashboard_shows_in_a_browser_the_figures_the_api_gives() {
         "{audit}"
     );
 }
+
+/// A change whose message never reached the projection (the broker lost it) reaches the
+/// read models by the catch-up; a case the read models already show is left alone.
+#[tokio::test]
+async fn the_projection_catches_up_on_changes_whose_messages_were_lost() {
+    let db = dijkwacht_tests::TestDatabase::create().await.unwrap();
+    let store = db.store();
+    use crate::support::{append, report_received, review_requested};
+    let (lost, seen) = (CaseId::new(), CaseId::new());
+    for (case_id, url) in [(lost, "https://a.example/lost"), (seen, "https://a.example/seen")] {
+        append(
+            &store,
+            case_id,
+            vec![report_received(url, dijkwacht_tests::DEMO_SHA256)],
+        )
+        .await;
+    }
+    append(&store, lost, vec![review_requested()]).await;
+    let loaded = store.load(&[seen]).await.unwrap();
+    let states: Vec<&Case> = loaded.cases.values().map(|loaded| loaded.case.as_ref()).collect();
+    dijkwacht_projection::project(store.pool(), &states).await.unwrap();
+
+    let projected = dijkwacht_projection::catch_up::catch_up(&store).await.unwrap();
+    assert_eq!(projected, 1, "only the case whose read model is behind");
+    let version: i32 = sqlx::query_scalar("SELECT version FROM case_summaries WHERE case_id = $1")
+        .bind(lost.0)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(dijkwacht_projection::catch_up::catch_up(&store).await.unwrap(), 0);
+    let position: i64 = sqlx::query_scalar("SELECT position FROM projection_position")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(position, 3, "caught up through every event");
+}

@@ -198,6 +198,10 @@ pub struct EventStore {
     appended: Arc<Notify>,
 }
 
+/// The advisory lock every transaction that appends events holds shared until it ends
+/// (see [`EventStore::committed_through`]).
+pub const APPENDING: i64 = 0x646a_6b77_6170_7064; // "djkwappd"
+
 const SELECT_EVENTS: &str = "SELECT position, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash FROM events";
 
 impl EventStore {
@@ -324,7 +328,8 @@ impl EventStore {
         }
         let inserted = sqlx::query(
             "INSERT INTO events (stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) \
-             SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::jsonb[], $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[]) \
+             SELECT e.* FROM (SELECT pg_advisory_xact_lock_shared($10)) AS appending, \
+                 UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::jsonb[], $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[]) AS e \
              RETURNING position, stream_id, stream_version",
         )
         .bind(&rows.stream_ids)
@@ -336,6 +341,7 @@ impl EventStore {
         .bind(&rows.recorded_at)
         .bind(&rows.prev_hashes)
         .bind(&rows.hashes)
+        .bind(APPENDING)
         .fetch_all(&mut *tx)
         .await
         .map_err(conflict_or_database)?;
@@ -373,6 +379,25 @@ impl EventStore {
             recorded,
             heads: rows.heads,
         })
+    }
+
+    /// The position up to which every event is committed. Positions are drawn in insert
+    /// order but commit in any order, so below the highest visible one a transaction may
+    /// still be filling a gap. Every append holds [`APPENDING`] shared until it ends; taking
+    /// it alone waits, for a moment, until none is in flight, and then no gap is left open.
+    pub async fn committed_through(&self) -> Result<i64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // Appends queue behind this lock while it waits: never let them wait long.
+        sqlx::query("SET LOCAL lock_timeout = '2s'").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPENDING)
+            .execute(&mut *tx)
+            .await?;
+        let through: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(through.unwrap_or(0))
     }
 
     /// Writes the wake-ups and operator-queue entries of `cases` afresh from their states,
