@@ -18,10 +18,6 @@ use dijkwacht_runtime::{auth, db, EventStore, ManualClock, SharedClock, TopicNam
 use dijkwacht_simulator::platform::Behaviour;
 use dijkwacht_simulator::{smtp, Simulator};
 use sqlx::{Connection, PgConnection, PgPool};
-
-/// The allocator of the `dijkwacht` binary, so that tests and benches run as it does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -24,11 +24,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// The pipeline allocates and frees many small objects across threads (JSON, events,
-/// messages); glibc's allocator spent about a quarter of the process's time there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     version,
