@@ -259,7 +259,13 @@ impl Relay {
     pub async fn run(mut self, mut shutdown: Shutdown) {
         let mut last_lag_check: Option<Instant> = None;
         loop {
-            let round = self.publish_batch().await;
+            // Abandoned after a grace at shutdown: unacknowledged rows stay in the outbox.
+            let Some(round) = shutdown
+                .within_grace(Duration::from_secs(3), self.publish_batch())
+                .await
+            else {
+                return;
+            };
             self.replace_producer_if_fatal();
             let full = matches!(&round, Ok(p) if p.acknowledged as i64 >= self.settings.batch_size);
             match &round {

@@ -55,6 +55,18 @@ impl Shutdown {
         }
     }
 
+    /// `work`'s output; once shutdown comes, `work` has `grace` more to finish and is then
+    /// abandoned (`None`): for a batch that is safe to drop halfway (what it did not
+    /// commit is redone after a restart) but better finished when the database answers.
+    pub async fn within_grace<F: std::future::Future>(&mut self, grace: Duration, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
+        tokio::select! {
+            output = &mut work => return Some(output),
+            _ = self.wait() => {}
+        }
+        tokio::time::timeout(grace, work).await.ok()
+    }
+
     /// Reads reference data again every `period` until shutdown; a failed read keeps what
     /// was read last, and says so.
     pub async fn refresh_every<F, Fut, E>(mut self, period: Duration, what: &str, mut refresh: F)

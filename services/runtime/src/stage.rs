@@ -118,6 +118,9 @@ impl CaseTraces {
 /// `command_for` calls in flight at once within a batch (they may query the database).
 const CONCURRENT_LOOKUPS: usize = 16;
 const MAX_FOLLOW_UPS: usize = 4;
+/// How long a batch may go on after shutdown came before it is abandoned: enough to finish
+/// when the database answers, short of the pool's acquire timeout when it is gone.
+const BATCH_GRACE: Duration = Duration::from_secs(3);
 
 /// Everything a stage loop needs besides the stage.
 #[derive(Clone)]
@@ -242,7 +245,14 @@ impl<S: Stage> StageLoop<S> {
         while let Some(batch) = self.next_batch(consumer, &mut shutdown).await {
             let mut backoff = Duration::from_millis(100);
             loop {
-                match self.handle_batch(&batch).await {
+                let Some(handled) = shutdown.within_grace(BATCH_GRACE, self.handle_batch(&batch)).await else {
+                    tracing::info!(
+                        stage = self.stage.name(),
+                        "batch abandoned at shutdown; it is redelivered after a restart"
+                    );
+                    return;
+                };
+                match handled {
                     Ok(()) => break,
                     Err(error) => {
                         tracing::warn!(stage = self.stage.name(), %error, ?backoff, "batch failed; retrying");
@@ -604,7 +614,10 @@ impl<S: Stage> StageLoop<S> {
     async fn run_timers(self: Arc<Self>, mut shutdown: Shutdown) {
         let settings = self.runtime.settings.clone();
         loop {
-            let pause = match self.fire_due_timers().await {
+            let Some(fired) = shutdown.within_grace(BATCH_GRACE, self.fire_due_timers()).await else {
+                return;
+            };
+            let pause = match fired {
                 Ok(fired) if fired >= settings.batch_size => Duration::ZERO,
                 Ok(_) => settings.timer_poll,
                 Err(error) => {

@@ -181,8 +181,16 @@ impl Builder {
     pub async fn run(self, pool: PgPool, clock: SharedClock, mut shutdown: Shutdown) {
         let poll = Duration::from_millis(self.settings.dossier_poll_ms);
         loop {
-            match self.build_next(&pool, &clock).await {
-                Ok(true) => continue,
+            // A dossier abandoned at shutdown is built again once its claim lapses.
+            let Some(built) = shutdown
+                .within_grace(Duration::from_secs(3), self.build_next(&pool, &clock))
+                .await
+            else {
+                return;
+            };
+            match built {
+                Ok(true) if !shutdown.is_triggered() => continue,
+                Ok(true) => return,
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "looking for a dossier to build failed"),
             }
