@@ -19,14 +19,14 @@ pub const EVERY: Duration = Duration::from_secs(5);
 /// Positions looked at per query, so that a long backlog is read in steps.
 const STEP: i64 = 50_000;
 
-/// Catches up every `every` until shutdown.
-pub async fn keep_up(store: EventStore, every: Duration, mut shutdown: Shutdown) {
+/// Catches up every [`EVERY`] until shutdown.
+pub async fn keep_up(store: EventStore, mut shutdown: Shutdown) {
     loop {
-        if shutdown.sleep_or_stop(every).await {
+        if shutdown.sleep_or_stop(EVERY).await {
             return;
         }
         // What it did not finish, the next start does.
-        let Some(result) = shutdown.unless_stopped(catch_up(&store)).await else {
+        let Some(result) = shutdown.within_grace(Duration::ZERO, catch_up(&store)).await else {
             return;
         };
         match result {

@@ -59,11 +59,7 @@ impl dijkwacht_runtime::Part for Projection {
     ) -> futures::future::BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             process.spawn_stage(ProjectionStage::new(process.pool().clone()));
-            process.spawn(catch_up::keep_up(
-                process.store.clone(),
-                catch_up::EVERY,
-                process.shutdown.clone(),
-            ));
+            process.spawn(catch_up::keep_up(process.store.clone(), process.shutdown.clone()));
             let section = settings::RegulatorSettings::from_settings(&process.settings)?;
             let every = std::time::Duration::from_secs(section.checkpoint_every_secs);
             if let Some(key) = section.key()? {

@@ -7,7 +7,7 @@
 use crate::clock::SharedClock;
 use crate::health::Readiness;
 use crate::kafka::{self, ProducerSettings};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{self, Shutdown};
 use crate::store::{recorded_event_json, Metadata};
 use crate::telemetry::events::{self, InternalEvent};
 use crate::telemetry::trace::{self, TraceParent};
@@ -184,22 +184,24 @@ impl Relay {
         if !Topic::EVENTS.iter().any(|known| known.name() == topic) {
             return Err(format!("unknown topic {topic:?}"));
         }
-        let column = |e: sqlx::Error| format!("the event cannot be read: {e}");
-        let case_id: Uuid = row.try_get("stream_id").map_err(column)?;
-        let event_type: String = row.try_get("event_type").map_err(column)?;
-        let metadata: &str = row.try_get("metadata").map_err(column)?;
+        fn unreadable(error: impl std::fmt::Display) -> String {
+            format!("the event cannot be read: {error}")
+        }
+        let case_id: Uuid = row.try_get("stream_id").map_err(unreadable)?;
+        let event_type: String = row.try_get("event_type").map_err(unreadable)?;
+        let metadata: &str = row.try_get("metadata").map_err(unreadable)?;
         let payload = recorded_event_json(
-            row.try_get("position").map_err(column)?,
+            row.try_get("position").map_err(unreadable)?,
             case_id,
-            row.try_get("stream_version").map_err(column)?,
-            row.try_get("recorded_at").map_err(column)?,
+            row.try_get("stream_version").map_err(unreadable)?,
+            row.try_get("recorded_at").map_err(unreadable)?,
             &event_type,
-            row.try_get("payload").map_err(column)?,
+            row.try_get("payload").map_err(unreadable)?,
             metadata,
         )
-        .map_err(|e| format!("the event cannot be read: {e}"))?;
+        .map_err(unreadable)?;
         let parent = serde_json::from_str::<Metadata>(metadata)
-            .map_err(|e| format!("the event cannot be read: {e}"))?
+            .map_err(unreadable)?
             .traceparent;
         let (span, traceparent) = match &parent {
             Some(parent) => {
@@ -226,6 +228,8 @@ impl Relay {
         })
     }
 
+    /// How long the oldest row waiting to be published has waited; also tells the
+    /// operators how many rows wait.
     pub async fn lag(&self, now: DateTime<Utc>) -> Result<Option<TimeDelta>, sqlx::Error> {
         let (rows, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
             "SELECT count(*), min(e.recorded_at) FROM outbox o JOIN events e ON e.position = o.position \
@@ -260,10 +264,7 @@ impl Relay {
         let mut last_lag_check: Option<Instant> = None;
         loop {
             // Abandoned after a grace at shutdown: unacknowledged rows stay in the outbox.
-            let Some(round) = shutdown
-                .within_grace(Duration::from_secs(3), self.publish_batch())
-                .await
-            else {
+            let Some(round) = shutdown.within_grace(shutdown::GRACE, self.publish_batch()).await else {
                 return;
             };
             self.replace_producer_if_fatal();

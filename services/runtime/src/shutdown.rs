@@ -3,6 +3,10 @@
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// How long a batch may go on after shutdown came before it is abandoned: enough to finish
+/// when the database answers, short of the pool's acquire timeout when it is gone.
+pub const GRACE: Duration = Duration::from_secs(3);
+
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     receiver: watch::Receiver<bool>,
@@ -45,19 +49,11 @@ impl Shutdown {
         }
     }
 
-    /// `work`'s output, or `None` if shutdown came first and `work` was abandoned: for work
-    /// that is safe to drop halfway, so that waiting for a database that is gone does not
-    /// hold the process for the pool's whole acquire timeout.
-    pub async fn unless_stopped<F: std::future::Future>(&mut self, work: F) -> Option<F::Output> {
-        tokio::select! {
-            output = work => Some(output),
-            _ = self.wait() => None,
-        }
-    }
-
     /// `work`'s output; once shutdown comes, `work` has `grace` more to finish and is then
-    /// abandoned (`None`): for a batch that is safe to drop halfway (what it did not
-    /// commit is redone after a restart) but better finished when the database answers.
+    /// abandoned (`None`): for work that is safe to drop halfway (what it did not commit is
+    /// redone after a restart), so that waiting for a database that is gone does not hold
+    /// the process for the pool's whole acquire timeout. A batch gets [`GRACE`], to finish
+    /// when the database answers; a read that can simply be left gets none.
     pub async fn within_grace<F: std::future::Future>(&mut self, grace: Duration, work: F) -> Option<F::Output> {
         tokio::pin!(work);
         tokio::select! {
@@ -79,7 +75,7 @@ impl Shutdown {
             if self.sleep_or_stop(period).await {
                 return;
             }
-            let Some(result) = self.unless_stopped(refresh()).await else {
+            let Some(result) = self.within_grace(Duration::ZERO, refresh()).await else {
                 return;
             };
             if let Err(error) = result {

@@ -14,7 +14,7 @@ use crate::commands::{CaseCommand, Rejection};
 use crate::health::{Health, Readiness};
 use crate::kafka;
 use crate::operator;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{self, Shutdown};
 use crate::store::{EventStore, Loaded, Metadata, RecordedEvent};
 use crate::telemetry::events::{self, InternalEvent};
 use crate::telemetry::trace::{self, TraceParent};
@@ -118,9 +118,6 @@ impl CaseTraces {
 /// `command_for` calls in flight at once within a batch (they may query the database).
 const CONCURRENT_LOOKUPS: usize = 16;
 const MAX_FOLLOW_UPS: usize = 4;
-/// How long a batch may go on after shutdown came before it is abandoned: enough to finish
-/// when the database answers, short of the pool's acquire timeout when it is gone.
-const BATCH_GRACE: Duration = Duration::from_secs(3);
 
 /// Everything a stage loop needs besides the stage.
 #[derive(Clone)]
@@ -245,7 +242,7 @@ impl<S: Stage> StageLoop<S> {
         while let Some(batch) = self.next_batch(consumer, &mut shutdown).await {
             let mut backoff = Duration::from_millis(100);
             loop {
-                let Some(handled) = shutdown.within_grace(BATCH_GRACE, self.handle_batch(&batch)).await else {
+                let Some(handled) = shutdown.within_grace(shutdown::GRACE, self.handle_batch(&batch)).await else {
                     tracing::info!(
                         stage = self.stage.name(),
                         "batch abandoned at shutdown; it is redelivered after a restart"
@@ -614,7 +611,7 @@ impl<S: Stage> StageLoop<S> {
     async fn run_timers(self: Arc<Self>, mut shutdown: Shutdown) {
         let settings = self.runtime.settings.clone();
         loop {
-            let Some(fired) = shutdown.within_grace(BATCH_GRACE, self.fire_due_timers()).await else {
+            let Some(fired) = shutdown.within_grace(shutdown::GRACE, self.fire_due_timers()).await else {
                 return;
             };
             let pause = match fired {

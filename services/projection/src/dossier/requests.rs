@@ -183,7 +183,7 @@ impl Builder {
         loop {
             // A dossier abandoned at shutdown is built again once its claim lapses.
             let Some(built) = shutdown
-                .within_grace(Duration::from_secs(3), self.build_next(&pool, &clock))
+                .within_grace(dijkwacht_runtime::shutdown::GRACE, self.build_next(&pool, &clock))
                 .await
             else {
                 return;

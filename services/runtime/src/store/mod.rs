@@ -4,7 +4,7 @@
 mod cache;
 mod rows;
 
-pub(crate) use rows::{recorded_event_json, StoredRow};
+pub(crate) use rows::recorded_event_json;
 
 use crate::telemetry::TraceParent;
 use crate::topics::Topic;
@@ -12,7 +12,7 @@ use cache::CaseCache;
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::{Case, CaseEvent, CaseId, Command, Refusal, WaitLimits};
 use futures::TryStreamExt;
-use rows::{chain_hash, folded_row, ChainedRows, GENESIS};
+use rows::{chain_hash, folded_row, ChainedRows, StoredRow, GENESIS};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor, PgPool, Row};

@@ -188,7 +188,7 @@ impl ChainedRows {
 }
 
 /// One row of `events`, as read back.
-pub(crate) struct StoredRow {
+pub(super) struct StoredRow {
     pub position: i64,
     pub stream_id: Uuid,
     pub stream_version: i32,
@@ -202,7 +202,7 @@ pub(crate) struct StoredRow {
 }
 
 impl StoredRow {
-    pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, StoreError> {
+    pub(super) fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, StoreError> {
         let stream_id: Uuid = row.try_get("stream_id")?;
         let stream_version: i32 = row.try_get("stream_version")?;
         let corrupt = |reason: &str| StoreError::Corrupt {
@@ -240,7 +240,7 @@ impl StoredRow {
     }
 
     /// The event, typed; the row is consumed so its JSON is moved, not copied, into it.
-    pub(crate) fn decode(self) -> Result<RecordedEvent, StoreError> {
+    pub(super) fn decode(self) -> Result<RecordedEvent, StoreError> {
         let (case_id, version) = (self.stream_id, self.stream_version);
         let corrupt = |reason: String| StoreError::Corrupt {
             case_id,
