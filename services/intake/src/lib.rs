@@ -11,6 +11,7 @@ pub mod public;
 pub mod review;
 pub mod routes;
 pub mod submission;
+pub mod together;
 pub mod validate;
 
 pub use part::Intake;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub home_country: String,
     /// Finds the host of a case whose host was unknown when an analyst classifies it.
     pub resolver: Arc<dyn dijkwacht_classify::host::Resolver>,
+    /// Single reports, committed together when they arrive together.
+    pub together: together::Together,
 }
 
 impl dijkwacht_http::Edge for AppState {

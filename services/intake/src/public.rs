@@ -3,7 +3,7 @@
 //! only the reporter, see what became of the report.
 
 use crate::error::ApiError;
-use crate::submission::{self, Outcome, PublicContact, Submission};
+use crate::submission::{Outcome, PublicContact, Submission};
 use crate::validate::{normalize_url, ValidItem};
 use crate::AppState;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -289,8 +289,8 @@ pub async fn submit(
             email: valid.email,
         }),
     };
-    match submission::submit(&state.store, &[submission], state.clock.now()).await {
-        Ok(outcomes) if matches!(outcomes.first(), Some(Outcome::Accepted(_))) => render(
+    match state.together.submit(submission).await {
+        Ok(Outcome::Accepted(_)) => render(
             StatusCode::OK,
             "report_thanks.html",
             context! { reference => reference, pin => pin },

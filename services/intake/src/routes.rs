@@ -3,7 +3,7 @@
 use crate::api::{CaseEventView, CaseStatusRef, CaseView, ReportAccepted, ReportStatus};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::submission::{self, Outcome, Submission};
+use crate::submission::{Outcome, Submission};
 use crate::validate::validate_report;
 use crate::AppState;
 use axum::body::Bytes;
@@ -55,12 +55,10 @@ pub async fn submit_report(State(state): State<AppState>, caller: Caller, body: 
     let json: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(format!("the body is not valid JSON: {e}")))?;
     let submission = partner_submission(&partner.id, &json).map_err(ApiError::Invalid)?;
-    let outcomes = submission::submit(&state.store, &[submission], state.clock.now()).await?;
-    match outcomes.into_iter().next() {
-        Some(Outcome::Accepted(accepted)) => Ok((StatusCode::ACCEPTED, Json(accepted)).into_response()),
-        Some(Outcome::Replayed(accepted)) => Ok((StatusCode::OK, Json(accepted)).into_response()),
-        Some(Outcome::ReferenceTaken { report_id }) => Err(ApiError::ReferenceTaken(report_id)),
-        None => Err(ApiError::Internal("no outcome for a submitted report".into())),
+    match state.together.submit(submission).await? {
+        Outcome::Accepted(accepted) => Ok((StatusCode::ACCEPTED, Json(accepted)).into_response()),
+        Outcome::Replayed(accepted) => Ok((StatusCode::OK, Json(accepted)).into_response()),
+        Outcome::ReferenceTaken { report_id } => Err(ApiError::ReferenceTaken(report_id)),
     }
 }
 

@@ -55,6 +55,10 @@ pub enum Outcome {
 pub enum SubmitError {
     #[error("reports kept conflicting with concurrent writers; nothing was accepted")]
     Contended,
+    /// Intake stopped before the report's transaction answered: it may or may not be
+    /// committed, and sending it again is safe (a partner's report is idempotent).
+    #[error("the report's transaction ended without an answer; send it again")]
+    Unanswered,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

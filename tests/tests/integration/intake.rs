@@ -1,6 +1,10 @@
 //! The intake as partners and the public meet it: keys and scopes, validation, idempotency,
 //! de-duplication, bulk, status, limits, the public form.
 
+use dijkwacht_intake::api::ReportAccepted;
+use dijkwacht_intake::routes::partner_submission;
+use dijkwacht_intake::submission::Outcome;
+use dijkwacht_intake::together::Together;
 use dijkwacht_runtime::auth;
 use dijkwacht_tests::{eventually, listed_report_line, TestOptions, TestSystem, DEMO_SHA256};
 use futures::StreamExt;
@@ -508,5 +512,64 @@ async fn reloading_the_reference_data_revokes_the_keys_it_no_longer_lists() {
     assert_eq!(post_report(&system, &system.partner_key, &body(3)).await.0, 202);
     // A key issued by command is revoked by command only.
     assert_eq!(post_report(&system, &issued.key, &body(4)).await.0, 202);
+    system.app.stop().await;
+}
+
+/// Single reports that arrive while the intake is busy share a transaction, and each still
+/// gets its own answer: a new report is accepted, the same report again is a replay, another
+/// report under a reference already taken conflicts.
+#[tokio::test]
+async fn single_reports_that_arrive_together_share_a_transaction_and_keep_their_own_answers() {
+    let system = intake_only().await;
+    let clock: dijkwacht_runtime::SharedClock = std::sync::Arc::new(system.clock.clone());
+    let together = Together::start(system.app.store.clone(), clock);
+    let mut bodies: Vec<Value> = (0..200)
+        .map(|i| report(&format!("T-{i}"), &format!("https://together.example/{i}")))
+        .collect();
+    bodies.push(report("T-7", "https://together.example/7"));
+    bodies.push(report("T-8", "https://together.example/elsewhere"));
+
+    // Each report is sent (polled once) before this test's only thread lets the intake's
+    // task run, so all of them wait when the first transaction starts; unconstrained, or
+    // tokio's cooperative budget would hold back the sends after the first hundred or so.
+    let mut sent: Vec<_> = bodies
+        .iter()
+        .map(|body| Box::pin(together.submit(partner_submission("partner-a", body).unwrap())))
+        .collect();
+    tokio::task::unconstrained(async {
+        for report in &mut sent {
+            assert!(futures::poll!(report).is_pending());
+        }
+    })
+    .await;
+    let outcomes = futures::future::join_all(sent).await;
+    let outcomes: Vec<Outcome> = outcomes.into_iter().map(Result::unwrap).collect();
+
+    let accepted: Vec<&ReportAccepted> = outcomes[..200]
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Accepted(accepted) => accepted,
+            other => panic!("a new report was answered {other:?}"),
+        })
+        .collect();
+    let ids: std::collections::HashSet<_> = accepted.iter().map(|a| a.report_id).collect();
+    assert_eq!(ids.len(), 200, "each report its own id");
+    assert_eq!(outcomes[200], Outcome::Replayed(accepted[7].clone()));
+    assert_eq!(
+        outcomes[201],
+        Outcome::ReferenceTaken {
+            report_id: accepted[8].report_id
+        }
+    );
+    let transactions: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM events WHERE event_type = 'ReportReceived'")
+            .fetch_one(&system.database.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        transactions, 1,
+        "the reports that waited together were committed together"
+    );
+    assert_eq!(count(&system, "reports").await, 200);
     system.app.stop().await;
 }
