@@ -9,6 +9,7 @@ pub mod lists;
 pub mod loaded_index;
 mod part;
 pub mod police_first;
+pub mod registry;
 
 use dijkwacht_domain::{
     Case, CaseStatus, Classified, Command, Evidence, ForwardedToHotline, HashAlgorithm, HostResolved, MediaHash,
@@ -20,6 +21,7 @@ use host::Resolver;
 use index::{parse_pdq, MatchingIndex};
 pub use loaded_index::SharedIndex;
 pub use part::{resolver, Classify};
+pub use registry::SharedRegistry;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,6 +54,7 @@ impl Routing {
 pub struct ClassifyStage {
     pool: PgPool,
     index: SharedIndex,
+    registry: SharedRegistry,
     resolver: Arc<dyn Resolver>,
     routing: Routing,
 }
@@ -96,10 +99,17 @@ pub fn hash_evidence(index: &MatchingIndex, hashes: &[MediaHash]) -> Option<Find
 }
 
 impl ClassifyStage {
-    pub fn new(pool: PgPool, index: SharedIndex, resolver: Arc<dyn Resolver>, routing: Routing) -> Self {
+    pub fn new(
+        pool: PgPool,
+        index: SharedIndex,
+        registry: SharedRegistry,
+        resolver: Arc<dyn Resolver>,
+        routing: Routing,
+    ) -> Self {
         Self {
             pool,
             index,
+            registry,
             resolver,
             routing,
         }
@@ -143,6 +153,11 @@ impl Stage for ClassifyStage {
         WaitsFor::Events(&["ReportReceived", "ReportedAgain"])
     }
 
+    async fn before_lookups(&self) -> Result<(), StageError> {
+        self.registry.fresh(&self.pool).await?;
+        Ok(())
+    }
+
     async fn command_for(&self, _event: &RecordedEvent, case: &Case) -> Result<Option<Command>, StageError> {
         self.on_wake(case).await
     }
@@ -154,7 +169,11 @@ impl Stage for ClassifyStage {
         if case.status != CaseStatus::Received {
             return Ok(None);
         }
-        let host = host::resolve_host(&self.pool, self.resolver.as_ref(), &report.location.url).await?;
+        let host = self
+            .registry
+            .current()
+            .resolve(self.resolver.as_ref(), &report.location.url)
+            .await;
         let conduct_date = received_at.date_naive();
         let classification = self.find(case).await?.map(|found| Classified {
             class: found.class,

@@ -3,7 +3,7 @@
 
 use crate::host::{Resolver, StaticResolver, SystemResolver};
 use crate::police_first::{self, PoliceFirstSettings};
-use crate::{ClassifyStage, Routing, SharedIndex};
+use crate::{ClassifyStage, Routing, SharedIndex, SharedRegistry};
 use dijkwacht_runtime::config::Settings;
 use dijkwacht_runtime::{Part, Process, Resource};
 use futures::future::BoxFuture;
@@ -30,9 +30,11 @@ impl Part for Classify {
     fn start<'a>(&'a self, process: &'a mut Process) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let index = process.shared::<SharedIndex>().await?;
+            let registry = process.shared::<SharedRegistry>().await?;
             let stage = ClassifyStage::new(
                 process.pool().clone(),
                 index,
+                registry,
                 resolver(&process.settings)?,
                 routing(&process.settings)?,
             );

@@ -43,6 +43,8 @@ pub struct AppState {
     pub home_country: String,
     /// Finds the host of a case whose host was unknown when an analyst classifies it.
     pub resolver: Arc<dyn dijkwacht_classify::host::Resolver>,
+    /// Whose hosts are whose, for those analysts classify.
+    pub registry: dijkwacht_classify::SharedRegistry,
     /// Single reports, committed together when they arrive together.
     pub together: together::Together,
 }

@@ -52,6 +52,7 @@ impl Part for Intake {
                 review: Arc::new(review_policy(&settings)?),
                 home_country: settings.home_country.clone(),
                 resolver: dijkwacht_classify::resolver(&settings)?,
+                registry: process.shared::<dijkwacht_classify::SharedRegistry>().await?,
                 together: crate::together::Together::start(process.store.clone(), process.clock.clone()),
             };
             Ok(Some(crate::router(state)))

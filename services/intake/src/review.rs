@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use dijkwacht_classify::host::resolve_host;
 use dijkwacht_domain::{
     CaseId, Command, ContentClass, LegalGround, PartnerId, PoliceReferral, ReferralReason, Verdict,
 };
@@ -210,7 +209,10 @@ pub async fn decide(
         .date_naive();
     // A host that was unknown when the case arrived may be registered by now.
     let host = match (&loaded.case.host, &loaded.case.report) {
-        (None, Some(report)) => resolve_host(state.store.pool(), state.resolver.as_ref(), &report.location.url).await?,
+        (None, Some(report)) => {
+            let registry = state.registry.fresh(state.store.pool()).await?;
+            registry.resolve(state.resolver.as_ref(), &report.location.url).await
+        }
         _ => None,
     };
     let verdict = match (decision.verdict.as_str(), decision.class) {

@@ -51,6 +51,13 @@ pub trait Stage: Send + Sync + 'static {
         case: &Case,
     ) -> impl Future<Output = Result<Option<Command>, StageError>> + Send;
 
+    /// Runs once before the lookups of a batch, of messages or of wake-ups: where a stage
+    /// brings up to date what its lookups read (the platform registry), so that a batch
+    /// reads it once rather than once per case.
+    fn before_lookups(&self) -> impl Future<Output = Result<(), StageError>> + Send {
+        async { Ok(()) }
+    }
+
     /// The command for a case whose wake-up came due: the case waits for this stage (by
     /// [`Case::wait`]) and no message moved it on in time, or its own clock ran out.
     fn on_wake(&self, _case: &Case) -> impl Future<Output = Result<Option<Command>, StageError>> + Send {
@@ -379,6 +386,7 @@ impl<S: Stage> StageLoop<S> {
                 self.span("handle", event.case_id, event.event.type_name(), parent.as_ref())
             })
             .collect();
+        self.stage.before_lookups().await?;
         let lookups = self.commands_for(&readable, &spans, &loaded).await;
         let mut commands = Vec::new();
         let mut sources = Vec::new();
@@ -650,6 +658,7 @@ impl<S: Stage> StageLoop<S> {
         let ids: Vec<CaseId> = due.iter().map(|timer| timer.case_id).collect();
         let loaded = self.runtime.store.load(&ids).await?;
         let before: HashMap<CaseId, u32> = loaded.cases.iter().map(|(id, l)| (*id, l.case.version)).collect();
+        self.stage.before_lookups().await?;
         let mut commands = Vec::new();
         let mut traces = CaseTraces::default();
         for timer in &due {

@@ -1,6 +1,6 @@
 use crate::support::*;
 use dijkwacht_classify::host::StaticResolver;
-use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex};
+use dijkwacht_classify::{ClassifyStage, Routing, SharedIndex, SharedRegistry};
 use dijkwacht_domain::{CaseEvent, CaseId};
 use dijkwacht_runtime::kafka::EmbeddedBroker;
 use dijkwacht_runtime::shutdown;
@@ -69,9 +69,11 @@ async fn start_classify(f: &Fixture) -> RunningStage {
     };
     let (trigger, stop) = shutdown::channel();
     let index = SharedIndex::load(&f.db.pool).await.unwrap();
+    let registry = SharedRegistry::load(&f.db.pool).await.unwrap();
     let classify = ClassifyStage::new(
         f.db.pool.clone(),
         index,
+        registry,
         Arc::new(StaticResolver::default()),
         Routing::default(),
     );
