@@ -115,8 +115,8 @@ pub async fn queue(
     }
     let rows = sqlx::query(
         "SELECT case_id, url, received_at, review_reason, claimed_class, claimed_by, version FROM case_summaries \
-         WHERE status = 'awaiting_review' AND ($1::text IS NULL OR claimed_class = $1) \
-         ORDER BY received_at, case_id LIMIT $2",
+         WHERE review_queued_at IS NOT NULL AND ($1::text IS NULL OR claimed_class = $1) \
+         ORDER BY review_queued_at, case_id LIMIT $2",
     )
     .bind(&category)
     .bind(query.limit.unwrap_or(100).clamp(1, 1000))

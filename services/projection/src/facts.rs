@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use dijkwacht_domain::Case;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 /// Writes the fact rows of many cases in one statement, each unless a newer version is
 /// already there. A case without a platform or a class has nothing to count yet.
-pub async fn upsert(pool: &PgPool, cases: &[&Case], table: &str) -> Result<(), sqlx::Error> {
+pub async fn upsert(db: &mut PgConnection, cases: &[&Case], table: &str) -> Result<(), sqlx::Error> {
     let mut rows = FactColumns::default();
     for case in cases {
         rows.push(case);
@@ -53,7 +53,7 @@ pub async fn upsert(pool: &PgPool, cases: &[&Case], table: &str) -> Result<(), s
     .bind(&rows.reappeared)
     .bind(&rows.police_held_at)
     .bind(&rows.police_released_at)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }

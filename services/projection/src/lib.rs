@@ -19,9 +19,9 @@ pub mod settings;
 pub mod statistics;
 
 use chrono::{DateTime, Utc};
-use dijkwacht_domain::{Case, CaseId, Command};
+use dijkwacht_domain::{Case, CaseId, CaseStatus, Command};
 use dijkwacht_runtime::{CaseTraces, RecordedEvent, Stage, StageError, WaitsFor};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// The projection's name as a part and as a stage.
 pub const PROJECTION: &str = "projection";
@@ -168,16 +168,22 @@ pub async fn project(pool: &PgPool, cases: &[&Case]) -> Result<(), sqlx::Error> 
     project_into(pool, cases, ReadModels::LIVE).await
 }
 
-/// [`project`] into the given tables.
+/// [`project`] into the given tables, in one transaction (one commit, not three). Rows are
+/// written in the order of their case ids, so that two projections of the same cases (a
+/// batch and the catch-up, two processes) take their row locks in the same order.
 pub async fn project_into(pool: &PgPool, cases: &[&Case], tables: ReadModels) -> Result<(), sqlx::Error> {
-    upsert_summaries(pool, cases, tables.summaries).await?;
-    facts::upsert(pool, cases, tables.facts).await?;
-    prior_decisions::upsert(pool, cases, tables.prior_decisions).await
+    let mut cases = cases.to_vec();
+    cases.sort_unstable_by_key(|case| case.id);
+    let mut tx = pool.begin().await?;
+    upsert_summaries(&mut tx, &cases, tables.summaries).await?;
+    facts::upsert(&mut tx, &cases, tables.facts).await?;
+    prior_decisions::upsert(&mut tx, &cases, tables.prior_decisions).await?;
+    tx.commit().await
 }
 
 /// Writes the summary rows of many cases in one statement, each unless a newer version is
 /// already there.
-pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case], table: &str) -> Result<(), sqlx::Error> {
+pub async fn upsert_summaries(db: &mut PgConnection, cases: &[&Case], table: &str) -> Result<(), sqlx::Error> {
     let mut rows = SummaryColumns::default();
     for case in cases {
         rows.push(case);
@@ -188,17 +194,18 @@ pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case], table: &str) -> Re
     sqlx::query(&format!(
         "INSERT INTO {table} (case_id, version, status, partner_id, url, content_class, platform_id, received_at, \
              notice_issued_at, notice_delivered_at, removal_verified_at, closed_at, claimed_class, review_reason, claimed_by, \
-             police_partner_id, police_held_at, police_released_at) \
+             police_partner_id, police_held_at, police_released_at, review_queued_at) \
          SELECT * FROM UNNEST($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
              $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], \
-             $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[]) \
+             $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::timestamptz[], \
+             $19::timestamptz[]) \
          ON CONFLICT (case_id) DO UPDATE SET version = EXCLUDED.version, status = EXCLUDED.status, \
              content_class = EXCLUDED.content_class, platform_id = EXCLUDED.platform_id, \
              notice_issued_at = EXCLUDED.notice_issued_at, notice_delivered_at = EXCLUDED.notice_delivered_at, \
              removal_verified_at = EXCLUDED.removal_verified_at, closed_at = EXCLUDED.closed_at, \
              claimed_class = EXCLUDED.claimed_class, review_reason = EXCLUDED.review_reason, claimed_by = EXCLUDED.claimed_by, \
              police_partner_id = EXCLUDED.police_partner_id, police_held_at = EXCLUDED.police_held_at, \
-             police_released_at = EXCLUDED.police_released_at \
+             police_released_at = EXCLUDED.police_released_at, review_queued_at = EXCLUDED.review_queued_at \
          WHERE {table}.version < EXCLUDED.version"
     ))
     .bind(&rows.case_ids)
@@ -219,7 +226,8 @@ pub async fn upsert_summaries(pool: &PgPool, cases: &[&Case], table: &str) -> Re
     .bind(&rows.police_partner_ids)
     .bind(&rows.police_held_at)
     .bind(&rows.police_released_at)
-    .execute(pool)
+    .bind(&rows.review_queued_at)
+    .execute(db)
     .await?;
     Ok(())
 }
@@ -245,6 +253,10 @@ struct SummaryColumns {
     police_partner_ids: Vec<Option<String>>,
     police_held_at: Vec<Option<DateTime<Utc>>>,
     police_released_at: Vec<Option<DateTime<Utc>>>,
+    /// When the case came in, while it waits for an analyst: the review queue's order, in a
+    /// column of its own so that the queue's index changes only when a case enters or
+    /// leaves it (an index on the status would change with every event).
+    review_queued_at: Vec<Option<DateTime<Utc>>>,
 }
 
 impl SummaryColumns {
@@ -276,5 +288,7 @@ impl SummaryColumns {
             .push(police.held.as_ref().map(|held| held.partner_id.0.clone()));
         self.police_held_at.push(police.held_at);
         self.police_released_at.push(police.released_at);
+        self.review_queued_at
+            .push((case.status == CaseStatus::AwaitingReview).then_some(received_at));
     }
 }

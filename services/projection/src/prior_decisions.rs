@@ -3,9 +3,9 @@
 //! so projecting in any order, or again, gives the same table.
 
 use dijkwacht_domain::{Case, Evidence};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
-pub async fn upsert(pool: &PgPool, cases: &[&Case], table: &str) -> Result<(), sqlx::Error> {
+pub async fn upsert(db: &mut PgConnection, cases: &[&Case], table: &str) -> Result<(), sqlx::Error> {
     let (mut kinds, mut keys, mut classes, mut case_ids, mut decided_at) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for case in cases {
@@ -42,7 +42,7 @@ pub async fn upsert(pool: &PgPool, cases: &[&Case], table: &str) -> Result<(), s
     .bind(&classes)
     .bind(&case_ids)
     .bind(&decided_at)
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }

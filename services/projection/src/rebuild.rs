@@ -57,6 +57,18 @@ pub async fn rebuild_with(
         sqlx::query(&format!("CREATE TABLE {fresh} (LIKE {live} INCLUDING ALL)"))
             .execute(pool)
             .await?;
+        // LIKE copies columns and indexes, not the table's own settings (fill factor,
+        // autovacuum thresholds): the migrations tuned those for how the table is written.
+        let settings: Option<Vec<String>> =
+            sqlx::query_scalar("SELECT reloptions FROM pg_class WHERE oid = $1::regclass")
+                .bind(live)
+                .fetch_one(pool)
+                .await?;
+        if let Some(settings) = settings.filter(|settings| !settings.is_empty()) {
+            sqlx::query(&format!("ALTER TABLE {fresh} SET ({})", settings.join(", ")))
+                .execute(pool)
+                .await?;
+        }
     }
     // Every event up to here is in the rebuild; those after it are caught up at the swap.
     let mark: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")

@@ -318,6 +318,15 @@ async fn each_compliance_figure_is_what_the_events_say() {
         .unwrap();
     let (_, rebuilt) = system.get(&compliance_path(""), &system.regulator_key).await;
     assert_eq!(rebuilt["total"], compliance["total"]);
+    let settings: Vec<String> =
+        sqlx::query_scalar("SELECT reloptions FROM pg_class WHERE oid = 'case_summaries'::regclass")
+            .fetch_one(&system.database.pool)
+            .await
+            .unwrap();
+    assert!(
+        settings.contains(&"fillfactor=70".to_owned()),
+        "the rebuilt table keeps the settings the migrations gave it: {settings:?}"
+    );
 
     let (status, wrong) = system
         .get(
