@@ -153,6 +153,7 @@ async fn open_cases(
         body_sha256: [0; 32],
         items: by_url.into_values().collect(),
         public_contact: None,
+        trace: dijkwacht_runtime::telemetry::TraceParent::current(),
     };
     let outcome = submit(store, std::slice::from_ref(&submission), now).await?;
     Ok(match outcome.into_iter().next() {

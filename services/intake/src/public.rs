@@ -288,6 +288,7 @@ pub async fn submit(
             free_text: valid.free_text,
             email: valid.email,
         }),
+        trace: dijkwacht_runtime::telemetry::TraceParent::current(),
     };
     match state.together.submit(submission).await {
         Ok(Outcome::Accepted(_)) => render(

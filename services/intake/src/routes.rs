@@ -37,6 +37,7 @@ pub fn partner_submission(
         body_sha256: Sha256::digest(to_canonical_bytes(body)).into(),
         items: report.items,
         public_contact: None,
+        trace: dijkwacht_runtime::telemetry::TraceParent::current(),
     })
 }
 

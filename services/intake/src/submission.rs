@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use dijkwacht_domain::event::{Location, Reappeared, ReportedAgain, Reporter};
 use dijkwacht_domain::{CaseId, Command, ReportId, ReportReceived};
 use dijkwacht_runtime::locations;
+use dijkwacht_runtime::telemetry::TraceParent;
 use dijkwacht_runtime::{Attempt, CaseChange, CommandError, Decision, EventStore, LoadedCase, Metadata, StoreError};
 use sqlx::{PgConnection, Row};
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +22,9 @@ pub struct Submission {
     pub items: Vec<ValidItem>,
     /// What a member of the public told us about themselves; stored beside the report.
     pub public_contact: Option<PublicContact>,
+    /// The trace of the request the report came in: its events continue it, also when the
+    /// report is committed together with others ([`crate::together`]).
+    pub trace: Option<TraceParent>,
 }
 
 /// Personal data of a public reporter: never in an event, a notice or a statistic.
@@ -114,13 +118,14 @@ fn partner_key(reporter: &Reporter) -> Option<(String, String)> {
     }
 }
 
-fn actor(reporter: &Reporter) -> Metadata {
-    match reporter {
+fn actor(submission: &Submission) -> Metadata {
+    let metadata = match &submission.reporter {
         Reporter::Partner { partner_id, .. } => Metadata::actor(format!("partner:{partner_id}")),
         Reporter::Public { .. } => Metadata::actor("public"),
         Reporter::ReappearanceWatch => Metadata::actor("followup"),
         Reporter::HashCheck { provider_id } => Metadata::actor(format!("hosting_provider:{provider_id}")),
-    }
+    };
+    metadata.traced(submission.trace.clone())
 }
 
 async fn attempt(
@@ -163,7 +168,7 @@ async fn attempt(
             continue;
         }
         let report_id = ReportId::new();
-        let metadata = actor(&submission.reporter).correlated_with(report_id.0);
+        let metadata = actor(submission).correlated_with(report_id.0);
         let mut cases = Vec::with_capacity(submission.items.len());
         for item in &submission.items {
             let url = &item.location.url;
