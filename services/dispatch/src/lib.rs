@@ -20,6 +20,7 @@ pub mod registry;
 pub mod render;
 pub mod routes;
 pub mod settings;
+mod smtp;
 pub mod telemetry;
 
 pub use crate::part::Dispatch;

@@ -29,7 +29,7 @@ pub struct DispatchSettings {
     pub smtp_password: Option<SecretRef>,
     /// An extra root certificate (PEM) to trust, for a relay with a private CA.
     pub smtp_ca_file: Option<PathBuf>,
-    /// Connections kept open to the relay.
+    /// Connections kept open to the relay, and so messages sent to it at once.
     pub smtp_pool_size: u32,
     pub smtp_timeout_secs: u64,
     /// The sender of notices, and where platforms' answers go.
