@@ -26,6 +26,17 @@ use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// A read-only transaction on one snapshot: what a process keeps in memory (the index, the
+/// registry) is read whole from it, so its parts agree with each other and with the version
+/// read with them.
+pub(crate) async fn snapshot(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Where CSAM hosted abroad goes instead of a notice.
 #[derive(Debug, Clone, Default)]
 pub struct Routing {

@@ -27,10 +27,7 @@ async fn fingerprint<'c>(db: impl sqlx::PgExecutor<'c>) -> Result<Fingerprint, s
 /// Reads every listed, non-delisted entry into a new index, with the fingerprint of the
 /// lists it holds: all from one snapshot, so lists, versions and entries agree.
 pub async fn build(pool: &PgPool) -> Result<(Fingerprint, MatchingIndex), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = crate::snapshot(pool).await?;
     let print = fingerprint(&mut *tx).await?;
     let secret = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes"));
     let mut builder = IndexBuilder::new(secret);

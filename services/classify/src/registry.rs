@@ -68,7 +68,7 @@ impl Range {
 }
 
 /// One version of the platform registry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     version: i64,
     domains: HashMap<String, Arc<Platform>>,
@@ -90,10 +90,7 @@ fn cidr(text: &str) -> Option<(IpAddr, u8)> {
 impl Registry {
     /// The whole registry and its version, from one snapshot.
     pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = crate::snapshot(pool).await?;
         let version = version(&mut *tx).await?;
         let mut platforms = HashMap::new();
         for row in sqlx::query("SELECT platform_id, name, country, dsa_platform, notice_endpoint FROM platforms")

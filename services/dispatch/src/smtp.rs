@@ -27,12 +27,12 @@ pub enum Security {
 
 /// The relay and the connections open to it.
 pub struct Relay {
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    pub credentials: Option<Credentials>,
+    host: String,
+    port: u16,
+    security: Security,
+    credentials: Option<Credentials>,
     /// For opening a connection and for sending one message.
-    pub timeout: Duration,
+    timeout: Duration,
     hello: ClientId,
     idle: Mutex<Vec<AsyncSmtpConnection>>,
     sending: Semaphore,
