@@ -229,11 +229,14 @@ impl Relay {
     }
 
     /// How long the oldest row waiting to be published has waited; also tells the
-    /// operators how many rows wait.
+    /// operators how many rows wait. The oldest is the first in the outbox's order, found by
+    /// its index: joining a backlog of a hundred thousand rows to the events to find it took
+    /// 20 ms a second, while the relay fell behind.
     pub async fn lag(&self, now: DateTime<Utc>) -> Result<Option<TimeDelta>, sqlx::Error> {
         let (rows, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT count(*), min(e.recorded_at) FROM outbox o JOIN events e ON e.position = o.position \
-             WHERE o.quarantined_at IS NULL",
+            "SELECT (SELECT count(*) FROM outbox WHERE quarantined_at IS NULL), \
+                    (SELECT e.recorded_at FROM outbox o JOIN events e ON e.position = o.position \
+                     WHERE o.quarantined_at IS NULL ORDER BY o.id LIMIT 1)",
         )
         .fetch_one(&self.pool)
         .await?;

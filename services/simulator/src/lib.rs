@@ -205,6 +205,11 @@ impl Simulator {
         self.lock().notices.clone()
     }
 
+    /// How many notices arrived by API: [`Simulator::notices`] without the copy.
+    pub fn notice_count(&self) -> usize {
+        self.lock().notices.len()
+    }
+
     /// Every withdrawal received, in arrival order, once per withdrawn notice.
     pub fn withdrawals(&self) -> Vec<ReceivedWithdrawal> {
         self.lock().withdrawals.clone()
