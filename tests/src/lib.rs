@@ -23,6 +23,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The allocator of the `dijkwacht` binary, so that tests and benches run as it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The PostgreSQL server tests create their databases on (`make test` starts it).
 pub fn admin_database_url() -> String {
     std::env::var("DIJKWACHT_TEST_DATABASE_URL")

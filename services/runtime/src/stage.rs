@@ -67,7 +67,8 @@ pub trait Stage: Send + Sync + 'static {
     /// Side effects that may only follow a durable decision (sending a notice, updating a
     /// read model), for all cases of a batch at once. Runs for every case the batch
     /// touched, so it must look at the state, not at what just happened. Returned commands
-    /// are decided and appended next, and their cases offered to this hook again. What is
+    /// are decided and appended next, at the clock's reading when the hook returned, and
+    /// their cases offered to this hook again. What is
     /// sent for a case continues its trace in `traces`.
     fn after_commit(
         &self,
@@ -504,12 +505,16 @@ impl<S: Stage> StageLoop<S> {
     }
 
     /// Runs the stage's side effects and the commands they return, round after round, for
-    /// the cases that got a command; returns every case as it ends up.
+    /// the cases that got a command; returns every case as it ends up. What a side effect
+    /// returns is recorded at the clock's reading when it returned: a notice is delivered
+    /// when the platform answered, not when the batch that sent it began (a slow platform
+    /// would otherwise have its deadline start, and the evidence say it had the notice,
+    /// seconds early).
     async fn follow_up(
         &self,
         cases: Vec<Arc<Case>>,
         traces: &CaseTraces,
-        now: DateTime<Utc>,
+        mut now: DateTime<Utc>,
     ) -> Result<Vec<Arc<Case>>, StageError> {
         let mut cases: BTreeMap<CaseId, Arc<Case>> = cases.into_iter().map(|case| (case.id, case)).collect();
         let mut offered: Vec<CaseId> = cases.keys().copied().collect();
@@ -529,6 +534,10 @@ impl<S: Stage> StageLoop<S> {
                 })
                 .collect();
             offered = commands.iter().map(|c| c.case_id).collect();
+            if commands.is_empty() {
+                break;
+            }
+            now = self.runtime.clock.now();
             let (changed, _) = self.execute(&commands, None, now).await?;
             cases.extend(changed.into_iter().map(|case| (case.id, case)));
         }

@@ -276,6 +276,47 @@ async fn a_refusal_is_recorded_with_the_platforms_reason_for_an_analyst() {
 }
 
 #[tokio::test]
+async fn a_notice_is_delivered_when_the_platform_answered_and_its_deadline_runs_from_then() {
+    let system = api_platform(
+        "slow",
+        Behaviour {
+            delay_ms: 1_000,
+            ..Behaviour::default()
+        },
+        json!({}),
+    )
+    .await;
+    let case_id = report(&system, "slow").await;
+    eventually("the notice at the platform", Duration::from_secs(60), || async {
+        (system.simulator.raw_posts_to("slow") == 1).then_some(())
+    })
+    .await;
+    // The platform takes its time to answer; the clock moves meanwhile.
+    system.clock.advance(TimeDelta::seconds(90));
+    let events = settled_on(&system, &case_id, "DeadlineSet").await;
+    let stream = system
+        .app
+        .store
+        .read_stream(dijkwacht_domain::CaseId(case_id.parse().unwrap()))
+        .await
+        .unwrap();
+    let recorded = |event_type: &str| {
+        stream
+            .iter()
+            .find(|e| e.event.type_name() == event_type)
+            .unwrap()
+            .recorded_at
+    };
+    let delivered = recorded("NoticeDelivered");
+    assert_eq!(delivered - recorded("DispatchStarted"), TimeDelta::seconds(90));
+    let deadline = events.iter().find(|e| e["type"] == "DeadlineSet").unwrap();
+    let due_at: chrono::DateTime<chrono::Utc> = deadline["due_at"].as_str().unwrap().parse().unwrap();
+    let within = TimeDelta::seconds(deadline["within_secs"].as_i64().unwrap());
+    assert_eq!(due_at, delivered + within, "{deadline}");
+    system.app.stop().await;
+}
+
+#[tokio::test]
 async fn a_platform_that_asks_to_slow_down_is_not_asked_again_sooner() {
     let system = api_platform(
         "busy",
