@@ -4,8 +4,10 @@
 //! under it: the very events the pipeline wrote, appended again (hash chain, outbox rows and
 //! wake-ups included) in batches over several connections, published by the relay with the
 //! same producer settings and read back by a consumer group on the same broker. No domain
-//! decisions, no HTTP. The pipeline's figure is printed as a share of the floor, each with
-//! the CPU it took per case. Then the latency: reports one by one at a constant rate of half
+//! decisions, no HTTP. Twice: each case's events in one append, and in the appends the stages
+//! made (one per stage step, each case loaded from the cache before it), which tells the cost
+//! of the pipeline's shape apart from the cost of its work. The pipeline's figure is printed
+//! as a share of each floor, each with the CPU it took per case. Then the latency: reports one by one at a constant rate of half
 //! the pipeline's figure, from acceptance to delivered notice by the events' own times.
 //!
 //! Run with `make bench`. Environment: BENCH_CASES (default 20000), BENCH_LATENCY_SECS
@@ -84,26 +86,38 @@ async fn main() {
     system.app.stop().await;
 
     let events: usize = streams.iter().map(Vec::len).sum();
-    let cpu = CpuMeter::start();
-    let read = floor(&streams).await;
-    let floor_used = cpu.stop();
-    let floor = streams.len() as f64 / floor_used.wall_seconds;
-    println!(
-        "floor: the same {events} events ({:.1} per case) appended, relayed and consumed in {:.1} s",
-        events as f64 / streams.len() as f64,
-        floor_used.wall_seconds
-    );
-    println!(
-        "  = {floor:.0} cases/s ({:.0} events/s); the pipeline reaches {:.2} of it",
-        events as f64 / floor_used.wall_seconds,
-        pipeline / floor
-    );
-    println!("  {}", floor_used.per(streams.len()));
-    if read < events {
+    let appends: usize = streams.iter().map(|stream| steps_of(stream).len()).sum();
+    for (appended, how) in [
+        (Appends::Whole, "each case in one append".to_owned()),
+        (
+            Appends::AsTheStages,
+            format!(
+                "in the stages' {:.1} appends per case",
+                appends as f64 / streams.len() as f64
+            ),
+        ),
+    ] {
+        let cpu = CpuMeter::start();
+        let read = floor(&streams, appended).await;
+        let floor_used = cpu.stop();
+        let floor = streams.len() as f64 / floor_used.wall_seconds;
         println!(
-            "  the consumer read {read}: the embedded broker dropped {} unread (it keeps at most 5 MB per partition)",
-            events - read
+            "floor, {how}: the same {events} events ({:.1} per case) appended, relayed and consumed in {:.1} s",
+            events as f64 / streams.len() as f64,
+            floor_used.wall_seconds
         );
+        println!(
+            "  = {floor:.0} cases/s ({:.0} events/s); the pipeline reaches {:.2} of it",
+            events as f64 / floor_used.wall_seconds,
+            pipeline / floor
+        );
+        println!("  {}", floor_used.per(streams.len()));
+        if read < events {
+            println!(
+                "  the consumer read {read}: the embedded broker dropped {} unread (it keeps at most 5 MB per partition)",
+                events - read
+            );
+        }
     }
 
     if latency_secs > 0 {
@@ -167,6 +181,7 @@ async fn latency(rate: f64, chosen: &str, duration: Duration) {
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut sent = Vec::with_capacity(total);
+    let cpu = CpuMeter::start();
     for i in 0..total {
         interval.tick().await;
         let (system, url) = (system.clone(), format!("{content}{i}"));
@@ -188,6 +203,7 @@ async fn latency(rate: f64, chosen: &str, duration: Duration) {
         report.await.expect("a report sent");
     }
     delivered(&system, total).await;
+    let used = cpu.stop();
     ticking.abort();
     let mut seconds: Vec<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM d.recorded_at - r.recorded_at)::float8 FROM events r \
@@ -209,6 +225,12 @@ async fn latency(rate: f64, chosen: &str, duration: Duration) {
         at(0.95),
         at(0.99),
         seconds.last().copied().unwrap_or(0.0) * 1000.0
+    );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    println!(
+        "  {}; the machine's cores {:.0} % busy",
+        used.per(total),
+        100.0 * used.machine_seconds / (used.wall_seconds * cores)
     );
     along_the_way(&system).await;
     if let Ok(system) = Arc::try_unwrap(system) {
@@ -251,9 +273,8 @@ async fn streams(store: &EventStore) -> Vec<Vec<RecordedEvent>> {
 }
 
 /// From the first append until a consumer group has read every event.
-async fn floor(streams: &[Vec<RecordedEvent>]) -> usize {
+async fn floor(streams: &[Vec<RecordedEvent>], appends: Appends) -> usize {
     let database = TestDatabase::create().await.expect("a database");
-    let store = database.store();
     let broker = EmbeddedBroker::start(1).expect("the embedded broker");
     let prefix = unique_prefix();
     let topics = create_topics(&broker, &prefix, kafka::DEFAULT_PARTITIONS).expect("topics");
@@ -292,25 +313,25 @@ async fn floor(streams: &[Vec<RecordedEvent>]) -> usize {
 
     let relaying = tokio::spawn(relay.run(stop));
     let consuming = tokio::spawn(read_to_the_end(consumer.clone(), ends));
-    let now = Utc::now();
-    futures::stream::iter(streams.chunks(FLOOR_BATCH))
-        .map(|batch| {
-            let changes: Vec<CaseChange> = batch
-                .iter()
-                .map(|stream| {
-                    let mut change = CaseChange::new(LoadedCase::new(CaseId::new()));
-                    for event in stream {
-                        change.record(event.event.clone(), event.metadata.clone(), now);
-                    }
-                    change
-                })
-                .collect();
-            let store = store.clone();
-            async move { store.append(&changes, now).await.expect("append") }
-        })
-        .buffer_unordered(FLOOR_CONNECTIONS)
-        .for_each(|_| async {})
-        .await;
+    let store = database.store().with_case_cache(2 * streams.len());
+    let ids: Vec<CaseId> = streams.iter().map(|_| CaseId::new()).collect();
+    match appends {
+        Appends::Whole => {
+            let whole = ids.iter().copied().zip(streams.iter().map(Vec::as_slice)).collect();
+            append_in_batches(&store, whole, appends).await;
+        }
+        Appends::AsTheStages => {
+            let steps: Vec<Vec<&[RecordedEvent]>> = streams.iter().map(|stream| steps_of(stream)).collect();
+            for step in 0..steps.iter().map(Vec::len).max().unwrap_or(0) {
+                let cases = ids
+                    .iter()
+                    .zip(&steps)
+                    .filter_map(|(id, steps)| Some((*id, *steps.get(step)?)))
+                    .collect();
+                append_in_batches(&store, cases, appends).await;
+            }
+        }
+    }
     counted(&database.pool, "SELECT -count(*) FROM outbox", 0).await;
     let mut last_offsets = HashMap::new();
     for topic in &names {
@@ -328,6 +349,51 @@ async fn floor(streams: &[Vec<RecordedEvent>]) -> usize {
     trigger.trigger();
     let _ = relaying.await;
     read
+}
+
+/// How the floor appends each case's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Appends {
+    /// All in one append: the least the store can do.
+    Whole,
+    /// In the appends the stages made, step after step for all cases, each case loaded
+    /// (from the cache, as a stage does) before each: the pipeline's commits without its work.
+    AsTheStages,
+}
+
+/// A stream cut where the pipeline's appends were: a run of events by one actor for one cause.
+fn steps_of(stream: &[RecordedEvent]) -> Vec<&[RecordedEvent]> {
+    stream
+        .chunk_by(|a, b| a.metadata.actor == b.metadata.actor && a.metadata.causation == b.metadata.causation)
+        .collect()
+}
+
+/// Appends `cases` (each its events) in batches of [`FLOOR_BATCH`] cases, [`FLOOR_CONNECTIONS`]
+/// transactions at once.
+async fn append_in_batches(store: &EventStore, cases: Vec<(CaseId, &[RecordedEvent])>, appends: Appends) {
+    let now = Utc::now();
+    futures::stream::iter(cases.chunks(FLOOR_BATCH))
+        .map(|batch| async move {
+            let ids: Vec<CaseId> = batch.iter().map(|(id, _)| *id).collect();
+            let mut loaded = match appends {
+                Appends::Whole => HashMap::new(),
+                Appends::AsTheStages => store.load(&ids).await.expect("a load").cases,
+            };
+            let changes: Vec<CaseChange> = batch
+                .iter()
+                .map(|(id, events)| {
+                    let mut change = CaseChange::new(loaded.remove(id).unwrap_or_else(|| LoadedCase::new(*id)));
+                    for event in *events {
+                        change.record(event.event.clone(), event.metadata.clone(), now);
+                    }
+                    change
+                })
+                .collect();
+            store.append(&changes, now).await.expect("append");
+        })
+        .buffer_unordered(FLOOR_CONNECTIONS)
+        .for_each(|_| async {})
+        .await;
 }
 
 /// The offset of the last message of each partition, once every event is published.

