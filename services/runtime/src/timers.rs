@@ -40,22 +40,30 @@ pub(crate) async fn write_waits(
             Wait::Analyst(task) => tasks.push(case.id, task.as_str(), version),
         }
     }
-    sqlx::query("DELETE FROM stage_timers WHERE case_id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+    // One statement for what every append writes, not four: with a few cases per append
+    // (reports sent one by one) the round trips cost more than the rows. The timers the new
+    // states imply are upserted and the others of these cases deleted — disjoint rows, so
+    // the two may share a statement — and both queues are cleared; their new entries, which
+    // few cases have, follow.
     sqlx::query(
-        "INSERT INTO stage_timers (stage, case_id, due_at, version) \
-         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::timestamptz[], $4::int4[])",
+        "WITH stale_timers AS ( \
+             DELETE FROM stage_timers t WHERE t.case_id = ANY($1) \
+             AND (t.case_id, t.stage) NOT IN (SELECT * FROM UNNEST($3::uuid[], $2::text[]))), \
+         operator_cleared AS (DELETE FROM operator_queue WHERE case_id = ANY($1)), \
+         tasks_cleared AS (DELETE FROM analyst_tasks WHERE case_id = ANY($1)) \
+         INSERT INTO stage_timers (stage, case_id, due_at, version) \
+         SELECT * FROM UNNEST($2::text[], $3::uuid[], $4::timestamptz[], $5::int4[]) \
+         ON CONFLICT (case_id, stage) DO UPDATE SET due_at = EXCLUDED.due_at, version = EXCLUDED.version, fired = 0",
     )
+    .bind(&ids)
     .bind(&stages)
     .bind(&timer_ids)
     .bind(&due)
     .bind(&versions)
     .execute(&mut *tx)
     .await?;
-    stuck.replace(tx, "operator_queue", "reason", &ids, now).await?;
-    tasks.replace(tx, "analyst_tasks", "task", &ids, now).await?;
+    stuck.insert(tx, "operator_queue", "reason", now).await?;
+    tasks.insert(tx, "analyst_tasks", "task", now).await?;
     Ok(())
 }
 
@@ -75,31 +83,27 @@ impl Entries {
         self.versions.push(version);
     }
 
-    /// Replaces the rows of the cases `changed` in `table` with these entries.
-    async fn replace(
+    /// Adds these entries to `table`, where their cases have none.
+    async fn insert(
         &self,
         tx: &mut PgConnection,
         table: &'static str,
         label: &'static str,
-        changed: &[Uuid],
         now: DateTime<Utc>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(&format!("DELETE FROM {table} WHERE case_id = ANY($1)"))
-            .bind(changed)
-            .execute(&mut *tx)
-            .await?;
-        if !self.ids.is_empty() {
-            sqlx::query(&format!(
-                "INSERT INTO {table} (case_id, {label}, version, since) \
-                 SELECT c, l, v, $4 FROM UNNEST($1::uuid[], $2::text[], $3::int4[]) AS s (c, l, v)"
-            ))
-            .bind(&self.ids)
-            .bind(&self.labels)
-            .bind(&self.versions)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        if self.ids.is_empty() {
+            return Ok(());
         }
+        sqlx::query(&format!(
+            "INSERT INTO {table} (case_id, {label}, version, since) \
+             SELECT c, l, v, $4 FROM UNNEST($1::uuid[], $2::text[], $3::int4[]) AS s (c, l, v)"
+        ))
+        .bind(&self.ids)
+        .bind(&self.labels)
+        .bind(&self.versions)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
 }

@@ -326,11 +326,22 @@ impl EventStore {
         if rows.is_empty() {
             return Ok(Appended::default());
         }
+        let topics: Vec<&str> = rows.events.iter().map(|event| Topic::for_event(event).name()).collect();
+        // The events and their outbox rows in one statement: a round trip fewer per append,
+        // which matters when an append carries a case or two. Outbox ids follow positions.
         let inserted = sqlx::query(
-            "INSERT INTO events (stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) \
-             SELECT e.* FROM (SELECT pg_advisory_xact_lock_shared($10)) AS appending, \
-                 UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::jsonb[], $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[]) AS e \
-             RETURNING position, stream_id, stream_version",
+            "WITH appended AS ( \
+                 INSERT INTO events (stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) \
+                 SELECT e.* FROM (SELECT pg_advisory_xact_lock_shared($10)) AS appending, \
+                     UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::jsonb[], $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[]) AS e \
+                 RETURNING position, stream_id, stream_version), \
+             queued AS ( \
+                 INSERT INTO outbox (position, topic) \
+                 SELECT a.position, t.topic FROM appended a \
+                 JOIN UNNEST($1::uuid[], $2::int4[], $11::text[]) AS t (stream_id, stream_version, topic) \
+                     ON t.stream_id = a.stream_id AND t.stream_version = a.stream_version \
+                 ORDER BY a.position) \
+             SELECT position, stream_id, stream_version FROM appended",
         )
         .bind(&rows.stream_ids)
         .bind(&rows.versions)
@@ -342,6 +353,7 @@ impl EventStore {
         .bind(&rows.prev_hashes)
         .bind(&rows.hashes)
         .bind(APPENDING)
+        .bind(&topics)
         .fetch_all(&mut *tx)
         .await
         .map_err(conflict_or_database)?;
@@ -354,13 +366,9 @@ impl EventStore {
             );
         }
         let mut recorded = Vec::with_capacity(rows.len());
-        let (mut outbox_positions, mut outbox_topics) = (Vec::new(), Vec::new());
         for (i, event) in std::mem::take(&mut rows.events).into_iter().enumerate() {
-            let position = positions[&(rows.stream_ids[i], rows.versions[i])];
-            outbox_positions.push(position);
-            outbox_topics.push(Topic::for_event(&event).name());
             recorded.push(RecordedEvent {
-                position,
+                position: positions[&(rows.stream_ids[i], rows.versions[i])],
                 case_id: CaseId(rows.stream_ids[i]),
                 version: rows.versions[i] as u32,
                 recorded_at,
@@ -368,11 +376,6 @@ impl EventStore {
                 event,
             });
         }
-        sqlx::query("INSERT INTO outbox (position, topic) SELECT * FROM UNNEST($1::int8[], $2::text[]) ORDER BY 1")
-            .bind(&outbox_positions)
-            .bind(&outbox_topics)
-            .execute(&mut *tx)
-            .await?;
         let cases: Vec<&Case> = changed.iter().map(|change| change.case.as_ref()).collect();
         crate::timers::write_waits(tx, &cases, &self.waits, recorded_at).await?;
         Ok(Appended {
