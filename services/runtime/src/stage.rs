@@ -68,8 +68,8 @@ pub trait Stage: Send + Sync + 'static {
     /// read model), for all cases of a batch at once. Runs for every case the batch
     /// touched, so it must look at the state, not at what just happened. Returned commands
     /// are decided and appended next, at the clock's reading when the hook returned, and
-    /// their cases offered to this hook again. What is
-    /// sent for a case continues its trace in `traces`.
+    /// their cases offered to this hook again. What is sent for a case continues its trace
+    /// in `traces`.
     fn after_commit(
         &self,
         _cases: &[&Case],
