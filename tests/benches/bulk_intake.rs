@@ -5,7 +5,7 @@
 //! Run with `make bench`. Environment: BENCH_REPORTS (default 200000).
 
 use dijkwacht_tests::measure::peak_rss_mib;
-use dijkwacht_tests::{TestOptions, TestSystem, DEMO_SHA256};
+use dijkwacht_tests::{TestOptions, TestSystem, DEMO_SHA256, UNLIMITED};
 use futures::StreamExt;
 use std::time::Instant;
 
@@ -52,6 +52,8 @@ async fn main() {
         .unwrap_or(200_000);
     let system = TestSystem::start(TestOptions {
         parts: vec!["intake"],
+        // Intake's own rate, not the partner's rate limit (every line counts against it).
+        partner_requests_per_second: UNLIMITED,
         ..TestOptions::default()
     })
     .await

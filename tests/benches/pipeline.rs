@@ -23,7 +23,7 @@ use dijkwacht_runtime::{
 };
 use dijkwacht_tests::measure::{peak_rss_mib, CpuMeter};
 use dijkwacht_tests::{
-    create_topics, listed_report_line, unique_prefix, TestDatabase, TestOptions, TestSystem, PLATFORM_ID,
+    create_topics, listed_report_line, unique_prefix, TestDatabase, TestOptions, TestSystem, PLATFORM_ID, UNLIMITED,
 };
 use futures::{StreamExt, TryStreamExt};
 use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
@@ -50,6 +50,8 @@ fn bench_options() -> TestOptions {
         deadline_secs: 86_400,
         recheck_secs: 86_400,
         case_cache: setting("BENCH_CASE_CACHE", defaults.case_cache),
+        // The bulk request's lines count against the partner's rate limit.
+        partner_requests_per_second: UNLIMITED,
         ..defaults
     }
 }

@@ -27,6 +27,9 @@ use std::time::Duration;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A partner rate limit no bench reaches: benches measure the system, not its limits.
+pub const UNLIMITED: f64 = 1e9;
+
 /// The PostgreSQL server tests create their databases on (`make test` starts it).
 pub fn admin_database_url() -> String {
     std::env::var("DIJKWACHT_TEST_DATABASE_URL")

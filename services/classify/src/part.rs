@@ -17,6 +17,10 @@ impl Part for Classify {
         "classify"
     }
 
+    fn runs_stage(&self) -> bool {
+        true
+    }
+
     fn sections(&self) -> &'static [&'static str] {
         &[police_first::SECTION]
     }

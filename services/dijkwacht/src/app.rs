@@ -169,9 +169,10 @@ pub async fn start(settings: &Settings, clock: SharedClock, broker: Broker) -> a
     })
     .await?;
     let bootstrap_servers = broker.bootstrap_servers();
+    let runs_stage = checked.parts.iter().any(|part| part.runs_stage());
     let store = EventStore::new(pool.clone())
         .with_waits(settings.wait_limits())
-        .with_case_cache(settings.case_cache);
+        .with_case_cache(if runs_stage { settings.case_cache } else { 0 });
     let health = Health::default();
     let runtime = StageRuntime {
         store: store.clone(),

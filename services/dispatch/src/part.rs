@@ -57,6 +57,10 @@ impl Part for Dispatch {
         "dispatch"
     }
 
+    fn runs_stage(&self) -> bool {
+        true
+    }
+
     fn sections(&self) -> &'static [&'static str] {
         &[SECTION]
     }

@@ -17,6 +17,10 @@ impl Part for Followup {
         "followup"
     }
 
+    fn runs_stage(&self) -> bool {
+        true
+    }
+
     fn sections(&self) -> &'static [&'static str] {
         &[SECTION]
     }

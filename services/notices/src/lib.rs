@@ -23,6 +23,10 @@ impl Part for Notices {
         "notices"
     }
 
+    fn runs_stage(&self) -> bool {
+        true
+    }
+
     fn check(&self, _settings: &Settings) -> anyhow::Result<()> {
         Ok(())
     }

@@ -44,6 +44,10 @@ impl dijkwacht_runtime::Part for Projection {
         PROJECTION
     }
 
+    fn runs_stage(&self) -> bool {
+        true
+    }
+
     fn sections(&self) -> &'static [&'static str] {
         &[settings::SECTION]
     }

@@ -32,6 +32,13 @@ pub trait Part: Send + Sync {
         true
     }
 
+    /// Whether it runs a stage. Stages load the cases they handle again and again, so a
+    /// process keeps their latest states (`case_cache`) only when it runs one: a process
+    /// of intake alone would fill the cache with cases it never reads.
+    fn runs_stage(&self) -> bool {
+        false
+    }
+
     /// Starts its work in `process`: tasks, a stage, routes it serves on its own.
     fn start<'a>(&'a self, _process: &'a mut Process) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
