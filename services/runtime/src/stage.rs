@@ -534,9 +534,6 @@ impl<S: Stage> StageLoop<S> {
                 })
                 .collect();
             offered = commands.iter().map(|c| c.case_id).collect();
-            if commands.is_empty() {
-                break;
-            }
             now = self.runtime.clock.now();
             let (changed, _) = self.execute(&commands, None, now).await?;
             cases.extend(changed.into_iter().map(|case| (case.id, case)));
