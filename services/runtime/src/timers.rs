@@ -24,42 +24,47 @@ pub(crate) async fn write_waits(
 ) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = cases.iter().map(|case| case.id.0).collect();
     let (mut stages, mut timer_ids, mut due, mut versions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut not_waiting_for_a_stage = Vec::new();
     let (mut stuck, mut tasks) = (Entries::default(), Entries::default());
     for case in cases {
         let version = case.version as i32;
-        match case.wait(limits) {
-            Wait::Stage { stage, due_at } => {
-                stages.push(stage.name());
-                timer_ids.push(case.id.0);
-                due.push(due_at);
-                versions.push(version);
-            }
+        let wait = case.wait(limits);
+        if let Wait::Stage { stage, due_at } = wait {
+            stages.push(stage.name());
+            timer_ids.push(case.id.0);
+            due.push(due_at);
+            versions.push(version);
+        } else {
+            not_waiting_for_a_stage.push(case.id.0);
+        }
+        match wait {
             Wait::Operator(reason) => stuck.push(case.id, reason.as_str(), version),
             // The review queue is read from the case summaries; every other task is listed here.
-            Wait::Analyst(AnalystTask::Review) | Wait::Done => {}
+            Wait::Stage { .. } | Wait::Analyst(AnalystTask::Review) | Wait::Done => {}
             Wait::Analyst(task) => tasks.push(case.id, task.as_str(), version),
         }
     }
     // One statement for what every append writes, not four: with a few cases per append
-    // (reports sent one by one) the round trips cost more than the rows. The timers the new
-    // states imply are upserted and the others of these cases deleted — disjoint rows, so
-    // the two may share a statement — and both queues are cleared; their new entries, which
-    // few cases have, follow.
+    // (reports sent one by one) the round trips cost more than the rows. A case has one
+    // wake-up at most, so the new ones replace the old in place; the wake-ups of cases that
+    // wait for no stage now are deleted, and both queues are cleared. Their new entries,
+    // which few cases have, follow.
     sqlx::query(
-        "WITH stale_timers AS ( \
-             DELETE FROM stage_timers t WHERE t.case_id = ANY($1) \
-             AND (t.case_id, t.stage) NOT IN (SELECT * FROM UNNEST($3::uuid[], $2::text[]))), \
+        "WITH waits_ended AS ( \
+             DELETE FROM stage_timers t USING UNNEST($6::uuid[]) AS c (id) WHERE t.case_id = c.id), \
          operator_cleared AS (DELETE FROM operator_queue WHERE case_id = ANY($1)), \
          tasks_cleared AS (DELETE FROM analyst_tasks WHERE case_id = ANY($1)) \
          INSERT INTO stage_timers (stage, case_id, due_at, version) \
          SELECT * FROM UNNEST($2::text[], $3::uuid[], $4::timestamptz[], $5::int4[]) \
-         ON CONFLICT (case_id, stage) DO UPDATE SET due_at = EXCLUDED.due_at, version = EXCLUDED.version, fired = 0",
+         ON CONFLICT (case_id) DO UPDATE \
+             SET stage = EXCLUDED.stage, due_at = EXCLUDED.due_at, version = EXCLUDED.version, fired = 0",
     )
     .bind(&ids)
     .bind(&stages)
     .bind(&timer_ids)
     .bind(&due)
     .bind(&versions)
+    .bind(&not_waiting_for_a_stage)
     .execute(&mut *tx)
     .await?;
     stuck.insert(tx, "operator_queue", "reason", now).await?;
