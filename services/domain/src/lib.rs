@@ -9,6 +9,7 @@
 pub mod case;
 mod decide;
 pub mod event;
+mod event_enum;
 pub mod followup;
 mod forwarding;
 pub mod hash;

@@ -16,16 +16,15 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 fn write(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');
-            for (i, (key, value)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_scalar(&Value::String(key.clone()), out);
-                out.push(b':');
-                write(value, out);
+            // serde_json's map keeps its keys sorted unless a crate turned on its
+            // `preserve_order` feature; sort only then.
+            if map.keys().is_sorted() {
+                write_entries(map.iter(), out);
+            } else {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                write_entries(entries.into_iter(), out);
             }
             out.push(b'}');
         }
@@ -39,13 +38,25 @@ fn write(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        scalar => write_scalar(scalar, out),
+        scalar => write_json(scalar, out),
     }
 }
 
-fn write_scalar(value: &Value, out: &mut Vec<u8>) {
-    // Serializing a scalar Value cannot fail.
-    serde_json::to_writer(&mut *out, value).expect("scalar JSON serializes");
+fn write_entries<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    for (i, (key, value)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(key, out);
+        out.push(b':');
+        write(value, out);
+    }
+}
+
+/// A string or a scalar, as JSON.
+pub(crate) fn write_json(scalar: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    // Writing a string or a scalar into memory cannot fail.
+    serde_json::to_writer(&mut *out, scalar).expect("scalar JSON serializes");
 }
 
 #[cfg(test)]

@@ -333,7 +333,7 @@ impl EventStore {
             "WITH appended AS ( \
                  INSERT INTO events (stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at, prev_hash, hash) \
                  SELECT e.* FROM (SELECT pg_advisory_xact_lock_shared($10)) AS appending, \
-                     UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::jsonb[], $6::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[]) AS e \
+                     UNNEST($1::uuid[], $2::int4[], $3::text[], $4::int2[], $5::text[]::jsonb[], $6::text[]::jsonb[], $7::timestamptz[], $8::bytea[], $9::bytea[]) AS e \
                  RETURNING position, stream_id, stream_version), \
              queued AS ( \
                  INSERT INTO outbox (position, topic) \

@@ -2,7 +2,7 @@
 //! canonical form the hash covers; and the way back from a row to a typed event.
 
 use super::{CaseChange, Hash, Metadata, RecordedEvent, StoreError};
-use crate::canonical::write_canonical;
+use crate::canonical::{to_canonical_bytes, write_json};
 use crate::telemetry::TraceParent;
 use chrono::{DateTime, SecondsFormat, Utc};
 use dijkwacht_domain::{CaseEvent, CaseId, SCHEMA_VERSION};
@@ -86,37 +86,44 @@ pub(super) fn chain_hash(prev: &Hash, canonical: &[u8]) -> Hash {
 /// What the hash covers: everything stored about the event except its global position,
 /// which the database assigns after the hash is computed. The canonical JSON of
 /// `{metadata, payload, recorded_at, schema_version, stream_id, stream_version, type}`,
-/// written directly (keys in sorted order) rather than built as a value first.
+/// written directly (keys in sorted order) around the payload's and metadata's canonical
+/// JSON, which the caller wrote once (and may store as they are).
 pub(super) fn canonical_event(
     stream_id: Uuid,
     version: i32,
     event_type: &str,
     schema_version: i16,
     recorded_at: DateTime<Utc>,
-    payload: &Value,
-    metadata: &Value,
+    canonical_payload: &str,
+    canonical_metadata: &str,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(canonical_payload.len() + canonical_metadata.len() + 200);
     out.extend_from_slice(b"{\"metadata\":");
-    write_canonical(metadata, &mut out);
+    out.extend_from_slice(canonical_metadata.as_bytes());
     out.extend_from_slice(b",\"payload\":");
-    write_canonical(payload, &mut out);
+    out.extend_from_slice(canonical_payload.as_bytes());
     let recorded_at = recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
-    let tail = format!(
+    write!(
+        out,
         ",\"recorded_at\":\"{recorded_at}\",\"schema_version\":{schema_version},\"stream_id\":\"{stream_id}\",\"stream_version\":{version},\"type\":"
-    );
-    out.extend_from_slice(tail.as_bytes());
-    write_canonical(&Value::String(event_type.to_owned()), &mut out);
+    )
+    .expect("writing to memory cannot fail");
+    write_json(event_type, &mut out);
     out.push(b'}');
     out
 }
 
+/// Canonical JSON as text: it is what the store keeps, too.
+fn canonical_text(value: &Value) -> String {
+    String::from_utf8(to_canonical_bytes(value)).expect("JSON is UTF-8")
+}
+
 /// Splits a serialized event into its type tag and payload, as stored in separate columns.
-fn split_event(event: &CaseEvent) -> (String, Value) {
+fn split_event(event: &CaseEvent) -> (&'static str, Value) {
     let mut value = serde_json::to_value(event).expect("events serialize to JSON");
     let object = value.as_object_mut().expect("events are internally tagged objects");
     object.remove("type");
-    (event.type_name().to_owned(), value)
+    (event.type_name(), value)
 }
 
 /// Column arrays for one multi-row insert, chained per stream.
@@ -124,10 +131,11 @@ fn split_event(event: &CaseEvent) -> (String, Value) {
 pub(super) struct ChainedRows {
     pub(super) stream_ids: Vec<Uuid>,
     pub(super) versions: Vec<i32>,
-    pub(super) types: Vec<String>,
+    pub(super) types: Vec<&'static str>,
     pub(super) schema_versions: Vec<i16>,
-    pub(super) payloads: Vec<Value>,
-    pub(super) metadata: Vec<Value>,
+    /// Canonical JSON text, as hashed and as stored.
+    pub(super) payloads: Vec<String>,
+    pub(super) metadata: Vec<String>,
     pub(super) metadata_structs: Vec<Metadata>,
     pub(super) recorded_at: Vec<DateTime<Utc>>,
     pub(super) prev_hashes: Vec<Vec<u8>>,
@@ -144,12 +152,14 @@ impl ChainedRows {
             let mut prev = change.base_hash;
             for (offset, (event, metadata_struct)) in change.events.iter().enumerate() {
                 let metadata = serde_json::to_value(metadata_struct).expect("metadata serializes");
+                let metadata = canonical_text(&metadata);
                 let version = (change.base_version as usize + offset + 1) as i32;
                 let (event_type, payload) = split_event(event);
+                let payload = canonical_text(&payload);
                 let canonical = canonical_event(
                     change.case.id.0,
                     version,
-                    &event_type,
+                    event_type,
                     SCHEMA_VERSION,
                     recorded_at,
                     &payload,
@@ -161,7 +171,7 @@ impl ChainedRows {
                 rows.types.push(event_type);
                 rows.schema_versions.push(SCHEMA_VERSION);
                 rows.payloads.push(payload);
-                rows.metadata.push(metadata.clone());
+                rows.metadata.push(metadata);
                 rows.metadata_structs.push(metadata_struct.clone());
                 rows.recorded_at.push(recorded_at);
                 rows.prev_hashes.push(prev.to_vec());
@@ -234,8 +244,8 @@ impl StoredRow {
             &self.event_type,
             self.schema_version,
             self.recorded_at,
-            &self.payload,
-            &self.metadata,
+            &canonical_text(&self.payload),
+            &canonical_text(&self.metadata),
         )
     }
 
@@ -266,7 +276,6 @@ impl StoredRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical::to_canonical_bytes;
 
     #[test]
     fn the_spliced_message_reads_as_the_recorded_event() {
@@ -286,7 +295,7 @@ mod tests {
             recorded.case_id.0,
             recorded.version as i32,
             recorded.recorded_at,
-            &event_type,
+            event_type,
             &payload.to_string(),
             &serde_json::to_string(&recorded.metadata).unwrap(),
         )
@@ -308,7 +317,15 @@ mod tests {
             "stream_id": stream_id, "stream_version": 3, "type": "Classified", "schema_version": 1,
             "recorded_at": at.to_rfc3339_opts(SecondsFormat::Micros, true), "payload": payload, "metadata": metadata,
         }));
-        let written = canonical_event(stream_id, 3, "Classified", 1, at, &payload, &metadata);
+        let written = canonical_event(
+            stream_id,
+            3,
+            "Classified",
+            1,
+            at,
+            &canonical_text(&payload),
+            &canonical_text(&metadata),
+        );
         assert_eq!(
             String::from_utf8(written).unwrap(),
             String::from_utf8(expected).unwrap()
