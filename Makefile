@@ -47,6 +47,7 @@ bench: postgres
 	cargo bench -p dijkwacht-classify --bench matching
 	cargo bench -p dijkwacht-tests --bench bulk_intake
 	@infra/postgres.sh drop-test-databases
+	cargo build --release -p dijkwacht
 	cargo bench -p dijkwacht-tests --bench pipeline
 	@infra/postgres.sh drop-test-databases
 	cargo bench -p dijkwacht-tests --bench dispatch
@@ -54,7 +55,6 @@ bench: postgres
 	cargo bench -p dijkwacht-tests --bench timers
 	@infra/postgres.sh drop-test-databases
 	cargo bench -p dijkwacht-tests --bench hash_check
-	cargo build --release -p dijkwacht
 	cargo bench -p dijkwacht-tests --bench faults
 	@infra/postgres.sh drop-test-databases
 	cargo bench -p dijkwacht-tests --bench tracing

@@ -9,10 +9,13 @@
 //! of the pipeline's shape apart from the cost of its work. The pipeline's figure is printed
 //! as a share of each floor, each with the CPU it took per case. Then the latency: reports one by one at a constant rate of half
 //! the pipeline's figure, from acceptance to delivered notice by the events' own times.
+//! Between them, the same load on the `dijkwacht` binary in a process of its own, as
+//! production runs it, for the system's own memory and CPU.
 //!
 //! Run with `make bench`. Environment: BENCH_CASES (default 20000), BENCH_LATENCY_SECS
 //! (default 60; 0 skips the latency step), BENCH_LATENCY_RATE (reports per second; half
-//! the pipeline's figure by default), BENCH_CASE_CACHE (the `case_cache` setting).
+//! the pipeline's figure by default), BENCH_CASE_CACHE (the `case_cache` setting),
+//! BENCH_OWN_PROCESS (default 1; 0 skips the step with the binary in its own process).
 
 use chrono::{TimeDelta, Utc};
 use dijkwacht_domain::CaseId;
@@ -21,7 +24,8 @@ use dijkwacht_runtime::relay::{Relay, RelaySettings};
 use dijkwacht_runtime::{
     shutdown, CaseChange, EventStore, Health, LoadedCase, RecordedEvent, SharedClock, SystemClock, Topic,
 };
-use dijkwacht_tests::measure::{peak_rss_mib, CpuMeter};
+use dijkwacht_tests::deployment::{free_port, BrokerProcess, Deployment};
+use dijkwacht_tests::measure::{cpu_seconds_of, peak_rss_mib, peak_rss_mib_of, CpuMeter};
 use dijkwacht_tests::{
     create_topics, listed_report_line, unique_prefix, TestDatabase, TestOptions, TestSystem, PLATFORM_ID, UNLIMITED,
 };
@@ -122,6 +126,10 @@ async fn main() {
         }
     }
 
+    if setting("BENCH_OWN_PROCESS", 1) == 1 {
+        own_process(cases).await;
+    }
+
     if latency_secs > 0 {
         let half = (pipeline / 2.0) as usize;
         let rate = setting("BENCH_LATENCY_RATE", half);
@@ -132,6 +140,54 @@ async fn main() {
         };
         latency(rate as f64, chosen, Duration::from_secs(latency_secs as u64)).await;
     }
+}
+
+/// The settings a production process keeps, where the deployment's processes of the fault
+/// tests shorten them (their stages look again at a case after seconds, not minutes).
+const PRODUCTION_PACE: [(&str, &str); 7] = [
+    ("DIJKWACHT_BATCH_SIZE", "500"),
+    ("DIJKWACHT_STAGE_STALE_SECS", "300"),
+    ("DIJKWACHT_TIMER_POLL_MS", "500"),
+    ("DIJKWACHT_TIMER_LEASE_SECS", "60"),
+    ("DIJKWACHT_DISPATCH_IN_FLIGHT_SECS", "90"),
+    ("DIJKWACHT_DISPATCH_TIMEOUT_SECS", "30"),
+    ("DIJKWACHT_DISPATCH_FIRST_BACKOFF_SECS", "60"),
+];
+
+/// The same load on the system as production runs it: the `dijkwacht` binary alone in its
+/// process (all parts, default settings), the broker, the simulated platform and the client
+/// outside it, in this bench process. What that process holds and spends is the system's own.
+async fn own_process(cases: usize) {
+    let database = TestDatabase::create().await.expect("a database");
+    let broker = BrokerProcess::Embedded(EmbeddedBroker::start(1).expect("the embedded broker"));
+    let deployment = Deployment::start_with_partitions(database, broker, kafka::DEFAULT_PARTITIONS).await;
+    let port = free_port();
+    let case_cache = std::env::var("BENCH_CASE_CACHE").ok();
+    let cache_setting = case_cache.as_deref().map(|cases| ("DIJKWACHT_CASE_CACHE", cases));
+    let settings: Vec<(&str, &str)> = PRODUCTION_PACE.into_iter().chain(cache_setting).collect();
+    let process = deployment.spawn(&[], port, &settings);
+    deployment.wait_healthy(port).await;
+    let pid = process.0.id().to_string();
+    let (cpu, started_with) = (CpuMeter::start(), cpu_seconds_of(&pid));
+    deployment.submit(port, "own-", cases).await;
+    while deployment.simulator.notice_count() < cases {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    deployment.wait_delivered(cases, Duration::from_secs(60)).await;
+    let used = cpu.stop();
+    let own = cpu_seconds_of(&pid) - started_with;
+    println!(
+        "the binary in a process of its own (broker, simulator and client outside it): {cases} cases delivered in {:.1} s",
+        used.wall_seconds
+    );
+    println!(
+        "  = {:.0} cases/s; {:.2} ms CPU each in its process, {:.2} ms on the whole machine",
+        cases as f64 / used.wall_seconds,
+        own * 1000.0 / cases as f64,
+        used.machine_seconds * 1000.0 / cases as f64
+    );
+    println!("  peak RSS of the dijkwacht process: {:.0} MiB", peak_rss_mib_of(&pid));
+    process.signal("TERM");
 }
 
 /// Waits until `cases` notices have reached the platform and the read models count them

@@ -106,11 +106,17 @@ pub struct Deployment {
     pub simulator: Simulator,
     pub simulator_addr: std::net::SocketAddr,
     pub partner_key: String,
+    partitions: i32,
     http: reqwest::Client,
 }
 
 impl Deployment {
     pub async fn start_on(database: TestDatabase, broker: BrokerProcess) -> Self {
+        Self::start_with_partitions(database, broker, PARTITIONS).await
+    }
+
+    /// [`Deployment::start_on`] with `partitions` per topic.
+    pub async fn start_with_partitions(database: TestDatabase, broker: BrokerProcess, partitions: i32) -> Self {
         let clock: SharedClock = Arc::new(SystemClock);
         let simulator = Simulator::new(clock.clone(), chrono::TimeDelta::hours(1));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -125,7 +131,7 @@ impl Deployment {
         let prefix = unique_prefix();
         let bootstrap_servers = match &broker {
             BrokerProcess::Embedded(embedded) => {
-                create_topics(embedded, &prefix, PARTITIONS).unwrap();
+                create_topics(embedded, &prefix, partitions).unwrap();
                 embedded.bootstrap_servers().to_owned()
             }
             BrokerProcess::Tansu { port, .. } => format!("127.0.0.1:{port}"),
@@ -138,6 +144,7 @@ impl Deployment {
             simulator,
             simulator_addr,
             partner_key,
+            partitions,
             http: reqwest::Client::new(),
         }
     }
@@ -159,7 +166,7 @@ impl Deployment {
             .env("DATABASE_URL", &self.database.url)
             .env("DIJKWACHT_KAFKA_BROKERS", &self.bootstrap_servers)
             .env("DIJKWACHT_KAFKA_PREFIX", &self.prefix)
-            .env("DIJKWACHT_KAFKA_PARTITIONS", PARTITIONS.to_string())
+            .env("DIJKWACHT_KAFKA_PARTITIONS", self.partitions.to_string())
             .env("DIJKWACHT_KAFKA_MESSAGE_TIMEOUT_MS", "5000")
             .env("DIJKWACHT_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
             .env("DIJKWACHT_RESOLVER", "static")

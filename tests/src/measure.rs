@@ -55,7 +55,12 @@ impl CpuMeter {
 
 /// The most memory this process has held at once so far (`VmHWM`), in MiB.
 pub fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    peak_rss_mib_of("self")
+}
+
+/// The most memory process `pid` ("self": this one) has held at once so far, in MiB.
+pub fn peak_rss_mib_of(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
@@ -68,10 +73,19 @@ pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// User and system ticks of this process: fields 14 and 15 of `/proc/self/stat`, counted
-/// after the command name, which may hold spaces.
+/// CPU seconds (user and system) process `pid` has used so far.
+pub fn cpu_seconds_of(pid: &str) -> f64 {
+    process_ticks_of(pid) / TICKS_PER_SECOND
+}
+
 fn process_ticks() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_ticks_of("self")
+}
+
+/// User and system ticks of process `pid`: fields 14 and 15 of `/proc/<pid>/stat`, counted
+/// after the command name, which may hold spaces.
+fn process_ticks_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<f64> = after_name
         .split_whitespace()

@@ -257,6 +257,11 @@ pub fn consumer<C: ConsumerContext + 'static>(
         // if messages arrive meanwhile (a Kafka broker answers as soon as they do).
         .set("fetch.wait.max.ms", "10")
         .set("partition.assignment.strategy", "cooperative-sticky")
+        // A stage takes at most a batch (500 messages of a few KB) at a time: fetching 64 MiB
+        // ahead, librdkafka's default, held that much per consumer in memory for nothing
+        // when a burst arrived. One fetch may overshoot it.
+        .set("queued.max.messages.kbytes", "8192")
+        .set("fetch.max.bytes", "4194304")
         // How often the consumer reports its lag per partition (ConsumerContext::stats).
         .set("statistics.interval.ms", "5000")
         .create_with_context(context)
