@@ -5,7 +5,7 @@
 //! Run with `make bench`. Environment: BENCH_REPORTS (default 200000).
 
 use dijkwacht_tests::measure::peak_rss_mib;
-use dijkwacht_tests::{TestOptions, TestSystem, DEMO_SHA256, UNLIMITED};
+use dijkwacht_tests::{TestOptions, TestSystem, DEMO_SHA256, UNLIMITED, UNLIMITED_BURST};
 use futures::StreamExt;
 use std::time::Instant;
 
@@ -54,6 +54,7 @@ async fn main() {
         parts: vec!["intake"],
         // Intake's own rate, not the partner's rate limit (every line counts against it).
         partner_requests_per_second: UNLIMITED,
+        partner_burst: UNLIMITED_BURST,
         ..TestOptions::default()
     })
     .await

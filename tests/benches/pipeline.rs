@@ -28,6 +28,7 @@ use dijkwacht_tests::deployment::{free_port, BrokerProcess, Deployment};
 use dijkwacht_tests::measure::{cpu_seconds_of, peak_rss_mib, peak_rss_mib_of, CpuMeter};
 use dijkwacht_tests::{
     create_topics, listed_report_line, unique_prefix, TestDatabase, TestOptions, TestSystem, PLATFORM_ID, UNLIMITED,
+    UNLIMITED_BURST,
 };
 use futures::{StreamExt, TryStreamExt};
 use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
@@ -56,6 +57,7 @@ fn bench_options() -> TestOptions {
         case_cache: setting("BENCH_CASE_CACHE", defaults.case_cache),
         // The bulk request's lines count against the partner's rate limit.
         partner_requests_per_second: UNLIMITED,
+        partner_burst: UNLIMITED_BURST,
         ..defaults
     }
 }
