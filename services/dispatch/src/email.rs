@@ -9,7 +9,7 @@ use crate::smtp::{Relay, Security};
 use dijkwacht_domain::{AfterFailure, DispatchOutcome};
 use dijkwacht_runtime::telemetry::TraceParent;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::Message;
@@ -163,10 +163,11 @@ impl EmailSender {
         if let Some(original) = &outgoing.in_reply_to {
             builder = builder.in_reply_to(original.clone()).references(original.clone());
         }
-        let mut body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(
-            outgoing.rendered.text.clone(),
-            outgoing.rendered.html.clone(),
-        ));
+        let text = outgoing.rendered.text.clone();
+        let mut body = match &outgoing.rendered.html {
+            Some(html) => MultiPart::mixed().multipart(MultiPart::alternative_plain_html(text, html.clone())),
+            None => MultiPart::mixed().singlepart(SinglePart::plain(text)),
+        };
         for part in &outgoing.attachments {
             let content_type = ContentType::parse(part.content_type).map_err(|error| error.to_string())?;
             body = body.singlepart(Attachment::new(part.name.clone()).body(part.body.clone(), content_type));

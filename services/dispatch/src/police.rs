@@ -148,6 +148,6 @@ fn referral_message(facts: &ReferralFacts) -> Rendered {
         language: "nl".into(),
         subject: format!("Politie eerst / Police first: referral {}", facts.case_id),
         text,
-        html,
+        html: Some(html),
     }
 }

@@ -19,6 +19,8 @@ use std::sync::{Arc, LazyLock, RwLock};
 /// The languages with built-in phrases; a platform's language outside them gets English.
 pub const LANGUAGES: [&str; 4] = ["en", "nl", "de", "fr"];
 const FALLBACK_LANGUAGE: &str = "en";
+/// The channel that carries a message's HTML alternative (`Channel::kind`).
+const EMAIL: &str = "email";
 
 const BUILT_IN_TEMPLATES: [(&str, &str); 3] = [
     ("subject.j2", include_str!("../templates/subject.j2")),
@@ -98,13 +100,14 @@ impl Element {
     }
 }
 
-/// A message ready to leave: a subject, a plain-text body and its HTML alternative.
+/// A message ready to leave: a subject, a plain-text body and, for e-mail, its HTML
+/// alternative.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rendered {
     pub language: String,
     pub subject: String,
     pub text: String,
-    pub html: String,
+    pub html: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +194,8 @@ impl Templates {
 
     /// Renders the message in `language` with the platform's own templates from
     /// `overrides` where it has them (`{channel}/{language}/NAME`, `{channel}/NAME`, `NAME`
-    /// for NAME in `subject.j2`, `text.j2`, `html.j2`), and checks it is complete.
+    /// for NAME in `subject.j2`, `text.j2`, `html.j2`), and checks it is complete. Only
+    /// e-mail carries the HTML alternative; no other channel pays for rendering it.
     pub fn render(
         &self,
         subject: Subject<'_>,
@@ -255,8 +259,14 @@ impl Templates {
         };
         let subject_line = render("subject.j2", "")?.trim().to_owned();
         let text = render("text.j2", &subject_line)?;
-        let html = render("html.j2", &subject_line)?;
-        for (name, body, escape) in [("text.j2", &text, false), ("html.j2", &html, true)] {
+        let html = (channel == EMAIL)
+            .then(|| render("html.j2", &subject_line))
+            .transpose()?;
+        let mut bodies = vec![("text.j2", &text, false)];
+        if let Some(html) = &html {
+            bodies.push(("html.j2", html, true));
+        }
+        for (name, body, escape) in bodies {
             let missing = elements.missing_from(body, escape);
             if !missing.is_empty() {
                 return Err(RenderError::Incomplete {
@@ -332,10 +342,10 @@ impl Templates {
         Ok(Rendered {
             language: language.to_owned(),
             subject: fill(subject, &vars)?,
-            html: format!(
+            html: Some(format!(
                 "<!DOCTYPE html>\n<html lang=\"{language}\"><body><p>{}</p></body></html>\n",
                 HtmlEscape(&text)
-            ),
+            )),
             text: format!("{text}\n\n-- \n{}\n", notice.trusted_flagger.organisation),
         })
     }

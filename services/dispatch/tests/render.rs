@@ -106,11 +106,11 @@ fn the_four_languages_render_complete_messages_in_their_own_words() {
             "{}",
             rendered.text
         );
-        assert!(
-            rendered.html.contains("&amp;c=d"),
-            "the HTML is escaped: {}",
-            rendered.html
-        );
+        let html = rendered.html.expect("an e-mail has an HTML alternative");
+        assert!(html.contains("&amp;c=d"), "the HTML is escaped: {html}");
+        let api = templates.render(subject(&[&notice]), "api", language, None).unwrap();
+        assert_eq!(api.text, rendered.text, "every channel carries the same text");
+        assert_eq!(api.html, None, "only e-mail carries HTML");
     }
     assert_eq!(LANGUAGES.len(), greetings.len());
     let unknown = templates.render(subject(&[&notice]), "email", "xx", None).unwrap();
