@@ -5,12 +5,8 @@ use serde_json::Value;
 
 pub fn to_canonical_bytes(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    write_canonical(value, &mut out);
+    write(value, &mut out);
     out
-}
-
-pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
-    write(value, out);
 }
 
 fn write(value: &Value, out: &mut Vec<u8>) {

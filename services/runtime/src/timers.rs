@@ -29,18 +29,19 @@ pub(crate) async fn write_waits(
     for case in cases {
         let version = case.version as i32;
         let wait = case.wait(limits);
-        if let Wait::Stage { stage, due_at } = wait {
-            stages.push(stage.name());
-            timer_ids.push(case.id.0);
-            due.push(due_at);
-            versions.push(version);
-        } else {
+        if !matches!(wait, Wait::Stage { .. }) {
             not_waiting_for_a_stage.push(case.id.0);
         }
         match wait {
+            Wait::Stage { stage, due_at } => {
+                stages.push(stage.name());
+                timer_ids.push(case.id.0);
+                due.push(due_at);
+                versions.push(version);
+            }
             Wait::Operator(reason) => stuck.push(case.id, reason.as_str(), version),
             // The review queue is read from the case summaries; every other task is listed here.
-            Wait::Stage { .. } | Wait::Analyst(AnalystTask::Review) | Wait::Done => {}
+            Wait::Analyst(AnalystTask::Review) | Wait::Done => {}
             Wait::Analyst(task) => tasks.push(case.id, task.as_str(), version),
         }
     }
