@@ -24,6 +24,7 @@ use dijkwacht_runtime::relay::{Relay, RelaySettings};
 use dijkwacht_runtime::{
     shutdown, CaseChange, EventStore, Health, LoadedCase, RecordedEvent, SharedClock, SystemClock, Topic,
 };
+use dijkwacht_simulator::Simulator;
 use dijkwacht_tests::deployment::{free_port, BrokerProcess, Deployment};
 use dijkwacht_tests::measure::{cpu_seconds_of, peak_rss_mib, peak_rss_mib_of, CpuMeter};
 use dijkwacht_tests::{
@@ -144,18 +145,6 @@ async fn main() {
     }
 }
 
-/// The settings a production process keeps, where the deployment's processes of the fault
-/// tests shorten them (their stages look again at a case after seconds, not minutes).
-const PRODUCTION_PACE: [(&str, &str); 7] = [
-    ("DIJKWACHT_BATCH_SIZE", "500"),
-    ("DIJKWACHT_STAGE_STALE_SECS", "300"),
-    ("DIJKWACHT_TIMER_POLL_MS", "500"),
-    ("DIJKWACHT_TIMER_LEASE_SECS", "60"),
-    ("DIJKWACHT_DISPATCH_IN_FLIGHT_SECS", "90"),
-    ("DIJKWACHT_DISPATCH_TIMEOUT_SECS", "30"),
-    ("DIJKWACHT_DISPATCH_FIRST_BACKOFF_SECS", "60"),
-];
-
 /// The same load on the system as production runs it: the `dijkwacht` binary alone in its
 /// process (all parts, default settings), the broker, the simulated platform and the client
 /// outside it, in this bench process. What that process holds and spends is the system's own.
@@ -165,16 +154,16 @@ async fn own_process(cases: usize) {
     let deployment = Deployment::start_with_partitions(database, broker, kafka::DEFAULT_PARTITIONS).await;
     let port = free_port();
     let case_cache = std::env::var("BENCH_CASE_CACHE").ok();
-    let cache_setting = case_cache.as_deref().map(|cases| ("DIJKWACHT_CASE_CACHE", cases));
-    let settings: Vec<(&str, &str)> = PRODUCTION_PACE.into_iter().chain(cache_setting).collect();
-    let process = deployment.spawn(&[], port, &settings);
+    let cache_setting: Vec<(&str, &str)> = case_cache
+        .iter()
+        .map(|cases| ("DIJKWACHT_CASE_CACHE", cases.as_str()))
+        .collect();
+    let process = deployment.spawn_at_default_pace(&[], port, &cache_setting);
     deployment.wait_healthy(port).await;
     let pid = process.0.id().to_string();
     let (cpu, started_with) = (CpuMeter::start(), cpu_seconds_of(&pid));
     deployment.submit(port, "own-", cases).await;
-    while deployment.simulator.notice_count() < cases {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    at_the_platform(&deployment.simulator, cases).await;
     deployment.wait_delivered(cases, Duration::from_secs(60)).await;
     let used = cpu.stop();
     let own = cpu_seconds_of(&pid) - started_with;
@@ -196,10 +185,15 @@ async fn own_process(cases: usize) {
 /// as delivered. The simulator's count costs nothing; the database's is asked only then, so
 /// that the bench's own queries do not weigh on the pipeline it measures.
 async fn delivered(system: &TestSystem, cases: usize) {
-    while system.simulator.notice_count() < cases {
+    at_the_platform(&system.simulator, cases).await;
+    counted(&system.database.pool, DELIVERED, cases as i64).await;
+}
+
+/// Waits until `cases` notices have reached the simulated platform (a count in memory).
+async fn at_the_platform(simulator: &Simulator, cases: usize) {
+    while simulator.notice_count() < cases {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    counted(&system.database.pool, DELIVERED, cases as i64).await;
 }
 
 /// Waits until `count` (a query of one number) reaches `at_least`: a count in the database

@@ -22,6 +22,18 @@ const PARTITIONS: i32 = 2;
 /// Cases per stage batch: small, so a run has many batches to be cut short in.
 pub const BATCH: usize = 50;
 
+/// Limits of seconds, not minutes, so a test sees a stage look at a case again, a lost
+/// attempt settle and a stale case move on within its run (and batches of [`BATCH`]).
+const QUICK_PACE: [(&str, &str); 7] = [
+    ("DIJKWACHT_KAFKA_MESSAGE_TIMEOUT_MS", "5000"),
+    ("DIJKWACHT_DISPATCH_TIMEOUT_SECS", "2"),
+    ("DIJKWACHT_DISPATCH_IN_FLIGHT_SECS", "4"),
+    ("DIJKWACHT_DISPATCH_FIRST_BACKOFF_SECS", "1"),
+    ("DIJKWACHT_STAGE_STALE_SECS", "3"),
+    ("DIJKWACHT_TIMER_POLL_MS", "100"),
+    ("DIJKWACHT_TIMER_LEASE_SECS", "2"),
+];
+
 /// A child process that is killed when the test lets go of it.
 pub struct Process(pub Child);
 
@@ -157,6 +169,18 @@ impl Deployment {
     /// A `dijkwacht run` process with `parts` (all if empty), its API on `http_port`, and
     /// `env` on top of the deployment's settings (short limits: seconds, not minutes).
     pub fn spawn(&self, parts: &[&str], http_port: u16, env: &[(&str, &str)]) -> Process {
+        let batch = BATCH.to_string();
+        let batches = ("DIJKWACHT_BATCH_SIZE", batch.as_str());
+        let pace: Vec<(&str, &str)> = QUICK_PACE.into_iter().chain([batches]).collect();
+        self.spawn_paced(parts, http_port, &pace, env)
+    }
+
+    /// [`Deployment::spawn`] at the default settings' pace, as production runs it.
+    pub fn spawn_at_default_pace(&self, parts: &[&str], http_port: u16, env: &[(&str, &str)]) -> Process {
+        self.spawn_paced(parts, http_port, &[], env)
+    }
+
+    fn spawn_paced(&self, parts: &[&str], http_port: u16, pace: &[(&str, &str)], env: &[(&str, &str)]) -> Process {
         let mut command = Command::new(dijkwacht());
         quiet(&mut command).arg("run");
         if !parts.is_empty() {
@@ -167,21 +191,13 @@ impl Deployment {
             .env("DIJKWACHT_KAFKA_BROKERS", &self.bootstrap_servers)
             .env("DIJKWACHT_KAFKA_PREFIX", &self.prefix)
             .env("DIJKWACHT_KAFKA_PARTITIONS", self.partitions.to_string())
-            .env("DIJKWACHT_KAFKA_MESSAGE_TIMEOUT_MS", "5000")
             .env("DIJKWACHT_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
             .env("DIJKWACHT_RESOLVER", "static")
             .env("DIJKWACHT_OUTBOUND_ALLOWED_RANGES", r#"["127.0.0.0/8"]"#)
-            .env("DIJKWACHT_BATCH_SIZE", BATCH.to_string())
-            .env("DIJKWACHT_DISPATCH_TIMEOUT_SECS", "2")
-            .env("DIJKWACHT_DISPATCH_IN_FLIGHT_SECS", "4")
-            .env("DIJKWACHT_DISPATCH_FIRST_BACKOFF_SECS", "1")
-            .env("DIJKWACHT_STAGE_STALE_SECS", "3")
-            .env("DIJKWACHT_TIMER_POLL_MS", "100")
-            .env("DIJKWACHT_TIMER_LEASE_SECS", "2")
             .env("DIJKWACHT_PARTNER_REQUESTS_PER_SECOND", "1000000")
             .env("DIJKWACHT_PARTNER_BURST", "1000000")
             .env("RUST_LOG", "error");
-        for (key, value) in env {
+        for (key, value) in pace.iter().chain(env) {
             command.env(key, value);
         }
         Process(command.spawn().expect("dijkwacht runs"))

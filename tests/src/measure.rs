@@ -39,7 +39,7 @@ impl CpuMeter {
     pub fn start() -> Self {
         Self {
             started: Instant::now(),
-            process: process_ticks(),
+            process: process_ticks_of("self"),
             machine: machine_busy_ticks(),
         }
     }
@@ -47,7 +47,7 @@ impl CpuMeter {
     pub fn stop(&self) -> CpuUse {
         CpuUse {
             wall_seconds: self.started.elapsed().as_secs_f64(),
-            process_seconds: (process_ticks() - self.process) / TICKS_PER_SECOND,
+            process_seconds: (process_ticks_of("self") - self.process) / TICKS_PER_SECOND,
             machine_seconds: (machine_busy_ticks() - self.machine) / TICKS_PER_SECOND,
         }
     }
@@ -76,10 +76,6 @@ pub fn reset_peak_rss() {
 /// CPU seconds (user and system) process `pid` has used so far.
 pub fn cpu_seconds_of(pid: &str) -> f64 {
     process_ticks_of(pid) / TICKS_PER_SECOND
-}
-
-fn process_ticks() -> f64 {
-    process_ticks_of("self")
 }
 
 /// User and system ticks of process `pid`: fields 14 and 15 of `/proc/<pid>/stat`, counted
